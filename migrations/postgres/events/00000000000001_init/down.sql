@@ -1,0 +1,2 @@
+DROP TABLE event_resources;
+DROP TABLE events;

@@ -1,0 +1,87 @@
+//! The orion API: Prefect-compatible REST routes, mounted at `/api` (the default workspace) and at
+//! `/api/accounts/{account_id}/workspaces/{workspace_id}` (that workspace). Handlers are thin:
+//! extract, call storage or orchestration, map to a DTO. One resource per file.
+
+pub mod json;
+pub mod root;
+pub mod workspace;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, Error};
+
+use crate::error::ApiError;
+
+/// The API version the 3.9.1 client speaks (`X-PREFECT-API-VERSION`), answered by `/version`.
+pub const API_VERSION: &str = "0.8.4";
+/// The oldest `X-PREFECT-API-VERSION` accepted.
+const MINIMUM_API_VERSION: (u64, u64, u64) = (0, 8, 0);
+/// The Prefect server version reported by `/admin/version` (the client requires the same major).
+pub const PREFECT_VERSION: &str = "3.9.1";
+
+/// Registers every API route on `cfg` twice: plainly and under the workspace prefix.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/accounts/{account_id}/workspaces/{workspace_id}")
+            .wrap(from_fn(workspace::resolve))
+            .configure(routes),
+    );
+    routes(cfg);
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    root::configure(cfg);
+}
+
+/// Rejects a malformed or too old `X-PREFECT-API-VERSION` header with 400, as Prefect does; a
+/// missing header is accepted.
+pub async fn check_api_version(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if let Some(value) = req.headers().get("x-prefect-api-version") {
+        let text = value.to_str().unwrap_or("");
+        match parse_version(text) {
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid X-PREFECT-API-VERSION header format.Expected header in format 'x.y.z' but received {text}"
+                ))
+                .into())
+            }
+            Some(v) if v < MINIMUM_API_VERSION => {
+                let (a, b, c) = MINIMUM_API_VERSION;
+                return Err(ApiError::bad_request(format!(
+                    "The request specified API version {text} but this server requires version {a}.{b}.{c} or higher."
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    next.call(req).await
+}
+
+fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = text.trim().split('.');
+    let v = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    parts.next().is_none().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn api_versions_parse_as_three_integers() {
+        assert_eq!(parse_version("0.8.4"), Some((0, 8, 4)));
+        assert_eq!(parse_version("1.2"), None);
+        assert_eq!(parse_version("1.2.3.4"), None);
+        assert_eq!(parse_version("a.b.c"), None);
+        assert!(parse_version("0.7.9") < Some((0, 8, 0)));
+    }
+}

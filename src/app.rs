@@ -1,0 +1,270 @@
+//! The application: shared state (settings, stores, brokers, readiness) and `serve`, which wires
+//! the HTTP listener, migrations and background loops together and shuts them down gracefully.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix_web::middleware::Compress;
+use actix_web::{web, App, HttpServer};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{BrokerConfig, Brokers};
+use crate::cli::Roles;
+use crate::error::ApiError;
+use crate::settings::Settings;
+use crate::storage::{accounts, Stores};
+
+/// Everything a request handler or background loop may use. No global statics.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub stores: Stores,
+    pub brokers: Brokers,
+    pub roles: Roles,
+    migrated: AtomicBool,
+    known_workspaces: RwLock<HashSet<(String, String)>>,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, stores: Stores, brokers: Brokers, roles: Roles) -> Self {
+        AppState {
+            settings,
+            stores,
+            brokers,
+            roles,
+            migrated: AtomicBool::new(false),
+            known_workspaces: RwLock::default(),
+        }
+    }
+
+    pub fn mark_migrated(&self) {
+        self.migrated.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::SeqCst)
+    }
+
+    /// Ok when migrations are done and every configured store and broker answers.
+    pub async fn check_ready(&self) -> Result<(), String> {
+        if !self.is_migrated() {
+            return Err("Database migrations are not finished".into());
+        }
+        if let Err(e) = self.stores.ping().await {
+            tracing::warn!(error = %e, "database ping failed");
+            return Err("Database is not available".into());
+        }
+        if let Err(e) = self.brokers.ping().await {
+            tracing::warn!(error = %e, "broker ping failed");
+            return Err("Broker is not available".into());
+        }
+        Ok(())
+    }
+
+    /// Whether workspace `workspace` of account `account` exists; positive answers are cached.
+    pub async fn workspace_exists(&self, account: &str, workspace: &str) -> Result<bool, ApiError> {
+        let key = (account.to_string(), workspace.to_string());
+        if self
+            .known_workspaces
+            .read()
+            .map(|s| s.contains(&key))
+            .unwrap_or(false)
+        {
+            return Ok(true);
+        }
+        if !self.is_migrated() {
+            return Err(ApiError::Unavailable("migrations are not finished".into()));
+        }
+        let found = accounts::find_workspace(&self.stores.nebula, account, workspace)
+            .await?
+            .is_some();
+        if found {
+            if let Ok(mut s) = self.known_workspaces.write() {
+                s.insert(key);
+            }
+        }
+        Ok(found)
+    }
+}
+
+pub fn broker_config(settings: &Settings) -> BrokerConfig {
+    BrokerConfig {
+        cache_url: settings.redis_url("cache"),
+        work_url: settings.redis_url("work"),
+        streams_url: settings.redis_url("streams"),
+        pool_size: settings.redis.pool_size,
+        namespace: settings.redis.namespace.clone(),
+        stream_maxlen: settings.redis.stream_maxlen,
+    }
+}
+
+/// Connects the stores and brokers, logging one line with the mode of each.
+pub async fn connect(settings: &Settings) -> Result<(Stores, Brokers), String> {
+    let stores = Stores::connect(settings).await.map_err(|e| e.to_string())?;
+    let brokers = Brokers::connect(&broker_config(settings))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut modes: Vec<String> = crate::storage::DbName::ALL
+        .iter()
+        .map(|n| format!("{}: {}", n.as_str(), stores.get(*n).describe()))
+        .collect();
+    modes.extend(
+        brokers
+            .describe()
+            .into_iter()
+            .map(|(role, d)| format!("{role}: {d}")),
+    );
+    tracing::info!("stores: {}", modes.join(", "));
+    Ok((stores, brokers))
+}
+
+/// A running server: its address and the means to stop it (used by `serve` and by tests).
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub state: web::Data<AppState>,
+    handle: actix_web::dev::ServerHandle,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, stops background loops.
+    pub async fn stop(self) -> Result<(), String> {
+        self.shutdown.cancel();
+        self.handle.stop(true).await;
+        self.task.await.map_err(|e| e.to_string())?
+    }
+
+    /// Waits until the server ends by itself (a signal or a fatal error).
+    pub async fn wait(self) -> Result<(), String> {
+        self.task.await.map_err(|e| e.to_string())?
+    }
+}
+
+/// Starts the HTTP listener at once (so `/api/ready` answers 503 during migrations), then
+/// migrates (or checks) the databases and marks the state ready.
+pub async fn start(
+    settings: Arc<Settings>,
+    roles: Roles,
+    stores: Stores,
+    brokers: Brokers,
+) -> Result<Running, String> {
+    let state = web::Data::new(AppState::new(settings.clone(), stores, brokers, roles));
+    let tls = match settings.tls_files() {
+        Some((cert, key)) => Some(crate::tls::server_config(&cert, &key)?),
+        None => None,
+    };
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        let state = app_state.clone();
+        App::new()
+            .wrap(Compress::default())
+            .configure(move |c| crate::router::configure(c, &state))
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_seconds);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    let bind = settings.server.bind.as_str();
+    let server = match tls {
+        Some(config) => server.bind_rustls_0_23(bind, config),
+        None => server.bind(bind),
+    }
+    .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| format!("cannot listen on {bind}"))?;
+    let server = server.run();
+    let handle = server.handle();
+    let shutdown = CancellationToken::new();
+    tracing::info!(%addr, tls = settings.tls_files().is_some(), "listening");
+
+    let task_state = state.clone();
+    let task_handle = handle.clone();
+    let task_shutdown = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let http = tokio::spawn(server);
+        let prepared = prepare(&task_state).await;
+        if let Err(e) = &prepared {
+            tracing::error!(error = %e, "start-up failed; stopping");
+            task_handle.stop(true).await;
+        }
+        let served = http
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string());
+        task_shutdown.cancel();
+        prepared.and(served)
+    });
+    Ok(Running {
+        addr,
+        state,
+        handle,
+        shutdown,
+        task,
+    })
+}
+
+async fn prepare(state: &AppState) -> Result<(), String> {
+    if state.settings.database.migrate_on_start {
+        let applied = state.stores.migrate().await.map_err(|e| e.to_string())?;
+        tracing::info!(applied, "migrations done");
+    } else {
+        let pending = state
+            .stores
+            .pending_migrations()
+            .await
+            .map_err(|e| e.to_string())?;
+        if pending > 0 {
+            return Err(format!("{pending} migration(s) pending and database.migrate_on_start is false: run `orrery migrate` first"));
+        }
+    }
+    state.mark_migrated();
+    Ok(())
+}
+
+/// `orrery serve`: runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn serve(settings: Settings, roles: Roles) -> Result<(), String> {
+    let settings = Arc::new(settings);
+    let (stores, brokers) = connect(&settings).await?;
+    let running = start(settings, roles, stores, brokers).await?;
+    let handle = running.handle.clone();
+    let shutdown = running.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; finishing in-flight requests");
+        shutdown.cancel();
+        handle.stop(true).await;
+    });
+    let result = running.wait().await;
+    // Give background loops a moment to observe the cancellation before the runtime ends.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tracing::info!("stopped");
+    result
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

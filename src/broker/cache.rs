@@ -1,0 +1,174 @@
+//! The cache role: byte values under string keys with an optional TTL (auth tokens, sessions,
+//! hot reads). Redis keys are `{namespace}:cache:{key}`; the memory variant is a map whose
+//! expired entries read as absent and are swept lazily.
+//!
+//! Owns: get/set/delete semantics for both variants. Must not touch: what is cached or how it is
+//! rebuilt (callers own that; a cache miss must always be recoverable from PostgreSQL).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+
+use super::{BrokerError, RedisConn};
+
+/// Sweep expired memory entries every this many writes.
+const SWEEP_EVERY: u32 = 1024;
+
+/// The cache role. Cheap to clone; clones share state.
+#[derive(Clone, Debug)]
+pub enum Cache {
+    Redis(RedisCache),
+    Memory(MemoryCache),
+}
+
+impl Cache {
+    pub fn memory() -> Cache {
+        Cache::Memory(MemoryCache::default())
+    }
+
+    pub fn redis(conn: RedisConn, namespace: &str) -> Cache {
+        Cache::Redis(RedisCache {
+            conn,
+            prefix: format!("{namespace}:cache:"),
+        })
+    }
+
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Cache::Memory(_))
+    }
+
+    /// `memory` or `redis host:port/db`.
+    pub fn describe(&self) -> String {
+        match self {
+            Cache::Redis(r) => r.conn.label().to_string(),
+            Cache::Memory(_) => "memory".to_string(),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BrokerError> {
+        match self {
+            Cache::Redis(r) => {
+                let cmd = redis::cmd("GET").arg(r.key(key)).clone();
+                r.conn.query("GET", &cmd, Duration::ZERO).await
+            }
+            Cache::Memory(m) => Ok(m.get(key)),
+        }
+    }
+
+    /// Stores `value`; `ttl` of `None` keeps it until deleted or overwritten.
+    pub async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), BrokerError> {
+        match self {
+            Cache::Redis(r) => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(r.key(key)).arg(value);
+                if let Some(ttl) = ttl {
+                    cmd.arg("PX")
+                        .arg(ttl.as_millis().clamp(1, u64::MAX as u128) as u64);
+                }
+                r.conn.query::<()>("SET", &cmd, Duration::ZERO).await
+            }
+            Cache::Memory(m) => {
+                m.set(key, value, ttl);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes `key`; true if a live value was there.
+    pub async fn delete(&self, key: &str) -> Result<bool, BrokerError> {
+        match self {
+            Cache::Redis(r) => {
+                let cmd = redis::cmd("DEL").arg(r.key(key)).clone();
+                let n: i64 = r.conn.query("DEL", &cmd, Duration::ZERO).await?;
+                Ok(n > 0)
+            }
+            Cache::Memory(m) => Ok(m.delete(key)),
+        }
+    }
+}
+
+/// Redis-backed cache.
+#[derive(Clone, Debug)]
+pub struct RedisCache {
+    conn: RedisConn,
+    prefix: String,
+}
+
+impl RedisCache {
+    pub(crate) fn conn(&self) -> &RedisConn {
+        &self.conn
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+/// In-process cache (single replica only).
+#[derive(Clone, Default)]
+pub struct MemoryCache {
+    inner: Arc<Mutex<MemState>>,
+}
+
+#[derive(Default)]
+struct MemState {
+    map: HashMap<String, (Vec<u8>, Option<Instant>)>,
+    writes: u32,
+}
+
+impl fmt::Debug for MemoryCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MemoryCache")
+    }
+}
+
+fn live(expires: Option<Instant>, now: Instant) -> bool {
+    expires.is_none_or(|at| at > now)
+}
+
+impl MemoryCache {
+    fn lock(&self) -> MutexGuard<'_, MemState> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        match st.map.get(key) {
+            Some((value, expires)) if live(*expires, now) => Some(value.clone()),
+            Some(_) => {
+                st.map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
+        let now = Instant::now();
+        let expires = ttl.map(|t| now + t.max(Duration::from_millis(1)));
+        let mut st = self.lock();
+        st.map.insert(key.to_string(), (value.to_vec(), expires));
+        st.writes += 1;
+        if st.writes >= SWEEP_EVERY {
+            st.writes = 0;
+            st.map.retain(|_, (_, expires)| live(*expires, now));
+        }
+    }
+
+    fn delete(&self, key: &str) -> bool {
+        let now = Instant::now();
+        self.lock()
+            .map
+            .remove(key)
+            .is_some_and(|(_, expires)| live(expires, now))
+    }
+}

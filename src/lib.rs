@@ -1,0 +1,15 @@
+//! Orrery: one binary that does the job of a customer-managed Prefect installation — the
+//! Prefect-compatible orchestration API, auth and tenancy, the UI, background services and the
+//! event pipeline — on PostgreSQL and Redis, or on embedded SQLite and in-process brokers.
+
+pub mod api;
+pub mod app;
+pub mod broker;
+pub mod cli;
+pub mod error;
+pub mod router;
+pub mod settings;
+pub mod storage;
+pub mod telemetry;
+pub mod tls;
+pub mod ui;

@@ -1,0 +1,5 @@
+//! The `orrery` binary; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    orrery::cli::run()
+}

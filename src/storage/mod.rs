@@ -1,0 +1,237 @@
+//! Storage (all SQL lives here): the three logical databases — orion, nebula, events — on either
+//! backend, PostgreSQL through diesel-async or embedded SQLite files.
+//!
+//! Queries are written once against [`Conn`] and dispatched to the backend by [`db_run!`], so the
+//! compiler checks every query for both backends. Backend-specific SQL appears only here, as an
+//! explicit two-arm match with a comment saying why. This module knows nothing of HTTP.
+
+pub mod accounts;
+pub mod migrations;
+mod postgres;
+pub mod schema;
+mod sqlite;
+
+use std::ops::DerefMut;
+use std::time::Duration;
+
+use diesel_async::pooled_connection::deadpool;
+use diesel_async::AsyncPgConnection;
+
+pub use sqlite::SqliteConn;
+
+use crate::settings::{redact_url, DbLocation, Settings};
+
+/// The three logical databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DbName {
+    Orion,
+    Nebula,
+    Events,
+}
+
+impl DbName {
+    pub const ALL: [DbName; 3] = [DbName::Orion, DbName::Nebula, DbName::Events];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbName::Orion => "orion",
+            DbName::Nebula => "nebula",
+            DbName::Events => "events",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{db}: cannot connect to {target}: {reason}")]
+    Connect {
+        db: &'static str,
+        target: String,
+        reason: String,
+    },
+    #[error("{db}: migrations failed: {reason}")]
+    Migrate { db: &'static str, reason: String },
+    #[error("database connection unavailable: {0}")]
+    Pool(String),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Query(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for StorageError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => StorageError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                StorageError::Conflict(info.message().to_string())
+            }
+            other => StorageError::Query(other),
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// One logical database on its backend.
+#[derive(Clone)]
+pub enum Database {
+    Postgres(postgres::PgDb),
+    Sqlite(sqlite::SqliteDb),
+}
+
+/// A connection checked out of a [`Database`]; dispatch on it with [`db_run!`].
+pub enum Conn {
+    Pg(Box<deadpool::Object<AsyncPgConnection>>),
+    Sqlite(sqlite::SqliteHandle),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection of either backend; the body is
+/// compiled once per backend, so every query is type-checked for both.
+#[macro_export]
+macro_rules! db_run {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::storage::Conn::Pg(ref mut pooled) => {
+                let $c: &mut diesel_async::AsyncPgConnection = &mut *pooled;
+                $body
+            }
+            $crate::storage::Conn::Sqlite(ref mut handle) => {
+                let $c: &mut $crate::storage::SqliteConn = &mut *handle;
+                $body
+            }
+        }
+    };
+}
+
+impl Database {
+    /// Opens (and for SQLite creates) the database `name` at `location`.
+    pub async fn open(
+        name: DbName,
+        location: &DbLocation,
+        pool_size: usize,
+        timeout: Duration,
+    ) -> StorageResult<Self> {
+        match location {
+            DbLocation::Postgres(url) => Ok(Database::Postgres(
+                postgres::PgDb::open(name, url, pool_size, timeout).await?,
+            )),
+            DbLocation::Sqlite(path) => Ok(Database::Sqlite(
+                sqlite::SqliteDb::open(name, path, pool_size, timeout).await?,
+            )),
+        }
+    }
+
+    /// A connection for reads (SQLite: from the reader pool).
+    pub async fn read(&self) -> StorageResult<Conn> {
+        match self {
+            Database::Postgres(db) => db.get().await.map(|c| Conn::Pg(Box::new(c))),
+            Database::Sqlite(db) => db.read().await.map(Conn::Sqlite),
+        }
+    }
+
+    /// A connection for writes (SQLite: the one serialized writer).
+    pub async fn write(&self) -> StorageResult<Conn> {
+        match self {
+            Database::Postgres(db) => db.get().await.map(|c| Conn::Pg(Box::new(c))),
+            Database::Sqlite(db) => Ok(Conn::Sqlite(db.write().await)),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+
+    /// A one-line description for the start-up log, without secrets.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Postgres(db) => {
+                format!("postgres {} (schema {})", redact_url(&db.url), db.schema)
+            }
+            Database::Sqlite(db) => format!("sqlite {}", db.path.display()),
+        }
+    }
+
+    /// Answers whether the database takes a trivial query.
+    pub async fn ping(&self) -> StorageResult<()> {
+        use diesel_async::SimpleAsyncConnection;
+        let mut conn = self.read().await?;
+        db_run!(conn, |c| c.batch_execute("SELECT 1").await)?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for sqlite::SqliteHandle {
+    type Target = SqliteConn;
+    fn deref(&self) -> &SqliteConn {
+        self.conn()
+    }
+}
+
+impl DerefMut for sqlite::SqliteHandle {
+    fn deref_mut(&mut self) -> &mut SqliteConn {
+        self.conn_mut()
+    }
+}
+
+/// The three databases of one installation.
+#[derive(Clone)]
+pub struct Stores {
+    pub orion: Database,
+    pub nebula: Database,
+    pub events: Database,
+}
+
+impl Stores {
+    /// Connects to all three databases (collapsed URLs share one pool per database).
+    pub async fn connect(settings: &Settings) -> StorageResult<Stores> {
+        let timeout = Duration::from_secs(settings.database.connect_timeout_seconds.max(1));
+        let pool = settings.database.pool_size;
+        let open = |name: DbName| {
+            let loc = settings.db_location(name.as_str());
+            async move { Database::open(name, &loc, pool, timeout).await }
+        };
+        Ok(Stores {
+            orion: open(DbName::Orion).await?,
+            nebula: open(DbName::Nebula).await?,
+            events: open(DbName::Events).await?,
+        })
+    }
+
+    pub fn get(&self, name: DbName) -> &Database {
+        match name {
+            DbName::Orion => &self.orion,
+            DbName::Nebula => &self.nebula,
+            DbName::Events => &self.events,
+        }
+    }
+
+    /// Applies pending migrations of every database; returns how many were applied.
+    pub async fn migrate(&self) -> StorageResult<usize> {
+        let mut applied = 0;
+        for name in DbName::ALL {
+            applied += migrations::run(name, self.get(name), true).await?;
+        }
+        accounts::ensure_defaults(&self.nebula).await?;
+        Ok(applied)
+    }
+
+    /// How many migrations are not yet applied, over the three databases.
+    pub async fn pending_migrations(&self) -> StorageResult<usize> {
+        let mut pending = 0;
+        for name in DbName::ALL {
+            pending += migrations::run(name, self.get(name), false).await?;
+        }
+        Ok(pending)
+    }
+
+    pub async fn ping(&self) -> StorageResult<()> {
+        for name in DbName::ALL {
+            self.get(name).ping().await?;
+        }
+        Ok(())
+    }
+}

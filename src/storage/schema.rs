@@ -1,0 +1,165 @@
+//! Diesel table definitions shared by both backends (portable types: ids and JSON as text,
+//! timestamps as naive UTC). Orion and events tables carry `workspace_id` on every row.
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        handle -> Text,
+    }
+}
+
+diesel::table! {
+    workspaces (id) {
+        id -> Text,
+        account_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        handle -> Text,
+        description -> Text,
+    }
+}
+
+diesel::table! {
+    flows (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        tags -> Text,
+        labels -> Text,
+    }
+}
+
+diesel::table! {
+    flow_runs (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        flow_id -> Text,
+        state_id -> Nullable<Text>,
+        state_type -> Nullable<Text>,
+        state_name -> Nullable<Text>,
+        state_timestamp -> Nullable<Timestamp>,
+        deployment_id -> Nullable<Text>,
+        deployment_version -> Nullable<Text>,
+        work_queue_id -> Nullable<Text>,
+        work_queue_name -> Nullable<Text>,
+        work_pool_id -> Nullable<Text>,
+        work_pool_name -> Nullable<Text>,
+        flow_version -> Nullable<Text>,
+        parameters -> Text,
+        idempotency_key -> Nullable<Text>,
+        context -> Text,
+        empirical_policy -> Text,
+        tags -> Text,
+        labels -> Text,
+        parent_task_run_id -> Nullable<Text>,
+        run_count -> BigInt,
+        expected_start_time -> Nullable<Timestamp>,
+        next_scheduled_start_time -> Nullable<Timestamp>,
+        start_time -> Nullable<Timestamp>,
+        end_time -> Nullable<Timestamp>,
+        total_run_time -> Double,
+        auto_scheduled -> Bool,
+        infrastructure_document_id -> Nullable<Text>,
+        infrastructure_pid -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        job_variables -> Text,
+    }
+}
+
+diesel::table! {
+    flow_run_states (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        flow_run_id -> Text,
+        #[sql_name = "type"]
+        state_type -> Text,
+        name -> Text,
+        timestamp -> Timestamp,
+        message -> Nullable<Text>,
+        data -> Nullable<Text>,
+        state_details -> Text,
+    }
+}
+
+diesel::table! {
+    task_runs (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        flow_run_id -> Nullable<Text>,
+        task_key -> Text,
+        dynamic_key -> Text,
+        cache_key -> Nullable<Text>,
+        cache_expiration -> Nullable<Timestamp>,
+        task_version -> Nullable<Text>,
+        empirical_policy -> Text,
+        tags -> Text,
+        labels -> Text,
+        task_inputs -> Text,
+        state_id -> Nullable<Text>,
+        state_type -> Nullable<Text>,
+        state_name -> Nullable<Text>,
+        state_timestamp -> Nullable<Timestamp>,
+        run_count -> BigInt,
+        flow_run_run_count -> BigInt,
+        expected_start_time -> Nullable<Timestamp>,
+        next_scheduled_start_time -> Nullable<Timestamp>,
+        start_time -> Nullable<Timestamp>,
+        end_time -> Nullable<Timestamp>,
+        total_run_time -> Double,
+    }
+}
+
+diesel::table! {
+    task_run_states (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        task_run_id -> Text,
+        #[sql_name = "type"]
+        state_type -> Text,
+        name -> Text,
+        timestamp -> Timestamp,
+        message -> Nullable<Text>,
+        data -> Nullable<Text>,
+        state_details -> Text,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        workspace_id -> Text,
+        occurred -> Timestamp,
+        received -> Timestamp,
+        event -> Text,
+        resource_id -> Text,
+        resource -> Text,
+        related -> Text,
+        payload -> Text,
+        follows -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    event_resources (event_id, resource_id, resource_role) {
+        event_id -> Text,
+        workspace_id -> Text,
+        occurred -> Timestamp,
+        resource_id -> Text,
+        resource_role -> Text,
+        resource -> Text,
+    }
+}

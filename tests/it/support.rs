@@ -1,0 +1,193 @@
+//! `TestApp`: a real Orrery server started in-process on an ephemeral port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use orrery::app::{self, Running};
+use orrery::cli::Roles;
+use orrery::settings::Settings;
+
+pub fn pg_url() -> Option<String> {
+    std::env::var("ORRERY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub fn redis_url() -> Option<String> {
+    std::env::var("ORRERY_TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Creates an empty PostgreSQL database next to the one in `base` and returns its URL.
+pub async fn fresh_pg_database(base: &str) -> String {
+    let mut url = url::Url::parse(base).expect("ORRERY_TEST_DATABASE_URL is a URL");
+    let name = format!("orrery_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = AsyncPgConnection::establish(base)
+        .await
+        .expect("connect to the test PostgreSQL");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// Drops the database of `url` (connections are closed by force).
+pub async fn drop_pg_database(base: &str, url: &str) {
+    let name = url::Url::parse(url)
+        .map(|u| u.path().trim_start_matches('/').to_string())
+        .unwrap_or_default();
+    if let Ok(mut admin) = AsyncPgConnection::establish(base).await {
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+pub struct TestAppBuilder {
+    env: Vec<(String, String)>,
+    roles: Roles,
+    use_backends: bool,
+}
+
+impl TestAppBuilder {
+    /// Sets `ORRERY__SECTION__KEY`-style settings for this server.
+    pub fn setting(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn roles(mut self, roles: Roles) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    /// Keep the embedded default even when the CI backends are configured.
+    pub fn embedded_only(mut self) -> Self {
+        self.use_backends = false;
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = vec![
+            (
+                "ORRERY__SERVER__BIND".to_string(),
+                "127.0.0.1:0".to_string(),
+            ),
+            ("ORRERY__SERVER__WORKERS".to_string(), "2".to_string()),
+            (
+                "ORRERY__SERVER__SHUTDOWN_TIMEOUT_SECONDS".to_string(),
+                "5".to_string(),
+            ),
+            (
+                "ORRERY__DATABASE__DATA_DIR".to_string(),
+                dir.path().join("data").display().to_string(),
+            ),
+            ("ORRERY__DATABASE__POOL_SIZE".to_string(), "4".to_string()),
+            (
+                "ORRERY__REDIS__NAMESPACE".to_string(),
+                format!("test-{}", uuid::Uuid::new_v4().simple()),
+            ),
+        ];
+        let mut pg = None;
+        if self.use_backends {
+            if let Some(base) = pg_url() {
+                let url = fresh_pg_database(&base).await;
+                env.push(("ORRERY__DATABASE__URL".into(), url.clone()));
+                pg = Some(url);
+            }
+            if let Some(redis) = redis_url() {
+                env.push(("ORRERY__REDIS__URL".into(), redis));
+            }
+        }
+        env.extend(self.env);
+        let settings = Arc::new(Settings::load_from(None, &env).expect("test settings are valid"));
+        let (stores, brokers) = app::connect(&settings)
+            .await
+            .expect("connect stores and brokers");
+        let running = app::start(settings.clone(), self.roles, stores, brokers)
+            .await
+            .expect("server starts");
+        let scheme = if settings.tls_files().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let app = TestApp {
+            base: format!("{scheme}://{}", running.addr),
+            addr: running.addr,
+            client: reqwest::Client::new(),
+            running: Some(running),
+            settings,
+            pg_url: pg,
+            _dir: dir,
+        };
+        app.wait_until_migrated().await;
+        app
+    }
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` (or https).
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub settings: Arc<Settings>,
+    pub pg_url: Option<String>,
+    running: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            env: Vec::new(),
+            roles: Roles::all(),
+            use_backends: true,
+        }
+    }
+
+    pub async fn start() -> TestApp {
+        Self::builder().start().await
+    }
+
+    /// `base` + `path`, e.g. `app.url("/api/health")`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn wait_until_migrated(&self) {
+        let state = self
+            .running
+            .as_ref()
+            .map(|r| r.state.clone())
+            .expect("running");
+        for _ in 0..600 {
+            if state.is_migrated() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("migrations did not finish");
+    }
+
+    pub fn app_state(&self) -> actix_web::web::Data<orrery::app::AppState> {
+        self.running
+            .as_ref()
+            .map(|r| r.state.clone())
+            .expect("running")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean shutdown");
+        }
+        if let (Some(url), Some(base)) = (self.pg_url.take(), pg_url()) {
+            drop_pg_database(&base, &url).await;
+        }
+    }
+}
