@@ -49,6 +49,10 @@ cargo clippy --all-targets --quiet -- -D warnings
 step "tests: SQLite + memory brokers"
 env -u ORRERY_TEST_DATABASE_URL -u ORRERY_TEST_REDIS_URL bash -c "$(declare -f run_tests); run_tests"
 
+step "compat (prefect==3.9.1 client): SQLite + memory brokers"
+cargo build --quiet --bin orrery
+ORRERY_BIN=target/debug/orrery ./scripts/compat.sh -q
+
 ensure_postgres
 ensure_redis
 # Databases left by an interrupted earlier run.
@@ -58,5 +62,9 @@ psql "$PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'orrery
 step "tests: PostgreSQL + Redis"
 ORRERY_TEST_DATABASE_URL="$PG_URL" ORRERY_TEST_REDIS_URL="$REDIS_URL" \
   bash -c "$(declare -f run_tests); run_tests"
+
+step "compat (prefect==3.9.1 client): PostgreSQL + Redis"
+ORRERY_BIN=target/debug/orrery ORRERY_COMPAT_DATABASE_URL="$PG_URL" ORRERY_COMPAT_REDIS_URL="$REDIS_URL" \
+  ./scripts/compat.sh -q
 
 step "all tests passed"

@@ -22,6 +22,8 @@ pub struct AppState {
     pub stores: Stores,
     pub brokers: Brokers,
     pub roles: Roles,
+    /// Wakes the outbox relay when a transaction wrote events.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
     migrated: AtomicBool,
     known_workspaces: RwLock<HashSet<(String, String)>>,
 }
@@ -33,6 +35,7 @@ impl AppState {
             stores,
             brokers,
             roles,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             migrated: AtomicBool::new(false),
             known_workspaces: RwLock::default(),
         }
@@ -189,15 +192,24 @@ pub async fn start(
     let task = tokio::spawn(async move {
         let http = tokio::spawn(server);
         let prepared = prepare(&task_state).await;
-        if let Err(e) = &prepared {
-            tracing::error!(error = %e, "start-up failed; stopping");
-            task_handle.stop(true).await;
+        let mut loops = Vec::new();
+        match &prepared {
+            Ok(()) => {
+                loops = start_services(task_state.clone().into_inner(), task_shutdown.clone())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "start-up failed; stopping");
+                task_handle.stop(true).await;
+            }
         }
         let served = http
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string());
         task_shutdown.cancel();
+        for l in loops {
+            let _ = l.await;
+        }
         prepared.and(served)
     });
     Ok(Running {
@@ -207,6 +219,44 @@ pub async fn start(
         shutdown,
         task,
     })
+}
+
+/// Starts the background loops this process's roles ask for.
+fn start_services(
+    state: Arc<AppState>,
+    token: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::services::{spawn, Service};
+    let mut list: Vec<Arc<dyn Service>> = Vec::new();
+    if state.roles.events {
+        let consumer = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+        list.push(Arc::new(crate::events::relay::Relay {
+            state: state.clone(),
+        }));
+        list.push(Arc::new(crate::events::persister::Persister {
+            state: state.clone(),
+            consumer: consumer.clone(),
+        }));
+        list.push(Arc::new(crate::events::recorder::Recorder {
+            state: state.clone(),
+            consumer,
+        }));
+    }
+    if state.roles.services {
+        list.push(Arc::new(crate::services::repossessor::Repossessor {
+            state: state.clone(),
+        }));
+    }
+    list.into_iter()
+        .filter_map(|s| spawn(s, token.clone()))
+        .collect()
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "orrery".into())
 }
 
 async fn prepare(state: &AppState) -> Result<(), String> {

@@ -19,6 +19,8 @@ pub enum ApiError {
         kind: &'static str,
         body: Option<Value>,
     },
+    /// Prefect's `ObjectNotFoundError` shape: 404 `{"exception_message": ...}`.
+    ObjectNotFound(String),
     /// The database or broker is unavailable: 503, which the client retries.
     Unavailable(String),
     /// Anything unexpected: 500 without internals in the body (logged instead).
@@ -54,6 +56,7 @@ impl std::fmt::Display for ApiError {
         match self {
             ApiError::Detail(s, d) => write!(f, "{s}: {d}"),
             ApiError::Validation { loc, msg, .. } => write!(f, "invalid request at {loc:?}: {msg}"),
+            ApiError::ObjectNotFound(m) => write!(f, "not found: {m}"),
             ApiError::Unavailable(m) => write!(f, "service unavailable: {m}"),
             ApiError::Internal(m) => write!(f, "internal error: {m}"),
         }
@@ -65,6 +68,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Detail(s, _) => *s,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ObjectNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +88,7 @@ impl ResponseError for ApiError {
                 "exception_detail": [{ "loc": loc, "msg": msg, "type": kind }],
                 "request_body": body,
             }),
+            ApiError::ObjectNotFound(m) => json!({ "exception_message": m }),
             ApiError::Unavailable(m) => {
                 tracing::warn!(reason = %m, "answering 503");
                 return HttpResponse::ServiceUnavailable()
@@ -115,3 +120,7 @@ impl From<StorageError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Prefect's body for a unique or foreign-key violation.
+pub const INTEGRITY_CONFLICT: &str =
+    "Data integrity conflict. This usually means a unique or foreign key constraint was violated. See server logs for details.";

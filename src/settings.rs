@@ -23,6 +23,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
+    pub services: ServiceSettings,
     pub ui: UiSettings,
 }
 
@@ -74,6 +75,18 @@ pub struct RedisSettings {
     pub pool_size: usize,
     pub namespace: String,
     pub stream_maxlen: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub outbox_relay_interval_ms: u64,
+    pub event_persister_interval_ms: u64,
+    pub task_run_recorder_interval_ms: u64,
+    pub repossessor_interval_ms: u64,
+    pub consumer_batch_size: usize,
+    pub consumer_block_ms: u64,
+    pub visibility_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -256,6 +269,12 @@ impl Settings {
         }
         if self.redis.stream_maxlen < 100 {
             p.push("redis.stream_maxlen: must be at least 100".into());
+        }
+        if self.services.consumer_batch_size == 0 || self.services.consumer_batch_size > 10_000 {
+            p.push("services.consumer_batch_size: must be between 1 and 10000".into());
+        }
+        if self.services.visibility_timeout_seconds == 0 {
+            p.push("services.visibility_timeout_seconds: must be at least 1".into());
         }
         if non_empty(&self.redis.namespace).is_none() {
             p.push("redis.namespace: must not be empty".into());

@@ -36,11 +36,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Ok(v) => Ok(v),
         Err(err) => {
             let inner = err.inner();
-            let kind = if inner.is_syntax() || inner.is_eof() {
-                "json_invalid"
-            } else {
-                "value_error"
-            };
+            if inner.is_syntax() || inner.is_eof() {
+                let offset = char_offset(bytes, inner.line(), inner.column());
+                let raw = String::from_utf8_lossy(bytes).to_string();
+                return Err(ApiError::Validation {
+                    loc: vec!["body".into(), offset.into()],
+                    msg: "JSON decode error".into(),
+                    kind: "json_invalid",
+                    body: Some(Value::String(raw)),
+                });
+            }
             let mut loc: Vec<Value> = vec!["body".into()];
             for seg in err.path().iter() {
                 match seg {
@@ -52,15 +57,36 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     serde_path_to_error::Segment::Unknown => {}
                 }
             }
+            let msg = inner.to_string();
+            let kind = if msg.starts_with("unknown field") {
+                "extra_forbidden"
+            } else if msg.starts_with("missing field") {
+                "missing"
+            } else {
+                "value_error"
+            };
             let body = serde_json::from_slice::<Value>(bytes).ok();
             Err(ApiError::Validation {
                 loc,
-                msg: inner.to_string(),
+                msg,
                 kind,
                 body,
             })
         }
     }
+}
+
+/// The character offset of a 1-based line and column, as Python's JSON errors report it.
+fn char_offset(bytes: &[u8], line: usize, column: usize) -> usize {
+    let text = String::from_utf8_lossy(bytes);
+    let mut offset = 0;
+    for (i, l) in text.split('\n').enumerate() {
+        if i + 1 == line {
+            return offset + column.saturating_sub(1).min(l.chars().count());
+        }
+        offset += l.chars().count() + 1;
+    }
+    offset
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -74,6 +100,33 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 ApiError::bad_request(format!("Could not read the request body: {e}"))
             })?;
             Ok(Json(parse::<T>(&bytes)?))
+        })
+    }
+}
+
+/// Like [`Json`], but an empty body means `T::default()` (list endpoints accept no body).
+pub struct JsonOrDefault<T>(pub T);
+
+impl<T> JsonOrDefault<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonOrDefault<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let fut = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = fut.await.map_err(|e| {
+                ApiError::bad_request(format!("Could not read the request body: {e}"))
+            })?;
+            if bytes.iter().all(u8::is_ascii_whitespace) || bytes.as_ref() == b"null" {
+                return Ok(JsonOrDefault(T::default()));
+            }
+            Ok(JsonOrDefault(parse::<T>(&bytes)?))
         })
     }
 }

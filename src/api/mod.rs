@@ -2,8 +2,18 @@
 //! `/api/accounts/{account_id}/workspaces/{workspace_id}` (that workspace). Handlers are thin:
 //! extract, call storage or orchestration, map to a DTO. One resource per file.
 
+pub mod admin;
+pub mod common;
+pub mod concurrency_limits_v2;
+pub mod events;
+pub mod flow_runs;
+pub mod flows;
+pub mod graph;
+pub mod history;
 pub mod json;
+pub mod logs;
 pub mod root;
+pub mod task_runs;
 pub mod workspace;
 
 use actix_web::body::MessageBody;
@@ -32,6 +42,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 fn routes(cfg: &mut web::ServiceConfig) {
     root::configure(cfg);
+    cfg.service(
+        web::scope("")
+            .wrap(from_fn(ready_gate))
+            .configure(resources),
+    );
+}
+
+/// The orion resources; they answer only once the databases are migrated.
+fn resources(cfg: &mut web::ServiceConfig) {
+    admin::configure(cfg);
+    flows::configure(cfg);
+    concurrency_limits_v2::configure(cfg);
+    flow_runs::configure(cfg);
+    task_runs::configure(cfg);
+    logs::configure(cfg);
+    events::configure(cfg);
+}
+
+/// 503 (which the client retries) while migrations are still running.
+async fn ready_gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let migrated = req
+        .app_data::<web::Data<crate::app::AppState>>()
+        .is_some_and(|s| s.is_migrated());
+    if !migrated {
+        return Err(ApiError::Unavailable("migrations are not finished".into()).into());
+    }
+    next.call(req).await
 }
 
 /// Rejects a malformed or too old `X-PREFECT-API-VERSION` header with 400, as Prefect does; a

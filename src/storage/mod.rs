@@ -6,10 +6,21 @@
 //! explicit two-arm match with a comment saying why. This module knows nothing of HTTP.
 
 pub mod accounts;
+pub mod concurrency;
+pub mod events;
+pub mod filters;
+pub mod flow_runs;
+pub mod flows;
+pub mod logs;
 pub mod migrations;
+pub mod outbox;
 mod postgres;
+pub mod rows;
 pub mod schema;
+pub mod settings_kv;
 mod sqlite;
+pub mod task_runs;
+pub mod transitions;
 
 use std::ops::DerefMut;
 use std::time::Duration;
@@ -66,9 +77,10 @@ impl From<diesel::result::Error> for StorageError {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
             Error::NotFound => StorageError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                StorageError::Conflict(info.message().to_string())
-            }
+            Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
+                info,
+            ) => StorageError::Conflict(info.message().to_string()),
             other => StorageError::Query(other),
         }
     }

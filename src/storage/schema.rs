@@ -163,3 +163,89 @@ diesel::table! {
         resource -> Text,
     }
 }
+
+diesel::table! {
+    logs (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        level -> Integer,
+        message -> Text,
+        timestamp -> Timestamp,
+        flow_run_id -> Nullable<Text>,
+        task_run_id -> Nullable<Text>,
+        worker_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    event_outbox (seq) {
+        seq -> BigInt,
+        workspace_id -> Text,
+        created -> Timestamp,
+        event_id -> Text,
+        event -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    flows,
+    flow_runs,
+    flow_run_states,
+    task_runs,
+    task_run_states,
+    logs
+);
+
+diesel::table! {
+    configuration (workspace_id, key) {
+        workspace_id -> Text,
+        key -> Text,
+        value -> Nullable<Text>,
+        updated -> Timestamp,
+    }
+}
+
+diesel::table! {
+    task_run_state_cache (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        cache_key -> Text,
+        cache_expiration -> Nullable<Timestamp>,
+        task_run_state_id -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(task_run_state_cache, task_run_states);
+
+diesel::table! {
+    concurrency_limits (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        active -> Bool,
+        name -> Text,
+        #[sql_name = "limit"]
+        limit_ -> Integer,
+        active_slots -> Integer,
+        denied_slots -> Integer,
+        slot_decay_per_second -> Double,
+        avg_slot_occupancy_seconds -> Double,
+    }
+}
+
+diesel::table! {
+    concurrency_leases (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        expiration -> Timestamp,
+        limit_ids -> Text,
+        slots -> Integer,
+        holder -> Nullable<Text>,
+    }
+}

@@ -5,4 +5,5 @@
 mod binary;
 mod broker;
 mod foundation;
+mod orion;
 mod support;

@@ -1,6 +1,6 @@
 """The flow script run against the reference server by capture_orion_core.py.
 
-Mapped tasks, a task retried once, tags, log_prints=True and a subflow.
+Mapped tasks, a task retried once (a delay, so AwaitingRetry is recorded), tags, log_prints=True and a subflow.
 """
 
 from prefect import flow, task, tags
@@ -14,7 +14,7 @@ def double(x: int) -> int:
     return x * 2
 
 
-@task(retries=1, retry_delay_seconds=0)
+@task(retries=1, retry_delay_seconds=1)
 def flaky() -> str:
     _attempts["n"] += 1
     if _attempts["n"] == 1:

@@ -1,0 +1,140 @@
+//! Helpers shared by the resource handlers: list paging with Prefect's limits, path ids, JSON
+//! columns and timestamps on the wire.
+
+use chrono::NaiveDateTime;
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::storage::filters::Page;
+
+/// `limit` / `offset` of a list body; nulls mean the defaults.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct Paging {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+fn bound_error(field: &str, msg: String, kind: &'static str) -> ApiError {
+    ApiError::invalid(vec!["body".into(), field.into()], msg, kind)
+}
+
+/// Checks a body `limit` against 0..=default_limit and returns it; outside that range Prefect
+/// answers 422 with a plain `detail`.
+pub fn limit(state: &AppState, limit: Option<i64>) -> Result<i64, ApiError> {
+    let max = state.settings.server.default_limit;
+    match limit {
+        None => Ok(max),
+        Some(l) if l < 0 => Err(ApiError::unprocessable(
+            "Invalid limit: must be greater than or equal to 0.",
+        )),
+        Some(l) if l > max => Err(ApiError::unprocessable(format!(
+            "Invalid limit: must be less than or equal to {max}."
+        ))),
+        Some(l) => Ok(l),
+    }
+}
+
+impl Paging {
+    pub fn page(&self, state: &AppState) -> Result<Page, ApiError> {
+        let limit = limit(state, self.limit)?;
+        let offset = self.offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(bound_error(
+                "offset",
+                "Input should be greater than or equal to 0".into(),
+                "greater_than_equal",
+            ));
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+/// A path id that must be a UUID; anything else matches no route (404 "Not Found"), as the
+/// reference server's `{id:uuid}` routes answer.
+pub fn path_id(raw: &str) -> Result<String, ApiError> {
+    Uuid::parse_str(raw)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::not_found("Not Found"))
+}
+
+/// A JSON text column as a value (`default` when the text is not JSON, which never happens for
+/// rows Orrery wrote).
+pub fn json_col(text: &str, default: Value) -> Value {
+    serde_json::from_str(text).unwrap_or(default)
+}
+
+pub fn opt_json_col(text: &Option<String>) -> Value {
+    text.as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}
+
+pub fn ts(t: &NaiveDateTime) -> Value {
+    Value::String(crate::time::format_naive(t))
+}
+
+pub fn opt_ts(t: &Option<NaiveDateTime>) -> Value {
+    t.as_ref().map(ts).unwrap_or(Value::Null)
+}
+
+/// Compact JSON text of a value, for JSON columns.
+pub fn to_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Pagination response fields: pages = ceil(count / limit), 0 when limit is 0.
+pub fn pages(count: i64, limit: i64) -> i64 {
+    if limit <= 0 {
+        0
+    } else {
+        (count + limit - 1) / limit
+    }
+}
+
+/// Declares an extractor for one named path segment. Needed because the workspace prefix adds
+/// `account_id` and `workspace_id` segments, so positional `web::Path<String>` would read the
+/// wrong one.
+macro_rules! path_param {
+    ($name:ident, $segment:literal, $uuid:expr) => {
+        pub struct $name(pub String);
+
+        impl actix_web::FromRequest for $name {
+            type Error = actix_web::Error;
+            type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+            fn from_request(
+                req: &actix_web::HttpRequest,
+                _: &mut actix_web::dev::Payload,
+            ) -> Self::Future {
+                let raw = req
+                    .match_info()
+                    .get($segment)
+                    .unwrap_or_default()
+                    .to_string();
+                let value = if $uuid {
+                    path_id(&raw).map_err(actix_web::Error::from)
+                } else {
+                    Ok(raw)
+                };
+                std::future::ready(value.map($name))
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+path_param!(PathId, "id", true);
+path_param!(PathName, "name", false);
+path_param!(PathKey, "id_or_name", false);
+path_param!(PathLeaseId, "lease_id", true);
+path_param!(PathView, "view", false);

@@ -1,0 +1,29 @@
+//! `/events`: the `/events/in` websocket and `POST /events` (a bare array of events, 204).
+
+use actix_web::{web, HttpResponse};
+
+use super::json::Json;
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Event};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/events/in", web::get().to(events::websocket::events_in))
+        .route("/events", web::post().to(create))
+        .route("/events/", web::post().to(create));
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<Vec<Event>>,
+) -> ApiResult<HttpResponse> {
+    let events = body.into_inner();
+    for (i, e) in events.iter().enumerate() {
+        e.validate()
+            .map_err(|msg| ApiError::invalid(vec!["body".into(), i.into()], msg, "value_error"))?;
+    }
+    events::ingest(&state, ws.id(), events).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,524 @@
+//! `/flow_runs`: create (idempotent by flow + key), read, filter, count, paginate, history,
+//! lateness, graph, update, labels, delete, bulk delete, set_state and bulk set_state, and
+//! `/flow_run_states`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::common::PathId;
+use super::common::{limit, pages, to_text, Paging};
+use super::json::{Json, JsonOrDefault};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
+use crate::runs::convert::{flow_run_json, flow_state, state_json};
+use crate::runs::{self, Request};
+use crate::storage::filters::{FlowRunFilter, FlowRunSort, Page, Related};
+use crate::storage::rows::FlowRunRow;
+use crate::storage::{flow_runs, flows};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/flow_runs/", web::post().to(create))
+        .route("/flow_runs", web::post().to(create))
+        .route("/flow_runs/filter", web::post().to(filter))
+        .route("/flow_runs/count", web::post().to(count))
+        .route("/flow_runs/paginate", web::post().to(paginate))
+        .route(
+            "/flow_runs/history",
+            web::post().to(super::history::flow_run_history),
+        )
+        .route("/flow_runs/lateness", web::post().to(lateness))
+        .route("/flow_runs/bulk_delete", web::post().to(bulk_delete))
+        .route("/flow_runs/bulk_set_state", web::post().to(bulk_set_state))
+        .route("/flow_runs/{id}", web::get().to(read))
+        .route("/flow_runs/{id}", web::patch().to(update))
+        .route("/flow_runs/{id}", web::delete().to(delete))
+        .route("/flow_runs/{id}/labels", web::patch().to(update_labels))
+        .route("/flow_runs/{id}/set_state", web::post().to(set_state))
+        .route(
+            "/flow_runs/{id}/graph",
+            web::get().to(super::graph::graph_v1),
+        )
+        .route(
+            "/flow_runs/{id}/graph-v2",
+            web::get().to(super::graph::graph_v2),
+        )
+        .route("/flow_run_states/", web::get().to(read_states))
+        .route("/flow_run_states", web::get().to(read_states))
+        .route("/flow_run_states/{id}", web::get().to(read_state));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowRunCreate {
+    #[serde(default)]
+    state: Option<StateCreate>,
+    #[serde(default)]
+    name: Option<String>,
+    flow_id: Uuid,
+    #[serde(default)]
+    flow_version: Option<String>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    parent_task_run_id: Option<Uuid>,
+    #[serde(default)]
+    infrastructure_document_id: Option<Uuid>,
+    #[serde(default)]
+    empirical_policy: Option<FlowRunPolicy>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    work_pool_name: Option<String>,
+    #[serde(default)]
+    work_queue_name: Option<String>,
+    #[serde(default)]
+    job_variables: Option<Map<String, Value>>,
+    #[serde(default)]
+    deployment_id: Option<Uuid>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowRunUpdate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    flow_version: Option<String>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    empirical_policy: Option<FlowRunPolicy>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    infrastructure_pid: Option<String>,
+    #[serde(default)]
+    job_variables: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct FlowRunListBody {
+    #[serde(flatten)]
+    pub related: Related,
+    pub sort: Option<FlowRunSort>,
+    #[serde(flatten)]
+    pub paging: Paging,
+    pub page: Option<i64>,
+}
+
+/// `{"state": StateCreate, "force": bool}`; unknown top-level keys are ignored, as Prefect does.
+#[derive(Deserialize)]
+pub struct SetStateBody {
+    pub state: StateCreate,
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The client version from `User-Agent: prefect/3.9.1 (API 0.8.4)`.
+pub fn client_version(req: &HttpRequest) -> Option<String> {
+    let ua = req.headers().get("user-agent")?.to_str().ok()?;
+    let rest = ua.strip_prefix("prefect/")?;
+    let (version, api) = rest.split_once(' ')?;
+    (api.starts_with("(API ") && !version.is_empty()).then(|| version.to_string())
+}
+
+fn now_json(run: &FlowRunRow, state: Option<&crate::orchestration::State>) -> Value {
+    flow_run_json(run, state, crate::time::now())
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<FlowRunCreate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let db = &state.stores.orion;
+    let flow_id = b.flow_id.to_string();
+    let Some(flow) = flows::find(db, ws.id(), &flow_id).await? else {
+        return Err(ApiError::conflict(INTEGRITY_CONFLICT));
+    };
+    let now = crate::time::now().naive_utc();
+    let mut labels: BTreeMap<String, Value> =
+        serde_json::from_str(&flow.labels).unwrap_or_default();
+    labels.extend(b.labels.unwrap_or_default());
+    labels.insert("prefect.flow.id".into(), Value::String(flow_id.clone()));
+    let row = FlowRunRow {
+        id: Uuid::new_v4().to_string(),
+        workspace_id: ws.id().to_string(),
+        created: now,
+        updated: now,
+        name: b
+            .name
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(runs::names::generate),
+        flow_id,
+        state_id: None,
+        state_type: None,
+        state_name: None,
+        state_timestamp: None,
+        deployment_id: b.deployment_id.map(|d| d.to_string()),
+        deployment_version: None,
+        work_queue_id: None,
+        work_queue_name: b.work_queue_name,
+        work_pool_id: None,
+        work_pool_name: b.work_pool_name,
+        flow_version: b.flow_version,
+        parameters: to_text(&b.parameters.unwrap_or_default()),
+        idempotency_key: b.idempotency_key,
+        context: to_text(&b.context.unwrap_or_default()),
+        empirical_policy: to_text(&b.empirical_policy.unwrap_or_default()),
+        tags: to_text(&b.tags.unwrap_or_default()),
+        labels: to_text(&labels),
+        parent_task_run_id: b.parent_task_run_id.map(|t| t.to_string()),
+        run_count: 0,
+        expected_start_time: None,
+        next_scheduled_start_time: None,
+        start_time: None,
+        end_time: None,
+        total_run_time: 0.0,
+        auto_scheduled: false,
+        infrastructure_document_id: b.infrastructure_document_id.map(|d| d.to_string()),
+        infrastructure_pid: None,
+        created_by: None,
+        job_variables: to_text(&b.job_variables.unwrap_or_default()),
+    };
+    let initial = b
+        .state
+        .unwrap_or_else(|| StateCreate::of(StateType::Pending));
+    match runs::create_flow_run(&state, row, initial).await? {
+        Ok(applied) => {
+            Ok(HttpResponse::Created().json(now_json(&applied.run, applied.state.as_ref())))
+        }
+        Err(existing) => {
+            let (run, s) = flow_runs::find(db, ws.id(), &existing)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
+            Ok(HttpResponse::Ok().json(now_json(&run, s.as_ref().and_then(flow_state).as_ref())))
+        }
+    }
+}
+
+async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let (run, s) = flow_runs::find(&state.stores.orion, ws.id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
+    Ok(HttpResponse::Ok().json(now_json(&run, s.as_ref().and_then(flow_state).as_ref())))
+}
+
+fn list_json(rows: &[flow_runs::RunWithState]) -> Vec<Value> {
+    let now = crate::time::now();
+    rows.iter()
+        .map(|(r, s)| flow_run_json(r, s.as_ref().and_then(flow_state).as_ref(), now))
+        .collect()
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<FlowRunListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let page = b.paging.page(&state)?;
+    let rows = flow_runs::list(
+        &state.stores.orion,
+        ws.id(),
+        &b.related,
+        b.sort.unwrap_or_default(),
+        page,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(list_json(&rows)))
+}
+
+async fn count(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<FlowRunListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    Ok(HttpResponse::Ok().json(flow_runs::count(&state.stores.orion, ws.id(), &b.related).await?))
+}
+
+async fn paginate(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<FlowRunListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let lim = limit(&state, b.paging.limit)?;
+    let page_no = b.page.unwrap_or(1);
+    if page_no < 1 {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "page".into()],
+            "Input should be greater than or equal to 1",
+            "greater_than_equal",
+        ));
+    }
+    let db = &state.stores.orion;
+    let rows = flow_runs::list(
+        db,
+        ws.id(),
+        &b.related,
+        b.sort.unwrap_or_default(),
+        Page {
+            limit: lim,
+            offset: (page_no - 1) * lim,
+        },
+    )
+    .await?;
+    let n = flow_runs::count(db, ws.id(), &b.related).await?;
+    Ok(HttpResponse::Ok().json(json!({"results": list_json(&rows), "count": n, "limit": lim, "pages": pages(n, lim), "page": page_no})))
+}
+
+/// Average lateness in seconds of the matching runs (null when none).
+async fn lateness(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<FlowRunListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let db = &state.stores.orion;
+    let rows = flow_runs::list(
+        db,
+        ws.id(),
+        &b.related,
+        FlowRunSort::IdDesc,
+        Page {
+            limit: 10_000,
+            offset: 0,
+        },
+    )
+    .await?;
+    let now = crate::time::now();
+    let values: Vec<f64> = rows
+        .iter()
+        .filter_map(|(r, s)| {
+            flow_run_json(r, s.as_ref().and_then(flow_state).as_ref(), now)
+                ["estimated_start_time_delta"]
+                .as_f64()
+        })
+        .collect();
+    let avg = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+    Ok(HttpResponse::Ok().json(avg))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<FlowRunUpdate>,
+) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let db = &state.stores.orion;
+    let (mut run, _) = flow_runs::find(db, ws.id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
+    let b = body.into_inner();
+    if let Some(v) = b.name {
+        run.name = v;
+    }
+    if let Some(v) = b.flow_version {
+        run.flow_version = Some(v);
+    }
+    if let Some(v) = b.parameters {
+        run.parameters = to_text(&v);
+    }
+    if let Some(v) = b.empirical_policy {
+        run.empirical_policy = to_text(&v);
+    }
+    if let Some(v) = b.tags {
+        run.tags = to_text(&v);
+    }
+    if let Some(v) = b.infrastructure_pid {
+        run.infrastructure_pid = Some(v);
+    }
+    if let Some(v) = b.job_variables {
+        run.job_variables = to_text(&v);
+    }
+    if !flow_runs::save(db, ws.id(), &run).await? {
+        return Err(ApiError::not_found("Flow run not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn update_labels(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<Map<String, Value>>,
+) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let db = &state.stores.orion;
+    let not_found = || ApiError::ObjectNotFound(format!("Flow run with id {id} not found"));
+    let (mut run, _) = flow_runs::find(db, ws.id(), &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let mut labels: Map<String, Value> = serde_json::from_str(&run.labels).unwrap_or_default();
+    labels.extend(body.into_inner());
+    run.labels = to_text(&labels);
+    if !flow_runs::save(db, ws.id(), &run).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    if !flow_runs::delete(&state.stores.orion, ws.id(), &id).await? {
+        return Err(ApiError::not_found("Flow run not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BulkDeleteBody {
+    flow_runs: Option<FlowRunFilter>,
+    limit: Option<i64>,
+}
+
+async fn bulk_delete(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<BulkDeleteBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let lim = limit(&state, b.limit)?;
+    let related = Related {
+        flow_runs: b.flow_runs,
+        ..Default::default()
+    };
+    let ids = flow_runs::bulk_delete(&state.stores.orion, ws.id(), &related, lim).await?;
+    Ok(HttpResponse::Ok().json(json!({ "deleted": ids })))
+}
+
+pub fn result_json(a: &runs::Applied<impl Sized>) -> Value {
+    json!({
+        "state": a.result.state.as_ref().map(state_json),
+        "status": a.result.status,
+        "details": a.result.details,
+    })
+}
+
+async fn set_state(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<SetStateBody>,
+) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let b = body.into_inner();
+    let request = Request {
+        state: b.state,
+        force: b.force,
+        client_version: client_version(&req),
+    };
+    let applied = runs::set_flow_run_state(&state, ws.id(), &id, request)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
+    let mut resp = if applied.written {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(resp.json(result_json(&applied)))
+}
+
+#[derive(Deserialize)]
+struct BulkSetStateBody {
+    #[serde(default)]
+    flow_runs: Option<FlowRunFilter>,
+    state: StateCreate,
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn bulk_set_state(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<BulkSetStateBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let lim = limit(&state, b.limit)?;
+    let related = Related {
+        flow_runs: b.flow_runs,
+        ..Default::default()
+    };
+    let ids = flow_runs::ids(&state.stores.orion, ws.id(), &related, lim).await?;
+    let mut results = Vec::with_capacity(ids.len());
+    for id in ids {
+        let request = Request {
+            state: b.state.clone(),
+            force: b.force,
+            client_version: client_version(&req),
+        };
+        if let Some(a) = runs::set_flow_run_state(&state, ws.id(), &id, request).await? {
+            results.push(json!({"flow_run_id": id, "status": a.result.status, "reason": a.result.details.reason()}));
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+}
+
+#[derive(Deserialize)]
+struct StatesQuery {
+    flow_run_id: Option<String>,
+}
+
+async fn read_states(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    q: web::Query<StatesQuery>,
+) -> ApiResult<HttpResponse> {
+    let Some(run_id) = q.into_inner().flow_run_id else {
+        return Err(ApiError::invalid(
+            vec!["query".into(), "flow_run_id".into()],
+            "Field required",
+            "missing",
+        ));
+    };
+    let run_id = Uuid::parse_str(&run_id).map_err(|_| {
+        ApiError::invalid(
+            vec!["query".into(), "flow_run_id".into()],
+            "Input should be a valid UUID",
+            "uuid_parsing",
+        )
+    })?;
+    let rows = flow_runs::states(&state.stores.orion, ws.id(), &run_id.to_string()).await?;
+    let states: Vec<Value> = rows
+        .iter()
+        .filter_map(flow_state)
+        .map(|s| state_json(&s))
+        .collect();
+    Ok(HttpResponse::Ok().json(states))
+}
+
+async fn read_state(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let row = flow_runs::find_state(&state.stores.orion, ws.id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Flow run state not found"))?;
+    let s = flow_state(&row).ok_or_else(|| ApiError::not_found("Flow run state not found"))?;
+    Ok(HttpResponse::Ok().json(state_json(&s)))
+}

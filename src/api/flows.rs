@@ -1,0 +1,233 @@
+//! `/flows`: create (idempotent by name), read by id and by name, filter, count, paginate,
+//! update, delete and bulk delete.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::common::{json_col, pages, to_text, ts, Paging};
+use super::common::{PathId, PathName};
+use super::json::{Json, JsonOrDefault};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::storage::filters::{FlowSort, Related};
+use crate::storage::flows;
+use crate::storage::rows::FlowRow;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/flows/", web::post().to(create))
+        .route("/flows", web::post().to(create))
+        .route("/flows/filter", web::post().to(filter))
+        .route("/flows/count", web::post().to(count))
+        .route("/flows/paginate", web::post().to(paginate))
+        .route("/flows/bulk_delete", web::post().to(bulk_delete))
+        .route("/flows/name/{name}", web::get().to(read_by_name))
+        .route("/flows/{id}", web::get().to(read))
+        .route("/flows/{id}", web::patch().to(update))
+        .route("/flows/{id}", web::delete().to(delete));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowCreate {
+    name: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowUpdate {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct FlowListBody {
+    #[serde(flatten)]
+    related: Related,
+    sort: Option<FlowSort>,
+    #[serde(flatten)]
+    paging: Paging,
+    page: Option<i64>,
+}
+
+pub fn flow_json(f: &FlowRow) -> Value {
+    json!({
+        "id": f.id,
+        "created": ts(&f.created),
+        "updated": ts(&f.updated),
+        "name": f.name,
+        "tags": json_col(&f.tags, json!([])),
+        "labels": json_col(&f.labels, json!({})),
+    })
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<FlowCreate>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    if body.name.trim().is_empty() {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "name".into()],
+            "String should have at least 1 character",
+            "string_too_short",
+        ));
+    }
+    let labels = body.labels.unwrap_or_default();
+    let (flow, created) = flows::insert_or_get(
+        &state.stores.orion,
+        ws.id(),
+        &body.name,
+        &to_text(&body.tags),
+        &to_text(&labels),
+    )
+    .await?;
+    let mut resp = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(resp.json(flow_json(&flow)))
+}
+
+async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let flow = flows::find(&state.stores.orion, ws.id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Flow not found"))?;
+    Ok(HttpResponse::Ok().json(flow_json(&flow)))
+}
+
+async fn read_by_name(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    name: PathName,
+) -> ApiResult<HttpResponse> {
+    let flow = flows::find_by_name(&state.stores.orion, ws.id(), &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Flow not found"))?;
+    Ok(HttpResponse::Ok().json(flow_json(&flow)))
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<FlowListBody>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let page = body.paging.page(&state)?;
+    let rows = flows::list(
+        &state.stores.orion,
+        ws.id(),
+        &body.related,
+        body.sort.unwrap_or_default(),
+        page,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(flow_json).collect::<Vec<_>>()))
+}
+
+async fn count(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<FlowListBody>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let n = flows::count(&state.stores.orion, ws.id(), &body.related).await?;
+    Ok(HttpResponse::Ok().json(n))
+}
+
+async fn paginate(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<FlowListBody>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let limit = super::common::limit(&state, body.paging.limit)?;
+    let page_no = body.page.unwrap_or(1);
+    if page_no < 1 {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "page".into()],
+            "Input should be greater than or equal to 1",
+            "greater_than_equal",
+        ));
+    }
+    let page = crate::storage::filters::Page {
+        limit,
+        offset: (page_no - 1) * limit,
+    };
+    let db = &state.stores.orion;
+    let rows = flows::list(
+        db,
+        ws.id(),
+        &body.related,
+        body.sort.unwrap_or_default(),
+        page,
+    )
+    .await?;
+    let n = flows::count(db, ws.id(), &body.related).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "results": rows.iter().map(flow_json).collect::<Vec<_>>(),
+        "count": n,
+        "limit": limit,
+        "pages": pages(n, limit),
+        "page": page_no,
+    })))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<FlowUpdate>,
+) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let db = &state.stores.orion;
+    let found = match body.into_inner().tags {
+        Some(tags) => flows::update_tags(db, ws.id(), &id, &to_text(&tags)).await?,
+        None => flows::find(db, ws.id(), &id).await?.is_some(),
+    };
+    if !found {
+        return Err(ApiError::not_found("Flow not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    if !flows::delete(&state.stores.orion, ws.id(), &id).await? {
+        return Err(ApiError::not_found("Flow not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BulkDeleteBody {
+    flows: Option<crate::storage::filters::FlowFilter>,
+    limit: Option<i64>,
+}
+
+async fn bulk_delete(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<BulkDeleteBody>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let limit = super::common::limit(&state, body.limit)?;
+    let related = Related {
+        flows: body.flows,
+        ..Default::default()
+    };
+    let ids = flows::bulk_delete(&state.stores.orion, ws.id(), &related, limit).await?;
+    Ok(HttpResponse::Ok().json(json!({ "deleted": ids })))
+}

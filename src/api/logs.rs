@@ -1,0 +1,107 @@
+//! `/logs`: `POST /logs/` takes a bare JSON array of logs (201, body null); `POST /logs/filter`
+//! reads them back.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::common::{ts, Paging};
+use super::json::{Json, JsonOrDefault};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::ApiResult;
+use crate::storage::filters::{LogFilter, LogSort};
+use crate::storage::logs;
+use crate::storage::rows::LogRow;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/logs/", web::post().to(create))
+        .route("/logs", web::post().to(create))
+        .route("/logs/filter", web::post().to(filter));
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct LogCreate {
+    name: String,
+    level: i32,
+    message: String,
+    #[serde(with = "crate::time::req")]
+    timestamp: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    flow_run_id: Option<Uuid>,
+    #[serde(default)]
+    task_run_id: Option<Uuid>,
+    #[serde(default)]
+    worker_id: Option<Uuid>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LogListBody {
+    logs: Option<LogFilter>,
+    sort: Option<LogSort>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+pub fn log_json(l: &LogRow) -> Value {
+    json!({
+        "id": l.id,
+        "created": ts(&l.created),
+        "updated": ts(&l.updated),
+        "name": l.name,
+        "level": l.level,
+        "message": l.message,
+        "timestamp": ts(&l.timestamp),
+        "flow_run_id": l.flow_run_id,
+        "task_run_id": l.task_run_id,
+        "worker_id": l.worker_id,
+    })
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<Vec<LogCreate>>,
+) -> ApiResult<HttpResponse> {
+    let now = crate::time::now().naive_utc();
+    let rows: Vec<LogRow> = body
+        .into_inner()
+        .into_iter()
+        .map(|l| LogRow {
+            id: Uuid::new_v4().to_string(),
+            workspace_id: ws.id().to_string(),
+            created: now,
+            updated: now,
+            name: l.name,
+            level: l.level,
+            message: l.message,
+            timestamp: l.timestamp.naive_utc(),
+            flow_run_id: l.flow_run_id.map(|u| u.to_string()),
+            task_run_id: l.task_run_id.map(|u| u.to_string()),
+            worker_id: l.worker_id.map(|u| u.to_string()),
+        })
+        .collect();
+    logs::insert(&state.stores.orion, &rows).await?;
+    Ok(HttpResponse::Created().json(Value::Null))
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<LogListBody>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let page = body.paging.page(&state)?;
+    let rows = logs::list(
+        &state.stores.orion,
+        ws.id(),
+        &body.logs.unwrap_or_default(),
+        body.sort.unwrap_or_default(),
+        page,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(log_json).collect::<Vec<_>>()))
+}

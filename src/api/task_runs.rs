@@ -1,0 +1,339 @@
+//! `/task_runs`: REST creation (subflow parent task runs, deferred tasks), reads, filters,
+//! counts, paginate, history, rename, delete and set_state; `/task_run_states`; and
+//! `/task_workers/filter`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::common::PathId;
+use super::common::{limit, pages, to_text, Paging};
+use super::flow_runs::{client_version, result_json, SetStateBody};
+use super::json::{Json, JsonOrDefault};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::orchestration::{StateCreate, StateType, TaskRunPolicy};
+use crate::runs::convert::{state_json, task_run_json, task_state};
+use crate::runs::{self, Request};
+use crate::storage::filters::{Page, Related, TaskRunSort};
+use crate::storage::rows::TaskRunRow;
+use crate::storage::{flow_runs, task_runs};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/task_runs/", web::post().to(create))
+        .route("/task_runs", web::post().to(create))
+        .route("/task_runs/filter", web::post().to(filter))
+        .route("/task_runs/count", web::post().to(count))
+        .route("/task_runs/paginate", web::post().to(paginate))
+        .route(
+            "/task_runs/history",
+            web::post().to(super::history::task_run_history),
+        )
+        .route("/task_runs/{id}", web::get().to(read))
+        .route("/task_runs/{id}", web::patch().to(update))
+        .route("/task_runs/{id}", web::delete().to(delete))
+        .route("/task_runs/{id}/set_state", web::post().to(set_state))
+        .route("/task_run_states/", web::get().to(read_states))
+        .route("/task_run_states", web::get().to(read_states))
+        .route("/task_run_states/{id}", web::get().to(read_state))
+        .route("/task_workers/filter", web::post().to(task_workers));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskRunCreate {
+    #[serde(default)]
+    id: Option<Uuid>,
+    #[serde(default)]
+    state: Option<StateCreate>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    flow_run_id: Option<Uuid>,
+    task_key: String,
+    dynamic_key: String,
+    #[serde(default)]
+    cache_key: Option<String>,
+    #[serde(default, with = "crate::time::opt")]
+    cache_expiration: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    task_version: Option<String>,
+    #[serde(default)]
+    empirical_policy: Option<TaskRunPolicy>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    task_inputs: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskRunUpdate {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct TaskRunListBody {
+    #[serde(flatten)]
+    related: Related,
+    sort: Option<TaskRunSort>,
+    #[serde(flatten)]
+    paging: Paging,
+    page: Option<i64>,
+}
+
+fn one_json(run: &TaskRunRow, s: Option<&crate::orchestration::State>) -> Value {
+    task_run_json(run, s, crate::time::now())
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<TaskRunCreate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let db = &state.stores.orion;
+    let mut labels: BTreeMap<String, Value> = BTreeMap::new();
+    if let Some(fr) = b.flow_run_id {
+        let Some((run, _)) = flow_runs::find(db, ws.id(), &fr.to_string()).await? else {
+            return Err(ApiError::conflict(INTEGRITY_CONFLICT));
+        };
+        labels.insert("prefect.flow.id".into(), Value::String(run.flow_id.clone()));
+        labels.insert("prefect.flow-run.id".into(), Value::String(run.id.clone()));
+    }
+    labels.extend(b.labels.unwrap_or_default());
+    let now = crate::time::now().naive_utc();
+    let name = b.name.unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            b.task_key,
+            b.dynamic_key.chars().take(3).collect::<String>()
+        )
+    });
+    let row = TaskRunRow {
+        id: b.id.unwrap_or_else(Uuid::new_v4).to_string(),
+        workspace_id: ws.id().to_string(),
+        created: now,
+        updated: now,
+        name,
+        flow_run_id: b.flow_run_id.map(|u| u.to_string()),
+        task_key: b.task_key,
+        dynamic_key: b.dynamic_key,
+        cache_key: b.cache_key,
+        cache_expiration: b.cache_expiration.map(|t| t.naive_utc()),
+        task_version: b.task_version,
+        empirical_policy: to_text(&b.empirical_policy.unwrap_or_default()),
+        tags: to_text(&b.tags.unwrap_or_default()),
+        labels: to_text(&labels),
+        task_inputs: to_text(&b.task_inputs.unwrap_or_default()),
+        state_id: None,
+        state_type: None,
+        state_name: None,
+        state_timestamp: None,
+        run_count: 0,
+        flow_run_run_count: 0,
+        expected_start_time: None,
+        next_scheduled_start_time: None,
+        start_time: None,
+        end_time: None,
+        total_run_time: 0.0,
+    };
+    let initial = b
+        .state
+        .unwrap_or_else(|| StateCreate::of(StateType::Pending));
+    match runs::create_task_run(&state, row, initial).await? {
+        Ok(applied) => {
+            Ok(HttpResponse::Created().json(one_json(&applied.run, applied.state.as_ref())))
+        }
+        Err(existing) => {
+            let (run, s) = task_runs::find(db, ws.id(), &existing)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Task not found"))?;
+            Ok(HttpResponse::Ok().json(one_json(&run, s.as_ref().and_then(task_state).as_ref())))
+        }
+    }
+}
+
+async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let (run, s) = task_runs::find(&state.stores.orion, ws.id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Task not found"))?;
+    Ok(HttpResponse::Ok().json(one_json(&run, s.as_ref().and_then(task_state).as_ref())))
+}
+
+fn list_json(rows: &[task_runs::TaskRunWithState]) -> Vec<Value> {
+    let now = crate::time::now();
+    rows.iter()
+        .map(|(r, s)| task_run_json(r, s.as_ref().and_then(task_state).as_ref(), now))
+        .collect()
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<TaskRunListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let page = b.paging.page(&state)?;
+    let rows = task_runs::list(
+        &state.stores.orion,
+        ws.id(),
+        &b.related,
+        b.sort.unwrap_or_default(),
+        page,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(list_json(&rows)))
+}
+
+async fn count(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<TaskRunListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    Ok(HttpResponse::Ok().json(task_runs::count(&state.stores.orion, ws.id(), &b.related).await?))
+}
+
+async fn paginate(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<TaskRunListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let lim = limit(&state, b.paging.limit)?;
+    let page_no = b.page.unwrap_or(1);
+    if page_no < 1 {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "page".into()],
+            "Input should be greater than or equal to 1",
+            "greater_than_equal",
+        ));
+    }
+    let db = &state.stores.orion;
+    let rows = task_runs::list(
+        db,
+        ws.id(),
+        &b.related,
+        b.sort.unwrap_or_default(),
+        Page {
+            limit: lim,
+            offset: (page_no - 1) * lim,
+        },
+    )
+    .await?;
+    let n = task_runs::count(db, ws.id(), &b.related).await?;
+    Ok(HttpResponse::Ok().json(json!({"results": list_json(&rows), "count": n, "limit": lim, "pages": pages(n, lim), "page": page_no})))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<TaskRunUpdate>,
+) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let db = &state.stores.orion;
+    let found = match body.into_inner().name {
+        Some(name) => task_runs::rename(db, ws.id(), &id, &name).await?,
+        None => task_runs::find(db, ws.id(), &id).await?.is_some(),
+    };
+    if !found {
+        return Err(ApiError::not_found("Task not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    if !task_runs::delete(&state.stores.orion, ws.id(), &id).await? {
+        return Err(ApiError::not_found("Task not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn set_state(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<SetStateBody>,
+) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let b = body.into_inner();
+    let request = Request {
+        state: b.state,
+        force: b.force,
+        client_version: client_version(&req),
+    };
+    let applied = runs::set_task_run_state(&state, ws.id(), &id, request)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Task not found"))?;
+    let mut resp = if applied.written {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(resp.json(result_json(&applied)))
+}
+
+#[derive(Deserialize)]
+struct StatesQuery {
+    task_run_id: Option<String>,
+}
+
+async fn read_states(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    q: web::Query<StatesQuery>,
+) -> ApiResult<HttpResponse> {
+    let Some(run_id) = q.into_inner().task_run_id else {
+        return Err(ApiError::invalid(
+            vec!["query".into(), "task_run_id".into()],
+            "Field required",
+            "missing",
+        ));
+    };
+    let run_id = Uuid::parse_str(&run_id).map_err(|_| {
+        ApiError::invalid(
+            vec!["query".into(), "task_run_id".into()],
+            "Input should be a valid UUID",
+            "uuid_parsing",
+        )
+    })?;
+    let rows = task_runs::states(&state.stores.orion, ws.id(), &run_id.to_string()).await?;
+    Ok(HttpResponse::Ok().json(
+        rows.iter()
+            .filter_map(task_state)
+            .map(|s| state_json(&s))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+async fn read_state(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+) -> ApiResult<HttpResponse> {
+    let id = id.0;
+    let row = task_runs::find_state(&state.stores.orion, ws.id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Task run state not found"))?;
+    let s = task_state(&row).ok_or_else(|| ApiError::not_found("Task run state not found"))?;
+    Ok(HttpResponse::Ok().json(state_json(&s)))
+}
+
+/// Background task workers connect over `/task_runs/subscriptions/scheduled`, which this
+/// server does not offer yet, so no task worker can be active.
+async fn task_workers() -> HttpResponse {
+    HttpResponse::Ok().json(Value::Array(Vec::new()))
+}

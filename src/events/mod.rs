@@ -1,0 +1,73 @@
+//! Events: the Prefect 3 event model, ingestion (the `/events/in` websocket and `POST /events`,
+//! through the streams role, falling back to the outbox when the broker is down), and the
+//! consumers of the `events` stream — the persister and the task-run recorder — plus the relay
+//! that moves outbox rows to the stream.
+
+pub mod model;
+pub mod persister;
+pub mod recorder;
+pub mod relay;
+pub mod websocket;
+
+use std::time::Duration;
+
+pub use model::{Event, ReceivedEvent};
+
+use crate::app::AppState;
+use crate::storage::outbox::{self, NewOutboxRow};
+
+/// The stream every event goes through.
+pub const STREAM: &str = "events";
+
+/// What travels on the stream: the event and the workspace it belongs to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Envelope {
+    pub workspace_id: String,
+    pub event: ReceivedEvent,
+}
+
+/// Publishes events to the streams role; any that cannot be published go to the outbox, so
+/// nothing accepted is lost while the broker is down.
+pub async fn ingest(
+    state: &AppState,
+    workspace_id: &str,
+    events: Vec<Event>,
+) -> Result<(), crate::storage::StorageError> {
+    let now = crate::time::now();
+    let mut fallback = Vec::new();
+    for event in events {
+        let envelope = Envelope {
+            workspace_id: workspace_id.to_string(),
+            event: event.receive(now),
+        };
+        let payload = match serde_json::to_vec(&envelope) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping an event that cannot be serialised");
+                continue;
+            }
+        };
+        let published = tokio::time::timeout(
+            Duration::from_secs(2),
+            state.brokers.streams.publish(STREAM, &payload),
+        )
+        .await;
+        if !matches!(published, Ok(Ok(_))) {
+            fallback.push(NewOutboxRow {
+                workspace_id: workspace_id.to_string(),
+                created: now.naive_utc(),
+                event_id: envelope.event.event.id.to_string(),
+                event: serde_json::to_string(&envelope.event).unwrap_or_default(),
+            });
+        }
+    }
+    if !fallback.is_empty() {
+        tracing::warn!(
+            count = fallback.len(),
+            "streams unavailable; events kept in the outbox"
+        );
+        outbox::append(&state.stores.orion, &fallback).await?;
+        state.outbox_wake.notify_one();
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The event persister: consumes every event on the `events` stream and writes it, with its
+//! related resources, to the events database in batches, idempotent on event id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Envelope, STREAM};
+use crate::app::AppState;
+use crate::broker::Message;
+use crate::services::{BoxFuture, Service, Tick};
+use crate::storage::events::{self, EventResourceRow, EventRow};
+
+const GROUP: &str = "event-persister";
+/// Messages delivered this often without being acknowledged are dead-lettered.
+const MAX_DELIVERIES: u32 = 5;
+
+pub struct Persister {
+    pub state: Arc<AppState>,
+    pub consumer: String,
+}
+
+impl Service for Persister {
+    fn name(&self) -> &'static str {
+        "event-persister"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.state.settings.services.event_persister_interval_ms)
+    }
+
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+        Box::pin(async move {
+            let s = &self.state;
+            let batch = s.settings.services.consumer_batch_size;
+            let msgs = super::recorder::read(s, GROUP, &self.consumer, batch).await?;
+            if msgs.is_empty() {
+                return Ok(Tick::Idle);
+            }
+            let mut rows = Vec::with_capacity(msgs.len());
+            for m in &msgs {
+                match serde_json::from_slice::<Envelope>(&m.payload) {
+                    Ok(env) => rows.push(to_rows(&env)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, id = %m.id, "skipping an unreadable message")
+                    }
+                }
+            }
+            match events::insert(&s.stores.events, &rows).await {
+                Ok(_) => ack(s, &msgs).await?,
+                Err(e) => {
+                    dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;
+                    return Err(e.to_string());
+                }
+            }
+            Ok(if msgs.len() >= batch {
+                Tick::Busy
+            } else {
+                Tick::Idle
+            })
+        })
+    }
+}
+
+async fn ack(s: &AppState, msgs: &[Message]) -> Result<(), String> {
+    let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+    s.brokers
+        .streams
+        .ack(STREAM, GROUP, &ids)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Moves messages that failed `max` deliveries to the dead-letter stream.
+pub async fn dead_letter_exhausted(s: &AppState, group: &str, msgs: &[Message], max: u32) {
+    for m in msgs.iter().filter(|m| m.deliveries >= max) {
+        tracing::error!(id = %m.id, deliveries = m.deliveries, group, "dead-lettering a message");
+        let _ = s.brokers.streams.dead_letter(STREAM, group, m).await;
+    }
+}
+
+pub fn to_rows(env: &Envelope) -> (EventRow, Vec<EventResourceRow>) {
+    let e = &env.event.event;
+    let occurred = e.occurred.naive_utc();
+    let resources = e
+        .related
+        .iter()
+        .map(|r| EventResourceRow {
+            event_id: e.id.to_string(),
+            workspace_id: env.workspace_id.clone(),
+            occurred,
+            resource_id: r.get("prefect.resource.id").cloned().unwrap_or_default(),
+            resource_role: r.get("prefect.resource.role").cloned().unwrap_or_default(),
+            resource: serde_json::to_string(r).unwrap_or_default(),
+        })
+        .collect();
+    let row = EventRow {
+        id: e.id.to_string(),
+        workspace_id: env.workspace_id.clone(),
+        occurred,
+        received: env.event.received.naive_utc(),
+        event: e.event.clone(),
+        resource_id: e.resource_id().to_string(),
+        resource: serde_json::to_string(&e.resource).unwrap_or_default(),
+        related: serde_json::to_string(&e.related).unwrap_or_default(),
+        payload: serde_json::to_string(&e.payload).unwrap_or_default(),
+        follows: e.follows.map(|f| f.to_string()),
+    };
+    (row, resources)
+}

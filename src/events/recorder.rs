@@ -1,0 +1,246 @@
+//! The task-run recorder: turns the client's `prefect.task-run.*` events (the 3.x client reports
+//! task runs only as events) into task-run rows and their state history, in batches. Replaying
+//! events changes nothing; out-of-order events never regress a run (the newest state wins).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{Envelope, STREAM};
+use crate::app::AppState;
+use crate::broker::{BrokerError, Message};
+use crate::services::{BoxFuture, Service, Tick};
+use crate::storage::rows::{TaskRunRow, TaskRunStateRow};
+use crate::storage::task_runs::{self, Recorded};
+
+const GROUP: &str = "task-run-recorder";
+const MAX_DELIVERIES: u32 = 5;
+
+pub struct Recorder {
+    pub state: Arc<AppState>,
+    pub consumer: String,
+}
+
+/// Reads the next batch for `group`, creating the group when it is missing (first start, or a
+/// Redis that lost its data).
+pub async fn read(
+    s: &AppState,
+    group: &str,
+    consumer: &str,
+    batch: usize,
+) -> Result<Vec<Message>, String> {
+    let streams = &s.brokers.streams;
+    let block = Duration::from_millis(s.settings.services.consumer_block_ms);
+    let visibility = Duration::from_secs(s.settings.services.visibility_timeout_seconds);
+    match streams
+        .read(STREAM, group, consumer, batch, block, visibility)
+        .await
+    {
+        Err(BrokerError::NoGroup { .. }) => {
+            streams
+                .ensure_group_from_start(STREAM, group)
+                .await
+                .map_err(|e| e.to_string())?;
+            streams
+                .read(STREAM, group, consumer, batch, block, visibility)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        other => other.map_err(|e| e.to_string()),
+    }
+}
+
+impl Service for Recorder {
+    fn name(&self) -> &'static str {
+        "task-run-recorder"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.state.settings.services.task_run_recorder_interval_ms)
+    }
+
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+        Box::pin(async move {
+            let s = &self.state;
+            let batch = s.settings.services.consumer_batch_size;
+            let msgs = read(s, GROUP, &self.consumer, batch).await?;
+            if msgs.is_empty() {
+                return Ok(Tick::Idle);
+            }
+            let envelopes: Vec<Envelope> = msgs
+                .iter()
+                .filter_map(|m| serde_json::from_slice(&m.payload).ok())
+                .collect();
+            let recorded = collect(&envelopes);
+            let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+            super::persister::dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;
+            if let Err(e) = task_runs::record(&s.stores.orion, &recorded).await {
+                // One bad run (e.g. its flow run was deleted) must not hold back the others.
+                tracing::warn!(error = %e, "batch failed; recording task runs one by one");
+                for r in &recorded {
+                    if let Err(e) =
+                        task_runs::record(&s.stores.orion, std::slice::from_ref(r)).await
+                    {
+                        tracing::error!(error = %e, task_run_id = %r.run.id, "cannot record a task run; skipping it");
+                    }
+                }
+            }
+            s.brokers
+                .streams
+                .ack(STREAM, GROUP, &ids)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(if msgs.len() >= batch {
+                Tick::Busy
+            } else {
+                Tick::Idle
+            })
+        })
+    }
+}
+
+/// Groups client task-run events by run: the newest event gives the row, every event a state.
+pub fn collect(envelopes: &[Envelope]) -> Vec<Recorded> {
+    let mut by_run: BTreeMap<String, Vec<(&Envelope, TaskRunRow, TaskRunStateRow)>> =
+        BTreeMap::new();
+    for env in envelopes {
+        if let Some((row, state)) = to_rows(env) {
+            by_run
+                .entry(row.id.clone())
+                .or_default()
+                .push((env, row, state));
+        }
+    }
+    by_run
+        .into_values()
+        .filter_map(|mut items| {
+            items.sort_by_key(|(_, _, s)| (s.timestamp, s.id.clone()));
+            let states = items.iter().map(|(_, _, s)| s.clone()).collect();
+            items.pop().map(|(_, run, _)| Recorded { run, states })
+        })
+        .collect()
+}
+
+fn s(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).map(str::to_string)
+}
+
+fn time(v: Option<&Value>) -> Option<chrono::NaiveDateTime> {
+    v.and_then(Value::as_str)
+        .and_then(crate::time::parse)
+        .map(|t| t.naive_utc())
+}
+
+fn json_text(v: Option<&Value>, default: &str) -> String {
+    match v {
+        Some(Value::Null) | None => default.to_string(),
+        Some(v) => serde_json::to_string(v).unwrap_or_else(|_| default.to_string()),
+    }
+}
+
+/// The task-run row and state an event describes, or None when it is not a client task-run
+/// state event.
+pub fn to_rows(env: &Envelope) -> Option<(TaskRunRow, TaskRunStateRow)> {
+    let e = &env.event.event;
+    if !e.event.starts_with("prefect.task-run.")
+        || e.resource.get("prefect.orchestration").map(String::as_str) != Some("client")
+    {
+        return None;
+    }
+    let task_run_id = e
+        .resource_id()
+        .strip_prefix("prefect.task-run.")?
+        .to_string();
+    uuid::Uuid::parse_str(&task_run_id).ok()?;
+    let flow_run_id = e
+        .related_id("flow-run")
+        .and_then(|r| r.strip_prefix("prefect.flow-run."))
+        .map(str::to_string);
+    let empty = Map::new();
+    let tr = e
+        .payload
+        .get("task_run")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let vs = e
+        .payload
+        .get("validated_state")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let state_type = s(vs.get("type")).or_else(|| e.resource.get("prefect.state-type").cloned())?;
+    let state_name = s(vs.get("name"))
+        .or_else(|| e.resource.get("prefect.state-name").cloned())
+        .unwrap_or_default();
+    let mut details = vs
+        .get("state_details")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    details.insert("task_run_id".into(), Value::String(task_run_id.clone()));
+    details.insert(
+        "flow_run_id".into(),
+        flow_run_id
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null),
+    );
+    let occurred = e.occurred.naive_utc();
+    let now = env.event.received.naive_utc();
+    let state = TaskRunStateRow {
+        id: e.id.to_string(),
+        workspace_id: env.workspace_id.clone(),
+        created: now,
+        task_run_id: task_run_id.clone(),
+        state_type: state_type.clone(),
+        name: state_name.clone(),
+        timestamp: occurred,
+        message: s(vs.get("message")),
+        data: vs
+            .get("data")
+            .filter(|d| !d.is_null())
+            .map(|d| d.to_string()),
+        state_details: Value::Object(details.clone()).to_string(),
+    };
+    let next_scheduled = if state_type == "SCHEDULED" {
+        time(details.get("scheduled_time"))
+    } else {
+        None
+    };
+    let run = TaskRunRow {
+        id: task_run_id,
+        workspace_id: env.workspace_id.clone(),
+        created: now,
+        updated: now,
+        name: s(tr.get("name")).unwrap_or_default(),
+        flow_run_id,
+        task_key: s(tr.get("task_key")).unwrap_or_default(),
+        dynamic_key: s(tr.get("dynamic_key")).unwrap_or_default(),
+        cache_key: s(tr.get("cache_key")),
+        cache_expiration: time(tr.get("cache_expiration")),
+        task_version: s(tr.get("task_version")),
+        empirical_policy: json_text(tr.get("empirical_policy"), "{}"),
+        tags: json_text(tr.get("tags"), "[]"),
+        labels: json_text(tr.get("labels"), "{}"),
+        task_inputs: json_text(tr.get("task_inputs"), "{}"),
+        state_id: Some(state.id.clone()),
+        state_type: Some(state_type),
+        state_name: Some(state_name),
+        state_timestamp: Some(occurred),
+        run_count: tr.get("run_count").and_then(Value::as_i64).unwrap_or(0),
+        flow_run_run_count: tr
+            .get("flow_run_run_count")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        expected_start_time: time(tr.get("expected_start_time")),
+        next_scheduled_start_time: time(tr.get("next_scheduled_start_time")).or(next_scheduled),
+        start_time: time(tr.get("start_time")),
+        end_time: time(tr.get("end_time")),
+        total_run_time: tr
+            .get("total_run_time")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+    };
+    Some((run, state))
+}

@@ -1,0 +1,67 @@
+//! The outbox relay: moves events written by API transactions from the outbox table to the
+//! `events` stream, in order, deleting each row once the broker has it. While the broker is
+//! down the rows wait; nothing is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::STREAM;
+use crate::app::AppState;
+use crate::services::{BoxFuture, Service, Tick};
+use crate::storage::outbox;
+
+const BATCH: i64 = 500;
+
+pub struct Relay {
+    pub state: Arc<AppState>,
+}
+
+impl Service for Relay {
+    fn name(&self) -> &'static str {
+        "outbox-relay"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.state.settings.services.outbox_relay_interval_ms)
+    }
+
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.state.outbox_wake.clone())
+    }
+
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+        Box::pin(async move {
+            let streams = self.state.brokers.streams.clone();
+            let moved = outbox::relay(&self.state.stores.orion, BATCH, move |rows| async move {
+                let mut done = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let Ok(event) = serde_json::from_str::<super::ReceivedEvent>(&row.event) else {
+                        tracing::error!(seq = row.seq, "dropping an unreadable outbox row");
+                        done.push(row.seq);
+                        continue;
+                    };
+                    let env = super::Envelope {
+                        workspace_id: row.workspace_id,
+                        event,
+                    };
+                    let payload = serde_json::to_vec(&env).unwrap_or_default();
+                    match streams.publish(STREAM, &payload).await {
+                        Ok(_) => done.push(row.seq),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "broker unavailable; outbox rows wait");
+                            break;
+                        }
+                    }
+                }
+                done
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(if moved as i64 >= BATCH {
+                Tick::Busy
+            } else {
+                Tick::Idle
+            })
+        })
+    }
+}

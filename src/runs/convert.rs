@@ -1,0 +1,346 @@
+//! Conversions between stored rows and the orchestration model, and the JSON the API answers
+//! with (FlowRunResponse, TaskRun, State), matching the reference server's shapes.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::orchestration::{
+    EnclosingFlowRun, FlowRunPolicy, RunSnapshot, RunUpdate, State, StateDetails, StateType,
+    TaskRunPolicy,
+};
+use crate::storage::rows::{FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+fn opt_utc(t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
+    t.map(utc)
+}
+
+fn uuid(s: &Option<String>) -> Option<Uuid> {
+    s.as_deref().and_then(|s| Uuid::parse_str(s).ok())
+}
+
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// A stored state as the orchestration model (None only for a corrupt row).
+#[allow(clippy::too_many_arguments)]
+fn state_from_parts(
+    id: &str,
+    state_type: &str,
+    name: &str,
+    timestamp: NaiveDateTime,
+    message: &Option<String>,
+    data: &Option<String>,
+    details: &str,
+) -> Option<State> {
+    Some(State {
+        id: Uuid::parse_str(id).ok()?,
+        state_type: state_type.parse::<StateType>().ok()?,
+        name: name.to_string(),
+        timestamp: utc(timestamp),
+        message: message.clone(),
+        data: data.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+        state_details: serde_json::from_str::<StateDetails>(details).unwrap_or_default(),
+    })
+}
+
+pub fn flow_state(r: &FlowRunStateRow) -> Option<State> {
+    state_from_parts(
+        &r.id,
+        &r.state_type,
+        &r.name,
+        r.timestamp,
+        &r.message,
+        &r.data,
+        &r.state_details,
+    )
+}
+
+pub fn task_state(r: &TaskRunStateRow) -> Option<State> {
+    state_from_parts(
+        &r.id,
+        &r.state_type,
+        &r.name,
+        r.timestamp,
+        &r.message,
+        &r.data,
+        &r.state_details,
+    )
+}
+
+fn details_text(s: &State) -> String {
+    serde_json::to_string(&s.state_details).unwrap_or_else(|_| "{}".into())
+}
+
+fn data_text(s: &State) -> Option<String> {
+    s.data
+        .as_ref()
+        .filter(|d| !d.is_null())
+        .map(|d| d.to_string())
+}
+
+pub fn flow_state_row(ws: &str, run_id: &str, s: &State, now: NaiveDateTime) -> FlowRunStateRow {
+    FlowRunStateRow {
+        id: s.id.to_string(),
+        workspace_id: ws.to_string(),
+        created: now,
+        flow_run_id: run_id.to_string(),
+        state_type: s.state_type.as_str().to_string(),
+        name: s.name.clone(),
+        timestamp: s.timestamp.naive_utc(),
+        message: s.message.clone(),
+        data: data_text(s),
+        state_details: details_text(s),
+    }
+}
+
+pub fn task_state_row(ws: &str, run_id: &str, s: &State, now: NaiveDateTime) -> TaskRunStateRow {
+    TaskRunStateRow {
+        id: s.id.to_string(),
+        workspace_id: ws.to_string(),
+        created: now,
+        task_run_id: run_id.to_string(),
+        state_type: s.state_type.as_str().to_string(),
+        name: s.name.clone(),
+        timestamp: s.timestamp.naive_utc(),
+        message: s.message.clone(),
+        data: data_text(s),
+        state_details: details_text(s),
+    }
+}
+
+pub fn flow_policy(run: &FlowRunRow) -> FlowRunPolicy {
+    serde_json::from_str(&run.empirical_policy).unwrap_or_default()
+}
+
+pub fn task_policy(run: &TaskRunRow) -> TaskRunPolicy {
+    serde_json::from_str(&run.empirical_policy).unwrap_or_default()
+}
+
+/// What the rules need of a flow run.
+pub fn flow_snapshot(run: &FlowRunRow, taken: &[NaiveDateTime]) -> RunSnapshot {
+    RunSnapshot {
+        id: Uuid::parse_str(&run.id).unwrap_or_default(),
+        run_count: run.run_count,
+        start_time: opt_utc(run.start_time),
+        end_time: opt_utc(run.end_time),
+        total_run_time: run.total_run_time,
+        expected_start_time: opt_utc(run.expected_start_time),
+        next_scheduled_start_time: opt_utc(run.next_scheduled_start_time),
+        deployment_id: uuid(&run.deployment_id),
+        infrastructure_pid: run.infrastructure_pid.clone(),
+        parent_task_run_id: uuid(&run.parent_task_run_id),
+        flow_policy: flow_policy(run),
+        taken_state_timestamps: taken.iter().map(|t| utc(*t)).collect(),
+        ..Default::default()
+    }
+}
+
+/// What the rules need of a task run (and of its flow run).
+pub fn task_snapshot(
+    run: &TaskRunRow,
+    flow_run: Option<(&FlowRunRow, Option<State>)>,
+) -> RunSnapshot {
+    RunSnapshot {
+        id: Uuid::parse_str(&run.id).unwrap_or_default(),
+        flow_run_id: uuid(&run.flow_run_id),
+        run_count: run.run_count,
+        start_time: opt_utc(run.start_time),
+        end_time: opt_utc(run.end_time),
+        total_run_time: run.total_run_time,
+        expected_start_time: opt_utc(run.expected_start_time),
+        next_scheduled_start_time: opt_utc(run.next_scheduled_start_time),
+        task_policy: task_policy(run),
+        flow_run_run_count: run.flow_run_run_count,
+        flow_run: flow_run.map(|(fr, state)| EnclosingFlowRun {
+            id: Uuid::parse_str(&fr.id).unwrap_or_default(),
+            run_count: fr.run_count,
+            state,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Applies the global transforms' column values to a flow run.
+pub fn apply_flow_update(run: &mut FlowRunRow, u: &RunUpdate, now: NaiveDateTime) {
+    if let Some(id) = u.state_id {
+        run.state_id = Some(id.to_string());
+        run.state_type = u.state_type.map(|t| t.as_str().to_string());
+        run.state_name = u.state_name.clone();
+        run.state_timestamp = u.state_timestamp.map(|t| t.naive_utc());
+        run.run_count = u.run_count;
+        run.start_time = u.start_time.map(|t| t.naive_utc());
+        run.end_time = u.end_time.map(|t| t.naive_utc());
+        run.total_run_time = u.total_run_time;
+        run.expected_start_time = u.expected_start_time.map(|t| t.naive_utc());
+        run.next_scheduled_start_time = u.next_scheduled_start_time.map(|t| t.naive_utc());
+    }
+    if let Some(p) = &u.empirical_policy {
+        run.empirical_policy = serde_json::to_string(p).unwrap_or_else(|_| "{}".into());
+    }
+    run.updated = now;
+}
+
+pub fn apply_task_update(run: &mut TaskRunRow, u: &RunUpdate, now: NaiveDateTime) {
+    if let Some(id) = u.state_id {
+        run.state_id = Some(id.to_string());
+        run.state_type = u.state_type.map(|t| t.as_str().to_string());
+        run.state_name = u.state_name.clone();
+        run.state_timestamp = u.state_timestamp.map(|t| t.naive_utc());
+        run.run_count = u.run_count;
+        run.flow_run_run_count = u.flow_run_run_count;
+        run.start_time = u.start_time.map(|t| t.naive_utc());
+        run.end_time = u.end_time.map(|t| t.naive_utc());
+        run.total_run_time = u.total_run_time;
+        run.expected_start_time = u.expected_start_time.map(|t| t.naive_utc());
+        run.next_scheduled_start_time = u.next_scheduled_start_time.map(|t| t.naive_utc());
+    }
+    run.updated = now;
+}
+
+fn ts(t: &NaiveDateTime) -> Value {
+    Value::String(crate::time::format_naive(t))
+}
+
+fn opt_ts(t: &Option<NaiveDateTime>) -> Value {
+    t.as_ref().map(ts).unwrap_or(Value::Null)
+}
+
+pub fn state_json(s: &State) -> Value {
+    serde_json::to_value(s).unwrap_or(Value::Null)
+}
+
+fn opt_state_json(s: Option<&State>) -> Value {
+    s.map(state_json).unwrap_or(Value::Null)
+}
+
+/// Seconds as the reference server prints them (microsecond precision).
+fn secs(v: f64) -> Value {
+    json!((v * 1e6).round() / 1e6)
+}
+
+/// Run time so far: the stored total plus the current RUNNING stretch.
+fn estimated_run_time(
+    total: f64,
+    state_type: &Option<String>,
+    state_ts: &Option<NaiveDateTime>,
+    now: DateTime<Utc>,
+) -> f64 {
+    match (state_type.as_deref(), state_ts) {
+        (Some("RUNNING"), Some(t)) => {
+            total + (now - utc(*t)).num_microseconds().unwrap_or(0) as f64 / 1e6
+        }
+        _ => total,
+    }
+}
+
+/// How late the run started (or is, if it has not started yet).
+fn start_delta(
+    start: &Option<NaiveDateTime>,
+    expected: &Option<NaiveDateTime>,
+    state_type: &Option<String>,
+    now: DateTime<Utc>,
+) -> f64 {
+    let micros = match (start, expected) {
+        (Some(s), Some(e)) => (*s - *e).num_microseconds().unwrap_or(0),
+        (None, Some(e))
+            if matches!(
+                state_type.as_deref(),
+                Some("SCHEDULED") | Some("PENDING") | None
+            ) =>
+        {
+            (now - utc(*e)).num_microseconds().unwrap_or(0)
+        }
+        _ => 0,
+    };
+    (micros.max(0)) as f64 / 1e6
+}
+
+fn json_or(text: &str, default: Value) -> Value {
+    match parse_json(text) {
+        Value::Null => default,
+        v => v,
+    }
+}
+
+/// `FlowRunResponse`.
+pub fn flow_run_json(r: &FlowRunRow, state: Option<&State>, now: DateTime<Utc>) -> Value {
+    let policy = serde_json::to_value(flow_policy(r)).unwrap_or(Value::Null);
+    json!({
+        "id": r.id,
+        "created": ts(&r.created),
+        "updated": ts(&r.updated),
+        "name": r.name,
+        "flow_id": r.flow_id,
+        "state_id": r.state_id,
+        "deployment_id": r.deployment_id,
+        "deployment_version": r.deployment_version,
+        "work_queue_id": r.work_queue_id,
+        "work_queue_name": r.work_queue_name,
+        "flow_version": r.flow_version,
+        "parameters": json_or(&r.parameters, json!({})),
+        "idempotency_key": r.idempotency_key,
+        "context": json_or(&r.context, json!({})),
+        "empirical_policy": policy,
+        "tags": json_or(&r.tags, json!([])),
+        "labels": json_or(&r.labels, json!({})),
+        "parent_task_run_id": r.parent_task_run_id,
+        "state_type": r.state_type,
+        "state_name": r.state_name,
+        "run_count": r.run_count,
+        "expected_start_time": opt_ts(&r.expected_start_time),
+        "next_scheduled_start_time": opt_ts(&r.next_scheduled_start_time),
+        "start_time": opt_ts(&r.start_time),
+        "end_time": opt_ts(&r.end_time),
+        "total_run_time": secs(r.total_run_time),
+        "estimated_run_time": secs(estimated_run_time(r.total_run_time, &r.state_type, &r.state_timestamp, now)),
+        "estimated_start_time_delta": secs(start_delta(&r.start_time, &r.expected_start_time, &r.state_type, now)),
+        "auto_scheduled": r.auto_scheduled,
+        "infrastructure_document_id": r.infrastructure_document_id,
+        "infrastructure_pid": r.infrastructure_pid,
+        "created_by": r.created_by.as_deref().map(parse_json).unwrap_or(Value::Null),
+        "work_pool_id": r.work_pool_id,
+        "work_pool_name": r.work_pool_name,
+        "state": opt_state_json(state),
+        "job_variables": json_or(&r.job_variables, json!({})),
+    })
+}
+
+/// `TaskRun`.
+pub fn task_run_json(r: &TaskRunRow, state: Option<&State>, now: DateTime<Utc>) -> Value {
+    let policy = serde_json::to_value(task_policy(r)).unwrap_or(Value::Null);
+    json!({
+        "id": r.id,
+        "created": ts(&r.created),
+        "updated": ts(&r.updated),
+        "name": r.name,
+        "flow_run_id": r.flow_run_id,
+        "task_key": r.task_key,
+        "dynamic_key": r.dynamic_key,
+        "cache_key": r.cache_key,
+        "cache_expiration": opt_ts(&r.cache_expiration),
+        "task_version": r.task_version,
+        "empirical_policy": policy,
+        "tags": json_or(&r.tags, json!([])),
+        "labels": json_or(&r.labels, json!({})),
+        "state_id": r.state_id,
+        "task_inputs": json_or(&r.task_inputs, json!({})),
+        "state_type": r.state_type,
+        "state_name": r.state_name,
+        "run_count": r.run_count,
+        "flow_run_run_count": r.flow_run_run_count,
+        "expected_start_time": opt_ts(&r.expected_start_time),
+        "next_scheduled_start_time": opt_ts(&r.next_scheduled_start_time),
+        "start_time": opt_ts(&r.start_time),
+        "end_time": opt_ts(&r.end_time),
+        "total_run_time": secs(r.total_run_time),
+        "estimated_run_time": secs(estimated_run_time(r.total_run_time, &r.state_type, &r.state_timestamp, now)),
+        "estimated_start_time_delta": secs(start_delta(&r.start_time, &r.expected_start_time, &r.state_type, now)),
+        "state": opt_state_json(state),
+    })
+}

@@ -1,0 +1,270 @@
+//! Runs: applies orchestration to stored flow and task runs. Each transition reads the run in
+//! a transaction (storage), asks the pure rules (orchestration) what to do, and writes the
+//! state, the run's columns, the subflow parent's mirrored state and the state-change event
+//! (to the outbox) together. Used by the API handlers and by background services.
+
+pub mod convert;
+pub mod events;
+pub mod names;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::orchestration::{
+    orchestrate, subflow_parent_task_state, OrchestrationConfig, OrchestrationResult, Outcome,
+    Proposal, RunKind, State, StateCreate,
+};
+use crate::storage::rows::{FlowRunRow, TaskRunRow};
+use crate::storage::transitions::{
+    self, CacheRow, FlowRunContext, FlowRunWrite, TaskRunContext, TaskRunWrite,
+};
+use crate::storage::StorageResult;
+use convert::{
+    apply_flow_update, apply_task_update, flow_snapshot, flow_state, flow_state_row, task_snapshot,
+    task_state, task_state_row,
+};
+
+/// How a proposal is to be applied.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub state: StateCreate,
+    pub force: bool,
+    pub client_version: Option<String>,
+}
+
+/// A transition's answer: the orchestration result and whether a new state was written (201).
+#[derive(Debug, Clone)]
+pub struct Applied<R> {
+    pub result: OrchestrationResult,
+    pub written: bool,
+    pub run: R,
+    pub state: Option<State>,
+}
+
+fn new_state_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// The flow-run decision: orchestrate, then describe every write.
+fn decide_flow(
+    ctx: FlowRunContext,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> (FlowRunWrite, Applied<FlowRunRow>) {
+    let ws = ctx.run.workspace_id.clone();
+    let naive_now = now.naive_utc();
+    let current = ctx.current.as_ref().and_then(flow_state);
+    let proposed = State::from_create(req.state.clone(), new_state_id(), now);
+    let outcome = orchestrate(Proposal {
+        kind: RunKind::Flow,
+        run: flow_snapshot(&ctx.run, &ctx.taken_timestamps),
+        current: current.clone(),
+        proposed,
+        force: req.force,
+        now,
+        client_version: req.client_version.clone(),
+        cached_state: None,
+        config: OrchestrationConfig::default(),
+    });
+    let mut write = FlowRunWrite::default();
+    let mut run = ctx.run.clone();
+    if let Some(s) = &outcome.state_to_write {
+        apply_flow_update(&mut run, &outcome.run_update, naive_now);
+        write.state = Some(flow_state_row(&ws, &run.id, s, naive_now));
+        let parent = ctx.parent_task.as_ref().map(|(t, _)| t);
+        let event =
+            events::flow_run_state_event(&run, ctx.flow.as_ref(), parent, current.as_ref(), s);
+        write.outbox.push(events::outbox_row(&ws, event, now));
+        if outcome.effects.update_subflow_parent_task.is_some() {
+            if let Some((task, task_current)) = &ctx.parent_task {
+                write.parent_task = mirror_on_parent_task(
+                    task,
+                    task_current.as_ref().and_then(task_state),
+                    s,
+                    &run,
+                    now,
+                );
+            }
+        }
+        write.run = Some(run.clone());
+    } else if outcome.run_update.empirical_policy.is_some() {
+        apply_flow_update(&mut run, &outcome.run_update, naive_now);
+        write.run = Some(run.clone());
+    }
+    let state = outcome.state_to_write.clone().or(current.clone());
+    let applied = Applied {
+        result: outcome.response(current.as_ref()),
+        written: outcome.state_to_write.is_some(),
+        run,
+        state,
+    };
+    (write, applied)
+}
+
+/// `UpdateSubflowParentTask`: the parent task run takes a copy of the subflow's state, through
+/// the minimal task policy (force) so its run count and times follow.
+fn mirror_on_parent_task(
+    task: &TaskRunRow,
+    current: Option<State>,
+    written: &State,
+    subflow: &FlowRunRow,
+    now: DateTime<Utc>,
+) -> Option<(TaskRunRow, crate::storage::rows::TaskRunStateRow)> {
+    let subflow_id = Uuid::parse_str(&subflow.id).ok()?;
+    let proposed = subflow_parent_task_state(written, subflow_id, new_state_id(), now);
+    let outcome = orchestrate(Proposal {
+        kind: RunKind::Task,
+        run: task_snapshot(task, None),
+        current,
+        proposed,
+        force: true,
+        now,
+        client_version: None,
+        cached_state: None,
+        config: OrchestrationConfig::default(),
+    });
+    let s = outcome.state_to_write.as_ref()?;
+    let mut t = task.clone();
+    apply_task_update(&mut t, &outcome.run_update, now.naive_utc());
+    let row = task_state_row(&t.workspace_id, &t.id, s, now.naive_utc());
+    Some((t, row))
+}
+
+/// Proposes a state for flow run `run_id`. `None` when there is no such run.
+pub async fn set_flow_run_state(
+    state: &AppState,
+    ws: &str,
+    run_id: &str,
+    req: Request,
+) -> StorageResult<Option<Applied<FlowRunRow>>> {
+    let now = crate::time::now();
+    let since = now.naive_utc();
+    let out = transitions::transition_flow_run(&state.stores.orion, ws, run_id, since, |ctx| {
+        decide_flow(ctx, &req, now)
+    })
+    .await?;
+    if out.as_ref().is_some_and(|a| a.written) {
+        state.outbox_wake.notify_one();
+    }
+    Ok(out)
+}
+
+/// Creates a flow run with its first state (applied with force, as Prefect does). `Err` holds
+/// the id of the existing run with the same idempotency key.
+pub async fn create_flow_run(
+    state: &AppState,
+    row: FlowRunRow,
+    initial: StateCreate,
+) -> StorageResult<Result<Applied<FlowRunRow>, String>> {
+    let now = row.created.and_utc();
+    let req = Request {
+        state: initial,
+        force: true,
+        client_version: None,
+    };
+    let out =
+        transitions::create_flow_run(&state.stores.orion, &row, |ctx| decide_flow(ctx, &req, now))
+            .await?;
+    if out.is_ok() {
+        state.outbox_wake.notify_one();
+    }
+    Ok(out)
+}
+
+fn decide_task(
+    ctx: TaskRunContext,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> (TaskRunWrite, Applied<TaskRunRow>) {
+    let naive_now = now.naive_utc();
+    let current = ctx.current.as_ref().and_then(task_state);
+    let flow_run = ctx
+        .flow_run
+        .as_ref()
+        .map(|(fr, s)| (fr, s.as_ref().and_then(flow_state)));
+    let proposed = State::from_create(req.state.clone(), new_state_id(), now);
+    let outcome: Outcome = orchestrate(Proposal {
+        kind: RunKind::Task,
+        run: task_snapshot(&ctx.run, flow_run),
+        current: current.clone(),
+        proposed,
+        force: req.force,
+        now,
+        client_version: req.client_version.clone(),
+        cached_state: ctx.cached.as_ref().and_then(task_state),
+        config: OrchestrationConfig::default(),
+    });
+    let mut write = TaskRunWrite::default();
+    let mut run = ctx.run.clone();
+    if let Some(s) = &outcome.state_to_write {
+        apply_task_update(&mut run, &outcome.run_update, naive_now);
+        write.state = Some(task_state_row(&run.workspace_id, &run.id, s, naive_now));
+        if let Some(c) = &outcome.effects.cache_insert {
+            write.cache = Some(CacheRow {
+                id: Uuid::new_v4().to_string(),
+                workspace_id: run.workspace_id.clone(),
+                created: naive_now,
+                cache_key: c.cache_key.clone(),
+                cache_expiration: c.cache_expiration.map(|t| t.naive_utc()),
+                task_run_state_id: c.task_run_state_id.to_string(),
+            });
+        }
+        write.run = Some(run.clone());
+    }
+    let state = outcome.state_to_write.clone().or(current.clone());
+    let applied = Applied {
+        result: outcome.response(current.as_ref()),
+        written: outcome.state_to_write.is_some(),
+        run,
+        state,
+    };
+    (write, applied)
+}
+
+/// Proposes a state for task run `run_id` (REST). `None` when there is no such run.
+pub async fn set_task_run_state(
+    state: &AppState,
+    ws: &str,
+    run_id: &str,
+    req: Request,
+) -> StorageResult<Option<Applied<TaskRunRow>>> {
+    let now = crate::time::now();
+    let cache_key = req
+        .state
+        .state_details
+        .as_ref()
+        .and_then(|d| d.cache_key.clone());
+    transitions::transition_task_run(
+        &state.stores.orion,
+        ws,
+        run_id,
+        cache_key.as_deref(),
+        now.naive_utc(),
+        |ctx| decide_task(ctx, &req, now),
+    )
+    .await
+}
+
+/// Creates a task run (REST) with its first state. `Err` holds the id of the existing run with
+/// the same (flow_run_id, task_key, dynamic_key).
+pub async fn create_task_run(
+    state: &AppState,
+    row: TaskRunRow,
+    initial: StateCreate,
+) -> StorageResult<Result<Applied<TaskRunRow>, String>> {
+    let now = row.created.and_utc();
+    let cache_key = initial
+        .state_details
+        .as_ref()
+        .and_then(|d| d.cache_key.clone());
+    let req = Request {
+        state: initial,
+        force: true,
+        client_version: None,
+    };
+    transitions::create_task_run(&state.stores.orion, &row, cache_key.as_deref(), |ctx| {
+        decide_task(ctx, &req, now)
+    })
+    .await
+}

@@ -1,0 +1,90 @@
+//! Background services. Every loop implements [`Service`]: it has a name (its tracing span), an
+//! idle interval from settings (zero disables it), and a `tick` that does one unit of work. The
+//! runner stops every loop through one cancellation token.
+
+pub mod repossessor;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What one tick found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// There may be more work right away: tick again without waiting.
+    Busy,
+    /// Nothing to do: wait for the interval (or a wake-up) before the next tick.
+    Idle,
+}
+
+pub trait Service: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// How long to wait after an idle tick; zero disables the service.
+    fn interval(&self) -> Duration;
+    /// One unit of work. Errors are logged and retried after the interval.
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>>;
+    /// Woken early from an idle wait (e.g. when new work is written); never by default.
+    fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+/// Spawns `service` on the current runtime; it stops when `token` is cancelled.
+pub fn spawn(
+    service: Arc<dyn Service>,
+    token: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let interval = service.interval();
+    if interval.is_zero() {
+        tracing::info!(service = service.name(), "disabled");
+        return None;
+    }
+    let span = tracing::info_span!("service", name = service.name());
+    Some(tokio::spawn(
+        async move {
+            tracing::debug!("started");
+            let wake = service.wake();
+            let mut failures: u32 = 0;
+            loop {
+                let outcome = tokio::select! {
+                    _ = token.cancelled() => break,
+                    r = service.tick() => r,
+                };
+                let pause = match outcome {
+                    Ok(Tick::Busy) => {
+                        failures = 0;
+                        continue;
+                    }
+                    Ok(Tick::Idle) => {
+                        failures = 0;
+                        interval
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(error = %e, failures, "tick failed");
+                        interval.saturating_mul(failures.min(10))
+                    }
+                };
+                let notified = async {
+                    match &wake {
+                        Some(n) => n.notified().await,
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = notified => {}
+                }
+            }
+            tracing::debug!("stopped");
+        }
+        .instrument(span),
+    ))
+}

@@ -1,0 +1,49 @@
+//! The repossessor: leases whose holders stopped renewing them expire, and their slots go back
+//! to their concurrency limits. Safe on every replica at once: a lease is released by whoever
+//! deletes its row first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{BoxFuture, Service, Tick};
+use crate::app::AppState;
+use crate::storage::concurrency;
+
+const BATCH: i64 = 200;
+
+pub struct Repossessor {
+    pub state: Arc<AppState>,
+}
+
+impl Service for Repossessor {
+    fn name(&self) -> &'static str {
+        "repossessor"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.state.settings.services.repossessor_interval_ms)
+    }
+
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+        Box::pin(async move {
+            let db = &self.state.stores.orion;
+            let now = crate::time::now().naive_utc();
+            let expired = concurrency::expired_leases(db, now, BATCH)
+                .await
+                .map_err(|e| e.to_string())?;
+            for lease in &expired {
+                if concurrency::release_lease(db, &lease.workspace_id, &lease.id, now)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    tracing::info!(lease_id = %lease.id, "revoked an expired concurrency lease");
+                }
+            }
+            Ok(if expired.len() as i64 >= BATCH {
+                Tick::Busy
+            } else {
+                Tick::Idle
+            })
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! The events database: events as received, one row per event id, with their related
+//! resources. Writes are batched and idempotent (a replayed event changes nothing).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::schema::{event_resources, events};
+use super::{Database, StorageResult};
+use crate::db_run;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub occurred: NaiveDateTime,
+    pub received: NaiveDateTime,
+    pub event: String,
+    pub resource_id: String,
+    pub resource: String,
+    pub related: String,
+    pub payload: String,
+    pub follows: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = event_resources)]
+pub struct EventResourceRow {
+    pub event_id: String,
+    pub workspace_id: String,
+    pub occurred: NaiveDateTime,
+    pub resource_id: String,
+    pub resource_role: String,
+    pub resource: String,
+}
+
+/// Inserts events and their resources, skipping ids already stored; returns how many were new.
+pub async fn insert(
+    db: &Database,
+    batch: &[(EventRow, Vec<EventResourceRow>)],
+) -> StorageResult<usize> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        use diesel_async::AsyncConnection;
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            let mut n = 0;
+            for (event, resources) in batch {
+                let inserted = diesel::insert_into(events::table)
+                    .values(event)
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+                if inserted == 1 {
+                    n += 1;
+                    for r in resources {
+                        diesel::insert_into(event_resources::table)
+                            .values(r)
+                            .on_conflict_do_nothing()
+                            .execute(c)
+                            .await?;
+                    }
+                }
+            }
+            Ok(n)
+        })
+        .await
+    })?;
+    Ok(n)
+}
+
+/// Events of a workspace, newest first (used by tests and, later, the events API).
+pub async fn recent(db: &Database, ws: &str, limit: i64) -> StorageResult<Vec<EventRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        events::table
+            .filter(events::workspace_id.eq(ws))
+            .order((events::occurred.desc(), events::id.desc()))
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+pub async fn count(db: &Database, ws: &str) -> StorageResult<i64> {
+    let mut conn = db.read().await?;
+    let n = db_run!(conn, |c| events::table
+        .filter(events::workspace_id.eq(ws))
+        .count()
+        .get_result::<i64>(c)
+        .await)?;
+    Ok(n)
+}

@@ -1,0 +1,268 @@
+//! Flow runs and their state history: reads, filters, updates and deletes. State transitions
+//! (which run orchestration inside one transaction) live in `transitions.rs`.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::filters::{backend, Cond, FilterSql, FlowRunSort, Page, Related};
+use super::rows::{FlowRunRow, FlowRunStateRow};
+use super::schema::{flow_run_states, flow_runs};
+use super::{Database, StorageResult};
+use crate::db_run;
+
+/// A run with its current state.
+pub type RunWithState = (FlowRunRow, Option<FlowRunStateRow>);
+
+fn runs_cond<C>(c: &C, related: &Related) -> Cond<flow_runs::table, C::Backend>
+where
+    C: diesel_async::AsyncConnection,
+    C::Backend: FilterSql,
+{
+    let _ = backend(c);
+    <C::Backend as FilterSql>::flow_runs_related(related)
+}
+
+pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<RunWithState>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| {
+        flow_runs::table
+            .left_join(
+                flow_run_states::table.on(flow_run_states::id.nullable().eq(flow_runs::state_id)),
+            )
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(flow_runs::id.eq(id))
+            .select((
+                FlowRunRow::as_select(),
+                Option::<FlowRunStateRow>::as_select(),
+            ))
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+pub async fn list(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    sort: FlowRunSort,
+    page: Page,
+) -> StorageResult<Vec<RunWithState>> {
+    let mut conn = db.read().await?;
+    let (runs, states) = db_run!(conn, |c| {
+        let cond = runs_cond(c, related);
+        let mut q = flow_runs::table
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .select(FlowRunRow::as_select())
+            .into_boxed();
+        q = match sort {
+            FlowRunSort::IdDesc => q.order(flow_runs::id.desc()),
+            FlowRunSort::StartTimeAsc => {
+                q.order((flow_runs::start_time.asc(), flow_runs::id.asc()))
+            }
+            FlowRunSort::StartTimeDesc => {
+                q.order((flow_runs::start_time.desc(), flow_runs::id.desc()))
+            }
+            FlowRunSort::ExpectedStartTimeAsc => {
+                q.order((flow_runs::expected_start_time.asc(), flow_runs::id.asc()))
+            }
+            FlowRunSort::ExpectedStartTimeDesc => {
+                q.order((flow_runs::expected_start_time.desc(), flow_runs::id.desc()))
+            }
+            FlowRunSort::NameAsc => q.order((flow_runs::name.asc(), flow_runs::id.asc())),
+            FlowRunSort::NameDesc => q.order((flow_runs::name.desc(), flow_runs::id.desc())),
+            FlowRunSort::NextScheduledStartTimeAsc => q.order((
+                flow_runs::next_scheduled_start_time.asc(),
+                flow_runs::id.asc(),
+            )),
+            FlowRunSort::EndTimeDesc => q.order((flow_runs::end_time.desc(), flow_runs::id.desc())),
+        };
+        let runs: Vec<FlowRunRow> = q.limit(page.limit).offset(page.offset).load(c).await?;
+        let state_ids: Vec<&String> = runs.iter().filter_map(|r| r.state_id.as_ref()).collect();
+        let states: Vec<FlowRunStateRow> = if state_ids.is_empty() {
+            Vec::new()
+        } else {
+            flow_run_states::table
+                .filter(flow_run_states::id.eq_any(state_ids))
+                .select(FlowRunStateRow::as_select())
+                .load(c)
+                .await?
+        };
+        Ok::<_, diesel::result::Error>((runs, states))
+    })?;
+    let mut by_id: std::collections::HashMap<String, FlowRunStateRow> =
+        states.into_iter().map(|s| (s.id.clone(), s)).collect();
+    Ok(runs
+        .into_iter()
+        .map(|r| {
+            let s = r.state_id.as_ref().and_then(|id| by_id.remove(id));
+            (r, s)
+        })
+        .collect())
+}
+
+pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
+    let mut conn = db.read().await?;
+    let n = db_run!(conn, |c| {
+        let cond = runs_cond(c, related);
+        flow_runs::table
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
+}
+
+/// The columns history and lateness need, for runs matching `related` with an expected start
+/// in [start, end).
+pub async fn history_rows(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+) -> StorageResult<Vec<FlowRunRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        let cond = runs_cond(c, related);
+        flow_runs::table
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .filter(flow_runs::expected_start_time.ge(start))
+            .filter(flow_runs::expected_start_time.lt(end))
+            .select(FlowRunRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// Saves the run's editable columns (name, flow_version, parameters, policy, tags, pid, job
+/// variables, labels); false when no such run.
+pub async fn save(db: &Database, ws: &str, run: &FlowRunRow) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        diesel::update(
+            flow_runs::table
+                .filter(flow_runs::workspace_id.eq(ws))
+                .filter(flow_runs::id.eq(&run.id)),
+        )
+        .set((
+            flow_runs::name.eq(&run.name),
+            flow_runs::flow_version.eq(&run.flow_version),
+            flow_runs::parameters.eq(&run.parameters),
+            flow_runs::empirical_policy.eq(&run.empirical_policy),
+            flow_runs::tags.eq(&run.tags),
+            flow_runs::labels.eq(&run.labels),
+            flow_runs::infrastructure_pid.eq(&run.infrastructure_pid),
+            flow_runs::job_variables.eq(&run.job_variables),
+            flow_runs::updated.eq(Utc::now().naive_utc()),
+        ))
+        .execute(c)
+        .await
+    })?;
+    Ok(n == 1)
+}
+
+pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        diesel::delete(
+            flow_runs::table
+                .filter(flow_runs::workspace_id.eq(ws))
+                .filter(flow_runs::id.eq(id)),
+        )
+        .execute(c)
+        .await
+    })?;
+    Ok(n == 1)
+}
+
+/// Deletes up to `limit` runs matching `related`; returns their ids.
+pub async fn bulk_delete(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    limit: i64,
+) -> StorageResult<Vec<String>> {
+    let mut conn = db.write().await?;
+    let ids = db_run!(conn, |c| {
+        let cond = runs_cond(c, related);
+        let ids: Vec<String> = flow_runs::table
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .select(flow_runs::id)
+            .order(flow_runs::id.asc())
+            .limit(limit)
+            .load(c)
+            .await?;
+        diesel::delete(
+            flow_runs::table
+                .filter(flow_runs::workspace_id.eq(ws))
+                .filter(flow_runs::id.eq_any(&ids)),
+        )
+        .execute(c)
+        .await?;
+        Ok::<_, diesel::result::Error>(ids)
+    })?;
+    Ok(ids)
+}
+
+/// The ids of up to `limit` runs matching `related` (for bulk state changes).
+pub async fn ids(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    limit: i64,
+) -> StorageResult<Vec<String>> {
+    let mut conn = db.read().await?;
+    let ids = db_run!(conn, |c| {
+        let cond = runs_cond(c, related);
+        flow_runs::table
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .select(flow_runs::id)
+            .order(flow_runs::id.asc())
+            .limit(limit)
+            .load::<String>(c)
+            .await
+    })?;
+    Ok(ids)
+}
+
+pub async fn states(db: &Database, ws: &str, run_id: &str) -> StorageResult<Vec<FlowRunStateRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        flow_run_states::table
+            .filter(flow_run_states::workspace_id.eq(ws))
+            .filter(flow_run_states::flow_run_id.eq(run_id))
+            .order((flow_run_states::timestamp.asc(), flow_run_states::id.asc()))
+            .select(FlowRunStateRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+pub async fn find_state(
+    db: &Database,
+    ws: &str,
+    id: &str,
+) -> StorageResult<Option<FlowRunStateRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| {
+        flow_run_states::table
+            .filter(flow_run_states::workspace_id.eq(ws))
+            .filter(flow_run_states::id.eq(id))
+            .select(FlowRunStateRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}

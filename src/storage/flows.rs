@@ -1,0 +1,187 @@
+//! Flows: created idempotently by name, read, filtered, counted, updated and deleted, always
+//! within one workspace.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::filters::{backend, FilterSql, FlowSort, Page, Related};
+use super::rows::FlowRow;
+use super::schema::flows;
+use super::{Database, StorageResult};
+use crate::db_run;
+
+/// Inserts the flow unless one of that name exists; returns the flow and whether it is new.
+pub async fn insert_or_get(
+    db: &Database,
+    ws: &str,
+    name: &str,
+    tags: &str,
+    labels: &str,
+) -> StorageResult<(FlowRow, bool)> {
+    let now = Utc::now().naive_utc();
+    let row = FlowRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        workspace_id: ws.to_string(),
+        created: now,
+        updated: now,
+        name: name.to_string(),
+        tags: tags.to_string(),
+        labels: labels.to_string(),
+    };
+    let mut conn = db.write().await?;
+    let (flow, inserted) = db_run!(conn, |c| {
+        let inserted = diesel::insert_into(flows::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await?;
+        let flow = flows::table
+            .filter(flows::workspace_id.eq(ws))
+            .filter(flows::name.eq(name))
+            .select(FlowRow::as_select())
+            .first(c)
+            .await?;
+        Ok::<_, diesel::result::Error>((flow, inserted == 1))
+    })?;
+    Ok((flow, inserted))
+}
+
+pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<FlowRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| {
+        flows::table
+            .filter(flows::workspace_id.eq(ws))
+            .filter(flows::id.eq(id))
+            .select(FlowRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+pub async fn find_by_name(db: &Database, ws: &str, name: &str) -> StorageResult<Option<FlowRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| {
+        flows::table
+            .filter(flows::workspace_id.eq(ws))
+            .filter(flows::name.eq(name))
+            .select(FlowRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+pub async fn list(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    sort: FlowSort,
+    page: Page,
+) -> StorageResult<Vec<FlowRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        let cond = flows_cond(c, related);
+        let mut q = flows::table
+            .filter(flows::workspace_id.eq(ws))
+            .filter(cond)
+            .select(FlowRow::as_select())
+            .into_boxed();
+        q = match sort {
+            FlowSort::CreatedDesc => q.order((flows::created.desc(), flows::id.desc())),
+            FlowSort::UpdatedDesc => q.order((flows::updated.desc(), flows::id.desc())),
+            FlowSort::NameAsc => q.order((flows::name.asc(), flows::id.asc())),
+            FlowSort::NameDesc => q.order((flows::name.desc(), flows::id.desc())),
+        };
+        q.limit(page.limit).offset(page.offset).load(c).await
+    })?;
+    Ok(rows)
+}
+
+pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
+    let mut conn = db.read().await?;
+    let n = db_run!(conn, |c| {
+        let cond = flows_cond(c, related);
+        flows::table
+            .filter(flows::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
+}
+
+fn flows_cond<C>(c: &C, related: &Related) -> super::filters::Cond<flows::table, C::Backend>
+where
+    C: diesel_async::AsyncConnection,
+    C::Backend: FilterSql,
+{
+    let _ = backend(c);
+    <C::Backend as FilterSql>::flows_related(related)
+}
+
+/// Replaces the flow's tags; false when no such flow.
+pub async fn update_tags(db: &Database, ws: &str, id: &str, tags: &str) -> StorageResult<bool> {
+    let now = Utc::now().naive_utc();
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        diesel::update(
+            flows::table
+                .filter(flows::workspace_id.eq(ws))
+                .filter(flows::id.eq(id)),
+        )
+        .set((flows::tags.eq(tags), flows::updated.eq(now)))
+        .execute(c)
+        .await
+    })?;
+    Ok(n == 1)
+}
+
+/// Deletes the flow (and, by cascade, its runs); false when no such flow.
+pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        diesel::delete(
+            flows::table
+                .filter(flows::workspace_id.eq(ws))
+                .filter(flows::id.eq(id)),
+        )
+        .execute(c)
+        .await
+    })?;
+    Ok(n == 1)
+}
+
+/// Deletes up to `limit` flows matching `related`; returns their ids.
+pub async fn bulk_delete(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    limit: i64,
+) -> StorageResult<Vec<String>> {
+    let mut conn = db.write().await?;
+    let ids = db_run!(conn, |c| {
+        let cond = flows_cond(c, related);
+        let ids: Vec<String> = flows::table
+            .filter(flows::workspace_id.eq(ws))
+            .filter(cond)
+            .select(flows::id)
+            .order(flows::id.asc())
+            .limit(limit)
+            .load(c)
+            .await?;
+        diesel::delete(
+            flows::table
+                .filter(flows::workspace_id.eq(ws))
+                .filter(flows::id.eq_any(&ids)),
+        )
+        .execute(c)
+        .await?;
+        Ok::<_, diesel::result::Error>(ids)
+    })?;
+    Ok(ids)
+}

@@ -1,0 +1,65 @@
+//! Logs: batch inserts from `POST /logs/` and filtered reads.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::filters::{backend, FilterSql, LogFilter, LogSort, Page};
+use super::rows::LogRow;
+use super::schema::logs;
+use super::{Database, StorageResult};
+use crate::db_run;
+
+pub async fn insert(db: &Database, rows: &[LogRow]) -> StorageResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        use diesel_async::AsyncConnection;
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            let mut n = 0;
+            for row in rows {
+                n += diesel::insert_into(logs::table)
+                    .values(row)
+                    .execute(c)
+                    .await?;
+            }
+            Ok(n)
+        })
+        .await
+    })?;
+    Ok(n)
+}
+
+pub async fn list(
+    db: &Database,
+    ws: &str,
+    filter: &LogFilter,
+    sort: LogSort,
+    page: Page,
+) -> StorageResult<Vec<LogRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        let _ = backend(c);
+        let cond = log_cond(c, filter);
+        let mut q = logs::table
+            .filter(logs::workspace_id.eq(ws))
+            .filter(cond)
+            .select(LogRow::as_select())
+            .into_boxed();
+        q = match sort {
+            LogSort::TimestampAsc => q.order((logs::timestamp.asc(), logs::id.asc())),
+            LogSort::TimestampDesc => q.order((logs::timestamp.desc(), logs::id.desc())),
+        };
+        q.limit(page.limit).offset(page.offset).load(c).await
+    })?;
+    Ok(rows)
+}
+
+fn log_cond<C>(_c: &C, f: &LogFilter) -> super::filters::Cond<logs::table, C::Backend>
+where
+    C: diesel_async::AsyncConnection,
+    C::Backend: FilterSql,
+{
+    <C::Backend as FilterSql>::log(f)
+}

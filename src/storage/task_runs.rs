@@ -1,0 +1,335 @@
+//! Task runs and their state history: reads and filters, REST renames and deletes, and the
+//! batched upsert the task-run recorder applies from `prefect.task-run.*` events (last writer by
+//! state timestamp wins; replaying events changes nothing).
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::filters::{backend, Cond, FilterSql, Page, Related, TaskRunSort};
+use super::rows::{TaskRunRow, TaskRunStateRow};
+use super::schema::{task_run_states, task_runs};
+use super::{Database, StorageResult};
+use crate::db_run;
+
+pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
+
+fn tasks_cond<C>(c: &C, related: &Related) -> Cond<task_runs::table, C::Backend>
+where
+    C: diesel_async::AsyncConnection,
+    C::Backend: FilterSql,
+{
+    let _ = backend(c);
+    <C::Backend as FilterSql>::task_runs_related(related)
+}
+
+pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<TaskRunWithState>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| {
+        task_runs::table
+            .left_join(
+                task_run_states::table.on(task_run_states::id.nullable().eq(task_runs::state_id)),
+            )
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(task_runs::id.eq(id))
+            .select((
+                TaskRunRow::as_select(),
+                Option::<TaskRunStateRow>::as_select(),
+            ))
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+pub async fn list(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    sort: TaskRunSort,
+    page: Page,
+) -> StorageResult<Vec<TaskRunWithState>> {
+    let mut conn = db.read().await?;
+    let (runs, states) = db_run!(conn, |c| {
+        let cond = tasks_cond(c, related);
+        let mut q = task_runs::table
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .select(TaskRunRow::as_select())
+            .into_boxed();
+        q = match sort {
+            TaskRunSort::IdDesc => q.order(task_runs::id.desc()),
+            TaskRunSort::ExpectedStartTimeAsc => {
+                q.order((task_runs::expected_start_time.asc(), task_runs::id.asc()))
+            }
+            TaskRunSort::ExpectedStartTimeDesc => {
+                q.order((task_runs::expected_start_time.desc(), task_runs::id.desc()))
+            }
+            TaskRunSort::NameAsc => q.order((task_runs::name.asc(), task_runs::id.asc())),
+            TaskRunSort::NameDesc => q.order((task_runs::name.desc(), task_runs::id.desc())),
+            TaskRunSort::NextScheduledStartTimeAsc => q.order((
+                task_runs::next_scheduled_start_time.asc(),
+                task_runs::id.asc(),
+            )),
+            TaskRunSort::EndTimeDesc => q.order((task_runs::end_time.desc(), task_runs::id.desc())),
+            TaskRunSort::DurationDesc => {
+                q.order((task_runs::total_run_time.desc(), task_runs::id.desc()))
+            }
+            TaskRunSort::DurationAsc => {
+                q.order((task_runs::total_run_time.asc(), task_runs::id.asc()))
+            }
+        };
+        let runs: Vec<TaskRunRow> = q.limit(page.limit).offset(page.offset).load(c).await?;
+        let ids: Vec<&String> = runs.iter().filter_map(|r| r.state_id.as_ref()).collect();
+        let states: Vec<TaskRunStateRow> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            task_run_states::table
+                .filter(task_run_states::id.eq_any(ids))
+                .select(TaskRunStateRow::as_select())
+                .load(c)
+                .await?
+        };
+        Ok::<_, diesel::result::Error>((runs, states))
+    })?;
+    let mut by_id: std::collections::HashMap<String, TaskRunStateRow> =
+        states.into_iter().map(|s| (s.id.clone(), s)).collect();
+    Ok(runs
+        .into_iter()
+        .map(|r| {
+            let s = r.state_id.as_ref().and_then(|id| by_id.remove(id));
+            (r, s)
+        })
+        .collect())
+}
+
+pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
+    let mut conn = db.read().await?;
+    let n = db_run!(conn, |c| {
+        let cond = tasks_cond(c, related);
+        task_runs::table
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
+}
+
+/// Task runs of one flow run (for the graph), oldest expected start first.
+pub async fn of_flow_run(
+    db: &Database,
+    ws: &str,
+    flow_run_id: &str,
+) -> StorageResult<Vec<TaskRunRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        task_runs::table
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(task_runs::flow_run_id.eq(flow_run_id))
+            .order((task_runs::expected_start_time.asc(), task_runs::id.asc()))
+            .select(TaskRunRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// History rows: task runs matching `related` with an expected start in [start, end).
+pub async fn history_rows(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    start: chrono::NaiveDateTime,
+    end: chrono::NaiveDateTime,
+) -> StorageResult<Vec<TaskRunRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        let cond = tasks_cond(c, related);
+        task_runs::table
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .filter(task_runs::expected_start_time.ge(start))
+            .filter(task_runs::expected_start_time.lt(end))
+            .select(TaskRunRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+pub async fn states(
+    db: &Database,
+    ws: &str,
+    task_run_id: &str,
+) -> StorageResult<Vec<TaskRunStateRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        task_run_states::table
+            .filter(task_run_states::workspace_id.eq(ws))
+            .filter(task_run_states::task_run_id.eq(task_run_id))
+            .order((task_run_states::timestamp.asc(), task_run_states::id.asc()))
+            .select(TaskRunStateRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+pub async fn find_state(
+    db: &Database,
+    ws: &str,
+    id: &str,
+) -> StorageResult<Option<TaskRunStateRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| {
+        task_run_states::table
+            .filter(task_run_states::workspace_id.eq(ws))
+            .filter(task_run_states::id.eq(id))
+            .select(TaskRunStateRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+pub async fn rename(db: &Database, ws: &str, id: &str, name: &str) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        diesel::update(
+            task_runs::table
+                .filter(task_runs::workspace_id.eq(ws))
+                .filter(task_runs::id.eq(id)),
+        )
+        .set((
+            task_runs::name.eq(name),
+            task_runs::updated.eq(Utc::now().naive_utc()),
+        ))
+        .execute(c)
+        .await
+    })?;
+    Ok(n == 1)
+}
+
+pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        diesel::delete(
+            task_runs::table
+                .filter(task_runs::workspace_id.eq(ws))
+                .filter(task_runs::id.eq(id)),
+        )
+        .execute(c)
+        .await
+    })?;
+    Ok(n == 1)
+}
+
+/// One task run as seen in the newest of its events, plus every state those events carried.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub run: TaskRunRow,
+    pub states: Vec<TaskRunStateRow>,
+}
+
+/// Upserts recorded task runs and inserts their states in one transaction. A row is updated only
+/// when the incoming state is newer than the stored one; states are keyed by id, so replays
+/// change nothing. Returns how many task runs were written.
+pub async fn record(db: &Database, batch: &[Recorded]) -> StorageResult<usize> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = db.write().await?;
+    let written = db_run!(conn, |c| {
+        use diesel::query_dsl::methods::FilterDsl;
+        use diesel_async::AsyncConnection;
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            let mut written = 0;
+            for r in batch {
+                let newer = task_runs::state_timestamp
+                    .is_null()
+                    .or(task_runs::state_timestamp
+                        .lt(r.run.state_timestamp)
+                        .assume_not_null());
+                let upsert = diesel::insert_into(task_runs::table)
+                    .values(&r.run)
+                    .on_conflict(task_runs::id)
+                    .do_update()
+                    .set(RecordedUpdate::from(&r.run));
+                written += FilterDsl::filter(upsert, newer).execute(c).await?;
+                for state in &r.states {
+                    diesel::insert_into(task_run_states::table)
+                        .values(state)
+                        .on_conflict_do_nothing()
+                        .execute(c)
+                        .await?;
+                }
+            }
+            Ok(written)
+        })
+        .await
+    })?;
+    Ok(written)
+}
+
+/// The columns an event may change on an existing task run (not `created`, not `workspace_id`).
+#[derive(AsChangeset)]
+#[diesel(table_name = task_runs, treat_none_as_null = true)]
+struct RecordedUpdate<'a> {
+    updated: chrono::NaiveDateTime,
+    name: &'a str,
+    flow_run_id: Option<&'a str>,
+    task_key: &'a str,
+    dynamic_key: &'a str,
+    cache_key: Option<&'a str>,
+    cache_expiration: Option<chrono::NaiveDateTime>,
+    task_version: Option<&'a str>,
+    empirical_policy: &'a str,
+    tags: &'a str,
+    labels: &'a str,
+    task_inputs: &'a str,
+    state_id: Option<&'a str>,
+    state_type: Option<&'a str>,
+    state_name: Option<&'a str>,
+    state_timestamp: Option<chrono::NaiveDateTime>,
+    run_count: i64,
+    flow_run_run_count: i64,
+    expected_start_time: Option<chrono::NaiveDateTime>,
+    next_scheduled_start_time: Option<chrono::NaiveDateTime>,
+    start_time: Option<chrono::NaiveDateTime>,
+    end_time: Option<chrono::NaiveDateTime>,
+    total_run_time: f64,
+}
+
+impl<'a> From<&'a TaskRunRow> for RecordedUpdate<'a> {
+    fn from(r: &'a TaskRunRow) -> Self {
+        RecordedUpdate {
+            updated: r.updated,
+            name: &r.name,
+            flow_run_id: r.flow_run_id.as_deref(),
+            task_key: &r.task_key,
+            dynamic_key: &r.dynamic_key,
+            cache_key: r.cache_key.as_deref(),
+            cache_expiration: r.cache_expiration,
+            task_version: r.task_version.as_deref(),
+            empirical_policy: &r.empirical_policy,
+            tags: &r.tags,
+            labels: &r.labels,
+            task_inputs: &r.task_inputs,
+            state_id: r.state_id.as_deref(),
+            state_type: r.state_type.as_deref(),
+            state_name: r.state_name.as_deref(),
+            state_timestamp: r.state_timestamp,
+            run_count: r.run_count,
+            flow_run_run_count: r.flow_run_run_count,
+            expected_start_time: r.expected_start_time,
+            next_scheduled_start_time: r.next_scheduled_start_time,
+            start_time: r.start_time,
+            end_time: r.end_time,
+            total_run_time: r.total_run_time,
+        }
+    }
+}
