@@ -22,6 +22,8 @@ pub struct AppState {
     pub stores: Stores,
     pub brokers: Brokers,
     pub roles: Roles,
+    /// Events read by this process's distributor, fanned out to `/events/out` subscribers.
+    pub live_events: tokio::sync::broadcast::Sender<Arc<crate::events::Envelope>>,
     /// Wakes the outbox relay when a transaction wrote events.
     pub outbox_wake: Arc<tokio::sync::Notify>,
     migrated: AtomicBool,
@@ -36,6 +38,7 @@ impl AppState {
             brokers,
             roles,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            live_events: tokio::sync::broadcast::channel(4096).0,
             migrated: AtomicBool::new(false),
             known_workspaces: RwLock::default(),
         }
@@ -242,10 +245,45 @@ fn start_services(
             consumer,
         }));
     }
+    if state.roles.api {
+        let group = format!(
+            "distributor-{}-{}",
+            hostname(),
+            uuid::Uuid::new_v4().simple()
+        );
+        list.push(Arc::new(crate::events::stream_out::Distributor {
+            state: state.clone(),
+            group,
+        }));
+    }
     if state.roles.services {
         list.push(Arc::new(crate::services::repossessor::Repossessor {
             state: state.clone(),
         }));
+        list.push(Arc::new(
+            crate::services::pause_expirations::PauseExpirations {
+                state: state.clone(),
+            },
+        ));
+        list.push(Arc::new(crate::services::scheduler::Scheduler {
+            state: state.clone(),
+            recent: false,
+        }));
+        list.push(Arc::new(crate::services::scheduler::Scheduler {
+            state: state.clone(),
+            recent: true,
+        }));
+        list.push(Arc::new(crate::services::late_runs::LateRuns {
+            state: state.clone(),
+        }));
+        list.push(Arc::new(crate::services::foreman::Foreman {
+            state: state.clone(),
+        }));
+        list.push(Arc::new(
+            crate::services::cancellation::CancellationCleanup {
+                state: state.clone(),
+            },
+        ));
     }
     list.into_iter()
         .filter_map(|s| spawn(s, token.clone()))

@@ -109,7 +109,8 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::NotFound => ApiError::not_found("Not found"),
             StorageError::Conflict(m) => {
-                ApiError::conflict(format!("Data integrity conflict: {m}"))
+                tracing::info!(reason = %m, "integrity conflict");
+                ApiError::conflict(INTEGRITY_CONFLICT)
             }
             StorageError::Pool(m) | StorageError::Connect { reason: m, .. } => {
                 ApiError::Unavailable(m)

@@ -11,6 +11,7 @@ pub mod events;
 pub mod orchestration;
 pub mod router;
 pub mod runs;
+pub mod schedules;
 pub mod services;
 pub mod settings;
 pub mod storage;

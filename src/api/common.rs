@@ -138,3 +138,22 @@ path_param!(PathName, "name", false);
 path_param!(PathKey, "id_or_name", false);
 path_param!(PathLeaseId, "lease_id", true);
 path_param!(PathView, "view", false);
+path_param!(PathSlug, "slug", false);
+path_param!(PathChecksum, "checksum", false);
+path_param!(PathBlockDocumentName, "block_document_name", false);
+path_param!(PathPool, "work_pool_name", false);
+path_param!(PathResourceId, "resource_id", false);
+path_param!(PathScheduleId, "schedule_id", true);
+path_param!(PathFlowName, "flow_name", false);
+path_param!(PathDeploymentName, "deployment_name", false);
+path_param!(PathKeyStr, "key", false);
+path_param!(PathTag, "tag", false);
+
+/// For update bodies: a missing key is `None`, an explicit `null` is `Some(None)`.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}

@@ -10,6 +10,7 @@ use crate::events::{self, Event};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/events/in", web::get().to(events::websocket::events_in))
+        .route("/events/out", web::get().to(events::stream_out::events_out))
         .route("/events", web::post().to(create))
         .route("/events/", web::post().to(create));
 }

@@ -3,9 +3,15 @@
 //! extract, call storage or orchestration, map to a DTO. One resource per file.
 
 pub mod admin;
+pub mod artifacts;
+pub mod automations;
+pub mod blocks;
 pub mod common;
+pub mod concurrency_limits_v1;
 pub mod concurrency_limits_v2;
+pub mod deployments;
 pub mod events;
+pub mod flow_run_input;
 pub mod flow_runs;
 pub mod flows;
 pub mod graph;
@@ -13,7 +19,11 @@ pub mod history;
 pub mod json;
 pub mod logs;
 pub mod root;
+pub mod saved_searches;
 pub mod task_runs;
+pub mod variables;
+pub mod work_pools;
+pub mod work_queues;
 pub mod workspace;
 
 use actix_web::body::MessageBody;
@@ -56,8 +66,18 @@ fn resources(cfg: &mut web::ServiceConfig) {
     concurrency_limits_v2::configure(cfg);
     flow_runs::configure(cfg);
     task_runs::configure(cfg);
+    work_pools::configure(cfg);
+    deployments::configure(cfg);
+    work_queues::configure(cfg);
+    automations::configure(cfg);
     logs::configure(cfg);
     events::configure(cfg);
+    artifacts::configure(cfg);
+    concurrency_limits_v1::configure(cfg);
+    flow_run_input::configure(cfg);
+    saved_searches::configure(cfg);
+    variables::configure(cfg);
+    blocks::configure(cfg);
 }
 
 /// 503 (which the client retries) while migrations are still running.

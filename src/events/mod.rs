@@ -3,10 +3,12 @@
 //! consumers of the `events` stream — the persister and the task-run recorder — plus the relay
 //! that moves outbox rows to the stream.
 
+pub mod filter;
 pub mod model;
 pub mod persister;
 pub mod recorder;
 pub mod relay;
+pub mod stream_out;
 pub mod websocket;
 
 use std::time::Duration;

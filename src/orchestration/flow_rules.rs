@@ -290,3 +290,39 @@ pub(crate) fn retry_failed_flows(ctx: &mut Ctx) -> Hooks {
     ctx.reject(Some(retry), "Retrying");
     Hooks::none()
 }
+
+/// Seconds a run waits for a deployment concurrency slot before it is offered again
+/// (PREFECT_DEPLOYMENT_CONCURRENCY_SLOT_WAIT_SECONDS).
+pub(crate) const CONCURRENCY_SLOT_WAIT_SECONDS: i64 = 30;
+
+/// SecureFlowConcurrencySlots (non-active → PENDING): a deployment with a concurrency limit
+/// admits a run only while fewer than `limit` of its runs are PENDING, RUNNING or CANCELLING.
+/// When full: `Scheduled "AwaitingConcurrencySlot"` a little later (ENQUEUE) or `Cancelled`
+/// (CANCEL_NEW); a limit of 0 would deadlock, so the proposal is aborted.
+pub(crate) fn secure_flow_concurrency_slots(ctx: &mut Ctx) -> Hooks {
+    let Some(dc) = ctx.run.deployment_concurrency.clone() else {
+        return Hooks::none();
+    };
+    if dc.limit == 0 {
+        ctx.abort(
+            "The deployment concurrency limit is 0. The flow will deadlock if submitted again.",
+        );
+        return Hooks::none();
+    }
+    if dc.active < dc.limit {
+        return Hooks::none();
+    }
+    let reason = "Deployment concurrency limit reached.";
+    if dc.collision_strategy == "CANCEL_NEW" {
+        let cancelled = ctx.new_state(StateType::Cancelled);
+        ctx.reject(Some(cancelled), reason);
+    } else {
+        let mut waiting = ctx
+            .new_state(StateType::Scheduled)
+            .named("AwaitingConcurrencySlot");
+        waiting.state_details.scheduled_time =
+            Some(ctx.now + chrono::Duration::seconds(CONCURRENCY_SLOT_WAIT_SECONDS));
+        ctx.reject(Some(waiting), reason);
+    }
+    Hooks::none()
+}

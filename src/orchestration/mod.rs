@@ -37,8 +37,8 @@ mod tests_task;
 pub use engine::{mark_late, orchestrate, orchestrate_with};
 pub use policy::rule_names;
 pub use proposal::{
-    CacheInsert, EnclosingFlowRun, OrchestrationConfig, Outcome, PolicyKind, Proposal, RunKind,
-    RunSnapshot, RunUpdate, SideEffects, TaskQueueAction,
+    CacheInsert, DeploymentConcurrency, EnclosingFlowRun, OrchestrationConfig, Outcome, PolicyKind,
+    Proposal, RunKind, RunSnapshot, RunUpdate, SideEffects, TaskQueueAction,
 };
 pub use results::{OrchestrationDetails, OrchestrationResult, SetStateStatus};
 pub use run_policy::{FlowRunPolicy, TaskRetryDelay, TaskRunPolicy};

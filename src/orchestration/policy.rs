@@ -83,6 +83,12 @@ const VALIDATE_LEASE_AT_RUNNING: Rule = guarded(
     StateSet::of(&[Running]),
     flow::validate_deployment_concurrency_at_running,
 );
+const SECURE_FLOW_SLOTS: Rule = guarded(
+    "SecureFlowConcurrencySlots",
+    ALL.without(Pending).without(Running).without(Cancelling),
+    StateSet::of(&[Pending]),
+    flow::secure_flow_concurrency_slots,
+);
 const MARK_LATE: Rule = guarded(
     "EnsureOnlyScheduledFlowsMarkedLate",
     ALL,
@@ -134,7 +140,7 @@ const CORE_FLOW: &[Rule] = &[
     BYPASS_CANCELLING,
     PREVENT_PENDING,
     VALIDATE_LEASE_AT_RUNNING,
-    // extension point: SecureFlowConcurrencySlots (non-active → PENDING)
+    SECURE_FLOW_SLOTS,
     // extension point: RemoveDeploymentConcurrencyLeaseForOldClientVersions (PENDING → RUNNING/CANCELLING)
     MARK_LATE,
     PAUSING,

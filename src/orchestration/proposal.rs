@@ -62,6 +62,18 @@ pub struct RunSnapshot {
     /// caller that wants full protection passes the rest (`SELECT timestamp FROM
     /// flow_run_state WHERE flow_run_id = ? AND timestamp >= ?`).
     pub taken_state_timestamps: Vec<DateTime<Utc>>,
+    /// Flows (`SecureFlowConcurrencySlots`): the deployment's concurrency limit and how many of
+    /// its other runs hold a slot (PENDING, RUNNING or CANCELLING), read by the caller.
+    pub deployment_concurrency: Option<DeploymentConcurrency>,
+}
+
+/// A deployment's concurrency limit as the caller read it in the transition's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentConcurrency {
+    pub limit: i64,
+    pub active: i64,
+    /// `ENQUEUE` (default) or `CANCEL_NEW`.
+    pub collision_strategy: String,
 }
 
 /// Tunables the rules read from settings.

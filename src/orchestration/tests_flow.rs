@@ -364,3 +364,54 @@ fn ensure_only_scheduled_flows_marked_late_accepts_scheduled() {
     ));
     assert!(accepted(&o));
 }
+
+mod secure_flow_concurrency_slots {
+    use crate::orchestration::test_support::*;
+    use crate::orchestration::*;
+
+    fn with_limit(limit: i64, active: i64, strategy: &str) -> Proposal {
+        let mut p = flow(
+            Some(scheduled("Scheduled", 0, 0)),
+            st(StateType::Pending, 10),
+        );
+        p.run.deployment_concurrency = Some(DeploymentConcurrency {
+            limit,
+            active,
+            collision_strategy: strategy.into(),
+        });
+        p
+    }
+
+    #[test]
+    fn secure_flow_concurrency_slots_admits_below_the_limit() {
+        let o = orchestrate(with_limit(2, 1, "ENQUEUE"));
+        assert_eq!(o.status, SetStateStatus::Accept);
+    }
+
+    #[test]
+    fn secure_flow_concurrency_slots_enqueues_when_full() {
+        let o = orchestrate(with_limit(2, 2, "ENQUEUE"));
+        assert_eq!(o.status, SetStateStatus::Reject);
+        let s = o.state_to_write.clone().expect("a waiting state");
+        assert_eq!(
+            (s.state_type, s.name.as_str()),
+            (StateType::Scheduled, "AwaitingConcurrencySlot")
+        );
+        assert!(fired(&o, "SecureFlowConcurrencySlots"));
+    }
+
+    #[test]
+    fn secure_flow_concurrency_slots_cancels_new_runs_with_cancel_new() {
+        let o = orchestrate(with_limit(1, 1, "CANCEL_NEW"));
+        assert_eq!(
+            o.state_to_write.map(|s| s.state_type),
+            Some(StateType::Cancelled)
+        );
+    }
+
+    #[test]
+    fn secure_flow_concurrency_slots_aborts_a_zero_limit() {
+        let o = orchestrate(with_limit(0, 0, "ENQUEUE"));
+        assert_eq!(o.status, SetStateStatus::Abort);
+    }
+}

@@ -295,6 +295,7 @@ fn policy_rule_lists_follow_prefect_order() {
             "BypassCancellingFlowRunsWithNoInfra",
             "PreventPendingTransitions",
             "ValidateDeploymentConcurrencyAtRunning",
+            "SecureFlowConcurrencySlots",
             "EnsureOnlyScheduledFlowsMarkedLate",
             "HandlePausingFlows",
             "HandleResumingPausedFlows",

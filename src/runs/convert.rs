@@ -123,7 +123,11 @@ pub fn task_policy(run: &TaskRunRow) -> TaskRunPolicy {
 }
 
 /// What the rules need of a flow run.
-pub fn flow_snapshot(run: &FlowRunRow, taken: &[NaiveDateTime]) -> RunSnapshot {
+pub fn flow_snapshot(
+    run: &FlowRunRow,
+    taken: &[NaiveDateTime],
+    concurrency: Option<&(i32, i64, String)>,
+) -> RunSnapshot {
     RunSnapshot {
         id: Uuid::parse_str(&run.id).unwrap_or_default(),
         run_count: run.run_count,
@@ -137,6 +141,13 @@ pub fn flow_snapshot(run: &FlowRunRow, taken: &[NaiveDateTime]) -> RunSnapshot {
         parent_task_run_id: uuid(&run.parent_task_run_id),
         flow_policy: flow_policy(run),
         taken_state_timestamps: taken.iter().map(|t| utc(*t)).collect(),
+        deployment_concurrency: concurrency.map(|(limit, active, strategy)| {
+            crate::orchestration::DeploymentConcurrency {
+                limit: i64::from(*limit),
+                active: *active,
+                collision_strategy: strategy.clone(),
+            }
+        }),
         ..Default::default()
     }
 }

@@ -54,6 +54,32 @@ pub fn flow_run_state_event(
             ("prefect.resource.name", t.name.clone()),
         ]));
     }
+    if let Some(d) = &run.deployment_id {
+        related.push(resource(&[
+            ("prefect.resource.id", format!("prefect.deployment.{d}")),
+            ("prefect.resource.role", "deployment".into()),
+        ]));
+    }
+    if let Some(q) = &run.work_queue_id {
+        let mut r = resource(&[
+            ("prefect.resource.id", format!("prefect.work-queue.{q}")),
+            ("prefect.resource.role", "work-queue".into()),
+        ]);
+        if let Some(name) = &run.work_queue_name {
+            r.insert("prefect.resource.name".into(), name.clone());
+        }
+        related.push(r);
+    }
+    if let Some(p) = &run.work_pool_id {
+        let mut r = resource(&[
+            ("prefect.resource.id", format!("prefect.work-pool.{p}")),
+            ("prefect.resource.role", "work-pool".into()),
+        ]);
+        if let Some(name) = &run.work_pool_name {
+            r.insert("prefect.resource.name".into(), name.clone());
+        }
+        related.push(r);
+    }
     let tags: Vec<String> = serde_json::from_str(&run.tags).unwrap_or_default();
     for tag in tags {
         related.push(resource(&[
@@ -134,5 +160,82 @@ pub fn outbox_row(ws: &str, event: Event, now: DateTime<Utc>) -> NewOutboxRow {
         created: now.naive_utc(),
         event_id: received.event.id.to_string(),
         event: serde_json::to_string(&received).unwrap_or_default(),
+    }
+}
+
+/// A work-pool status event (`prefect.work-pool.ready`, `.not-ready`, `.paused`).
+pub fn work_pool_event(
+    pool: &crate::storage::work_pools::PoolRow,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Event {
+    Event {
+        occurred: now,
+        event: name.to_string(),
+        resource: resource(&[
+            (
+                "prefect.resource.id",
+                format!("prefect.work-pool.{}", pool.id),
+            ),
+            ("prefect.resource.name", pool.name.clone()),
+            ("prefect.work-pool.type", pool.pool_type.clone()),
+        ]),
+        related: Vec::new(),
+        payload: Map::new(),
+        id: uuid::Uuid::new_v4(),
+        follows: None,
+    }
+}
+
+/// Writes `events` to the outbox and wakes the relay; failures are logged (events about
+/// status changes must not fail the request that caused them).
+pub async fn emit(state: &crate::app::AppState, ws: &str, events: Vec<Event>) {
+    let now = crate::time::now();
+    let rows: Vec<NewOutboxRow> = events.into_iter().map(|e| outbox_row(ws, e, now)).collect();
+    match crate::storage::outbox::append(&state.stores.orion, &rows).await {
+        Ok(()) => state.outbox_wake.notify_one(),
+        Err(e) => tracing::warn!(error = %e, "could not record events"),
+    }
+}
+
+pub async fn emit_work_pool(
+    state: &crate::app::AppState,
+    ws: &str,
+    pool: &crate::storage::work_pools::PoolRow,
+    name: &str,
+) {
+    emit(
+        state,
+        ws,
+        vec![work_pool_event(pool, name, crate::time::now())],
+    )
+    .await;
+}
+
+/// `prefect.deployment.created` / `.updated` / `.ready` / `.not-ready`.
+pub fn deployment_event(
+    d: &crate::storage::deployments::DeploymentRow,
+    flow: &FlowRow,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Event {
+    Event {
+        occurred: now,
+        event: name.to_string(),
+        resource: resource(&[
+            (
+                "prefect.resource.id",
+                format!("prefect.deployment.{}", d.id),
+            ),
+            ("prefect.resource.name", d.name.clone()),
+        ]),
+        related: vec![resource(&[
+            ("prefect.resource.id", format!("prefect.flow.{}", flow.id)),
+            ("prefect.resource.role", "flow".into()),
+            ("prefect.resource.name", flow.name.clone()),
+        ])],
+        payload: Map::new(),
+        id: uuid::Uuid::new_v4(),
+        follows: None,
     }
 }

@@ -6,6 +6,7 @@
 pub mod convert;
 pub mod events;
 pub mod names;
+pub mod params;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -52,13 +53,26 @@ fn decide_flow(
     req: &Request,
     now: DateTime<Utc>,
 ) -> (FlowRunWrite, Applied<FlowRunRow>) {
+    decide_flow_with(ctx, req, now, orchestrate)
+}
+
+fn decide_flow_with(
+    ctx: FlowRunContext,
+    req: &Request,
+    now: DateTime<Utc>,
+    engine: fn(Proposal) -> Outcome,
+) -> (FlowRunWrite, Applied<FlowRunRow>) {
     let ws = ctx.run.workspace_id.clone();
     let naive_now = now.naive_utc();
     let current = ctx.current.as_ref().and_then(flow_state);
     let proposed = State::from_create(req.state.clone(), new_state_id(), now);
-    let outcome = orchestrate(Proposal {
+    let outcome = engine(Proposal {
         kind: RunKind::Flow,
-        run: flow_snapshot(&ctx.run, &ctx.taken_timestamps),
+        run: flow_snapshot(
+            &ctx.run,
+            &ctx.taken_timestamps,
+            ctx.deployment_concurrency.as_ref(),
+        ),
         current: current.clone(),
         proposed,
         force: req.force,
@@ -144,6 +158,33 @@ pub async fn set_flow_run_state(
         decide_flow(ctx, &req, now)
     })
     .await?;
+    if out.as_ref().is_some_and(|a| a.written) {
+        state.outbox_wake.notify_one();
+    }
+    Ok(out)
+}
+
+/// Proposes `Scheduled "Late"` through the late-runs policy (the late-runs service).
+pub async fn mark_flow_run_late(
+    state: &AppState,
+    ws: &str,
+    run_id: &str,
+) -> StorageResult<Option<Applied<FlowRunRow>>> {
+    let now = crate::time::now();
+    let create = StateCreate {
+        name: Some("Late".into()),
+        ..StateCreate::of(crate::orchestration::StateType::Scheduled)
+    };
+    let req = Request {
+        state: create,
+        force: false,
+        client_version: None,
+    };
+    let out =
+        transitions::transition_flow_run(&state.stores.orion, ws, run_id, now.naive_utc(), |ctx| {
+            decide_flow_with(ctx, &req, now, crate::orchestration::mark_late)
+        })
+        .await?;
     if out.as_ref().is_some_and(|a| a.written) {
         state.outbox_wake.notify_one();
     }

@@ -2,7 +2,12 @@
 //! idle interval from settings (zero disables it), and a `tick` that does one unit of work. The
 //! runner stops every loop through one cancellation token.
 
+pub mod cancellation;
+pub mod foreman;
+pub mod late_runs;
+pub mod pause_expirations;
 pub mod repossessor;
+pub mod scheduler;
 
 use std::future::Future;
 use std::pin::Pin;

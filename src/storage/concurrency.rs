@@ -481,3 +481,175 @@ pub async fn active_leases(db: &Database, ws: &str) -> StorageResult<i64> {
         .await)?;
     Ok(n)
 }
+
+// ---- v1 (tag) limits: stored as v2 limits named `tag:<tag>`, slots held by leases whose
+// holder is the task run (API.md §7a).
+
+/// `LIKE` pattern matching a limit id inside a lease's `limit_ids` JSON array.
+fn lease_pattern(limit_id: &str) -> String {
+    format!(
+        "%\"{}\"%",
+        limit_id.replace('\\', "").replace(['%', '_'], "")
+    )
+}
+
+/// Limits whose name starts with `prefix`, by name.
+pub async fn list_by_prefix(
+    db: &Database,
+    ws: &str,
+    prefix: &str,
+    page: Page,
+) -> StorageResult<Vec<LimitRow>> {
+    let escaped = prefix
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        concurrency_limits::table
+            .filter(concurrency_limits::workspace_id.eq(ws))
+            .filter(
+                concurrency_limits::name
+                    .like(format!("{escaped}%"))
+                    .escape('\\'),
+            )
+            .order(concurrency_limits::name.asc())
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(LimitRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// The leases holding slots of limit `limit_id`, oldest first.
+pub async fn leases_on_limit(
+    db: &Database,
+    ws: &str,
+    limit_id: &str,
+) -> StorageResult<Vec<LeaseRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        concurrency_leases::table
+            .filter(concurrency_leases::workspace_id.eq(ws))
+            .filter(concurrency_leases::limit_ids.like(lease_pattern(limit_id)))
+            .order((
+                concurrency_leases::created.asc(),
+                concurrency_leases::id.asc(),
+            ))
+            .select(LeaseRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// Ends every lease on limit `limit_id` (their slots go back to all their limits) and makes
+/// `holders` (holder JSON texts) the limit's only holders: one slot and one lease each, expiring
+/// at `expiration`. False when there is no such limit.
+pub async fn reset_holders(
+    db: &Database,
+    ws: &str,
+    limit_id: &str,
+    holders: &[String],
+    expiration: NaiveDateTime,
+    now: NaiveDateTime,
+) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let found = db_run!(conn, |c| {
+        use diesel_async::AsyncConnection;
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            let exists: i64 = concurrency_limits::table
+                .filter(concurrency_limits::workspace_id.eq(ws))
+                .filter(concurrency_limits::id.eq(limit_id))
+                .count()
+                .get_result(c)
+                .await?;
+            if exists == 0 {
+                return Ok(false);
+            }
+            let leases: Vec<LeaseRow> = concurrency_leases::table
+                .filter(concurrency_leases::workspace_id.eq(ws))
+                .filter(concurrency_leases::limit_ids.like(lease_pattern(limit_id)))
+                .select(LeaseRow::as_select())
+                .load(c)
+                .await?;
+            for lease in leases {
+                diesel::delete(
+                    concurrency_leases::table.filter(concurrency_leases::id.eq(&lease.id)),
+                )
+                .execute(c)
+                .await?;
+                let ids: Vec<String> = serde_json::from_str(&lease.limit_ids).unwrap_or_default();
+                give_back(c, &ids, lease.slots, None).await?;
+            }
+            diesel::update(concurrency_limits::table.filter(concurrency_limits::id.eq(limit_id)))
+                .set((
+                    concurrency_limits::active_slots.eq(holders.len() as i32),
+                    concurrency_limits::updated.eq(now),
+                ))
+                .execute(c)
+                .await?;
+            let ids = serde_json::to_string(&[limit_id]).unwrap_or_else(|_| "[]".into());
+            for holder in holders {
+                let row = LeaseRow {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    workspace_id: ws.to_string(),
+                    created: now,
+                    expiration,
+                    limit_ids: ids.clone(),
+                    slots: 1,
+                    holder: Some(holder.clone()),
+                };
+                diesel::insert_into(concurrency_leases::table)
+                    .values(&row)
+                    .execute(c)
+                    .await?;
+            }
+            Ok(true)
+        })
+        .await
+    })?;
+    Ok(found)
+}
+
+/// Deletes limit `limit_id` and ends its leases (their slots on other limits go back).
+/// False when there is no such limit.
+pub async fn delete_with_leases(db: &Database, ws: &str, limit_id: &str) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let found = db_run!(conn, |c| {
+        use diesel_async::AsyncConnection;
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            let leases: Vec<LeaseRow> = concurrency_leases::table
+                .filter(concurrency_leases::workspace_id.eq(ws))
+                .filter(concurrency_leases::limit_ids.like(lease_pattern(limit_id)))
+                .select(LeaseRow::as_select())
+                .load(c)
+                .await?;
+            for lease in leases {
+                diesel::delete(
+                    concurrency_leases::table.filter(concurrency_leases::id.eq(&lease.id)),
+                )
+                .execute(c)
+                .await?;
+                let ids: Vec<String> = serde_json::from_str::<Vec<String>>(&lease.limit_ids)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|i| i != limit_id)
+                    .collect();
+                give_back(c, &ids, lease.slots, None).await?;
+            }
+            let n = diesel::delete(
+                concurrency_limits::table
+                    .filter(concurrency_limits::workspace_id.eq(ws))
+                    .filter(concurrency_limits::id.eq(limit_id)),
+            )
+            .execute(c)
+            .await?;
+            Ok(n == 1)
+        })
+        .await
+    })?;
+    Ok(found)
+}

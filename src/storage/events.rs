@@ -96,3 +96,24 @@ pub async fn count(db: &Database, ws: &str) -> StorageResult<i64> {
         .await)?;
     Ok(n)
 }
+
+/// Events of a workspace that occurred at or after `since`, oldest first.
+pub async fn since(
+    db: &Database,
+    ws: &str,
+    since: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<EventRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        events::table
+            .filter(events::workspace_id.eq(ws))
+            .filter(events::occurred.ge(since))
+            .order((events::occurred.asc(), events::id.asc()))
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}

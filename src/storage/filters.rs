@@ -8,7 +8,7 @@ use diesel::sql_types::{Bool, Text};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::schema::{flow_runs, flows, logs, task_runs};
+use super::schema::{deployments, flow_runs, flows, logs, task_runs, work_pools, work_queues};
 
 /// A boxed SQL condition on table `T` for backend `DB`.
 pub type Cond<T, DB> = Box<dyn BoxableExpression<T, DB, SqlType = Bool>>;
@@ -185,20 +185,10 @@ pub struct Related {
     pub flows: Option<FlowFilter>,
     pub flow_runs: Option<FlowRunFilter>,
     pub task_runs: Option<TaskRunFilter>,
-    pub deployments: Option<serde_json::Value>,
-    pub work_pools: Option<serde_json::Value>,
-    pub work_pool_queues: Option<serde_json::Value>,
-    pub work_queues: Option<serde_json::Value>,
-}
-
-impl Related {
-    /// A filter on an object kind that has no rows yet: present means "must be related to one".
-    pub fn requires_missing_objects(&self) -> bool {
-        self.deployments.as_ref().is_some_and(|v| !v.is_null())
-            || self.work_pools.as_ref().is_some_and(|v| !v.is_null())
-            || self.work_pool_queues.as_ref().is_some_and(|v| !v.is_null())
-            || self.work_queues.as_ref().is_some_and(|v| !v.is_null())
-    }
+    pub deployments: Option<super::deployments::DeploymentFilter>,
+    pub work_pools: Option<super::work_pools::WorkPoolFilter>,
+    pub work_pool_queues: Option<super::work_pools::WorkQueueFilter>,
+    pub work_queues: Option<super::work_pools::WorkQueueFilter>,
 }
 
 fn ids(v: &[Uuid]) -> Vec<String> {
@@ -233,6 +223,12 @@ pub trait FilterSql: diesel::backend::Backend + Sized + 'static {
     fn task_runs_related(r: &Related) -> Cond<task_runs::table, Self>;
     /// Flows matching the flow filter and having a matching flow run / task run.
     fn flows_related(r: &Related) -> Cond<flows::table, Self>;
+    fn deployment(f: &super::deployments::DeploymentFilter) -> Cond<deployments::table, Self>;
+    /// Flow runs whose queue is in a matching pool / is a matching queue.
+    fn runs_in_pools(
+        pools: Option<&super::work_pools::WorkPoolFilter>,
+        queues: Option<&super::work_pools::WorkQueueFilter>,
+    ) -> Cond<flow_runs::table, Self>;
 }
 
 /// Combines conditions with the filter's operator; no conditions means "true".
@@ -370,12 +366,15 @@ macro_rules! impl_filter_sql {
                 }
                 name_conds!($db, c, &f.name, flows::name);
                 tags_conds!($db, flows::table, c, &f.tags, flows::tags);
-                if let Some(IsNullFilter {
-                    is_null_: Some(false),
-                }) = &f.deployment
-                {
-                    // No deployments exist yet, so no flow has one.
-                    c.push(Box::new(diesel::dsl::sql::<Bool>("1=0")));
+                if let Some(is_null) = f.deployment.as_ref().and_then(|d| d.is_null_) {
+                    let with = deployments::table
+                        .select(deployments::flow_id)
+                        .into_boxed::<$db>();
+                    if is_null {
+                        c.push(Box::new(diesel::dsl::not(flows::id.eq_any(with))));
+                    } else {
+                        c.push(Box::new(flows::id.eq_any(with)));
+                    }
                 }
                 combine!($db, flows::table, f.operator, c)
             }
@@ -596,10 +595,97 @@ macro_rules! impl_filter_sql {
                 combine!($db, logs::table, f.operator, c)
             }
 
+            fn deployment(
+                f: &super::deployments::DeploymentFilter,
+            ) -> Cond<deployments::table, Self> {
+                let mut c: Vec<Cond<deployments::table, $db>> = Vec::new();
+                if let Some(id) = &f.id {
+                    if let Some(v) = &id.any_ {
+                        c.push(Box::new(deployments::id.eq_any(ids(v))));
+                    }
+                    if let Some(v) = &id.not_any_ {
+                        c.push(Box::new(deployments::id.ne_all(ids(v))));
+                    }
+                }
+                name_conds!($db, c, &f.name, deployments::name);
+                if let Some(l) = f
+                    .flow_or_deployment_name
+                    .as_ref()
+                    .and_then(|n| n.like_.as_ref())
+                {
+                    let pat = format!("%{}%", l.to_lowercase());
+                    let by_flow = flows::table
+                        .filter(lower(flows::name).like(pat.clone()))
+                        .select(flows::id)
+                        .into_boxed::<$db>();
+                    c.push(Box::new(
+                        lower(deployments::name)
+                            .like(pat)
+                            .or(deployments::flow_id.eq_any(by_flow)),
+                    ));
+                }
+                if let Some(p) = f.paused.as_ref().and_then(|p| p.eq_) {
+                    c.push(Box::new(deployments::paused.eq(p)));
+                }
+                tags_conds!($db, deployments::table, c, &f.tags, deployments::tags);
+                strings_conds!(c, &f.work_queue_name, deployments::work_queue_name);
+                combine!($db, deployments::table, Operator::And, c)
+            }
+
+            fn runs_in_pools(
+                pools: Option<&super::work_pools::WorkPoolFilter>,
+                queues: Option<&super::work_pools::WorkQueueFilter>,
+            ) -> Cond<flow_runs::table, Self> {
+                let mut qc: Vec<Cond<work_queues::table, $db>> = Vec::new();
+                if let Some(q) = queues {
+                    if let Some(v) = q.id.as_ref().and_then(|i| i.any_.as_ref()) {
+                        qc.push(Box::new(work_queues::id.eq_any(ids(v))));
+                    }
+                    if let Some(v) = q.name.as_ref().and_then(|n| n.any_.as_ref()) {
+                        qc.push(Box::new(work_queues::name.eq_any(v.clone())));
+                    }
+                }
+                if let Some(p) = pools {
+                    let mut pc: Vec<Cond<work_pools::table, $db>> = Vec::new();
+                    if let Some(v) = p.id.as_ref().and_then(|i| i.any_.as_ref()) {
+                        pc.push(Box::new(work_pools::id.eq_any(ids(v))));
+                    }
+                    if let Some(v) = p.name.as_ref().and_then(|n| n.any_.as_ref()) {
+                        pc.push(Box::new(work_pools::name.eq_any(v.clone())));
+                    }
+                    if let Some(v) = p.pool_type.as_ref().and_then(|n| n.any_.as_ref()) {
+                        pc.push(Box::new(work_pools::pool_type.eq_any(v.clone())));
+                    }
+                    let pool_ids = work_pools::table
+                        .filter(combine!($db, work_pools::table, Operator::And, pc))
+                        .select(work_pools::id)
+                        .into_boxed::<$db>();
+                    qc.push(Box::new(work_queues::work_pool_id.eq_any(pool_ids)));
+                }
+                let queue_ids = work_queues::table
+                    .filter(combine!($db, work_queues::table, Operator::And, qc))
+                    .select(work_queues::id.nullable())
+                    .into_boxed::<$db>();
+                Box::new(flow_runs::work_queue_id.eq_any(queue_ids).assume_not_null())
+            }
+
             fn flow_runs_related(r: &Related) -> Cond<flow_runs::table, Self> {
                 let mut c: Vec<Cond<flow_runs::table, $db>> = Vec::new();
-                if r.requires_missing_objects() {
-                    c.push(Box::new(diesel::dsl::sql::<Bool>("1=0")));
+                if let Some(d) = &r.deployments {
+                    let sub = deployments::table
+                        .filter(<$db as FilterSql>::deployment(d))
+                        .select(deployments::id.nullable())
+                        .into_boxed::<$db>();
+                    c.push(Box::new(
+                        flow_runs::deployment_id.eq_any(sub).assume_not_null(),
+                    ));
+                }
+                let queues = r.work_pool_queues.as_ref().or(r.work_queues.as_ref());
+                if r.work_pools.is_some() || queues.is_some() {
+                    c.push(<$db as FilterSql>::runs_in_pools(
+                        r.work_pools.as_ref(),
+                        queues,
+                    ));
                 }
                 if let Some(f) = &r.flow_runs {
                     c.push(<$db as FilterSql>::flow_run(f));
@@ -626,16 +712,14 @@ macro_rules! impl_filter_sql {
 
             fn task_runs_related(r: &Related) -> Cond<task_runs::table, Self> {
                 let mut c: Vec<Cond<task_runs::table, $db>> = Vec::new();
-                if r.requires_missing_objects() {
-                    c.push(Box::new(diesel::dsl::sql::<Bool>("1=0")));
-                }
                 if let Some(f) = &r.task_runs {
                     c.push(<$db as FilterSql>::task_run(f));
                 }
-                if r.flow_runs.is_some() || r.flows.is_some() {
+                if r.flow_runs.is_some() || r.flows.is_some() || r.deployments.is_some() {
                     let only_runs = Related {
                         flow_runs: r.flow_runs.clone(),
                         flows: r.flows.clone(),
+                        deployments: r.deployments.clone(),
                         ..Default::default()
                     };
                     let sub = flow_runs::table
@@ -651,8 +735,12 @@ macro_rules! impl_filter_sql {
 
             fn flows_related(r: &Related) -> Cond<flows::table, Self> {
                 let mut c: Vec<Cond<flows::table, $db>> = Vec::new();
-                if r.requires_missing_objects() {
-                    c.push(Box::new(diesel::dsl::sql::<Bool>("1=0")));
+                if let Some(d) = &r.deployments {
+                    let sub = deployments::table
+                        .filter(<$db as FilterSql>::deployment(d))
+                        .select(deployments::flow_id)
+                        .into_boxed::<$db>();
+                    c.push(Box::new(flows::id.eq_any(sub)));
                 }
                 if let Some(f) = &r.flows {
                     c.push(<$db as FilterSql>::flow(f));
@@ -699,7 +787,7 @@ mod tests {
             r#"{"flows":null,"flow_runs":{"parent_task_run_id":{"any_":["9f2a0b8e-5d1c-4c7e-8f00-000000000001"]}},"task_runs":null,"deployments":null}"#,
         )
         .expect("parses");
-        assert!(r.flow_runs.is_some() && r.flows.is_none() && !r.requires_missing_objects());
+        assert!(r.flow_runs.is_some() && r.flows.is_none() && r.deployments.is_none());
     }
 }
 

@@ -266,3 +266,120 @@ pub async fn find_state(
     })?;
     Ok(row)
 }
+
+/// The current states of `runs`, by state id.
+pub async fn find_states_of(
+    db: &Database,
+    runs: &[FlowRunRow],
+) -> StorageResult<std::collections::HashMap<String, FlowRunStateRow>> {
+    let ids: Vec<&String> = runs.iter().filter_map(|r| r.state_id.as_ref()).collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut conn = db.read().await?;
+    let rows: Vec<FlowRunStateRow> = db_run!(conn, |c| {
+        flow_run_states::table
+            .filter(flow_run_states::id.eq_any(&ids))
+            .select(FlowRunStateRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows.into_iter().map(|s| (s.id.clone(), s)).collect())
+}
+
+/// The idempotency keys of a deployment's runs (the scheduler skips those).
+pub async fn idempotency_keys_of_deployment(
+    db: &Database,
+    deployment_id: &str,
+) -> StorageResult<std::collections::HashSet<String>> {
+    let mut conn = db.read().await?;
+    let keys: Vec<Option<String>> = db_run!(conn, |c| {
+        flow_runs::table
+            .filter(flow_runs::deployment_id.eq(deployment_id))
+            .filter(flow_runs::auto_scheduled.eq(true))
+            .select(flow_runs::idempotency_key)
+            .load(c)
+            .await
+    })?;
+    Ok(keys.into_iter().flatten().collect())
+}
+
+/// (workspace, id) of SCHEDULED runs not yet Late whose start time is before `cutoff`.
+pub async fn late_candidates(
+    db: &Database,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<(String, String)>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        flow_runs::table
+            .filter(flow_runs::state_type.eq("SCHEDULED"))
+            .filter(flow_runs::state_name.ne("Late"))
+            .filter(flow_runs::next_scheduled_start_time.lt(cutoff))
+            .order(flow_runs::next_scheduled_start_time.asc())
+            .limit(limit)
+            .select((flow_runs::workspace_id, flow_runs::id))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// (workspace, id) of runs in CANCELLING since before `cutoff`.
+pub async fn stuck_cancelling(
+    db: &Database,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<(String, String)>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        flow_runs::table
+            .filter(flow_runs::state_type.eq("CANCELLING"))
+            .filter(flow_runs::state_timestamp.lt(cutoff))
+            .limit(limit)
+            .select((flow_runs::workspace_id, flow_runs::id))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// (workspace, id) of unfinished subflow runs whose parent flow run is CANCELLED.
+pub async fn orphaned_subflows(db: &Database, limit: i64) -> StorageResult<Vec<(String, String)>> {
+    use super::schema::task_runs;
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        let parents: Vec<String> = flow_runs::table
+            .filter(flow_runs::state_type.eq("CANCELLED"))
+            .filter(
+                flow_runs::id.nullable().eq_any(
+                    task_runs::table
+                        .filter(task_runs::flow_run_id.is_not_null())
+                        .select(task_runs::flow_run_id),
+                ),
+            )
+            .limit(limit)
+            .select(flow_runs::id)
+            .load(c)
+            .await?;
+        let tasks: Vec<String> = task_runs::table
+            .filter(task_runs::flow_run_id.eq_any(&parents))
+            .select(task_runs::id)
+            .load(c)
+            .await?;
+        flow_runs::table
+            .filter(flow_runs::parent_task_run_id.eq_any(&tasks))
+            .filter(flow_runs::state_type.ne_all([
+                "COMPLETED",
+                "FAILED",
+                "CANCELLED",
+                "CRASHED",
+                "CANCELLING",
+            ]))
+            .limit(limit)
+            .select((flow_runs::workspace_id, flow_runs::id))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}

@@ -6,9 +6,13 @@
 //! explicit two-arm match with a comment saying why. This module knows nothing of HTTP.
 
 pub mod accounts;
+pub mod artifacts;
+pub mod blocks;
 pub mod concurrency;
+pub mod deployments;
 pub mod events;
 pub mod filters;
+pub mod flow_run_input;
 pub mod flow_runs;
 pub mod flows;
 pub mod logs;
@@ -16,11 +20,14 @@ pub mod migrations;
 pub mod outbox;
 mod postgres;
 pub mod rows;
+pub mod saved_searches;
 pub mod schema;
 pub mod settings_kv;
 mod sqlite;
 pub mod task_runs;
 pub mod transitions;
+pub mod variables;
+pub mod work_pools;
 
 use std::ops::DerefMut;
 use std::time::Duration;
@@ -228,6 +235,7 @@ impl Stores {
             applied += migrations::run(name, self.get(name), true).await?;
         }
         accounts::ensure_defaults(&self.nebula).await?;
+        blocks::system::register_default(&self.orion).await?;
         Ok(applied)
     }
 

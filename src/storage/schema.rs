@@ -249,3 +249,118 @@ diesel::table! {
         holder -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    work_pools (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        description -> Nullable<Text>,
+        #[sql_name = "type"]
+        pool_type -> Text,
+        base_job_template -> Text,
+        is_paused -> Bool,
+        concurrency_limit -> Nullable<Integer>,
+        status -> Text,
+        default_queue_id -> Nullable<Text>,
+        storage_configuration -> Text,
+    }
+}
+
+diesel::table! {
+    work_queues (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        description -> Text,
+        is_paused -> Bool,
+        concurrency_limit -> Nullable<Integer>,
+        priority -> Integer,
+        work_pool_id -> Text,
+        filter -> Nullable<Text>,
+        last_polled -> Nullable<Timestamp>,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    workers (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        work_pool_id -> Text,
+        last_heartbeat_time -> Timestamp,
+        heartbeat_interval_seconds -> Nullable<Integer>,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    deployments (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        version -> Nullable<Text>,
+        description -> Nullable<Text>,
+        flow_id -> Text,
+        paused -> Bool,
+        concurrency_limit -> Nullable<Integer>,
+        concurrency_options -> Nullable<Text>,
+        global_concurrency_limit_id -> Nullable<Text>,
+        job_variables -> Text,
+        parameters -> Text,
+        tags -> Text,
+        labels -> Text,
+        work_queue_name -> Nullable<Text>,
+        work_queue_id -> Nullable<Text>,
+        last_polled -> Nullable<Timestamp>,
+        parameter_openapi_schema -> Nullable<Text>,
+        path -> Nullable<Text>,
+        pull_steps -> Nullable<Text>,
+        entrypoint -> Nullable<Text>,
+        storage_document_id -> Nullable<Text>,
+        infrastructure_document_id -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+        status -> Text,
+        enforce_parameter_schema -> Bool,
+        version_info -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    deployment_schedules (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        deployment_id -> Text,
+        schedule -> Text,
+        active -> Bool,
+        max_scheduled_runs -> Nullable<Integer>,
+        parameters -> Text,
+        slug -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    work_pools,
+    work_queues,
+    workers,
+    deployments,
+    deployment_schedules
+);
+diesel::allow_tables_to_appear_in_same_query!(work_queues, flow_runs);
+diesel::allow_tables_to_appear_in_same_query!(work_pools, flow_runs);
+diesel::allow_tables_to_appear_in_same_query!(deployments, flow_runs);
+diesel::allow_tables_to_appear_in_same_query!(deployments, flows);
+diesel::allow_tables_to_appear_in_same_query!(work_queues, flows);
+diesel::allow_tables_to_appear_in_same_query!(work_pools, flows);

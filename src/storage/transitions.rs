@@ -26,6 +26,9 @@ pub struct FlowRunContext {
     pub parent_task: Option<(TaskRunRow, Option<TaskRunStateRow>)>,
     /// Timestamps of this run's states at or after `since`.
     pub taken_timestamps: Vec<NaiveDateTime>,
+    /// The deployment's concurrency limit, its collision strategy and how many of its other runs
+    /// are PENDING, RUNNING or CANCELLING (when the run's deployment has a limit).
+    pub deployment_concurrency: Option<(i32, i64, String)>,
 }
 
 /// What a flow-run decision writes.
@@ -68,6 +71,33 @@ pub struct TaskRunWrite {
     pub run: Option<TaskRunRow>,
     pub outbox: Vec<NewOutboxRow>,
     pub cache: Option<CacheRow>,
+}
+
+/// Serialises deployment-concurrency checks of one deployment within a transaction.
+pub trait LockDeployment {
+    fn lock_deployment(
+        &mut self,
+        deployment_id: &str,
+    ) -> impl std::future::Future<Output = Result<(), diesel::result::Error>> + Send;
+}
+
+impl LockDeployment for diesel_async::AsyncPgConnection {
+    /// PostgreSQL: a transaction-scoped advisory lock on the deployment, so two workers cannot
+    /// both take the last slot.
+    async fn lock_deployment(&mut self, deployment_id: &str) -> Result<(), diesel::result::Error> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(deployment_id)
+            .execute(self)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl LockDeployment for super::SqliteConn {
+    /// SQLite: the single writer connection already serialises transitions.
+    async fn lock_deployment(&mut self, _deployment_id: &str) -> Result<(), diesel::result::Error> {
+        Ok(())
+    }
 }
 
 /// Raised inside a transaction when the run changed under us; the step is retried.
@@ -139,6 +169,46 @@ macro_rules! flow_step {
             .select(flow_run_states::timestamp)
             .load($c)
             .await?;
+        let deployment_concurrency = match &run.deployment_id {
+            Some(did) => {
+                let d: Option<(Option<i32>, Option<String>)> = super::schema::deployments::table
+                    .find(did)
+                    .select((
+                        super::schema::deployments::concurrency_limit,
+                        super::schema::deployments::concurrency_options,
+                    ))
+                    .first($c)
+                    .await
+                    .optional()?;
+                match d {
+                    Some((Some(limit), options)) => {
+                        $c.lock_deployment(did).await?;
+                        let active: i64 = flow_runs::table
+                            .filter(flow_runs::deployment_id.eq(did))
+                            .filter(flow_runs::id.ne($run_id))
+                            .filter(flow_runs::state_type.eq_any([
+                                "PENDING",
+                                "RUNNING",
+                                "CANCELLING",
+                            ]))
+                            .count()
+                            .get_result($c)
+                            .await?;
+                        let strategy = options
+                            .and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok())
+                            .and_then(|o| {
+                                o.get("collision_strategy")
+                                    .and_then(|v| v.as_str())
+                                    .map(str::to_string)
+                            })
+                            .unwrap_or_else(|| "ENQUEUE".into());
+                        Some((limit, active, strategy))
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         let expected_state = run.state_id.clone();
         let (write, out) = $decide(FlowRunContext {
             run,
@@ -146,6 +216,7 @@ macro_rules! flow_step {
             flow,
             parent_task,
             taken_timestamps,
+            deployment_concurrency,
         });
         let FlowRunWrite {
             state,

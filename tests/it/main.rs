@@ -2,8 +2,14 @@
 //! database: a SQLite temp dir by default, or a new PostgreSQL database and a private Redis
 //! namespace when ORRERY_TEST_DATABASE_URL / ORRERY_TEST_REDIS_URL are set.
 
+mod artifacts;
 mod binary;
+mod blocks;
 mod broker;
+mod deployments;
+mod flow_run_input;
 mod foundation;
+mod limits_v1;
 mod orion;
 mod support;
+mod variables;

@@ -1,0 +1,309 @@
+//! `/artifacts`: create, read, filter, count, update and delete artifacts, and the latest
+//! artifact per key (`/artifacts/{key}/latest`, `/artifacts/latest/filter`,
+//! `/artifacts/latest/count`). Markdown, table, link, progress and image artifacts are the same
+//! record with a different `type`; `metadata_` keeps its trailing underscore on the wire.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::common::{opt_json_col, to_text, ts, Paging, PathId, PathKeyStr};
+use super::json::{Json, JsonOrDefault};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::storage::artifacts::{
+    self, ArtifactChanges, ArtifactFilter, ArtifactRow, ArtifactSort, CollectionRow, Query,
+};
+use crate::storage::filters::{FlowFilter, FlowRunFilter, Related, TaskRunFilter};
+
+/// Longest metadata value kept whole (`validate_max_metadata_length`); longer ones are cut
+/// and end in "...".
+const MAX_METADATA_LENGTH: usize = 500;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/artifacts/", web::post().to(create))
+        .route("/artifacts", web::post().to(create))
+        .route("/artifacts/filter", web::post().to(filter))
+        .route("/artifacts/count", web::post().to(count))
+        .route("/artifacts/latest/filter", web::post().to(filter_latest))
+        .route("/artifacts/latest/count", web::post().to(count_latest))
+        .route("/artifacts/{key}/latest", web::get().to(read_latest))
+        .route("/artifacts/{id}", web::get().to(read))
+        .route("/artifacts/{id}", web::patch().to(update))
+        .route("/artifacts/{id}", web::delete().to(delete));
+}
+
+/// A present key, even when its value is `null`; absent keys stay `None`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactCreate {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default, rename = "type")]
+    artifact_type: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    metadata_: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    flow_run_id: Option<Uuid>,
+    #[serde(default)]
+    task_run_id: Option<Uuid>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArtifactUpdate {
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    metadata_: Option<Option<BTreeMap<String, String>>>,
+}
+
+/// The body of every list and count route: the artifact filter and the related filters.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListBody {
+    artifacts: Option<ArtifactFilter>,
+    flow_runs: Option<FlowRunFilter>,
+    task_runs: Option<TaskRunFilter>,
+    flows: Option<FlowFilter>,
+    deployments: Option<crate::storage::deployments::DeploymentFilter>,
+    sort: Option<ArtifactSort>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+impl ListBody {
+    fn query(&mut self) -> Query {
+        Query {
+            artifacts: self.artifacts.take().unwrap_or_default(),
+            related: Related {
+                flow_runs: self.flow_runs.take(),
+                task_runs: self.task_runs.take(),
+                flows: self.flows.take(),
+                deployments: self.deployments.take(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// `ArtifactKey`: lowercase letters, digits and dashes (Python's `re.match("^[a-z0-9-]*$")`).
+fn check_key(key: &str) -> ApiResult<()> {
+    let body = key.strip_suffix('\n').unwrap_or(key);
+    if body
+        .chars()
+        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+    {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        vec!["body".into(), "key".into()],
+        "Value error, Artifact key must only contain lowercase letters, numbers, and dashes.",
+        "value_error",
+    ))
+}
+
+/// Metadata values longer than 500 characters are cut to 500 and end in "...".
+fn metadata_text(m: BTreeMap<String, String>) -> String {
+    let cut: BTreeMap<String, String> = m
+        .into_iter()
+        .map(|(k, v)| {
+            if v.chars().count() > MAX_METADATA_LENGTH {
+                let mut s: String = v.chars().take(MAX_METADATA_LENGTH).collect();
+                s.push_str("...");
+                (k, s)
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    to_text(&cut)
+}
+
+/// JSON `null` is stored as SQL NULL.
+fn data_text(v: Option<Value>) -> Option<String> {
+    v.filter(|v| !v.is_null()).map(|v| to_text(&v))
+}
+
+pub fn artifact_json(r: &ArtifactRow) -> Value {
+    json!({
+        "id": r.id,
+        "created": ts(&r.created),
+        "updated": ts(&r.updated),
+        "key": r.key,
+        "type": r.artifact_type,
+        "description": r.description,
+        "data": opt_json_col(&r.data),
+        "metadata_": opt_json_col(&r.metadata_),
+        "flow_run_id": r.flow_run_id,
+        "task_run_id": r.task_run_id,
+    })
+}
+
+pub fn collection_json(r: &CollectionRow) -> Value {
+    json!({
+        "id": r.id,
+        "created": ts(&r.created),
+        "updated": ts(&r.updated),
+        "key": r.key,
+        "latest_id": r.latest_id,
+        "type": r.artifact_type,
+        "description": r.description,
+        "data": opt_json_col(&r.data),
+        "metadata_": opt_json_col(&r.metadata_),
+        "flow_run_id": r.flow_run_id,
+        "task_run_id": r.task_run_id,
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Artifact not found.")
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<ArtifactCreate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    if let Some(k) = &b.key {
+        check_key(k)?;
+    }
+    let now = crate::time::now().naive_utc();
+    let row = ArtifactRow {
+        id: Uuid::new_v4().to_string(),
+        workspace_id: ws.id().to_string(),
+        created: now,
+        updated: now,
+        key: b.key,
+        artifact_type: b.artifact_type,
+        description: b.description,
+        data: data_text(b.data),
+        metadata_: b.metadata_.map(metadata_text),
+        flow_run_id: b.flow_run_id.map(|u| u.to_string()),
+        task_run_id: b.task_run_id.map(|u| u.to_string()),
+    };
+    artifacts::insert(&state.stores.orion, &row).await?;
+    Ok(HttpResponse::Created().json(artifact_json(&row)))
+}
+
+async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let row = artifacts::find(&state.stores.orion, ws.id(), &id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(artifact_json(&row)))
+}
+
+/// The latest artifact of a key, in the shape of an artifact (the collection's id, no
+/// `latest_id`), as Prefect answers.
+async fn read_latest(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    key: PathKeyStr,
+) -> ApiResult<HttpResponse> {
+    let c = artifacts::find_latest(&state.stores.orion, ws.id(), &key)
+        .await?
+        .ok_or_else(not_found)?;
+    let mut body = collection_json(&c);
+    if let Value::Object(m) = &mut body {
+        m.remove("latest_id");
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<ListBody>,
+) -> ApiResult<HttpResponse> {
+    let mut b = body.into_inner();
+    let page = b.paging.page(&state)?;
+    let q = b.query();
+    let rows = artifacts::list(
+        &state.stores.orion,
+        ws.id(),
+        &q,
+        b.sort.unwrap_or_default(),
+        page,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(artifact_json).collect::<Vec<_>>()))
+}
+
+async fn count(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<ListBody>,
+) -> ApiResult<HttpResponse> {
+    let q = body.into_inner().query();
+    Ok(HttpResponse::Ok().json(artifacts::count(&state.stores.orion, ws.id(), &q).await?))
+}
+
+async fn filter_latest(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<ListBody>,
+) -> ApiResult<HttpResponse> {
+    let mut b = body.into_inner();
+    let page = b.paging.page(&state)?;
+    let q = b.query();
+    let rows = artifacts::list_latest(
+        &state.stores.orion,
+        ws.id(),
+        &q,
+        b.sort.unwrap_or_default(),
+        page,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(collection_json).collect::<Vec<_>>()))
+}
+
+async fn count_latest(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<ListBody>,
+) -> ApiResult<HttpResponse> {
+    let q = body.into_inner().query();
+    let n = artifacts::count_latest(&state.stores.orion, ws.id(), &q).await?;
+    Ok(HttpResponse::Ok().json(n))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<ArtifactUpdate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let changes = ArtifactChanges {
+        updated: Some(crate::time::now().naive_utc()),
+        data: b.data.map(|v| data_text(Some(v))),
+        description: b.description,
+        metadata_: b.metadata_.map(|m| m.map(metadata_text)),
+    };
+    if !artifacts::update(&state.stores.orion, ws.id(), &id, &changes).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    if !artifacts::delete(&state.stores.orion, ws.id(), &id).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

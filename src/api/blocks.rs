@@ -1,0 +1,229 @@
+//! Blocks routes (`/block_types`, `/block_schemas`, `/block_documents`, `/block_capabilities`):
+//! the shared wire shapes and helpers; one file per resource under `blocks/`. Every handler
+//! first makes sure the workspace has the system block types (`storage::blocks::system`).
+//! Secret values never reach a log line: handlers do not log bodies, and documents are masked
+//! unless `include_secrets` is asked for.
+
+mod block_documents;
+mod block_schemas;
+mod block_types;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Map, Value};
+
+use super::common::ts;
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::storage::blocks::documents::{DocNode, DocView};
+use crate::storage::blocks::schemas::SchemaView;
+use crate::storage::blocks::{json_text, system, BlockError, BlockTypeRow};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    block_types::configure(cfg);
+    block_schemas::configure(cfg);
+    block_documents::configure(cfg);
+    cfg.route("/block_capabilities/", web::get().to(capabilities))
+        .route("/block_capabilities", web::get().to(capabilities));
+}
+
+impl From<BlockError> for ApiError {
+    fn from(e: BlockError) -> Self {
+        match e {
+            BlockError::Storage(s) => s.into(),
+            BlockError::NotFound(m) => ApiError::not_found(m),
+            BlockError::Conflict(m) => ApiError::conflict(m),
+            BlockError::Invalid(m) => ApiError::bad_request(m),
+            BlockError::Forbidden(m) => ApiError::Detail(StatusCode::FORBIDDEN, m),
+            BlockError::Integrity => ApiError::conflict(INTEGRITY_CONFLICT),
+        }
+    }
+}
+
+/// Registers the system block types in the request's workspace on its first blocks request.
+pub(crate) async fn ready(state: &AppState, ws: &Workspace) -> ApiResult<()> {
+    system::ensure(&state.stores.orion, ws.id()).await?;
+    Ok(())
+}
+
+pub fn block_type_json(t: &BlockTypeRow) -> Value {
+    json!({
+        "id": t.id,
+        "created": ts(&t.created),
+        "updated": ts(&t.updated),
+        "name": t.name,
+        "slug": t.slug,
+        "logo_url": t.logo_url,
+        "documentation_url": t.documentation_url,
+        "description": t.description,
+        "code_example": t.code_example,
+        "is_protected": t.is_protected,
+    })
+}
+
+fn opt_type_json(t: &Option<BlockTypeRow>) -> Value {
+    t.as_ref().map(block_type_json).unwrap_or(Value::Null)
+}
+
+pub fn block_schema_json(s: &SchemaView) -> Value {
+    json!({
+        "id": s.row.id,
+        "created": ts(&s.row.created),
+        "updated": ts(&s.row.updated),
+        "checksum": s.row.checksum,
+        "fields": s.fields,
+        "block_type_id": s.row.block_type_id,
+        "block_type": opt_type_json(&s.block_type),
+        "capabilities": json_text(&s.row.capabilities, json!([])),
+        "version": s.row.version,
+    })
+}
+
+/// The data (with nested documents' data inline) and `block_document_references` of a node.
+fn data_and_refs(node: &DocNode) -> (Map<String, Value>, Map<String, Value>) {
+    let mut data = node.data.clone();
+    let mut refs = Map::new();
+    for (name, child) in &node.children {
+        let (child_data, child_refs) = data_and_refs(child);
+        data.insert(name.clone(), Value::Object(child_data));
+        refs.insert(
+            name.clone(),
+            json!({"block_document": {
+                "id": child.row.id,
+                "name": child.row.name,
+                "block_type": opt_type_json(&child.block_type),
+                "is_anonymous": child.row.is_anonymous,
+                "block_document_references": child_refs,
+            }}),
+        );
+    }
+    (data, refs)
+}
+
+pub fn block_document_json(v: &DocView) -> Value {
+    let row = &v.node.row;
+    let (data, refs) = data_and_refs(&v.node);
+    json!({
+        "id": row.id,
+        "created": ts(&row.created),
+        "updated": ts(&row.updated),
+        "name": row.name,
+        "data": data,
+        "block_schema_id": row.block_schema_id,
+        "block_schema": v.schema.as_ref().map(block_schema_json).unwrap_or(Value::Null),
+        "block_type_id": row.block_type_id,
+        "block_type_name": row.block_type_name,
+        "block_type": opt_type_json(&v.node.block_type),
+        "block_document_references": refs,
+        "is_anonymous": row.is_anonymous,
+    })
+}
+
+/// A query parameter (the last occurrence), percent-decoded.
+pub(crate) fn query_param(req: &HttpRequest, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .last()
+}
+
+/// `?include_secrets=`: pydantic's boolean words; anything else is a 422 naming the query.
+pub(crate) fn include_secrets(req: &HttpRequest) -> ApiResult<bool> {
+    match query_param(req, "include_secrets") {
+        None => Ok(false),
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "t" | "yes" | "y" | "on" => Ok(true),
+            "0" | "false" | "f" | "no" | "n" | "off" => Ok(false),
+            _ => Err(ApiError::invalid(
+                vec!["query".into(), "include_secrets".into()],
+                "Input should be a valid boolean, unable to interpret input",
+                "bool_parsing",
+            )),
+        },
+    }
+}
+
+/// Deserializes a present field as `Some(value)` (so `null` becomes `Some(None)`), for
+/// updates that tell "absent" from "null".
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Parses a JSON body as `T` and keeps the raw value, so that the validation errors found
+/// after parsing can echo the request body as Prefect's do.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> ApiResult<(T, Option<Value>)> {
+    let value = super::json::parse::<T>(bytes)?;
+    Ok((value, serde_json::from_slice(bytes).ok()))
+}
+
+/// Adds the request body to a validation error.
+pub(crate) fn with_body(e: ApiError, raw: &Option<Value>) -> ApiError {
+    match e {
+        ApiError::Validation {
+            loc,
+            msg,
+            kind,
+            body: None,
+        } => ApiError::Validation {
+            loc,
+            msg,
+            kind,
+            body: raw.clone(),
+        },
+        other => other,
+    }
+}
+
+/// A required body field: absent is a 422 naming the field, as FastAPI reports it.
+pub(crate) fn required<T>(field: &str, v: Option<T>) -> ApiResult<T> {
+    v.ok_or_else(|| {
+        ApiError::invalid(
+            vec!["body".into(), field.into()],
+            "Field required",
+            "missing",
+        )
+    })
+}
+
+/// Prefect's `Name`: no `/ % & > <`, at least one character.
+pub(crate) fn check_name(field: &str, name: &str) -> ApiResult<()> {
+    if name.is_empty() || name.chars().any(|c| "/%&><".contains(c)) {
+        return Err(ApiError::invalid(
+            vec!["body".into(), field.into()],
+            "String should match pattern '^[^/%&><]+$'",
+            "string_pattern_mismatch",
+        ));
+    }
+    Ok(())
+}
+
+/// Lowercase letters, numbers and dashes only (block type slugs, block document names).
+pub(crate) fn check_dashes(field: &str, what: &str, value: &str) -> ApiResult<()> {
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(ApiError::invalid(
+            vec!["body".into(), field.into()],
+            format!(
+                "Value error, {what} must only contain lowercase letters, numbers, and dashes."
+            ),
+            "value_error",
+        ));
+    }
+    Ok(())
+}
+
+async fn capabilities(state: web::Data<AppState>, ws: Workspace) -> ApiResult<HttpResponse> {
+    ready(&state, &ws).await?;
+    let caps = crate::storage::blocks::schemas::capabilities(&state.stores.orion, ws.id()).await?;
+    Ok(HttpResponse::Ok().json(caps))
+}

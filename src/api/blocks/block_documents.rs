@@ -1,0 +1,206 @@
+//! `/block_documents`: create (409 when the type already has a document of that name; an
+//! anonymous document gets a generated name), read by id (`?include_secrets=`), filter, count,
+//! update (merging into the stored data unless `merge_existing_data` is false) and delete.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::super::common::{Paging, PathId};
+use super::super::json::{Json, JsonOrDefault};
+use super::super::workspace::Workspace;
+use super::{
+    block_document_json, check_dashes, check_name, include_secrets, parse_body, ready, required,
+    with_body,
+};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::storage::blocks::documents::{self, DocumentUpdate, NewDocument};
+use crate::storage::blocks::filters::{
+    BlockDocumentFilter, BlockDocumentSort, BlockSchemaFilter, BlockTypeFilter, DocumentQuery,
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/block_documents/", web::post().to(create))
+        .route("/block_documents", web::post().to(create))
+        .route("/block_documents/filter", web::post().to(filter))
+        .route("/block_documents/count", web::post().to(count))
+        .route("/block_documents/{id}", web::get().to(read))
+        .route("/block_documents/{id}", web::patch().to(update))
+        .route("/block_documents/{id}", web::delete().to(delete));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockDocumentCreate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    data: Map<String, Value>,
+    #[serde(default)]
+    block_schema_id: Option<Uuid>,
+    #[serde(default)]
+    block_type_id: Option<Uuid>,
+    #[serde(default)]
+    is_anonymous: bool,
+}
+
+/// A present `data` must be an object (`null` is a 422, as for Prefect's `Dict` field).
+fn some_map<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Map<String, Value>>, D::Error> {
+    Map::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockDocumentUpdate {
+    #[serde(default)]
+    block_schema_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "some_map")]
+    data: Option<Map<String, Value>>,
+    #[serde(default = "yes")]
+    merge_existing_data: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The body of `/block_documents/filter` and `/count`. The document filter defaults to
+/// "not anonymous" when it is absent or null, as Prefect's does.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListBody {
+    block_documents: Option<BlockDocumentFilter>,
+    block_types: Option<BlockTypeFilter>,
+    block_schemas: Option<BlockSchemaFilter>,
+    include_secrets: Option<bool>,
+    sort: Option<BlockDocumentSort>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+impl ListBody {
+    fn query(&self) -> DocumentQuery {
+        DocumentQuery {
+            documents: self.block_documents.clone().unwrap_or_default(),
+            types: self.block_types.clone(),
+            schemas: self.block_schemas.clone(),
+        }
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Block document not found")
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    bytes: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let (body, raw) = parse_body::<BlockDocumentCreate>(&bytes)?;
+    let checked = (|| {
+        if !body.is_anonymous && body.name.as_deref().unwrap_or("").is_empty() {
+            return Err(ApiError::invalid(
+                vec!["body".into()],
+                "Value error, Names must be provided for block documents.",
+                "value_error",
+            ));
+        }
+        if let Some(name) = &body.name {
+            check_name("name", name)?;
+            check_dashes("name", "Block document name", name)?;
+        }
+        let schema = required("block_schema_id", body.block_schema_id)?;
+        let block_type = required("block_type_id", body.block_type_id)?;
+        Ok((schema, block_type))
+    })();
+    let (block_schema_id, block_type_id) = checked.map_err(|e| with_body(e, &raw))?;
+    ready(&state, &ws).await?;
+    let new = NewDocument {
+        name: body.name,
+        data: body.data,
+        block_schema_id: block_schema_id.to_string(),
+        block_type_id: block_type_id.to_string(),
+        is_anonymous: body.is_anonymous,
+    };
+    let view = documents::create(&state.stores.orion, ws.id(), new).await?;
+    Ok(HttpResponse::Created().json(block_document_json(&view)))
+}
+
+async fn read(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let secrets = include_secrets(&req)?;
+    ready(&state, &ws).await?;
+    let view = documents::find(&state.stores.orion, ws.id(), &id, secrets)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(block_document_json(&view)))
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<ListBody>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let page = body.paging.page(&state)?;
+    ready(&state, &ws).await?;
+    let views = documents::list(
+        &state.stores.orion,
+        ws.id(),
+        &body.query(),
+        body.sort.unwrap_or_default(),
+        Some(page),
+        body.include_secrets.unwrap_or(false),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(views.iter().map(block_document_json).collect::<Vec<_>>()))
+}
+
+async fn count(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<ListBody>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    ready(&state, &ws).await?;
+    let n = documents::count(&state.stores.orion, ws.id(), &body.query()).await?;
+    Ok(HttpResponse::Ok().json(n))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<BlockDocumentUpdate>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    ready(&state, &ws).await?;
+    // With merging, only a posted `data` changes anything; without, an absent `data` is `{}`.
+    let data = if body.merge_existing_data {
+        body.data
+    } else {
+        Some(body.data.unwrap_or_default())
+    };
+    let upd = DocumentUpdate {
+        block_schema_id: body.block_schema_id.map(|u| u.to_string()),
+        data,
+        merge_existing_data: body.merge_existing_data,
+    };
+    documents::update(&state.stores.orion, ws.id(), &id, upd).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    ready(&state, &ws).await?;
+    if !documents::delete(&state.stores.orion, ws.id(), &id).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

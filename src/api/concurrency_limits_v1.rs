@@ -1,0 +1,333 @@
+//! `/concurrency_limits`: v1 tag limits, kept as v2 limits named `tag:<tag>` (as Prefect 3.x
+//! does, API.md §7a). Create (201 new / 200 updated), read by id or tag, list, delete, reset a
+//! tag's holders, and take or give back a slot for a task run. `active_slots` lists the task
+//! runs holding a lease on the limit, so a `@task(tags=[...])` that takes `tag:<tag>` slots
+//! through `/v2/concurrency_limits/increment-with-lease` shows up here.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::Duration;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::common::{ts, Paging, PathId, PathTag};
+use super::json::{Json, JsonOrDefault};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::storage::concurrency::{self, AcquireRequest, Acquired, LimitChanges, LimitRow};
+use crate::storage::StorageError;
+
+/// v1 limits are stored as v2 limits with this name prefix.
+const PREFIX: &str = "tag:";
+/// v1 clients never renew their leases: they last about a hundred years (`V1_LEASE_TTL`).
+const V1_LEASE_DAYS: i64 = 100 * 365;
+/// `Retry-After` of a full tag limit (`PREFECT_TASK_RUN_TAG_CONCURRENCY_SLOT_WAIT_SECONDS`).
+const TAG_SLOT_WAIT_SECONDS: &str = "10.0";
+/// Characters a v2 limit name may not contain (Prefect's `Name`).
+const BANNED: [char; 5] = ['/', '%', '&', '>', '<'];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/concurrency_limits/", web::post().to(create))
+        .route("/concurrency_limits", web::post().to(create))
+        .route("/concurrency_limits/filter", web::post().to(filter))
+        .route("/concurrency_limits/increment", web::post().to(increment))
+        .route("/concurrency_limits/decrement", web::post().to(decrement))
+        .route("/concurrency_limits/tag/{tag}", web::get().to(read_by_tag))
+        .route(
+            "/concurrency_limits/tag/{tag}",
+            web::delete().to(delete_by_tag),
+        )
+        .route("/concurrency_limits/tag/{tag}/reset", web::post().to(reset))
+        .route("/concurrency_limits/{id}", web::get().to(read))
+        .route("/concurrency_limits/{id}", web::delete().to(delete));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitCreate {
+    tag: String,
+    concurrency_limit: i32,
+}
+
+#[derive(Deserialize)]
+struct SlotsBody {
+    names: Vec<String>,
+    task_run_id: Uuid,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResetBody {
+    slot_override: Option<Vec<Uuid>>,
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Concurrency limit not found")
+}
+
+fn v2_name(tag: &str) -> String {
+    format!("{PREFIX}{tag}")
+}
+
+/// The `{"type": "task_run", "id": ...}` holder of a v1 slot, as stored on its lease.
+fn task_run_holder(id: &Uuid) -> String {
+    json!({"type": "task_run", "id": id.to_string()}).to_string()
+}
+
+/// The task-run id of a lease holder, if the holder is a task run.
+fn holder_task_run(holder: Option<&str>) -> Option<String> {
+    let v: Value = serde_json::from_str(holder?).ok()?;
+    (v.get("type")?.as_str()? == "task_run")
+        .then(|| v.get("id")?.as_str().map(str::to_string))
+        .flatten()
+}
+
+/// A limit in the v1 shape, with the task runs holding its slots.
+async fn v1_json(state: &AppState, ws: &Workspace, l: &LimitRow) -> ApiResult<Value> {
+    let leases = concurrency::leases_on_limit(&state.stores.orion, ws.id(), &l.id).await?;
+    let holders: Vec<String> = leases
+        .iter()
+        .filter_map(|lease| holder_task_run(lease.holder.as_deref()))
+        .collect();
+    Ok(json!({
+        "id": l.id,
+        "created": ts(&l.created),
+        "updated": ts(&l.updated),
+        "tag": l.name.strip_prefix(PREFIX).unwrap_or(&l.name),
+        "concurrency_limit": l.limit_,
+        "active_slots": holders,
+    }))
+}
+
+async fn find_tag(state: &AppState, ws: &Workspace, tag: &str) -> ApiResult<Option<LimitRow>> {
+    Ok(concurrency::find(&state.stores.orion, ws.id(), &v2_name(tag)).await?)
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<LimitCreate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    if b.concurrency_limit < 0 {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "concurrency_limit".into()],
+            "Input should be greater than or equal to 0",
+            "greater_than_equal",
+        ));
+    }
+    if b.tag.contains(BANNED) {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "tag".into()],
+            "String should match pattern '^[^/%&><]+$'",
+            "string_pattern_mismatch",
+        ));
+    }
+    let db = &state.stores.orion;
+    let now = crate::time::now().naive_utc();
+    if find_tag(&state, &ws, &b.tag).await?.is_none() {
+        let row = LimitRow {
+            id: Uuid::new_v4().to_string(),
+            workspace_id: ws.id().to_string(),
+            created: now,
+            updated: now,
+            active: true,
+            name: v2_name(&b.tag),
+            limit_: b.concurrency_limit,
+            active_slots: 0,
+            denied_slots: 0,
+            slot_decay_per_second: 0.0,
+            avg_slot_occupancy_seconds: 2.0,
+        };
+        match concurrency::insert(db, &row).await {
+            Ok(()) => return Ok(HttpResponse::Created().json(v1_json(&state, &ws, &row).await?)),
+            // Created concurrently: update it below.
+            Err(StorageError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let existing = find_tag(&state, &ws, &b.tag).await?.ok_or_else(not_found)?;
+    let changes = LimitChanges {
+        updated: Some(now),
+        limit_: Some(b.concurrency_limit),
+        ..Default::default()
+    };
+    concurrency::update(db, ws.id(), &existing.id, &changes).await?;
+    let row = LimitRow {
+        updated: now,
+        limit_: b.concurrency_limit,
+        ..existing
+    };
+    Ok(HttpResponse::Ok().json(v1_json(&state, &ws, &row).await?))
+}
+
+async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let l = concurrency::find(&state.stores.orion, ws.id(), &id)
+        .await?
+        .filter(|l| l.name.starts_with(PREFIX))
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(v1_json(&state, &ws, &l).await?))
+}
+
+async fn read_by_tag(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    tag: PathTag,
+) -> ApiResult<HttpResponse> {
+    let l = find_tag(&state, &ws, &tag).await?.ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(v1_json(&state, &ws, &l).await?))
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<Paging>,
+) -> ApiResult<HttpResponse> {
+    let page = body.into_inner().page(&state)?;
+    let rows = concurrency::list_by_prefix(&state.stores.orion, ws.id(), PREFIX, page).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for l in &rows {
+        out.push(v1_json(&state, &ws, l).await?);
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let l = concurrency::find(&state.stores.orion, ws.id(), &id)
+        .await?
+        .filter(|l| l.name.starts_with(PREFIX))
+        .ok_or_else(not_found)?;
+    if !concurrency::delete_with_leases(&state.stores.orion, ws.id(), &l.id).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::Ok().json(Value::Null))
+}
+
+async fn delete_by_tag(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    tag: PathTag,
+) -> ApiResult<HttpResponse> {
+    let l = find_tag(&state, &ws, &tag).await?.ok_or_else(not_found)?;
+    if !concurrency::delete_with_leases(&state.stores.orion, ws.id(), &l.id).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::Ok().json(Value::Null))
+}
+
+fn v1_expiration() -> chrono::NaiveDateTime {
+    (crate::time::now() + Duration::days(V1_LEASE_DAYS)).naive_utc()
+}
+
+/// Frees every slot of the tag's limit and gives one to each task run of `slot_override`.
+async fn reset(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    tag: PathTag,
+    body: JsonOrDefault<ResetBody>,
+) -> ApiResult<HttpResponse> {
+    let l = find_tag(&state, &ws, &tag).await?.ok_or_else(not_found)?;
+    let holders: Vec<String> = body
+        .into_inner()
+        .slot_override
+        .unwrap_or_default()
+        .iter()
+        .map(task_run_holder)
+        .collect();
+    let now = crate::time::now().naive_utc();
+    let db = &state.stores.orion;
+    if !concurrency::reset_holders(db, ws.id(), &l.id, &holders, v1_expiration(), now).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::Ok().json(Value::Null))
+}
+
+fn locked(detail: String, retry_after: Option<&str>) -> HttpResponse {
+    let mut resp = HttpResponse::build(StatusCode::LOCKED);
+    if let Some(r) = retry_after {
+        resp.insert_header(("Retry-After", r));
+    }
+    resp.json(json!({ "detail": detail }))
+}
+
+/// Takes one slot of every active `tag:<name>` limit for the task run, under one lease.
+async fn increment(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<SlotsBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let mut found: Vec<(String, LimitRow)> = Vec::new();
+    for tag in &b.names {
+        if let Some(l) = find_tag(&state, &ws, tag).await? {
+            found.push((tag.clone(), l));
+        }
+    }
+    if let Some((tag, _)) = found.iter().find(|(_, l)| l.limit_ == 0) {
+        return Ok(locked(
+            format!(
+                "The concurrency limit on tag \"{tag}\" is 0 and will deadlock if the task tries to run again."
+            ),
+            None,
+        ));
+    }
+    let active: Vec<(String, LimitRow)> = found.into_iter().filter(|(_, l)| l.active).collect();
+    let Some((first_tag, _)) = active.first() else {
+        return Ok(HttpResponse::Ok().json(json!([])));
+    };
+    let names: Vec<String> = active.iter().map(|(_, l)| l.name.clone()).collect();
+    let req = AcquireRequest {
+        names: &names,
+        slots: 1,
+        rate_limit: false,
+        lease: Some((v1_expiration(), Some(task_run_holder(&b.task_run_id)))),
+        now: crate::time::now().naive_utc(),
+    };
+    match concurrency::acquire(&state.stores.orion, ws.id(), &req).await? {
+        Acquired::Granted { limits, .. } => {
+            let out: Vec<Value> = active
+                .iter()
+                .filter_map(|(tag, l)| {
+                    let taken = limits.iter().find(|t| t.id == l.id)?;
+                    Some(json!({"id": taken.id, "name": tag, "limit": taken.limit_}))
+                })
+                .collect();
+            Ok(HttpResponse::Ok().json(out))
+        }
+        Acquired::Denied { .. } => Ok(locked(
+            format!("Concurrency limit for the {first_tag} tag has been reached"),
+            Some(TAG_SLOT_WAIT_SECONDS),
+        )),
+    }
+}
+
+/// Ends the task run's leases on the `tag:<name>` limits, giving their slots back.
+async fn decrement(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<SlotsBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let db = &state.stores.orion;
+    let run = b.task_run_id.to_string();
+    let now = crate::time::now().naive_utc();
+    let mut out = Vec::new();
+    let mut released: Vec<String> = Vec::new();
+    for tag in &b.names {
+        let Some(l) = find_tag(&state, &ws, tag).await? else {
+            continue;
+        };
+        for lease in concurrency::leases_on_limit(db, ws.id(), &l.id).await? {
+            if holder_task_run(lease.holder.as_deref()).as_deref() == Some(run.as_str())
+                && !released.contains(&lease.id)
+            {
+                concurrency::release_lease(db, ws.id(), &lease.id, now).await?;
+                released.push(lease.id);
+            }
+        }
+        out.push(json!({"id": l.id, "name": l.name, "limit": l.limit_}));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,1135 @@
+//! `/deployments`: create/upsert by flow + name, read by id and by name, filter, count,
+//! paginate, update, delete, pause/resume, schedules, `create_flow_run` (idempotency keys,
+//! parameter schema enforcement), and the runner poll `get_scheduled_flow_runs`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::common::{
+    limit, opt_ts, pages, to_text, ts, Paging, PathDeploymentName, PathFlowName, PathId,
+    PathScheduleId,
+};
+use super::json::{Json, JsonOrDefault};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::orchestration::{FlowRunPolicy, StateCreate, StateDetails, StateType};
+use crate::runs::convert::{flow_run_json, flow_state};
+use crate::schedules::Schedule;
+use crate::storage::deployments::{self as deps, DeploymentFilter, DeploymentRow, ScheduleRow};
+use crate::storage::filters::{FlowFilter, Page};
+use crate::storage::rows::FlowRunRow;
+use crate::storage::{flow_runs, flows, work_pools as wp};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/deployments/", web::post().to(create))
+        .route("/deployments", web::post().to(create))
+        .route("/deployments/filter", web::post().to(filter))
+        .route("/deployments/count", web::post().to(count))
+        .route("/deployments/paginate", web::post().to(paginate))
+        .route(
+            "/deployments/get_scheduled_flow_runs",
+            web::post().to(scheduled_runs),
+        )
+        .route("/deployments/bulk_delete", web::post().to(bulk_delete))
+        .route(
+            "/deployments/name/{flow_name}/{deployment_name}",
+            web::get().to(read_by_name),
+        )
+        .route("/deployments/{id}", web::get().to(read))
+        .route("/deployments/{id}", web::patch().to(update))
+        .route("/deployments/{id}", web::delete().to(delete))
+        .route("/deployments/{id}/pause_deployment", web::post().to(pause))
+        .route(
+            "/deployments/{id}/resume_deployment",
+            web::post().to(resume),
+        )
+        .route(
+            "/deployments/{id}/create_flow_run",
+            web::post().to(create_flow_run),
+        )
+        .route(
+            "/deployments/{id}/create_flow_run/bulk",
+            web::post().to(create_flow_runs_bulk),
+        )
+        .route(
+            "/deployments/{id}/work_queue_check",
+            web::get().to(work_queue_check),
+        )
+        .route("/deployments/{id}/schedule", web::post().to(schedule_now))
+        .route("/deployments/{id}/schedules", web::get().to(read_schedules))
+        .route(
+            "/deployments/{id}/schedules",
+            web::post().to(create_schedules),
+        )
+        .route(
+            "/deployments/{id}/schedules/{schedule_id}",
+            web::patch().to(update_schedule),
+        )
+        .route(
+            "/deployments/{id}/schedules/{schedule_id}",
+            web::delete().to(delete_schedule),
+        );
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct ScheduleCreate {
+    #[serde(default = "yes")]
+    active: bool,
+    schedule: Value,
+    #[serde(default)]
+    max_scheduled_runs: Option<i32>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    slug: Option<String>,
+    /// Accepted for compatibility; schedules are replaced wholesale on upsert.
+    #[serde(default, rename = "replaces")]
+    _replaces: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleUpdate {
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    schedule: Option<Value>,
+    #[serde(default)]
+    max_scheduled_runs: Option<Option<i32>>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    slug: Option<String>,
+    #[serde(default)]
+    replaces: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeploymentCreate {
+    name: String,
+    flow_id: Uuid,
+    #[serde(default)]
+    paused: bool,
+    #[serde(default)]
+    schedules: Vec<ScheduleCreate>,
+    #[serde(default)]
+    concurrency_limit: Option<i32>,
+    #[serde(default)]
+    concurrency_options: Option<Value>,
+    #[serde(default)]
+    global_concurrency_limit_id: Option<Uuid>,
+    #[serde(default)]
+    enforce_parameter_schema: Option<bool>,
+    #[serde(default)]
+    parameter_openapi_schema: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pull_steps: Option<Value>,
+    #[serde(default)]
+    work_queue_name: Option<String>,
+    #[serde(default)]
+    work_pool_name: Option<String>,
+    #[serde(default)]
+    storage_document_id: Option<Uuid>,
+    #[serde(default)]
+    infrastructure_document_id: Option<Uuid>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    entrypoint: Option<String>,
+    #[serde(default)]
+    job_variables: Option<Map<String, Value>>,
+    #[serde(default)]
+    version_info: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeploymentUpdate {
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    paused: Option<bool>,
+    #[serde(default)]
+    schedules: Option<Vec<ScheduleCreate>>,
+    #[serde(default)]
+    concurrency_limit: Option<Option<i32>>,
+    #[serde(default)]
+    concurrency_options: Option<Value>,
+    #[serde(default)]
+    global_concurrency_limit_id: Option<Uuid>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    parameter_openapi_schema: Option<Value>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    work_queue_name: Option<String>,
+    #[serde(default)]
+    work_pool_name: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    job_variables: Option<Map<String, Value>>,
+    #[serde(default)]
+    pull_steps: Option<Value>,
+    #[serde(default)]
+    entrypoint: Option<String>,
+    #[serde(default)]
+    storage_document_id: Option<Uuid>,
+    #[serde(default)]
+    infrastructure_document_id: Option<Uuid>,
+    #[serde(default)]
+    enforce_parameter_schema: Option<bool>,
+    #[serde(default)]
+    version_info: Option<Value>,
+}
+
+fn invalid_schedule(i: usize, msg: String) -> ApiError {
+    ApiError::invalid(
+        vec![
+            "body".into(),
+            "schedules".into(),
+            i.into(),
+            "schedule".into(),
+        ],
+        msg,
+        "value_error",
+    )
+}
+
+fn schedule_rows(
+    ws: &str,
+    deployment_id: &str,
+    list: &[ScheduleCreate],
+) -> ApiResult<Vec<ScheduleRow>> {
+    let now = crate::time::now();
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let parsed = Schedule::parse(&s.schedule, now).map_err(|e| invalid_schedule(i, e))?;
+            Ok(ScheduleRow {
+                id: Uuid::new_v4().to_string(),
+                workspace_id: ws.to_string(),
+                created: now.naive_utc(),
+                updated: now.naive_utc(),
+                deployment_id: deployment_id.to_string(),
+                schedule: parsed.to_json().to_string(),
+                active: s.active,
+                max_scheduled_runs: s.max_scheduled_runs,
+                parameters: to_text(&s.parameters.clone().unwrap_or_default()),
+                slug: s.slug.clone(),
+            })
+        })
+        .collect()
+}
+
+fn schedule_json(s: &ScheduleRow) -> Value {
+    json!({
+        "id": s.id, "created": ts(&s.created), "updated": ts(&s.updated), "deployment_id": s.deployment_id,
+        "schedule": serde_json::from_str::<Value>(&s.schedule).unwrap_or(Value::Null),
+        "active": s.active, "max_scheduled_runs": s.max_scheduled_runs,
+        "parameters": serde_json::from_str::<Value>(&s.parameters).unwrap_or(json!({})), "slug": s.slug,
+    })
+}
+
+fn parse_opt(t: &Option<String>) -> Value {
+    t.as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}
+
+async fn deployment_json(state: &AppState, d: &DeploymentRow) -> ApiResult<Value> {
+    let schedules = deps::schedules(&state.stores.orion, std::slice::from_ref(&d.id)).await?;
+    let pool_name = match &d.work_queue_id {
+        Some(q) => match wp::find_queue_by_id(&state.stores.orion, &d.workspace_id, q).await? {
+            Some(q) => wp::find_pool_by_id(&state.stores.orion, &d.workspace_id, &q.work_pool_id)
+                .await?
+                .map(|p| p.name),
+            None => None,
+        },
+        None => None,
+    };
+    Ok(json!({
+        "id": d.id, "created": ts(&d.created), "updated": ts(&d.updated), "name": d.name, "version": d.version,
+        "description": d.description, "flow_id": d.flow_id, "paused": d.paused,
+        "schedules": schedules.iter().map(schedule_json).collect::<Vec<_>>(),
+        "concurrency_limit": d.concurrency_limit,
+        "global_concurrency_limit": null,
+        "concurrency_options": parse_opt(&d.concurrency_options),
+        "job_variables": serde_json::from_str::<Value>(&d.job_variables).unwrap_or(json!({})),
+        "parameters": serde_json::from_str::<Value>(&d.parameters).unwrap_or(json!({})),
+        "tags": serde_json::from_str::<Value>(&d.tags).unwrap_or(json!([])),
+        "labels": serde_json::from_str::<Value>(&d.labels).unwrap_or(json!({})),
+        "work_queue_name": d.work_queue_name, "work_queue_id": d.work_queue_id,
+        "last_polled": opt_ts(&d.last_polled),
+        "parameter_openapi_schema": parse_opt(&d.parameter_openapi_schema),
+        "path": d.path, "pull_steps": parse_opt(&d.pull_steps), "entrypoint": d.entrypoint,
+        "storage_document_id": d.storage_document_id, "infrastructure_document_id": d.infrastructure_document_id,
+        "created_by": parse_opt(&d.created_by), "updated_by": parse_opt(&d.updated_by),
+        "work_pool_name": pool_name, "status": d.status,
+        "enforce_parameter_schema": d.enforce_parameter_schema,
+    }))
+}
+
+/// Resolves the pool and queue names to the queue id (creating a missing queue in an existing
+/// pool, as Prefect does; the pool's default queue when only the pool is named).
+async fn resolve_queue(
+    state: &AppState,
+    ws: &Workspace,
+    pool: Option<&str>,
+    queue: Option<&str>,
+) -> ApiResult<(Option<String>, Option<String>)> {
+    let Some(pool_name) = pool else {
+        return Ok((queue.map(str::to_string), None));
+    };
+    let p = super::work_pools::pool(state, ws, pool_name).await?;
+    let db = &state.stores.orion;
+    let q = match queue {
+        Some(name) => match wp::find_queue(db, ws.id(), &p.id, name).await? {
+            Some(q) => q,
+            None => {
+                let body = super::work_pools::QueueCreate {
+                    name: name.to_string(),
+                    description: None,
+                    is_paused: false,
+                    concurrency_limit: None,
+                    priority: None,
+                    filter: None,
+                };
+                super::work_pools::insert_queue(state, ws, &p, body).await?
+            }
+        },
+        None => match &p.default_queue_id {
+            Some(id) => wp::find_queue_by_id(db, ws.id(), id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Work queue not found"))?,
+            None => return Ok((None, None)),
+        },
+    };
+    Ok((Some(q.name), Some(q.id)))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<DeploymentCreate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let db = &state.stores.orion;
+    if b.name.trim().is_empty() || b.name.contains('/') || b.name.contains('%') {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "name".into()],
+            "Deployment names must not be empty or contain '/' or '%'.",
+            "value_error",
+        ));
+    }
+    let flow_id = b.flow_id.to_string();
+    let flow = flows::find(db, ws.id(), &flow_id)
+        .await?
+        .ok_or_else(|| ApiError::conflict(INTEGRITY_CONFLICT))?;
+    let (queue_name, queue_id) = resolve_queue(
+        &state,
+        &ws,
+        b.work_pool_name.as_deref(),
+        b.work_queue_name.as_deref(),
+    )
+    .await?;
+    let now = crate::time::now().naive_utc();
+    let mut labels = b.labels.unwrap_or_default();
+    labels.insert("prefect.flow.id".into(), Value::String(flow.id.clone()));
+    let row = DeploymentRow {
+        id: Uuid::new_v4().to_string(),
+        workspace_id: ws.id().to_string(),
+        created: now,
+        updated: now,
+        name: b.name,
+        version: b.version,
+        description: b.description,
+        flow_id,
+        paused: b.paused,
+        concurrency_limit: b.concurrency_limit,
+        concurrency_options: b
+            .concurrency_options
+            .filter(|v| !v.is_null())
+            .map(|v| v.to_string()),
+        global_concurrency_limit_id: b.global_concurrency_limit_id.map(|u| u.to_string()),
+        job_variables: to_text(&b.job_variables.unwrap_or_default()),
+        parameters: to_text(&b.parameters.unwrap_or_default()),
+        tags: to_text(&b.tags.unwrap_or_default()),
+        labels: to_text(&labels),
+        work_queue_name: queue_name,
+        work_queue_id: queue_id,
+        last_polled: None,
+        parameter_openapi_schema: Some(
+            b.parameter_openapi_schema
+                .filter(|v| !v.is_null())
+                .unwrap_or_else(|| json!({}))
+                .to_string(),
+        ),
+        path: b.path,
+        pull_steps: Some(
+            b.pull_steps
+                .filter(|v| !v.is_null())
+                .unwrap_or_else(|| json!([]))
+                .to_string(),
+        ),
+        entrypoint: b.entrypoint,
+        storage_document_id: b.storage_document_id.map(|u| u.to_string()),
+        infrastructure_document_id: b.infrastructure_document_id.map(|u| u.to_string()),
+        created_by: None,
+        updated_by: None,
+        status: "NOT_READY".into(),
+        enforce_parameter_schema: b.enforce_parameter_schema.unwrap_or(true),
+        version_info: b
+            .version_info
+            .filter(|v| !v.is_null())
+            .map(|v| v.to_string()),
+    };
+    let schedules = schedule_rows(ws.id(), &row.id, &b.schedules)?;
+    let (saved, created) = deps::upsert(db, &row, &schedules, now).await?;
+    let event = if created {
+        "prefect.deployment.created"
+    } else {
+        "prefect.deployment.updated"
+    };
+    crate::runs::events::emit(
+        &state,
+        ws.id(),
+        vec![crate::runs::events::deployment_event(
+            &saved,
+            &flow,
+            event,
+            crate::time::now(),
+        )],
+    )
+    .await;
+    let body = deployment_json(&state, &saved).await?;
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Deployment not found.")
+}
+
+async fn find(state: &AppState, ws: &Workspace, id: &str) -> ApiResult<DeploymentRow> {
+    deps::find(&state.stores.orion, ws.id(), id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    Ok(HttpResponse::Ok().json(deployment_json(&state, &d).await?))
+}
+
+async fn read_by_name(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    flow: PathFlowName,
+    name: PathDeploymentName,
+) -> ApiResult<HttpResponse> {
+    let d = deps::find_by_name(&state.stores.orion, ws.id(), &flow, &name)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(deployment_json(&state, &d).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DeploymentListBody {
+    deployments: Option<DeploymentFilter>,
+    flows: Option<FlowFilter>,
+    flow_runs: Option<Value>,
+    task_runs: Option<Value>,
+    work_pools: Option<crate::storage::work_pools::WorkPoolFilter>,
+    work_pool_queues: Option<Value>,
+    sort: Option<String>,
+    #[serde(flatten)]
+    paging: Paging,
+    page: Option<i64>,
+}
+
+const SORTS: [&str; 4] = ["CREATED_DESC", "UPDATED_DESC", "NAME_ASC", "NAME_DESC"];
+
+async fn query(
+    state: &AppState,
+    ws: &Workspace,
+    b: &DeploymentListBody,
+    page: Page,
+) -> ApiResult<Vec<DeploymentRow>> {
+    if let Some(s) = &b.sort {
+        if !SORTS.contains(&s.as_str()) {
+            return Err(ApiError::invalid(
+                vec!["body".into(), "sort".into()],
+                format!("Input should be {}", SORTS.join(", ")),
+                "enum",
+            ));
+        }
+    }
+    let _ = (&b.flow_runs, &b.task_runs, &b.work_pool_queues);
+    let flow_names = b
+        .flows
+        .as_ref()
+        .and_then(|f| f.name.as_ref())
+        .and_then(|n| n.any_.clone());
+    let pool_names = b
+        .work_pools
+        .as_ref()
+        .and_then(|p| p.name.as_ref())
+        .and_then(|n| n.any_.clone());
+    let rows = deps::list(
+        &state.stores.orion,
+        ws.id(),
+        &b.deployments.clone().unwrap_or_default(),
+        flow_names.as_deref(),
+        pool_names.as_deref(),
+        b.sort.as_deref(),
+        page,
+    )
+    .await?;
+    Ok(rows.into_iter().map(|(d, _)| d).collect())
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<DeploymentListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let rows = query(&state, &ws, &b, b.paging.page(&state)?).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for d in &rows {
+        out.push(deployment_json(&state, d).await?);
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn count(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<DeploymentListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    Ok(HttpResponse::Ok().json(
+        query(
+            &state,
+            &ws,
+            &b,
+            Page {
+                limit: i64::MAX / 2,
+                offset: 0,
+            },
+        )
+        .await?
+        .len(),
+    ))
+}
+
+async fn paginate(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<DeploymentListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let lim = limit(&state, b.paging.limit)?;
+    let page_no = b.page.unwrap_or(1).max(1);
+    let all = query(
+        &state,
+        &ws,
+        &b,
+        Page {
+            limit: i64::MAX / 2,
+            offset: 0,
+        },
+    )
+    .await?;
+    let n = all.len() as i64;
+    let mut results = Vec::new();
+    for d in all
+        .iter()
+        .skip(((page_no - 1) * lim) as usize)
+        .take(lim as usize)
+    {
+        results.push(deployment_json(&state, d).await?);
+    }
+    Ok(HttpResponse::Ok().json(json!({"results": results, "count": n, "limit": lim, "pages": pages(n, lim), "page": page_no})))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<DeploymentUpdate>,
+) -> ApiResult<HttpResponse> {
+    let mut d = find(&state, &ws, &id).await?;
+    let b = body.into_inner();
+    let db = &state.stores.orion;
+    let now = crate::time::now().naive_utc();
+    if b.work_pool_name.is_some() || b.work_queue_name.is_some() {
+        let (qn, qid) = resolve_queue(
+            &state,
+            &ws,
+            b.work_pool_name.as_deref(),
+            b.work_queue_name.as_deref(),
+        )
+        .await?;
+        d.work_queue_name = qn;
+        if qid.is_some() {
+            d.work_queue_id = qid;
+        }
+    }
+    macro_rules! set {
+        ($field:ident, $v:expr) => {
+            if let Some(v) = $v {
+                d.$field = v;
+            }
+        };
+    }
+    set!(version, b.version.map(Some));
+    set!(description, b.description.map(Some));
+    set!(paused, b.paused);
+    set!(concurrency_limit, b.concurrency_limit);
+    set!(
+        concurrency_options,
+        b.concurrency_options
+            .map(|v| (!v.is_null()).then(|| v.to_string()))
+    );
+    set!(
+        global_concurrency_limit_id,
+        b.global_concurrency_limit_id.map(|u| Some(u.to_string()))
+    );
+    set!(parameters, b.parameters.map(|v| to_text(&v)));
+    set!(
+        parameter_openapi_schema,
+        b.parameter_openapi_schema
+            .map(|v| (!v.is_null()).then(|| v.to_string()))
+    );
+    set!(tags, b.tags.map(|v| to_text(&v)));
+    set!(path, b.path.map(Some));
+    set!(job_variables, b.job_variables.map(|v| to_text(&v)));
+    set!(
+        pull_steps,
+        b.pull_steps.map(|v| (!v.is_null()).then(|| v.to_string()))
+    );
+    set!(entrypoint, b.entrypoint.map(Some));
+    set!(
+        storage_document_id,
+        b.storage_document_id.map(|u| Some(u.to_string()))
+    );
+    set!(
+        infrastructure_document_id,
+        b.infrastructure_document_id.map(|u| Some(u.to_string()))
+    );
+    set!(enforce_parameter_schema, b.enforce_parameter_schema);
+    set!(
+        version_info,
+        b.version_info
+            .map(|v| (!v.is_null()).then(|| v.to_string()))
+    );
+    d.updated = now;
+    if let Some(list) = &b.schedules {
+        let rows = schedule_rows(ws.id(), &d.id, list)?;
+        let old = deps::schedules(db, std::slice::from_ref(&d.id)).await?;
+        for s in old {
+            deps::delete_schedule(db, &d.id, &s.id).await?;
+        }
+        deps::insert_schedules(db, &rows).await?;
+    }
+    deps::save(db, &d).await?;
+    deps::delete_future_auto_runs(db, &d.id, now).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    if !deps::delete(&state.stores.orion, ws.id(), &id).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BulkDeleteBody {
+    deployments: Option<DeploymentFilter>,
+    limit: Option<i64>,
+}
+
+async fn bulk_delete(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<BulkDeleteBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let lim = limit(&state, b.limit)?;
+    let rows = deps::list(
+        &state.stores.orion,
+        ws.id(),
+        &b.deployments.unwrap_or_default(),
+        None,
+        None,
+        None,
+        Page {
+            limit: lim,
+            offset: 0,
+        },
+    )
+    .await?;
+    let mut deleted = Vec::new();
+    for (d, _) in rows {
+        if deps::delete(&state.stores.orion, ws.id(), &d.id).await? {
+            deleted.push(d.id);
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({ "deleted": deleted })))
+}
+
+async fn set_paused(
+    state: &AppState,
+    ws: &Workspace,
+    id: &str,
+    paused: bool,
+) -> ApiResult<HttpResponse> {
+    let mut d = find(state, ws, id).await?;
+    let now = crate::time::now().naive_utc();
+    d.paused = paused;
+    d.updated = now;
+    deps::save(&state.stores.orion, &d).await?;
+    if paused {
+        deps::delete_future_auto_runs(&state.stores.orion, &d.id, now).await?;
+    }
+    Ok(HttpResponse::Ok().json(Value::Null))
+}
+
+async fn pause(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    set_paused(&state, &ws, &id, true).await
+}
+
+async fn resume(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    set_paused(&state, &ws, &id, false).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct DeploymentFlowRunCreate {
+    state: Option<StateCreate>,
+    name: Option<String>,
+    parameters: Option<Map<String, Value>>,
+    enforce_parameter_schema: Option<bool>,
+    context: Option<Map<String, Value>>,
+    infrastructure_document_id: Option<Uuid>,
+    empirical_policy: Option<FlowRunPolicy>,
+    tags: Option<Vec<String>>,
+    idempotency_key: Option<String>,
+    labels: Option<BTreeMap<String, Value>>,
+    parent_task_run_id: Option<Uuid>,
+    work_queue_name: Option<String>,
+    job_variables: Option<Map<String, Value>>,
+}
+
+/// `created_by` from the automation headers (API.md §1.3), if present.
+fn created_by(req: &HttpRequest) -> Option<String> {
+    let id = req.headers().get("prefect-automation-id")?.to_str().ok()?;
+    let name = req
+        .headers()
+        .get("prefect-automation-name")
+        .and_then(|v| v.to_str().ok())
+        .map(|b64| decode_b64(b64).unwrap_or_default());
+    Some(json!({"id": id, "type": "AUTOMATION", "display_value": name}).to_string())
+}
+
+fn decode_b64(s: &str) -> Option<String> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u32, 0);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = T.iter().position(|&x| x == c)? as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Builds and creates one run of deployment `d`; `Ok(Err(existing))` on an idempotency hit.
+async fn new_run(
+    state: &AppState,
+    ws: &Workspace,
+    d: &DeploymentRow,
+    b: DeploymentFlowRunCreate,
+    creator: Option<String>,
+) -> ApiResult<(FlowRunRow, Option<crate::orchestration::State>, bool)> {
+    let db = &state.stores.orion;
+    let mut params: Map<String, Value> = serde_json::from_str(&d.parameters).unwrap_or_default();
+    params.extend(b.parameters.unwrap_or_default());
+    if b.enforce_parameter_schema
+        .unwrap_or(d.enforce_parameter_schema)
+    {
+        if let Some(schema) = d
+            .parameter_openapi_schema
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        {
+            crate::runs::params::validate(&schema, &params)
+                .map_err(|e| ApiError::conflict(format!("Error creating flow run: {e}")))?;
+        }
+    }
+    let mut tags: Vec<String> = serde_json::from_str(&d.tags).unwrap_or_default();
+    for t in b.tags.unwrap_or_default() {
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    let (queue_name, queue_id) = match b.work_queue_name {
+        Some(name) if Some(&name) != d.work_queue_name.as_ref() => {
+            let pool = match &d.work_queue_id {
+                Some(q) => wp::find_queue_by_id(db, ws.id(), q)
+                    .await?
+                    .map(|q| q.work_pool_id),
+                None => None,
+            };
+            match pool {
+                Some(pool_id) => match wp::find_queue(db, ws.id(), &pool_id, &name).await? {
+                    Some(q) => (Some(q.name), Some(q.id)),
+                    None => {
+                        // Like the reference server: a run may name a new queue of the deployment's pool.
+                        let p = wp::find_pool_by_id(db, ws.id(), &pool_id)
+                            .await?
+                            .ok_or_else(|| ApiError::not_found("Work pool not found"))?;
+                        let body = super::work_pools::QueueCreate {
+                            name,
+                            description: None,
+                            is_paused: false,
+                            concurrency_limit: None,
+                            priority: None,
+                            filter: None,
+                        };
+                        let q = super::work_pools::insert_queue(state, ws, &p, body).await?;
+                        (Some(q.name), Some(q.id))
+                    }
+                },
+                None => (Some(name), None),
+            }
+        }
+        _ => (d.work_queue_name.clone(), d.work_queue_id.clone()),
+    };
+    let pool = match &queue_id {
+        Some(q) => match wp::find_queue_by_id(db, ws.id(), q).await? {
+            Some(q) => wp::find_pool_by_id(db, ws.id(), &q.work_pool_id).await?,
+            None => None,
+        },
+        None => None,
+    };
+    let mut labels: BTreeMap<String, Value> = serde_json::from_str(&d.labels).unwrap_or_default();
+    labels.extend(b.labels.unwrap_or_default());
+    labels.insert("prefect.flow.id".into(), Value::String(d.flow_id.clone()));
+    labels.insert("prefect.deployment.id".into(), Value::String(d.id.clone()));
+    let now = crate::time::now();
+    let row = FlowRunRow {
+        id: Uuid::new_v4().to_string(),
+        workspace_id: ws.id().to_string(),
+        created: now.naive_utc(),
+        updated: now.naive_utc(),
+        name: b
+            .name
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(crate::runs::names::generate),
+        flow_id: d.flow_id.clone(),
+        state_id: None,
+        state_type: None,
+        state_name: None,
+        state_timestamp: None,
+        deployment_id: Some(d.id.clone()),
+        deployment_version: d.version.clone(),
+        work_queue_id: queue_id,
+        work_queue_name: queue_name,
+        work_pool_id: pool.as_ref().map(|p| p.id.clone()),
+        work_pool_name: pool.as_ref().map(|p| p.name.clone()),
+        flow_version: None,
+        parameters: to_text(&params),
+        idempotency_key: b.idempotency_key,
+        context: to_text(&b.context.unwrap_or_default()),
+        empirical_policy: to_text(&b.empirical_policy.unwrap_or_default()),
+        tags: to_text(&tags),
+        labels: to_text(&labels),
+        parent_task_run_id: b.parent_task_run_id.map(|u| u.to_string()),
+        run_count: 0,
+        expected_start_time: None,
+        next_scheduled_start_time: None,
+        start_time: None,
+        end_time: None,
+        total_run_time: 0.0,
+        auto_scheduled: false,
+        infrastructure_document_id: b
+            .infrastructure_document_id
+            .map(|u| u.to_string())
+            .or_else(|| d.infrastructure_document_id.clone()),
+        infrastructure_pid: None,
+        created_by: creator,
+        job_variables: to_text(&b.job_variables.unwrap_or_default()),
+    };
+    let initial = b.state.unwrap_or_else(|| StateCreate {
+        state_details: Some(StateDetails::default()),
+        ..StateCreate::of(StateType::Scheduled)
+    });
+    match crate::runs::create_flow_run(state, row, initial).await? {
+        Ok(a) => Ok((a.run, a.state, true)),
+        Err(existing) => {
+            let (run, s) = flow_runs::find(db, ws.id(), &existing)
+                .await?
+                .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
+            Ok((run, s.as_ref().and_then(flow_state), false))
+        }
+    }
+}
+
+async fn create_flow_run(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: JsonOrDefault<DeploymentFlowRunCreate>,
+) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    let (run, s, created) = new_run(&state, &ws, &d, body.into_inner(), created_by(&req)).await?;
+    let body = flow_run_json(&run, s.as_ref(), crate::time::now());
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+async fn create_flow_runs_bulk(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<Vec<DeploymentFlowRunCreate>>,
+) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    let mut results = Vec::new();
+    for b in body.into_inner() {
+        match new_run(&state, &ws, &d, b, created_by(&req)).await {
+            Ok((run, _, _)) => {
+                results.push(json!({"flow_run_id": run.id, "status": "CREATED", "error": null}))
+            }
+            Err(ApiError::Detail(_, msg)) => {
+                let reason = msg
+                    .strip_prefix("Error creating flow run: ")
+                    .unwrap_or(&msg)
+                    .to_string();
+                results.push(json!({"flow_run_id": null, "status": "FAILED", "error": format!("Parameter validation failed: {reason}")}))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+}
+
+async fn work_queue_check(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    let mut out = Vec::new();
+    if let Some(q) = &d.work_queue_id {
+        if let Some(q) = wp::find_queue_by_id(&state.stores.orion, ws.id(), q).await? {
+            out.push(super::work_pools::queue_json(&q, None));
+        }
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ScheduleNowBody {
+    #[serde(with = "crate::time::opt")]
+    start_time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(with = "crate::time::opt")]
+    end_time: Option<chrono::DateTime<chrono::Utc>>,
+    min_time: Option<f64>,
+    min_runs: Option<usize>,
+    max_runs: Option<usize>,
+}
+
+async fn schedule_now(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: JsonOrDefault<ScheduleNowBody>,
+) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    let b = body.into_inner();
+    let now = crate::time::now();
+    let start = b.start_time.unwrap_or(now);
+    let end = b.end_time.unwrap_or(start + chrono::Duration::days(100));
+    let window = crate::services::scheduler::Window {
+        start,
+        end,
+        min_runs: b.min_runs.unwrap_or(3),
+        max_runs: b.max_runs.unwrap_or(100),
+        min_time: chrono::Duration::milliseconds((b.min_time.unwrap_or(3600.0) * 1000.0) as i64),
+    };
+    crate::services::scheduler::schedule_deployment(&state, &d, &window)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok().json(Value::Null))
+}
+
+async fn read_schedules(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    let rows = deps::schedules(&state.stores.orion, std::slice::from_ref(&d.id)).await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(schedule_json).collect::<Vec<_>>()))
+}
+
+async fn create_schedules(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<Vec<ScheduleCreate>>,
+) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    let rows = schedule_rows(ws.id(), &d.id, &body.into_inner())?;
+    deps::insert_schedules(&state.stores.orion, &rows).await?;
+    deps::delete_future_auto_runs(&state.stores.orion, &d.id, crate::time::now().naive_utc())
+        .await?;
+    Ok(HttpResponse::Created().json(rows.iter().map(schedule_json).collect::<Vec<_>>()))
+}
+
+async fn update_schedule(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    sid: PathScheduleId,
+    body: Json<ScheduleUpdate>,
+) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    let db = &state.stores.orion;
+    let mut s = deps::schedules(db, std::slice::from_ref(&d.id))
+        .await?
+        .into_iter()
+        .find(|s| s.id == sid.0)
+        .ok_or_else(|| ApiError::not_found("Schedule not found"))?;
+    let b = body.into_inner();
+    let _ = b.replaces;
+    if let Some(v) = b.active {
+        s.active = v;
+    }
+    if let Some(v) = b.schedule {
+        let parsed = Schedule::parse(&v, crate::time::now()).map_err(|e| {
+            ApiError::invalid(vec!["body".into(), "schedule".into()], e, "value_error")
+        })?;
+        s.schedule = parsed.to_json().to_string();
+    }
+    if let Some(v) = b.max_scheduled_runs {
+        s.max_scheduled_runs = v;
+    }
+    if let Some(v) = b.parameters {
+        s.parameters = to_text(&v);
+    }
+    if let Some(v) = b.slug {
+        s.slug = Some(v);
+    }
+    s.updated = crate::time::now().naive_utc();
+    deps::save_schedule(db, &s).await?;
+    deps::delete_future_auto_runs(db, &d.id, crate::time::now().naive_utc()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete_schedule(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    sid: PathScheduleId,
+) -> ApiResult<HttpResponse> {
+    let d = find(&state, &ws, &id).await?;
+    if !deps::delete_schedule(&state.stores.orion, &d.id, &sid).await? {
+        return Err(ApiError::not_found("Schedule not found"));
+    }
+    deps::delete_future_auto_runs(&state.stores.orion, &d.id, crate::time::now().naive_utc())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct ScheduledRunsBody {
+    deployment_ids: Vec<Uuid>,
+    #[serde(default, with = "crate::time::opt")]
+    scheduled_before: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn scheduled_runs(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<ScheduledRunsBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let lim = limit(&state, b.limit)?;
+    let now = crate::time::now();
+    let ids: Vec<String> = b.deployment_ids.iter().map(|u| u.to_string()).collect();
+    let before = b.scheduled_before.unwrap_or(now).naive_utc();
+    let runs = deps::scheduled_runs(
+        &state.stores.orion,
+        ws.id(),
+        &ids,
+        before,
+        lim,
+        now.naive_utc(),
+    )
+    .await?;
+    let states = flow_runs::find_states_of(&state.stores.orion, &runs).await?;
+    let out: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            flow_run_json(
+                r,
+                r.state_id
+                    .as_ref()
+                    .and_then(|s| states.get(s))
+                    .and_then(flow_state)
+                    .as_ref(),
+                now,
+            )
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}

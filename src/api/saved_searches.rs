@@ -1,0 +1,103 @@
+//! `/saved_searches`: the UI's named filter sets — upsert by name (PUT: 201 new, 200
+//! replaced), read by id, list (by name), delete.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::common::{json_col, to_text, ts, Paging, PathId};
+use super::json::{Json, JsonOrDefault};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::storage::saved_searches::{self, SavedSearchRow};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/saved_searches/", web::put().to(create))
+        .route("/saved_searches", web::put().to(create))
+        .route("/saved_searches/filter", web::post().to(filter))
+        .route("/saved_searches/{id}", web::get().to(read))
+        .route("/saved_searches/{id}", web::delete().to(delete));
+}
+
+/// `SavedSearchFilter`: every key required; unknown keys are dropped, as Prefect does.
+#[derive(Deserialize, Serialize)]
+struct SearchFilter {
+    object: String,
+    property: String,
+    #[serde(rename = "type")]
+    filter_type: String,
+    operation: String,
+    value: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedSearchCreate {
+    name: String,
+    #[serde(default)]
+    filters: Vec<SearchFilter>,
+}
+
+pub fn saved_search_json(r: &SavedSearchRow) -> Value {
+    json!({
+        "id": r.id,
+        "created": ts(&r.created),
+        "updated": ts(&r.updated),
+        "name": r.name,
+        "filters": json_col(&r.filters, json!([])),
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Saved search not found")
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<SavedSearchCreate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let now = crate::time::now().naive_utc();
+    let row = SavedSearchRow {
+        id: Uuid::new_v4().to_string(),
+        workspace_id: ws.id().to_string(),
+        created: now,
+        updated: now,
+        name: b.name,
+        filters: to_text(&b.filters),
+    };
+    let (stored, created) = saved_searches::upsert(&state.stores.orion, &row).await?;
+    let mut resp = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(resp.json(saved_search_json(&stored)))
+}
+
+async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let row = saved_searches::find(&state.stores.orion, ws.id(), &id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(saved_search_json(&row)))
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<Paging>,
+) -> ApiResult<HttpResponse> {
+    let page = body.into_inner().page(&state)?;
+    let rows = saved_searches::list(&state.stores.orion, ws.id(), page).await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(saved_search_json).collect::<Vec<_>>()))
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    if !saved_searches::delete(&state.stores.orion, ws.id(), &id).await? {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

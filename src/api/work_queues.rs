@@ -1,0 +1,217 @@
+//! `/work_queues`: the queue routes that address queues by id (and by name in the default
+//! agent pool), as older clients and the UI use them.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::common::{Paging, PathId, PathName};
+use super::json::{Json, JsonOrDefault};
+use super::work_pools::{apply_queue_update, insert_queue, queue_json, QueueCreate, QueueUpdate};
+use super::workspace::Workspace;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::runs::convert::{flow_run_json, flow_state};
+use crate::storage::work_pools::{self as wp, QueueRow, WorkQueueFilter};
+
+/// Where queues created without a pool live (Prefect's name).
+const DEFAULT_AGENT_POOL: &str = "default-agent-pool";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/work_queues/", web::post().to(create))
+        .route("/work_queues", web::post().to(create))
+        .route("/work_queues/filter", web::post().to(filter))
+        .route("/work_queues/name/{name}", web::get().to(read_by_name))
+        .route("/work_queues/{id}", web::get().to(read))
+        .route("/work_queues/{id}", web::patch().to(update))
+        .route("/work_queues/{id}", web::delete().to(delete))
+        .route("/work_queues/{id}/get_runs", web::post().to(get_runs))
+        .route("/work_queues/{id}/status", web::get().to(status));
+}
+
+async fn find(state: &AppState, ws: &Workspace, id: &str) -> ApiResult<QueueRow> {
+    wp::find_queue_by_id(&state.stores.orion, ws.id(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Work queue not found"))
+}
+
+async fn pool_name(state: &AppState, ws: &Workspace, q: &QueueRow) -> ApiResult<Option<String>> {
+    Ok(
+        wp::find_pool_by_id(&state.stores.orion, ws.id(), &q.work_pool_id)
+            .await?
+            .map(|p| p.name),
+    )
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: Json<QueueCreate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let pool_name = DEFAULT_AGENT_POOL.to_string();
+    let pool = match wp::find_pool(&state.stores.orion, ws.id(), &pool_name).await? {
+        Some(p) => p,
+        None if pool_name == DEFAULT_AGENT_POOL => {
+            super::work_pools::insert_pool(
+                &state,
+                ws.id(),
+                DEFAULT_AGENT_POOL,
+                "prefect-agent",
+                Default::default(),
+            )
+            .await?
+        }
+        None => return Err(super::work_pools::pool_not_found(&pool_name)),
+    };
+    let q = insert_queue(&state, &ws, &pool, b).await?;
+    Ok(HttpResponse::Created().json(queue_json(&q, Some(&pool.name))))
+}
+
+async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let q = find(&state, &ws, &id).await?;
+    Ok(HttpResponse::Ok().json(queue_json(&q, pool_name(&state, &ws, &q).await?.as_deref())))
+}
+
+async fn read_by_name(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    name: PathName,
+) -> ApiResult<HttpResponse> {
+    let not_found = || ApiError::not_found("Work queue not found");
+    let pool = wp::find_pool(&state.stores.orion, ws.id(), DEFAULT_AGENT_POOL)
+        .await?
+        .ok_or_else(not_found)?;
+    let q = wp::find_queue(&state.stores.orion, ws.id(), &pool.id, &name)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(queue_json(&q, Some(&pool.name))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListBody {
+    work_queues: Option<WorkQueueFilter>,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+async fn filter(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    body: JsonOrDefault<ListBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let rows = wp::list_queues(
+        &state.stores.orion,
+        ws.id(),
+        None,
+        &b.work_queues.unwrap_or_default(),
+        b.paging.page(&state)?,
+    )
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for q in &rows {
+        out.push(queue_json(q, pool_name(&state, &ws, q).await?.as_deref()));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<QueueUpdate>,
+) -> ApiResult<HttpResponse> {
+    let q = find(&state, &ws, &id).await?;
+    apply_queue_update(&state, q, body.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let q = find(&state, &ws, &id).await?;
+    wp::delete_queue(&state.stores.orion, ws.id(), &q.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GetRunsBody {
+    #[serde(with = "crate::time::opt")]
+    scheduled_before: Option<chrono::DateTime<chrono::Utc>>,
+    limit: Option<i64>,
+}
+
+async fn get_runs(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: JsonOrDefault<GetRunsBody>,
+) -> ApiResult<HttpResponse> {
+    let q = find(&state, &ws, &id).await?;
+    let pool = wp::find_pool_by_id(&state.stores.orion, ws.id(), &q.work_pool_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Work pool not found"))?;
+    let b = body.into_inner();
+    let now = crate::time::now();
+    let runs = wp::scheduled_runs(
+        &state.stores.orion,
+        &pool,
+        std::slice::from_ref(&q.name),
+        b.scheduled_before.unwrap_or(now).naive_utc(),
+        None,
+        super::common::limit(&state, b.limit)?,
+        now.naive_utc(),
+    )
+    .await?;
+    let rows: Vec<_> = runs.into_iter().map(|r| r.run).collect();
+    let states = crate::storage::flow_runs::find_states_of(&state.stores.orion, &rows).await?;
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            flow_run_json(
+                r,
+                r.state_id
+                    .as_ref()
+                    .and_then(|s| states.get(s))
+                    .and_then(flow_state)
+                    .as_ref(),
+                now,
+            )
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn status(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
+    let q = find(&state, &ws, &id).await?;
+    let late = crate::storage::flow_runs::count(
+        &state.stores.orion,
+        ws.id(),
+        &crate::storage::filters::Related {
+            flow_runs: Some(crate::storage::filters::FlowRunFilter {
+                state: Some(crate::storage::filters::StateFilter {
+                    name: Some(crate::storage::filters::StringsFilter {
+                        any_: Some(vec!["Late".into()]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                work_queue_name: Some(crate::storage::filters::StringsFilter {
+                    any_: Some(vec![q.name.clone()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let healthy = q.status == "READY" && late == 0;
+    Ok(HttpResponse::Ok().json(json!({
+        "healthy": healthy,
+        "late_runs_count": late,
+        "last_polled": super::common::opt_ts(&q.last_polled),
+        "health_check_policy": {"maximum_late_runs": 0, "maximum_seconds_since_last_polled": 60},
+    })))
+}

@@ -1,0 +1,206 @@
+//! `/events/out` (API.md §4.3) and the distributor behind it: each process reads every event
+//! from the streams role with a consumer group of its own and fans it out to its local
+//! subscribers, who get a backfill of stored matching events first (at most 15 minutes back),
+//! then the live events, de-duplicated against the backfill.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode};
+use serde_json::{json, Value};
+
+use super::filter::EventFilter;
+use super::websocket::{close, handshake, upgrade};
+use super::{Envelope, ReceivedEvent, STREAM};
+use crate::api::workspace::Workspace;
+use crate::app::AppState;
+use crate::services::{BoxFuture, Service, Tick};
+
+/// Prefect's `maximum_websocket_backfill`.
+const MAX_BACKFILL: chrono::Duration = chrono::Duration::minutes(15);
+const BACKFILL_LIMIT: i64 = 1000;
+
+pub struct Distributor {
+    pub state: Arc<AppState>,
+    pub group: String,
+}
+
+impl Service for Distributor {
+    fn name(&self) -> &'static str {
+        "distributor"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(50)
+    }
+
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+        Box::pin(async move {
+            let s = &self.state;
+            let streams = &s.brokers.streams;
+            let read = streams
+                .read(
+                    STREAM,
+                    &self.group,
+                    &self.group,
+                    500,
+                    Duration::from_millis(500),
+                    Duration::from_secs(3600),
+                )
+                .await;
+            let msgs = match read {
+                Err(crate::broker::BrokerError::NoGroup { .. }) => {
+                    streams
+                        .ensure_group(STREAM, &self.group)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    return Ok(Tick::Busy);
+                }
+                other => other.map_err(|e| e.to_string())?,
+            };
+            if msgs.is_empty() {
+                return Ok(Tick::Idle);
+            }
+            let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+            for m in &msgs {
+                if let Ok(env) = serde_json::from_slice::<Envelope>(&m.payload) {
+                    let _ = s.live_events.send(Arc::new(env));
+                }
+            }
+            streams
+                .ack(STREAM, &self.group, &ids)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Tick::Busy)
+        })
+    }
+}
+
+fn frame(e: &ReceivedEvent) -> String {
+    json!({"type": "event", "event": e}).to_string()
+}
+
+/// `GET /events/out` (websocket).
+pub async fn events_out(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    ws: Workspace,
+) -> actix_web::Result<HttpResponse> {
+    let (resp, mut session, mut stream, prefect) = upgrade(&req, body)?;
+    let mut live = state.live_events.subscribe();
+    actix_web::rt::spawn(async move {
+        if !handshake(&mut session, &mut stream, prefect).await {
+            return;
+        }
+        // The first message is the filter.
+        let filter = loop {
+            match stream.recv().await {
+                Some(Ok(AggregatedMessage::Text(t))) => {
+                    let msg: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if msg.get("type").and_then(Value::as_str) != Some("filter") {
+                        close(session, CloseCode::Protocol, "Expected 'filter' message").await;
+                        return;
+                    }
+                    match serde_json::from_value::<EventFilter>(
+                        msg.get("filter").cloned().unwrap_or(Value::Null),
+                    ) {
+                        Ok(f) => break f,
+                        Err(e) => {
+                            close(
+                                session,
+                                CloseCode::Protocol,
+                                &format!("Invalid filter: {e}"),
+                            )
+                            .await;
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(AggregatedMessage::Ping(p))) => {
+                    if session.pong(&p).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(AggregatedMessage::Pong(_))) => {}
+                _ => return,
+            }
+        };
+        let now = crate::time::now();
+        let since = filter
+            .occurred
+            .as_ref()
+            .and_then(|o| o.since)
+            .unwrap_or(now)
+            .max(now - MAX_BACKFILL);
+        let mut seen = HashSet::new();
+        let stored = crate::storage::events::since(
+            &state.stores.events,
+            ws.id(),
+            since.naive_utc(),
+            BACKFILL_LIMIT,
+        )
+        .await
+        .unwrap_or_default();
+        for row in stored {
+            let Some(e) = received_from_row(&row) else {
+                continue;
+            };
+            if filter.matches(&e.event) {
+                seen.insert(e.event.id);
+                if session.text(frame(&e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        loop {
+            tokio::select! {
+                msg = stream.recv() => match msg {
+                    Some(Ok(AggregatedMessage::Ping(p))) => {
+                        if session.pong(&p).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                },
+                ev = live.recv() => match ev {
+                    Ok(env) => {
+                        if env.workspace_id == ws.id()
+                            && filter.matches(&env.event.event)
+                            && !seen.contains(&env.event.event.id)
+                            && session.text(frame(&env.event)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "an /events/out subscriber fell behind");
+                    }
+                    Err(_) => return,
+                },
+            }
+        }
+    });
+    Ok(resp)
+}
+
+fn received_from_row(r: &crate::storage::events::EventRow) -> Option<ReceivedEvent> {
+    Some(ReceivedEvent {
+        event: super::Event {
+            occurred: r.occurred.and_utc(),
+            event: r.event.clone(),
+            resource: serde_json::from_str(&r.resource).ok()?,
+            related: serde_json::from_str(&r.related).ok()?,
+            payload: serde_json::from_str(&r.payload).ok()?,
+            id: uuid::Uuid::parse_str(&r.id).ok()?,
+            follows: r
+                .follows
+                .as_deref()
+                .and_then(|f| uuid::Uuid::parse_str(f).ok()),
+        },
+        received: r.received.and_utc(),
+    })
+}

@@ -1,0 +1,50 @@
+//! Late runs: SCHEDULED runs more than `late_runs_after_seconds` past their start time become
+//! `Scheduled "Late"` through the late-runs policy (which emits `prefect.flow-run.Late`).
+//! Safe on every replica: a run already Late is left alone by the policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{BoxFuture, Service, Tick};
+use crate::app::AppState;
+
+const BATCH: i64 = 500;
+
+pub struct LateRuns {
+    pub state: Arc<AppState>,
+}
+
+impl Service for LateRuns {
+    fn name(&self) -> &'static str {
+        "late-runs"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.state.settings.services.late_runs_interval_ms)
+    }
+
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+        Box::pin(async move {
+            let s = &self.state;
+            let cutoff = crate::time::now()
+                - chrono::Duration::seconds(s.settings.services.late_runs_after_seconds as i64);
+            let late = crate::storage::flow_runs::late_candidates(
+                &s.stores.orion,
+                cutoff.naive_utc(),
+                BATCH,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            for (ws, id) in &late {
+                crate::runs::mark_flow_run_late(s, ws, id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(if late.len() as i64 >= BATCH {
+                Tick::Busy
+            } else {
+                Tick::Idle
+            })
+        })
+    }
+}

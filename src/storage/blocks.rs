@@ -1,0 +1,229 @@
+//! Blocks (orion): block types, block schemas (with the references between nested schemas),
+//! block documents (with the references between nested documents), and the system block types
+//! every workspace gets. All SQL of the blocks feature lives under this module; the pure rules
+//! (checksums, schema definitions, secret masking) live beside it in `blocks/`.
+//!
+//! Tables are declared here rather than in `schema.rs`. Every row carries `workspace_id` and
+//! every query filters on it. Document data is stored as compact JSON text; secret fields are
+//! masked on the way out unless asked for, and never logged.
+
+pub mod checksum;
+pub mod conn;
+pub mod definitions;
+pub mod documents;
+pub mod filters;
+pub mod schemas;
+pub mod secrets;
+pub mod system;
+pub mod types;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+pub mod schema {
+    diesel::table! {
+        block_types (id) {
+            id -> Text,
+            workspace_id -> Text,
+            created -> Timestamp,
+            updated -> Timestamp,
+            name -> Text,
+            slug -> Text,
+            logo_url -> Nullable<Text>,
+            documentation_url -> Nullable<Text>,
+            description -> Nullable<Text>,
+            code_example -> Nullable<Text>,
+            is_protected -> Bool,
+        }
+    }
+
+    diesel::table! {
+        block_schemas (id) {
+            id -> Text,
+            workspace_id -> Text,
+            created -> Timestamp,
+            updated -> Timestamp,
+            checksum -> Text,
+            fields -> Text,
+            capabilities -> Text,
+            version -> Text,
+            block_type_id -> Text,
+        }
+    }
+
+    diesel::table! {
+        block_schema_references (id) {
+            id -> Text,
+            workspace_id -> Text,
+            created -> Timestamp,
+            updated -> Timestamp,
+            name -> Text,
+            parent_block_schema_id -> Text,
+            reference_block_schema_id -> Text,
+        }
+    }
+
+    diesel::table! {
+        block_documents (id) {
+            id -> Text,
+            workspace_id -> Text,
+            created -> Timestamp,
+            updated -> Timestamp,
+            name -> Text,
+            data -> Text,
+            is_anonymous -> Bool,
+            block_type_name -> Nullable<Text>,
+            block_type_id -> Text,
+            block_schema_id -> Text,
+        }
+    }
+
+    diesel::table! {
+        block_document_references (id) {
+            id -> Text,
+            workspace_id -> Text,
+            created -> Timestamp,
+            updated -> Timestamp,
+            name -> Text,
+            parent_block_document_id -> Text,
+            reference_block_document_id -> Text,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(
+        block_types,
+        block_schemas,
+        block_schema_references,
+        block_documents,
+        block_document_references,
+    );
+}
+
+use schema::{
+    block_document_references, block_documents, block_schema_references, block_schemas, block_types,
+};
+
+/// The version of schemas created without one (Prefect's `DEFAULT_BLOCK_SCHEMA_VERSION`).
+pub const DEFAULT_SCHEMA_VERSION: &str = "non-versioned";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = block_types)]
+pub struct BlockTypeRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub name: String,
+    pub slug: String,
+    pub logo_url: Option<String>,
+    pub documentation_url: Option<String>,
+    pub description: Option<String>,
+    pub code_example: Option<String>,
+    pub is_protected: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = block_schemas)]
+pub struct BlockSchemaRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub checksum: String,
+    /// The fields as stored: without `block_schema_references` and without the definitions of
+    /// nested blocks (both are rebuilt on read from the references).
+    pub fields: String,
+    pub capabilities: String,
+    pub version: String,
+    pub block_type_id: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = block_schema_references)]
+pub struct BlockSchemaRefRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub name: String,
+    pub parent_block_schema_id: String,
+    pub reference_block_schema_id: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = block_documents)]
+pub struct BlockDocumentRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub name: String,
+    /// The document's own data, without the fields that reference other documents.
+    pub data: String,
+    pub is_anonymous: bool,
+    pub block_type_name: Option<String>,
+    pub block_type_id: String,
+    pub block_schema_id: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = block_document_references)]
+pub struct BlockDocumentRefRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub name: String,
+    pub parent_block_document_id: String,
+    pub reference_block_document_id: String,
+}
+
+/// Errors of the blocks rules that are not plain storage errors; the API maps each to the
+/// reference server's status and message.
+#[derive(Debug)]
+pub enum BlockError {
+    Storage(super::StorageError),
+    /// 404 with this detail.
+    NotFound(String),
+    /// 409 with this detail.
+    Conflict(String),
+    /// 400 with this detail.
+    Invalid(String),
+    /// 403 with this detail.
+    Forbidden(String),
+    /// 409 with Prefect's generic data-integrity message (a reference to a missing row).
+    Integrity,
+}
+
+impl From<super::StorageError> for BlockError {
+    fn from(e: super::StorageError) -> Self {
+        BlockError::Storage(e)
+    }
+}
+
+impl From<diesel::result::Error> for BlockError {
+    fn from(e: diesel::result::Error) -> Self {
+        BlockError::Storage(e.into())
+    }
+}
+
+pub type BlockResult<T> = Result<T, BlockError>;
+
+/// Parses a JSON text column (`default` if it is not JSON, which never happens for rows
+/// Orrery wrote).
+pub fn json_text(text: &str, default: serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(default)
+}
+
+pub fn now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Compact JSON text of a value, for JSON columns.
+pub fn to_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}

@@ -1,0 +1,387 @@
+//! Block schemas: unique by (checksum, version) within a workspace. A schema posted with nested
+//! block schemas is stored as several schemas plus references between them (the nested ones
+//! are registered from the parent's `definitions` when they are not known yet); reads rebuild
+//! the full fields. Schemas of protected (system) types refuse deletion.
+
+use std::collections::{HashSet, VecDeque};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde_json::Value;
+
+use super::checksum::{schema_checksum, truthy};
+use super::conn::BlockConn;
+use super::definitions::{
+    child_fields, declared_refs, stored_fields, with_definitions, SchemaGraph,
+};
+use super::filters::{AnyIds, BlockFilterSql, BlockSchemaFilter};
+use super::schema::{block_schemas, block_types};
+use super::{
+    new_id, now, BlockError, BlockResult, BlockSchemaRow, BlockTypeRow, DEFAULT_SCHEMA_VERSION,
+};
+use crate::db_run;
+use crate::storage::filters::{backend, Cond, Page};
+use crate::storage::{Database, StorageError, StorageResult};
+
+/// A schema as read: its row, its full fields and its block type.
+#[derive(Debug, Clone)]
+pub struct SchemaView {
+    pub row: BlockSchemaRow,
+    pub fields: Value,
+    pub block_type: Option<BlockTypeRow>,
+}
+
+/// A schema as posted (`BlockSchemaCreate`), already validated.
+#[derive(Debug, Clone)]
+pub struct NewBlockSchema {
+    pub fields: Value,
+    pub block_type_id: String,
+    pub capabilities: Vec<String>,
+    pub version: String,
+}
+
+/// Views of `rows` (in their order), rebuilt from `graph`.
+pub(crate) fn views(rows: Vec<BlockSchemaRow>, graph: &SchemaGraph) -> Vec<SchemaView> {
+    rows.into_iter()
+        .map(|row| SchemaView {
+            fields: graph.full_fields(&row.id),
+            block_type: graph.types.get(&row.block_type_id).cloned(),
+            row,
+        })
+        .collect()
+}
+
+fn schemas_cond<C>(c: &C, f: &BlockSchemaFilter) -> Cond<block_schemas::table, C::Backend>
+where
+    C: diesel_async::AsyncConnection,
+    C::Backend: BlockFilterSql,
+{
+    let _ = backend(c);
+    <C::Backend as BlockFilterSql>::block_schema(f)
+}
+
+/// Schemas matching the filter, newest first.
+pub async fn list(
+    db: &Database,
+    ws: &str,
+    f: Option<&BlockSchemaFilter>,
+    page: Page,
+) -> StorageResult<Vec<SchemaView>> {
+    let all = BlockSchemaFilter::default();
+    let f = f.unwrap_or(&all);
+    let mut conn = db.read().await?;
+    let out = db_run!(conn, |c| {
+        let cond = schemas_cond(c, f);
+        let rows: Vec<BlockSchemaRow> = block_schemas::table
+            .filter(block_schemas::workspace_id.eq(ws))
+            .filter(cond)
+            .order((block_schemas::created.desc(), block_schemas::id.desc()))
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(BlockSchemaRow::as_select())
+            .load(c)
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let graph = c.schema_graph(ws, &ids).await?;
+        Ok::<_, diesel::result::Error>(views(rows, &graph))
+    })?;
+    Ok(out)
+}
+
+/// One schema by id.
+pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<SchemaView>> {
+    let Ok(uuid) = uuid::Uuid::parse_str(id) else {
+        return Ok(None);
+    };
+    let f = BlockSchemaFilter {
+        id: Some(AnyIds {
+            any_: Some(vec![uuid]),
+        }),
+        ..Default::default()
+    };
+    let page = Page {
+        limit: 1,
+        offset: 0,
+    };
+    Ok(list(db, ws, Some(&f), page).await?.into_iter().next())
+}
+
+/// The newest schema with `checksum` (and `version`, when given).
+pub async fn find_by_checksum(
+    db: &Database,
+    ws: &str,
+    checksum: &str,
+    version: Option<&str>,
+) -> StorageResult<Option<SchemaView>> {
+    let mut conn = db.read().await?;
+    let out = db_run!(conn, |c| {
+        match c.newest_schema(ws, checksum, version).await? {
+            None => Ok::<_, diesel::result::Error>(None),
+            Some(row) => {
+                let graph = c.schema_graph(ws, std::slice::from_ref(&row.id)).await?;
+                Ok(views(vec![row], &graph).into_iter().next())
+            }
+        }
+    })?;
+    Ok(out)
+}
+
+/// Work of one schema creation: the schema itself, then the references it declares.
+enum Step {
+    /// Create (unless its checksum and version exist) and link it to `parent` under a name.
+    Create {
+        fields: Value,
+        block_type_id: String,
+        capabilities: Vec<String>,
+        version: String,
+        definitions: Option<Value>,
+        parent: Option<(String, String)>,
+    },
+    /// Resolve a declared reference of `parent`: link an existing schema with that checksum,
+    /// or register it from the root's definitions.
+    Reference {
+        parent: String,
+        name: String,
+        slug: String,
+        checksum: String,
+        base: Value,
+        definitions: Option<Value>,
+    },
+}
+
+/// Creates a block schema or returns the one with the same checksum and version; returns the
+/// view and whether it is new.
+pub async fn create(
+    db: &Database,
+    ws: &str,
+    new: &NewBlockSchema,
+) -> BlockResult<(SchemaView, bool)> {
+    let checksum = schema_checksum(&new.fields);
+    let mut conn = db.write().await?;
+    db_run!(conn, |c| {
+        c.transaction::<_, BlockError, _>(async |c| {
+            if c.type_by_id(ws, &new.block_type_id).await?.is_none() {
+                return Err(BlockError::NotFound(format!(
+                    "Block type {} not found.",
+                    new.block_type_id
+                )));
+            }
+            let (id, fresh) = match c.newest_schema(ws, &checksum, Some(&new.version)).await? {
+                Some(existing) => (existing.id, false),
+                None => {
+                    let root = Step::Create {
+                        fields: new.fields.clone(),
+                        block_type_id: new.block_type_id.clone(),
+                        capabilities: new.capabilities.clone(),
+                        version: new.version.clone(),
+                        definitions: None,
+                        parent: None,
+                    };
+                    (run_steps(c, ws, root).await?, true)
+                }
+            };
+            let row = c
+                .schema_by_id(ws, &id)
+                .await?
+                .ok_or(BlockError::Storage(StorageError::NotFound))?;
+            let graph = c.schema_graph(ws, std::slice::from_ref(&row.id)).await?;
+            let mut view = views(vec![row], &graph)
+                .into_iter()
+                .next()
+                .ok_or(BlockError::Storage(StorageError::NotFound))?;
+            if fresh {
+                // Prefect answers a new schema with the stored fields plus the posted
+                // references and definitions (a later read rebuilds the definitions).
+                view.fields = created_fields(&view.row.fields, &new.fields);
+            }
+            Ok((view, fresh))
+        })
+        .await
+    })
+}
+
+fn created_fields(stored: &str, posted: &Value) -> Value {
+    let mut f = match super::json_text(stored, Value::Null) {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    let refs = posted
+        .get("block_schema_references")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+    f.insert("block_schema_references".into(), refs);
+    if let Some(defs) = posted.get("definitions").filter(|d| !d.is_null()) {
+        f.insert("definitions".into(), defs.clone());
+    }
+    Value::Object(f)
+}
+
+fn missing_type(slug: &str) -> BlockError {
+    BlockError::Conflict(format!(
+        "Cannot create block schema because block type '{slug}' was not found.Did you forget to register the block type?"
+    ))
+}
+
+/// Runs the creation steps depth-first, in the order Prefect registers nested schemas;
+/// returns the id of the root schema.
+async fn run_steps<C: BlockConn>(c: &mut C, ws: &str, root: Step) -> BlockResult<String> {
+    let mut queue: VecDeque<Step> = VecDeque::from([root]);
+    let mut root_id: Option<String> = None;
+    let mut steps = 0usize;
+    while let Some(step) = queue.pop_front() {
+        steps += 1;
+        if steps > 10_000 {
+            return Err(BlockError::Invalid(
+                "Block schema nesting is too deep.".into(),
+            ));
+        }
+        match step {
+            Step::Create {
+                fields,
+                block_type_id,
+                capabilities,
+                version,
+                definitions,
+                parent,
+            } => {
+                let defs = definitions
+                    .filter(truthy)
+                    .or_else(|| fields.get("definitions").cloned());
+                let checksum = schema_checksum(&with_definitions(&fields, defs.as_ref()));
+                let existing = c.newest_schema(ws, &checksum, Some(&version)).await?;
+                let (id, fresh) = match existing {
+                    Some(existing) => (existing.id, false),
+                    None => {
+                        let stored = stored_fields(&fields, defs.as_ref());
+                        let t = now();
+                        let row = BlockSchemaRow {
+                            id: new_id(),
+                            workspace_id: ws.to_string(),
+                            created: t,
+                            updated: t,
+                            checksum,
+                            fields: super::to_text(&stored),
+                            capabilities: super::to_text(&capabilities),
+                            version,
+                            block_type_id,
+                        };
+                        c.insert_schema(&row).await?;
+                        (row.id, true)
+                    }
+                };
+                if root_id.is_none() {
+                    root_id = Some(id.clone());
+                }
+                if let Some((parent, name)) = parent {
+                    c.link_schema(ws, &parent, &id, &name).await?;
+                }
+                if fresh {
+                    let base = stored_fields(&fields, defs.as_ref());
+                    let refs = declared_refs(&fields).map_err(BlockError::Invalid)?;
+                    for r in refs.into_iter().rev() {
+                        queue.push_front(Step::Reference {
+                            parent: id.clone(),
+                            name: r.name,
+                            slug: r.block_type_slug,
+                            checksum: r.checksum,
+                            base: base.clone(),
+                            definitions: defs.clone(),
+                        });
+                    }
+                }
+            }
+            Step::Reference {
+                parent,
+                name,
+                slug,
+                checksum,
+                base,
+                definitions,
+            } => {
+                let Some(block_type) = c.type_by_slug(ws, &slug).await? else {
+                    return Err(missing_type(&slug));
+                };
+                if let Some(existing) = c.newest_schema(ws, &checksum, None).await? {
+                    c.link_schema(ws, &parent, &existing.id, &name).await?;
+                    continue;
+                }
+                let Some(defs) = definitions else {
+                    return Err(BlockError::Invalid(
+                        "Unable to create nested block schema due to missing definitions in root block schema fields".into(),
+                    ));
+                };
+                let Some(fields) = child_fields(&defs, &base, &name, &slug) else {
+                    return Err(BlockError::Invalid(format!(
+                        "Unable to create nested block schema for block type '{}' due to missing definition.",
+                        block_type.name
+                    )));
+                };
+                queue.push_front(Step::Create {
+                    fields,
+                    block_type_id: block_type.id,
+                    capabilities: Vec::new(),
+                    version: DEFAULT_SCHEMA_VERSION.to_string(),
+                    definitions: Some(defs),
+                    parent: Some((parent, name)),
+                });
+            }
+        }
+    }
+    root_id.ok_or(BlockError::Storage(StorageError::NotFound))
+}
+
+/// Deletes a schema (and its documents); schemas of protected types are refused.
+pub async fn delete(db: &Database, ws: &str, id: &str) -> BlockResult<()> {
+    let mut conn = db.write().await?;
+    db_run!(conn, |c| {
+        c.transaction::<_, BlockError, _>(async |c| {
+            let found: Option<bool> = block_schemas::table
+                .inner_join(block_types::table.on(block_types::id.eq(block_schemas::block_type_id)))
+                .filter(block_schemas::workspace_id.eq(ws))
+                .filter(block_schemas::id.eq(id))
+                .select(block_types::is_protected)
+                .first(c)
+                .await
+                .optional()?;
+            match found {
+                None => Err(BlockError::NotFound("Block schema not found".into())),
+                Some(true) => Err(BlockError::Forbidden(
+                    "Block schemas for protected block types cannot be deleted.".into(),
+                )),
+                Some(false) => {
+                    diesel::delete(
+                        block_schemas::table
+                            .filter(block_schemas::workspace_id.eq(ws))
+                            .filter(block_schemas::id.eq(id)),
+                    )
+                    .execute(c)
+                    .await?;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    })
+}
+
+/// Every capability any schema of the workspace declares, sorted.
+pub async fn capabilities(db: &Database, ws: &str) -> StorageResult<Vec<String>> {
+    let mut conn = db.read().await?;
+    let texts: Vec<String> = db_run!(conn, |c| {
+        block_schemas::table
+            .filter(block_schemas::workspace_id.eq(ws))
+            .select(block_schemas::capabilities)
+            .distinct()
+            .load(c)
+            .await
+    })?;
+    let mut all: Vec<String> = texts
+        .iter()
+        .filter_map(|t| serde_json::from_str::<Vec<String>>(t).ok())
+        .flatten()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    all.sort();
+    Ok(all)
+}

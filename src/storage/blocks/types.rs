@@ -1,0 +1,240 @@
+//! Block types: unique by slug within a workspace; protected (system) types refuse deletion.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::filters::{BlockFilterSql, BlockSchemaFilter, BlockTypeFilter};
+use super::schema::block_types;
+use super::{new_id, now, BlockError, BlockResult, BlockTypeRow};
+use crate::db_run;
+use crate::storage::filters::{backend, Cond, Page};
+use crate::storage::{Database, StorageResult};
+
+/// A block type as posted (`BlockTypeCreate`), already validated.
+#[derive(Debug, Clone, Default)]
+pub struct NewBlockType {
+    pub name: String,
+    pub slug: String,
+    pub logo_url: Option<String>,
+    pub documentation_url: Option<String>,
+    pub description: Option<String>,
+    pub code_example: Option<String>,
+}
+
+/// The updatable fields (`BlockTypeUpdate`): `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = block_types)]
+pub struct BlockTypeChanges {
+    pub logo_url: Option<Option<String>>,
+    pub documentation_url: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub code_example: Option<Option<String>>,
+}
+
+/// Prefect escapes `&`, `<` and `>` in descriptions and code examples of created types.
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Python's `html.unescape` for the entities `html_escape` produces (and quotes).
+fn html_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Inserts a block type; a taken slug is a conflict with Prefect's message.
+pub async fn insert(db: &Database, ws: &str, new: &NewBlockType) -> BlockResult<BlockTypeRow> {
+    let t = now();
+    let row = BlockTypeRow {
+        id: new_id(),
+        workspace_id: ws.to_string(),
+        created: t,
+        updated: t,
+        name: new.name.clone(),
+        slug: new.slug.clone(),
+        logo_url: new.logo_url.clone(),
+        documentation_url: new.documentation_url.clone(),
+        description: new.description.as_deref().map(html_escape),
+        code_example: new.code_example.as_deref().map(html_escape),
+        is_protected: false,
+    };
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        diesel::insert_into(block_types::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await
+    })
+    .map_err(crate::storage::StorageError::from)?;
+    if n == 0 {
+        return Err(BlockError::Conflict(format!(
+            "Block type with name \"{}\" already exists",
+            new.name
+        )));
+    }
+    Ok(row)
+}
+
+pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<BlockTypeRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| {
+        block_types::table
+            .filter(block_types::workspace_id.eq(ws))
+            .filter(block_types::id.eq(id))
+            .select(BlockTypeRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+pub async fn find_by_slug(
+    db: &Database,
+    ws: &str,
+    slug: &str,
+) -> StorageResult<Option<BlockTypeRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| {
+        block_types::table
+            .filter(block_types::workspace_id.eq(ws))
+            .filter(block_types::slug.eq(slug))
+            .select(BlockTypeRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+fn types_cond<C>(
+    c: &C,
+    ws: &str,
+    t: Option<&BlockTypeFilter>,
+    s: Option<&BlockSchemaFilter>,
+) -> Cond<block_types::table, C::Backend>
+where
+    C: diesel_async::AsyncConnection,
+    C::Backend: BlockFilterSql,
+{
+    let _ = backend(c);
+    <C::Backend as BlockFilterSql>::block_types_related(ws, t, s)
+}
+
+/// Block types matching the filters, by name.
+pub async fn list(
+    db: &Database,
+    ws: &str,
+    t: Option<&BlockTypeFilter>,
+    s: Option<&BlockSchemaFilter>,
+    page: Page,
+) -> StorageResult<Vec<BlockTypeRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        let cond = types_cond(c, ws, t, s);
+        block_types::table
+            .filter(block_types::workspace_id.eq(ws))
+            .filter(cond)
+            .order((block_types::name.asc(), block_types::id.asc()))
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(BlockTypeRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// Applies `changes` unless they would change nothing (Prefect compares, ignoring HTML
+/// escaping, to avoid needless writes); false when no such type.
+pub async fn update(
+    db: &Database,
+    ws: &str,
+    id: &str,
+    changes: &BlockTypeChanges,
+) -> StorageResult<bool> {
+    let Some(current) = find(db, ws, id).await? else {
+        return Ok(false);
+    };
+    let same = |new: &Option<Option<String>>, old: &Option<String>| match new {
+        Some(v) => v.as_deref().map(html_unescape) == old.as_deref().map(html_unescape),
+        None => false,
+    };
+    if same(&changes.logo_url, &current.logo_url)
+        && same(&changes.documentation_url, &current.documentation_url)
+        && same(&changes.description, &current.description)
+        && same(&changes.code_example, &current.code_example)
+    {
+        return Ok(true);
+    }
+    let nothing = changes.logo_url.is_none()
+        && changes.documentation_url.is_none()
+        && changes.description.is_none()
+        && changes.code_example.is_none();
+    let t = now();
+    let mut conn = db.write().await?;
+    db_run!(conn, |c| {
+        let target = block_types::table
+            .filter(block_types::workspace_id.eq(ws))
+            .filter(block_types::id.eq(id));
+        if nothing {
+            diesel::update(target)
+                .set(block_types::updated.eq(t))
+                .execute(c)
+                .await
+        } else {
+            diesel::update(target)
+                .set((changes, block_types::updated.eq(t)))
+                .execute(c)
+                .await
+        }
+    })?;
+    Ok(true)
+}
+
+/// Deletes a block type with its schemas and documents; protected types are refused.
+pub async fn delete(db: &Database, ws: &str, id: &str) -> BlockResult<()> {
+    let current = find(db, ws, id)
+        .await?
+        .ok_or_else(|| BlockError::NotFound("Block type not found".into()))?;
+    if current.is_protected {
+        return Err(BlockError::Forbidden(
+            "protected block types cannot be deleted.".into(),
+        ));
+    }
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        diesel::delete(
+            block_types::table
+                .filter(block_types::workspace_id.eq(ws))
+                .filter(block_types::id.eq(id))
+                .filter(block_types::is_protected.eq(false)),
+        )
+        .execute(c)
+        .await
+    })
+    .map_err(crate::storage::StorageError::from)?;
+    if n == 0 {
+        return Err(BlockError::NotFound("Block type not found".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_round_trips() {
+        let s = "a <b> & \"c\"";
+        assert_eq!(html_escape(s), "a &lt;b&gt; &amp; \"c\"");
+        assert_eq!(html_unescape(&html_escape(s)), s);
+    }
+}

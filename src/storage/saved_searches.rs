@@ -1,0 +1,110 @@
+//! Saved searches (UI filter sets): upserted by name, read by id, listed by name, deleted.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::filters::Page;
+use super::{Database, StorageResult};
+use crate::db_run;
+
+pub mod schema {
+    diesel::table! {
+        saved_searches (id) {
+            id -> Text,
+            workspace_id -> Text,
+            created -> Timestamp,
+            updated -> Timestamp,
+            name -> Text,
+            filters -> Text,
+        }
+    }
+}
+
+use schema::saved_searches;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = saved_searches)]
+pub struct SavedSearchRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub name: String,
+    /// Compact JSON array text.
+    pub filters: String,
+}
+
+/// Inserts the search, or replaces the filters of the one with its name. Returns the stored
+/// row and whether it is new.
+pub async fn upsert(db: &Database, row: &SavedSearchRow) -> StorageResult<(SavedSearchRow, bool)> {
+    let mut conn = db.write().await?;
+    let out = db_run!(conn, |c| {
+        use diesel_async::AsyncConnection;
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            let inserted = diesel::insert_into(saved_searches::table)
+                .values(row)
+                .on_conflict((saved_searches::workspace_id, saved_searches::name))
+                .do_nothing()
+                .execute(c)
+                .await?;
+            if inserted == 0 {
+                diesel::update(
+                    saved_searches::table
+                        .filter(saved_searches::workspace_id.eq(&row.workspace_id))
+                        .filter(saved_searches::name.eq(&row.name)),
+                )
+                .set(saved_searches::filters.eq(&row.filters))
+                .execute(c)
+                .await?;
+            }
+            let stored = saved_searches::table
+                .filter(saved_searches::workspace_id.eq(&row.workspace_id))
+                .filter(saved_searches::name.eq(&row.name))
+                .select(SavedSearchRow::as_select())
+                .first(c)
+                .await?;
+            Ok((stored, inserted == 1))
+        })
+        .await
+    })?;
+    Ok(out)
+}
+
+pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<SavedSearchRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| saved_searches::table
+        .filter(saved_searches::workspace_id.eq(ws))
+        .filter(saved_searches::id.eq(id))
+        .select(SavedSearchRow::as_select())
+        .first(c)
+        .await
+        .optional())?;
+    Ok(row)
+}
+
+pub async fn list(db: &Database, ws: &str, page: Page) -> StorageResult<Vec<SavedSearchRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| saved_searches::table
+        .filter(saved_searches::workspace_id.eq(ws))
+        .order((saved_searches::name.asc(), saved_searches::id.asc()))
+        .limit(page.limit)
+        .offset(page.offset)
+        .select(SavedSearchRow::as_select())
+        .load(c)
+        .await)?;
+    Ok(rows)
+}
+
+/// Deletes a saved search; false when there is none.
+pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| diesel::delete(
+        saved_searches::table
+            .filter(saved_searches::workspace_id.eq(ws))
+            .filter(saved_searches::id.eq(id)),
+    )
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
+}

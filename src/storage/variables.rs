@@ -1,0 +1,321 @@
+//! Variables: named JSON values with tags, unique by name within a workspace. Created, read by
+//! id or name, filtered (`VariableFilter`), counted, updated and deleted.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use diesel_async::RunQueryDsl;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::filters::{backend, tag_pattern, Cond, Operator, Page};
+use super::{Database, StorageResult};
+use crate::db_run;
+
+pub mod schema {
+    diesel::table! {
+        variables (id) {
+            id -> Text,
+            workspace_id -> Text,
+            created -> Timestamp,
+            updated -> Timestamp,
+            name -> Text,
+            value -> Text,
+            tags -> Text,
+        }
+    }
+}
+
+use schema::variables;
+
+diesel::define_sql_function! {
+    /// Lower-cases text, for case-insensitive `like_`.
+    fn lower(x: Text) -> Text;
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = variables)]
+pub struct VariableRow {
+    pub id: String,
+    pub workspace_id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub name: String,
+    /// Compact JSON text.
+    pub value: String,
+    /// Compact JSON array text.
+    pub tags: String,
+}
+
+/// The columns a PATCH may change (`None`: unchanged).
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = variables)]
+pub struct VariableChanges {
+    pub updated: Option<NaiveDateTime>,
+    pub name: Option<String>,
+    pub value: Option<String>,
+    pub tags: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct VariableIdFilter {
+    pub any_: Option<Vec<Uuid>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct VariableNameFilter {
+    pub any_: Option<Vec<String>>,
+    pub like_: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct VariableTagsFilter {
+    pub operator: Operator,
+    pub all_: Option<Vec<String>>,
+    pub is_null_: Option<bool>,
+}
+
+/// `VariableFilter` (API.md §3.3).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct VariableFilter {
+    pub operator: Operator,
+    pub id: Option<VariableIdFilter>,
+    pub name: Option<VariableNameFilter>,
+    pub tags: Option<VariableTagsFilter>,
+}
+
+/// `VariableSort` (default `NAME_ASC`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VariableSort {
+    CreatedDesc,
+    UpdatedDesc,
+    NameDesc,
+    #[default]
+    NameAsc,
+}
+
+/// Condition builders per backend (expanded for both by `impl_variable_sql!`).
+pub trait VariableSql: diesel::backend::Backend + Sized + 'static {
+    fn variable(f: &VariableFilter) -> Cond<variables::table, Self>;
+}
+
+macro_rules! combine {
+    ($db:ty, $op:expr, $conds:expr) => {{
+        let conds: Vec<Cond<variables::table, $db>> = $conds;
+        let mut it = conds.into_iter();
+        match it.next() {
+            None => Box::new(diesel::dsl::sql::<Bool>("1=1")) as Cond<variables::table, $db>,
+            Some(first) => it.fold(first, |acc, c| match $op {
+                Operator::And => Box::new(acc.and(c)) as Cond<variables::table, $db>,
+                Operator::Or => Box::new(acc.or(c)) as Cond<variables::table, $db>,
+            }),
+        }
+    }};
+}
+
+macro_rules! impl_variable_sql {
+    ($db:ty) => {
+        impl VariableSql for $db {
+            fn variable(f: &VariableFilter) -> Cond<variables::table, Self> {
+                let mut c: Vec<Cond<variables::table, $db>> = Vec::new();
+                if let Some(VariableIdFilter { any_: Some(ids) }) = &f.id {
+                    let ids: Vec<String> = ids.iter().map(|u| u.to_string()).collect();
+                    c.push(Box::new(variables::id.eq_any(ids)));
+                }
+                if let Some(n) = &f.name {
+                    if let Some(any) = &n.any_ {
+                        c.push(Box::new(variables::name.eq_any(any.clone())));
+                    }
+                    if let Some(like) = n.like_.as_deref().filter(|l| !l.is_empty()) {
+                        c.push(Box::new(
+                            lower(variables::name).like(format!("%{}%", like.to_lowercase())),
+                        ));
+                    }
+                }
+                if let Some(t) = &f.tags {
+                    let mut inner: Vec<Cond<variables::table, $db>> = Vec::new();
+                    for tag in t.all_.iter().flatten() {
+                        inner.push(Box::new(
+                            variables::tags.like(tag_pattern(tag)).escape('\\'),
+                        ));
+                    }
+                    match t.is_null_ {
+                        Some(true) => inner.push(Box::new(variables::tags.eq("[]"))),
+                        Some(false) => inner.push(Box::new(variables::tags.ne("[]"))),
+                        None => {}
+                    }
+                    if !inner.is_empty() {
+                        c.push(combine!($db, t.operator, inner));
+                    }
+                }
+                combine!($db, f.operator, c)
+            }
+        }
+    };
+}
+
+impl_variable_sql!(diesel::pg::Pg);
+impl_variable_sql!(diesel::sqlite::Sqlite);
+
+fn cond<C>(c: &C, f: &VariableFilter) -> Cond<variables::table, C::Backend>
+where
+    C: diesel_async::AsyncConnection,
+    C::Backend: VariableSql,
+{
+    let _ = backend(c);
+    <C::Backend as VariableSql>::variable(f)
+}
+
+/// Inserts a variable; `StorageError::Conflict` when the name is taken.
+pub async fn insert(db: &Database, row: &VariableRow) -> StorageResult<()> {
+    let mut conn = db.write().await?;
+    db_run!(conn, |c| diesel::insert_into(variables::table)
+        .values(row)
+        .execute(c)
+        .await)?;
+    Ok(())
+}
+
+pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<VariableRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| variables::table
+        .filter(variables::workspace_id.eq(ws))
+        .filter(variables::id.eq(id))
+        .select(VariableRow::as_select())
+        .first(c)
+        .await
+        .optional())?;
+    Ok(row)
+}
+
+pub async fn find_by_name(
+    db: &Database,
+    ws: &str,
+    name: &str,
+) -> StorageResult<Option<VariableRow>> {
+    let mut conn = db.read().await?;
+    let row = db_run!(conn, |c| variables::table
+        .filter(variables::workspace_id.eq(ws))
+        .filter(variables::name.eq(name))
+        .select(VariableRow::as_select())
+        .first(c)
+        .await
+        .optional())?;
+    Ok(row)
+}
+
+pub async fn list(
+    db: &Database,
+    ws: &str,
+    filter: &VariableFilter,
+    sort: VariableSort,
+    page: Page,
+) -> StorageResult<Vec<VariableRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        let cond = cond(c, filter);
+        let mut q = variables::table
+            .filter(variables::workspace_id.eq(ws))
+            .filter(cond)
+            .select(VariableRow::as_select())
+            .into_boxed();
+        q = match sort {
+            VariableSort::CreatedDesc => q.order((variables::created.desc(), variables::id.desc())),
+            VariableSort::UpdatedDesc => q.order((variables::updated.desc(), variables::id.desc())),
+            VariableSort::NameDesc => q.order(variables::name.desc()),
+            VariableSort::NameAsc => q.order(variables::name.asc()),
+        };
+        q.limit(page.limit).offset(page.offset).load(c).await
+    })?;
+    Ok(rows)
+}
+
+pub async fn count(db: &Database, ws: &str, filter: &VariableFilter) -> StorageResult<i64> {
+    let mut conn = db.read().await?;
+    let n = db_run!(conn, |c| {
+        let cond = cond(c, filter);
+        variables::table
+            .filter(variables::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
+}
+
+/// Which variable an update or delete addresses.
+#[derive(Debug, Clone, Copy)]
+pub enum Key<'a> {
+    Id(&'a str),
+    Name(&'a str),
+}
+
+/// Applies `changes`; false when no such variable. A new name that is taken is a
+/// `StorageError::Conflict`.
+pub async fn update(
+    db: &Database,
+    ws: &str,
+    key: Key<'_>,
+    changes: &VariableChanges,
+) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        match key {
+            Key::Id(id) => {
+                diesel::update(
+                    variables::table
+                        .filter(variables::workspace_id.eq(ws))
+                        .filter(variables::id.eq(id)),
+                )
+                .set(changes)
+                .execute(c)
+                .await
+            }
+            Key::Name(name) => {
+                diesel::update(
+                    variables::table
+                        .filter(variables::workspace_id.eq(ws))
+                        .filter(variables::name.eq(name)),
+                )
+                .set(changes)
+                .execute(c)
+                .await
+            }
+        }
+    })?;
+    Ok(n > 0)
+}
+
+/// Deletes a variable; false when no such variable.
+pub async fn delete(db: &Database, ws: &str, key: Key<'_>) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| {
+        match key {
+            Key::Id(id) => {
+                diesel::delete(
+                    variables::table
+                        .filter(variables::workspace_id.eq(ws))
+                        .filter(variables::id.eq(id)),
+                )
+                .execute(c)
+                .await
+            }
+            Key::Name(name) => {
+                diesel::delete(
+                    variables::table
+                        .filter(variables::workspace_id.eq(ws))
+                        .filter(variables::name.eq(name)),
+                )
+                .execute(c)
+                .await
+            }
+        }
+    })?;
+    Ok(n > 0)
+}
