@@ -3,7 +3,9 @@
 Usage: python report.py RESULTS_DIR OUT.md
 
 RESULTS_DIR holds meta.json and, per server NAME (ref_pg, ref_sqlite, orrery_pg, orrery_sqlite):
-NAME.lifecycle.json, NAME.taskflow.json, NAME.tasklag.json, NAME.rss.json (any may be missing).
+NAME.lifecycle.json, NAME.taskflow.json, NAME.tasklag.json, NAME.rss.json (any may be missing);
+and per server KIND (ref_pg, orrery_pg, orrery_sqlite) sched_KIND.{setup,watch,meta,cpu}.json (scheduler
+bench) and poll_KIND.{setup,due,empty}.json (get_scheduled_flow_runs bench).
 """
 
 import json
@@ -59,6 +61,110 @@ def fmt_ratio(r):
 
 def met(ok):
     return "n/a" if ok is None else ("yes" if ok else "**NO**")
+
+
+def extra_sections(d):
+    """Markdown lines and terminal lines for the scheduler and get_scheduled_flow_runs benches."""
+    kinds = [("ref_pg", "reference PG"), ("orrery_pg", "Orrery PG"), ("orrery_sqlite", "Orrery SQLite")]
+    sched = {k: {p: load(d, f"sched_{k}.{p}.json") for p in ("setup", "watch", "meta", "cpu")} for k, _ in kinds}
+    poll = {k: {p: load(d, f"poll_{k}.{p}.json") for p in ("setup", "due", "empty")} for k, _ in kinds}
+    md, text, raw = [], [], []
+
+    def table(rows, header):
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        widths = [max(len(str(x[i])) for x in [header] + rows) for i in range(len(header))]
+        t = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+        t += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+        return out, t
+
+    if any(sched[k]["watch"] for k, _ in kinds):
+        def cycle_s(k):
+            w, m = sched[k]["watch"], sched[k]["meta"]
+            if not w or not m or not w.get("runs"):
+                return None
+            # From the server answering "ready" to the count first reaching 61 runs per deployment
+            # (later changes are the next cycle's, once time has moved on).
+            t = w.get("reached_s")
+            return None if t is None else max(0.0, w["start_epoch"] + t - m["ready_epoch"])
+
+        def writes(k):
+            m = sched[k]["meta"]
+            b, a = get(m, "writes_before"), get(m, "writes_after")
+            if not isinstance(a, dict) or not isinstance(b, dict):
+                return None
+            return {x: int(a[x]) - int(b[x]) for x in ("ins", "upd", "del")}
+
+        def cpu_s(k):
+            c = sched[k]["cpu"]
+            return None if not c else c.get("server_s", 0) + c.get("db_s", 0)
+
+        n = get(sched["orrery_pg"]["setup"], "deployments") or get(sched["ref_pg"]["setup"], "deployments") or "?"
+        cyc = {k: cycle_s(k) for k, _ in kinds}
+        runs = {k: get(sched[k]["watch"], "runs") for k, _ in kinds}
+        wr = {k: writes(k) for k, _ in kinds}
+        rows = [
+            (f"one scheduler cycle, {n} deployments: ready → 61 runs each (s)", *(fmt(cyc[k]) for k, _ in kinds),
+             fmt_ratio(ratio(cyc["ref_pg"], cyc["orrery_pg"])), "Orrery < 2 s",
+             met(None if cyc["orrery_pg"] is None or cyc["orrery_sqlite"] is None else max(cyc["orrery_pg"], cyc["orrery_sqlite"]) < 2)),
+            ("  cycle finished (count reached 61 per deployment)", *(fmt(get(sched[k]["watch"], "reached")) for k, _ in kinds), "", "", ""),
+            ("  first run appeared after ready (s)", *(fmt(None if not sched[k]["watch"] or sched[k]["watch"].get("first_run_s") is None or not sched[k]["meta"]
+                else sched[k]["watch"]["start_epoch"] + sched[k]["watch"]["first_run_s"] - sched[k]["meta"]["ready_epoch"]) for k, _ in kinds), "", "", ""),
+            ("  SCHEDULED runs when the count settled", *(fmt(runs[k]) for k, _ in kinds), "", "", ""),
+            ("  rows inserted (PostgreSQL statistics, all tables)", *(fmt(get(wr[k], "ins")) for k, _ in kinds), "", "", ""),
+            ("  rows updated (PostgreSQL statistics, all tables)", *(fmt(get(wr[k], "upd")) for k, _ in kinds), "", "", ""),
+            ("  CPU: server + its PG backends during the cycle (s)", *(fmt(cpu_s(k)) for k, _ in kinds), "", "", ""),
+            ("  deployments created at (deployments/s, setup)", *(fmt(None if not sched[k]["setup"] else sched[k]["setup"]["deployments"] / max(sched[k]["setup"]["elapsed_s"], 1e-9)) for k, _ in kinds), "", "", ""),
+        ]
+        m, t = table(rows, ("scheduler", *(l for _, l in kinds), "ratio", "target", "met?"))
+        md += ["### Scheduler", "",
+               f"{n} deployments, each with an interval schedule of 60 s (anchored on a whole minute) and a process",
+               "work pool, created with the scheduler off; then the server is restarted with only its scheduler",
+               "service on (reference: every other `PREFECT_SERVER_SERVICES_*_ENABLED=false`; Orrery: the other",
+               "services' intervals 0) on the same database, and `loadgen sched-watch` polls `POST /flow_runs/count`",
+               "(SCHEDULED) every 200 ms until the count has reached 61 per deployment and not moved for 5 s.",
+               "Cycle time = from the server answering ready to the count first reaching 61 per deployment",
+               "(the first cycle starts at start-up). Rows written: `pg_stat_user_tables` before/after",
+               "(until the count settled, so a second cycle of the reference is included).",
+               "", *m, ""]
+        for k, label in kinds:
+            sl = get(sched[k]["meta"], "server_log")
+            if sl:
+                md.append(f"- {label} log: `{sl}`")
+        md.append("")
+        text += ["", "scheduler:", *t]
+        for k, _ in kinds:
+            for p in ("setup", "watch", "meta", "cpu"):
+                if sched[k][p] is not None:
+                    raw.append(f"sched_{k}.{p}: {json.dumps(sched[k][p])}")
+
+    if any(poll[k]["due"] for k, _ in kinds):
+        rows = []
+        for case, label in (("due", "100 runs due (10 per queue)"), ("empty", "nothing due (now + 10 s)")):
+            for q in ("p50", "p99"):
+                vals = {k: get(poll[k][case], "latency_ms", q) for k, _ in kinds}
+                rows.append((f"{label}: {q} (ms)", *(fmt(vals[k]) for k, _ in kinds),
+                             fmt_ratio(ratio(vals["ref_pg"], vals["orrery_pg"])),
+                             "Orrery < 20 ms" if q == "p99" else "",
+                             met(None if vals["orrery_pg"] is None or vals["orrery_sqlite"] is None
+                                 else max(vals["orrery_pg"], vals["orrery_sqlite"]) < 20) if q == "p99" else ""))
+            rows.append((f"  calls (errors; answers of the wrong size)",
+                         *(f"{fmt(get(poll[k][case], 'calls'))} ({fmt(get(poll[k][case], 'errors'))}; {fmt(get(poll[k][case], 'unexpected_sizes'))})" for k, _ in kinds), "", "", ""))
+        rows.append(("  setup: 10 × POST /deployments/{id}/schedule of 1,000 runs (s)",
+                     *(fmt(get(poll[k]["setup"], "elapsed_s")) for k, _ in kinds), "", "", ""))
+        m, t = table(rows, ("get_scheduled_flow_runs", *(l for _, l in kinds), "ratio", "target", "met?"))
+        md += ["### `POST /work_pools/{pool}/get_scheduled_flow_runs`", "",
+               "One process pool with 10 queues and one deployment per queue; `POST /deployments/{id}/schedule`",
+               "creates 1,000 runs per deployment (1-second interval, from two hours ahead): 10,000 SCHEDULED runs.",
+               "The scheduler is off. One client calls the route back to back (20 calls of warm-up, then",
+               "the measured time), with `scheduled_before` only, as a process worker polls.",
+               "", *m, ""]
+        text += ["", "get_scheduled_flow_runs:", *t]
+        for k, _ in kinds:
+            for p in ("setup", "due", "empty"):
+                if poll[k][p] is not None:
+                    raw.append(f"poll_{k}.{p}: {json.dumps(poll[k][p])}")
+    return md, text, raw
 
 
 def main():
@@ -225,7 +331,16 @@ def main():
             examples += ["", "```"] + [json.dumps(e) for e in ex] + ["```", ""]
     if examples:
         lines += ["## Error examples (first few per server)", ""] + examples
-    lines += ["## Raw results", "", "```"]
+    if not any(r[k]["lc"] for k, _ in SERVERS + [("ref_sqlite", "")]):
+        # Only the scheduler / poll benches ran: drop the (empty) lifecycle table.
+        start = lines.index("## Results") + 2
+        end = start + lines[start:].index(md_table[-1]) + 2
+        lines = lines[:start] + lines[end:]
+        text = []
+    xmd, xtext, xraw = extra_sections(d)
+    lines += xmd
+    text += xtext
+    lines += ["## Raw results", "", "```"] + xraw
     for key, _ in SERVERS + [("ref_sqlite", "")]:
         for part in ("lc", "cpu", "flow", "exit", "lag", "rss"):
             if r[key][part] is not None:

@@ -9,6 +9,9 @@
 #   2. (a) flow-run lifecycle throughput with the compiled load generator (bench/loadgen)
 #   3. (b) task-run recording lag of a real prefect flow with N mapped tasks
 #   4. RSS after the runs
+# and, each on its own fresh database (reference PG, Orrery PG, Orrery SQLite):
+#   5. scheduler: N deployments with a 1-minute interval schedule, one scheduler cycle timed
+#   6. poll: POST /work_pools/{p}/get_scheduled_flow_runs latency with 10,000 scheduled runs
 # then writes bench/results/<date>.md and prints a table of ratios. See bench/README.md.
 #
 # Knobs (environment):
@@ -22,7 +25,13 @@
 #   BENCH_DURATION       measured lifecycle time (default 20s); BENCH_WARMUP (default 2s)
 #   BENCH_TASKS          mapped tasks in the flow (default 1000)
 #   BENCH_REF_SQLITE     1 (default) also runs the reference on SQLite with 2 clients; 0 skips it
-#   BENCH_ONLY           space-separated subset of: ref_pg ref_sqlite orrery_pg orrery_sqlite
+#   BENCH_ONLY           space-separated servers and/or benches: ref_pg ref_sqlite orrery_pg
+#                        orrery_sqlite / lifecycle scheduler poll. Unset: everything. Set without a
+#                        bench name: lifecycle only; without a server name: every server.
+#                        (lifecycle = (a)-(c) above; ref_sqlite only ever runs lifecycle.)
+#   BENCH_SCHED_DEPLOYMENTS  deployments for the scheduler bench (default 1000)
+#   BENCH_SCHED_CAP      longest wait for a scheduler cycle to finish (default 600 s)
+#   BENCH_POLL_DURATION  measured time per get_scheduled_flow_runs case (default 15s)
 #   BENCH_KEEP           1 keeps the temporary directory (server logs, raw JSON)
 #   BENCH_WAIT_IDLE      seconds to wait, before each measurement, for no cargo/rustc to be running
 #                        on the machine (default 0: don't wait; contention is noted in the report)
@@ -46,7 +55,20 @@ duration="${BENCH_DURATION:-20s}"
 warmup="${BENCH_WARMUP:-2s}"
 tasks="${BENCH_TASKS:-1000}"
 ref_sqlite="${BENCH_REF_SQLITE:-1}"
-only="${BENCH_ONLY:-ref_pg ref_sqlite orrery_pg orrery_sqlite}"
+all_servers="ref_pg ref_sqlite orrery_pg orrery_sqlite"
+all_benches="lifecycle scheduler poll"
+only_servers="" only_benches=""
+for w in ${BENCH_ONLY:-$all_servers $all_benches}; do
+  case " $all_servers " in *" $w "*) only_servers+=" $w"; continue ;; esac
+  case " $all_benches " in *" $w "*) only_benches+=" $w"; continue ;; esac
+  printf 'BENCH_ONLY: unknown word %s (servers: %s; benches: %s)\n' "$w" "$all_servers" "$all_benches" >&2
+  exit 2
+done
+only="${only_servers:-$all_servers}"
+benches="${only_benches:-lifecycle}"
+sched_n="${BENCH_SCHED_DEPLOYMENTS:-1000}"
+sched_cap="${BENCH_SCHED_CAP:-600}"
+poll_duration="${BENCH_POLL_DURATION:-15s}"
 nice_n="${BENCH_NICE:-0}"
 settle=5   # seconds between "ready" and the idle RSS sample
 
@@ -320,6 +342,7 @@ suite() {
 }
 
 wants() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+bench_on() { case " $benches " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # --- reference: prefect server start -------------------------------------------------------------
 run_ref() {  # name db_url nclients with_tasks [db]
@@ -363,16 +386,160 @@ run_orrery() {  # name with_pg
   stop_server "$pid"
 }
 
+# --- scheduler and get_scheduled_flow_runs benches -------------------------------------------------
+# Every service of the reference except its scheduler(s), by setting name.
+ref_other_services="CANCELLATION_CLEANUP DB_VACUUM EVENT_PERSISTER EVENT_LOGGER FOREMAN LATE_RUNS PAUSE_EXPIRATIONS REPOSSESSOR CLEANUP_RECONCILER TASK_RUN_RECORDER TRIGGERS"
+orrery_other_services="REPOSSESSOR PAUSE_EXPIRATIONS LATE_RUNS FOREMAN CANCELLATION_CLEANUP"
+
+# start_for name kind phase -> starts the server of `kind` (ref_pg, orrery_pg, orrery_sqlite) on the
+# database/data dir prepared for `name`; phase "quiet" = no scheduler, "sched" = only the scheduler.
+# Sets $server_pid and $api.
+start_for() {
+  local name=$1 kind=$2 phase=$3 port envs=()
+  port=$(free_port)
+  case $kind in
+    ref_pg)
+      mkdir -p "$tmp/$name-home"
+      envs=("PREFECT_HOME=$tmp/$name-home" "PREFECT_API_DATABASE_CONNECTION_URL=$(db_url postgresql+asyncpg "$bdb")"
+            "PREFECT_SERVER_ANALYTICS_ENABLED=false" "PREFECT_SERVER_API_HOST=127.0.0.1" "PREFECT_SERVER_API_PORT=$port"
+            "PREFECT_SERVER_LOGGING_LEVEL=INFO")
+      local s
+      for s in $ref_other_services; do envs+=("PREFECT_SERVER_SERVICES_${s}_ENABLED=false"); done
+      if [ "$phase" = quiet ]; then envs+=("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED=false"); fi
+      start_server "$name.$phase" "${envs[@]}" -- "$venv/bin/prefect" server start --host 127.0.0.1 --port "$port"
+      api="http://127.0.0.1:$port/api"
+      wait_ready "$name.$phase" "$api/health" "$server_pid" 180
+      ;;
+    orrery_*)
+      mkdir -p "$tmp/$name-data"
+      envs=("ORRERY__SERVER__BIND=127.0.0.1:$port" "ORRERY__DATABASE__DATA_DIR=$tmp/$name-data")
+      if [ "$kind" = orrery_pg ]; then
+        envs+=("ORRERY__DATABASE__URL=$(db_url postgres "$bdb")" "ORRERY__REDIS__URL=$redis_url" "ORRERY__REDIS__NAMESPACE=$bns")
+      fi
+      local s
+      for s in $orrery_other_services; do envs+=("ORRERY__SERVICES__${s}_INTERVAL_MS=0"); done
+      if [ "$phase" = quiet ]; then
+        envs+=("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS=0" "ORRERY__SERVICES__RECENT_SCHEDULER_INTERVAL_MS=0")
+      fi
+      start_server "$name.$phase" "${envs[@]}" -- "$bin"
+      api="http://127.0.0.1:$port/api"
+      wait_ready "$name.$phase" "$api/ready" "$server_pid" 120
+      ;;
+  esac
+}
+
+fresh_store() {  # name kind -> $bdb (fresh PG database or empty) and $bns (Redis namespace)
+  bdb="" bns=""
+  case $2 in
+    ref_pg) new_db "$1"; bdb=$db ;;
+    orrery_pg)
+      new_db "$1"; bdb=$db
+      bns="orrery-bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+      redis_nss+=("$bns")
+      ;;
+  esac
+}
+
+pg_writes() {  # db -> {"ins": n, "upd": n, "del": n} over its user tables (cumulative statistics)
+  [ -n "$1" ] || { echo null; return; }
+  psql "$(db_url postgres "$1")" -qAtc "SELECT json_build_object('ins', coalesce(sum(n_tup_ins),0), 'upd', coalesce(sum(n_tup_upd),0), 'del', coalesce(sum(n_tup_del),0)) FROM pg_stat_user_tables" 2>/dev/null || echo null
+}
+
+# Scheduler: create the deployments with the scheduler off, restart with only the scheduler on,
+# and watch SCHEDULED runs appear until the count has settled.
+run_sched() {  # kind
+  local kind=$1 name="sched_$1" pid watch_pid w0 w1
+  fresh_store "$name" "$kind"
+  busy_builds "$name setup"
+  start_for "$name" "$kind" quiet
+  log "$name: creating $sched_n deployments with a 1-minute interval schedule (scheduler off)"
+  if ! timeout 1800 nice -n "$nice_n" "$loadgen" sched-setup --url "$api" --deployments "$sched_n" --interval 60 \
+        >"$out/$name.setup.json" 2>"$tmp/$name.setup.err"; then
+    note "$name: setup failed: $(tail -c 400 "$tmp/$name.setup.err" | tr '\n' ' ')"
+    stop_server "$server_pid"; return 0
+  fi
+  log "$name: $(cat "$out/$name.setup.json")"
+  stop_server "$server_pid"
+  # Past every "recently updated" window (reference 6 s, Orrery 10 s): the cycle timed is the
+  # main scheduler's.
+  sleep 11
+  busy_builds "$name cycle"
+  w0=$(pg_writes "$bdb")
+  # 61 runs per deployment are expected (one a minute for an hour, the first one and the one at
+  # or past now + 1 h included); the cycle is done when the count first reaches that. The watcher
+  # then waits until the count has not moved for 5 s.
+  log "$name: starting the server with only its scheduler on; watching SCHEDULED runs appear"
+  local t_launch; t_launch=$(date +%s.%N)
+  start_for "$name" "$kind" sched
+  pid=$server_pid
+  local t_ready; t_ready=$(date +%s.%N)
+  cpu_start "$pid" "$bdb"
+  timeout $((sched_cap + 60)) nice -n "$nice_n" "$loadgen" sched-watch --url "$api" --expect $((sched_n * 61)) \
+    --interval 200ms --quiet 5s --cap "${sched_cap}s" >"$out/$name.watch.json" 2>"$tmp/$name.watch.err" ||
+    note "$name: the watcher failed: $(tail -c 300 "$tmp/$name.watch.err" | tr '\n' ' ')"
+  cpu_stop "$pid" "$bdb" >"$out/$name.cpu.json"
+  sleep 3   # PostgreSQL flushes a backend's table statistics within a second or so of going idle
+  w1=$(pg_writes "$bdb")
+  local selflog="null"
+  if [ "$kind" != ref_pg ]; then
+    # Orrery logs each pass that created runs, with its own elapsed time.
+    selflog=$(grep -m1 'scheduled flow runs' "$tmp/$name.sched.log" | grep -v 'recent=true' | sed 's/\x1b\[[0-9;]*m//g' | tr -d '"\\' | cut -c1-300 | "$py" -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')
+  else
+    selflog=$(grep -E -m3 'Scheduled [1-9][0-9]* runs' "$tmp/$name.sched.log" | cut -c1-200 | "$py" -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')
+  fi
+  printf '{"launch_epoch": %s, "ready_epoch": %s, "writes_before": %s, "writes_after": %s, "server_log": %s, "rss": %s}\n' \
+    "$t_launch" "$t_ready" "$w0" "$w1" "$selflog" "$(rss_json "$pid")" >"$out/$name.meta.json"
+  log "$name: $(cut -c1-400 "$out/$name.watch.json")"
+  stop_server "$pid"
+}
+
+# get_scheduled_flow_runs: 10 queues × 1,000 runs, two hours ahead; one client polls back to back.
+run_poll() {  # kind
+  local kind=$1 name="poll_$1" anchor
+  fresh_store "$name" "$kind"
+  start_for "$name" "$kind" quiet
+  log "$name: creating 10 queues × 1,000 scheduled runs (POST /deployments/{id}/schedule)"
+  if ! timeout 1800 nice -n "$nice_n" "$loadgen" poll-setup --url "$api" --queues 10 --runs-per-queue 1000 \
+        >"$out/$name.setup.json" 2>"$tmp/$name.setup.err"; then
+    note "$name: setup failed: $(tail -c 400 "$tmp/$name.setup.err" | tr '\n' ' ')"
+    stop_server "$server_pid"; return 0
+  fi
+  log "$name: $(cat "$out/$name.setup.json")"
+  anchor=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["anchor_epoch"])' "$out/$name.setup.json")
+  busy_builds "$name"
+  # "due": the first 10 s of runs are due (100 runs in the answer, 10 per queue; under both
+  # servers' default limit);
+  # "empty": a worker's usual poll (now + 10 s), nothing due yet.
+  timeout 600 nice -n "$nice_n" "$loadgen" poll --url "$api" --before "$((anchor + 9)).5" --expect 100 \
+    --duration "$poll_duration" >"$out/$name.due.json" 2>"$tmp/$name.poll.err" ||
+    note "$name: poll (due) failed: $(tail -c 300 "$tmp/$name.poll.err" | tr '\n' ' ')"
+  log "$name: due: $(cut -c1-400 "$out/$name.due.json")"
+  timeout 600 nice -n "$nice_n" "$loadgen" poll --url "$api" --before "$(( $(date +%s) + 10 )).0" --expect 0 \
+    --duration "$poll_duration" >"$out/$name.empty.json" 2>"$tmp/$name.poll.err" ||
+    note "$name: poll (empty) failed: $(tail -c 300 "$tmp/$name.poll.err" | tr '\n' ' ')"
+  log "$name: empty: $(cut -c1-400 "$out/$name.empty.json")"
+  stop_server "$server_pid"
+}
+
 started=$SECONDS
-if wants ref_pg; then
-  new_db ref
-  run_ref ref_pg "$(db_url postgresql+asyncpg "$db")" "$clients" 1 "$db"
+if bench_on lifecycle; then
+  if wants ref_pg; then
+    new_db ref
+    run_ref ref_pg "$(db_url postgresql+asyncpg "$db")" "$clients" 1 "$db"
+  fi
+  if wants ref_sqlite && [ "$ref_sqlite" = 1 ]; then
+    run_ref ref_sqlite "sqlite+aiosqlite:///$tmp/ref_sqlite-home/prefect.db" 2 0
+  fi
+  if wants orrery_pg; then run_orrery orrery_pg 1; fi
+  if wants orrery_sqlite; then run_orrery orrery_sqlite 0; fi
 fi
-if wants ref_sqlite && [ "$ref_sqlite" = 1 ]; then
-  run_ref ref_sqlite "sqlite+aiosqlite:///$tmp/ref_sqlite-home/prefect.db" 2 0
-fi
-if wants orrery_pg; then run_orrery orrery_pg 1; fi
-if wants orrery_sqlite; then run_orrery orrery_sqlite 0; fi
+for b in scheduler poll; do
+  bench_on "$b" || continue
+  for k in ref_pg orrery_pg orrery_sqlite; do
+    wants "$k" || continue
+    case $b in scheduler) run_sched "$k" ;; poll) run_poll "$k" ;; esac
+  done
+done
 log "all runs done in $((SECONDS - started)) s"
 
 # --- report ----------------------------------------------------------------------------------------

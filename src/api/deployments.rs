@@ -20,8 +20,10 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateDetails, StateType};
 use crate::runs::convert::{flow_run_json, flow_state};
 use crate::schedules::Schedule;
-use crate::storage::deployments::{self as deps, DeploymentFilter, DeploymentRow, ScheduleRow};
-use crate::storage::filters::{FlowFilter, Page};
+use crate::storage::deployments::{
+    self as deps, DeploymentFilter, DeploymentRow, DeploymentSort, ScheduleRow,
+};
+use crate::storage::filters::{Page, Related};
 use crate::storage::rows::FlowRunRow;
 use crate::storage::{flow_runs, flows, work_pools as wp};
 
@@ -208,17 +210,13 @@ struct DeploymentUpdate {
     version_info: Option<Value>,
 }
 
-fn invalid_schedule(i: usize, msg: String) -> ApiError {
-    ApiError::invalid(
-        vec![
-            "body".into(),
-            "schedules".into(),
-            i.into(),
-            "schedule".into(),
-        ],
-        msg,
-        "value_error",
-    )
+/// A bad schedule at index `i` of a list found at `prefix` (`["body", "schedules"]` in a
+/// deployment body, `["body"]` when the body is the list).
+fn invalid_schedule(prefix: &[&str], i: usize, msg: String) -> ApiError {
+    let mut loc: Vec<Value> = prefix.iter().map(|p| Value::from(*p)).collect();
+    loc.push(i.into());
+    loc.push("schedule".into());
+    ApiError::invalid(loc, msg, "value_error")
 }
 
 fn schedule_rows(
@@ -226,11 +224,21 @@ fn schedule_rows(
     deployment_id: &str,
     list: &[ScheduleCreate],
 ) -> ApiResult<Vec<ScheduleRow>> {
+    schedule_rows_at(ws, deployment_id, list, &["body", "schedules"])
+}
+
+fn schedule_rows_at(
+    ws: &str,
+    deployment_id: &str,
+    list: &[ScheduleCreate],
+    loc: &[&str],
+) -> ApiResult<Vec<ScheduleRow>> {
     let now = crate::time::now();
     list.iter()
         .enumerate()
         .map(|(i, s)| {
-            let parsed = Schedule::parse(&s.schedule, now).map_err(|e| invalid_schedule(i, e))?;
+            let parsed =
+                Schedule::parse(&s.schedule, now).map_err(|e| invalid_schedule(loc, i, e))?;
             Ok(ScheduleRow {
                 id: Uuid::new_v4().to_string(),
                 workspace_id: ws.to_string(),
@@ -263,20 +271,48 @@ fn parse_opt(t: &Option<String>) -> Value {
 }
 
 async fn deployment_json(state: &AppState, d: &DeploymentRow) -> ApiResult<Value> {
-    let schedules = deps::schedules(&state.stores.orion, std::slice::from_ref(&d.id)).await?;
-    let pool_name = match &d.work_queue_id {
-        Some(q) => match wp::find_queue_by_id(&state.stores.orion, &d.workspace_id, q).await? {
-            Some(q) => wp::find_pool_by_id(&state.stores.orion, &d.workspace_id, &q.work_pool_id)
-                .await?
-                .map(|p| p.name),
-            None => None,
-        },
-        None => None,
-    };
-    Ok(json!({
+    let mut out = deployments_json(state, std::slice::from_ref(d)).await?;
+    Ok(out.pop().unwrap_or(Value::Null))
+}
+
+/// Bodies of these deployments: their schedules and their queues' pool names are loaded in one
+/// query each.
+async fn deployments_json(state: &AppState, rows: &[DeploymentRow]) -> ApiResult<Vec<Value>> {
+    let db = &state.stores.orion;
+    let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
+    let mut schedules: std::collections::HashMap<&str, Vec<Value>> = Default::default();
+    let schedule_rows = deps::schedules(db, &ids).await?;
+    for s in &schedule_rows {
+        schedules
+            .entry(s.deployment_id.as_str())
+            .or_default()
+            .push(schedule_json(s));
+    }
+    let mut queue_ids: Vec<String> = rows
+        .iter()
+        .filter_map(|d| d.work_queue_id.clone())
+        .collect();
+    queue_ids.sort_unstable();
+    queue_ids.dedup();
+    let pools = wp::pool_names_of_queues(db, &queue_ids).await?;
+    Ok(rows
+        .iter()
+        .map(|d| {
+            let pool_name = d.work_queue_id.as_ref().and_then(|q| pools.get(q));
+            body_of(
+                d,
+                schedules.remove(d.id.as_str()).unwrap_or_default(),
+                pool_name,
+            )
+        })
+        .collect())
+}
+
+fn body_of(d: &DeploymentRow, schedules: Vec<Value>, pool_name: Option<&String>) -> Value {
+    json!({
         "id": d.id, "created": ts(&d.created), "updated": ts(&d.updated), "name": d.name, "version": d.version,
         "description": d.description, "flow_id": d.flow_id, "paused": d.paused,
-        "schedules": schedules.iter().map(schedule_json).collect::<Vec<_>>(),
+        "schedules": schedules,
         "concurrency_limit": d.concurrency_limit,
         "global_concurrency_limit": null,
         "concurrency_options": parse_opt(&d.concurrency_options),
@@ -292,7 +328,7 @@ async fn deployment_json(state: &AppState, d: &DeploymentRow) -> ApiResult<Value
         "created_by": parse_opt(&d.created_by), "updated_by": parse_opt(&d.updated_by),
         "work_pool_name": pool_name, "status": d.status,
         "enforce_parameter_schema": d.enforce_parameter_schema,
-    }))
+    })
 }
 
 /// Resolves the pool and queue names to the queue id (creating a missing queue in an existing
@@ -304,7 +340,14 @@ async fn resolve_queue(
     queue: Option<&str>,
 ) -> ApiResult<(Option<String>, Option<String>)> {
     let Some(pool_name) = pool else {
-        return Ok((queue.map(str::to_string), None));
+        // Only a queue name: the queue (created if missing) of the default agent pool.
+        return match queue {
+            Some(name) => {
+                let q = super::work_queues::ensure_legacy_queue(state, ws, name).await?;
+                Ok((Some(q.name), Some(q.id)))
+            }
+            None => Ok((None, None)),
+        };
     };
     let p = super::work_pools::pool(state, ws, pool_name).await?;
     let db = &state.stores.orion;
@@ -312,14 +355,7 @@ async fn resolve_queue(
         Some(name) => match wp::find_queue(db, ws.id(), &p.id, name).await? {
             Some(q) => q,
             None => {
-                let body = super::work_pools::QueueCreate {
-                    name: name.to_string(),
-                    description: None,
-                    is_paused: false,
-                    concurrency_limit: None,
-                    priority: None,
-                    filter: None,
-                };
+                let body = super::work_pools::QueueCreate::named(name.to_string());
                 super::work_pools::insert_queue(state, ws, &p, body).await?
             }
         },
@@ -435,7 +471,13 @@ async fn create(
     })
 }
 
+/// The reference's 404 on most deployment routes (no full stop).
 fn not_found() -> ApiError {
+    ApiError::not_found("Deployment not found")
+}
+
+/// The reference's 404 on PATCH and the schedule routes (with a full stop).
+fn not_found_dot() -> ApiError {
     ApiError::not_found("Deployment not found.")
 }
 
@@ -443,6 +485,12 @@ async fn find(state: &AppState, ws: &Workspace, id: &str) -> ApiResult<Deploymen
     deps::find(&state.stores.orion, ws.id(), id)
         .await?
         .ok_or_else(not_found)
+}
+
+async fn find_dot(state: &AppState, ws: &Workspace, id: &str) -> ApiResult<DeploymentRow> {
+    deps::find(&state.stores.orion, ws.id(), id)
+        .await?
+        .ok_or_else(not_found_dot)
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
@@ -465,12 +513,8 @@ async fn read_by_name(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct DeploymentListBody {
-    deployments: Option<DeploymentFilter>,
-    flows: Option<FlowFilter>,
-    flow_runs: Option<Value>,
-    task_runs: Option<Value>,
-    work_pools: Option<crate::storage::work_pools::WorkPoolFilter>,
-    work_pool_queues: Option<Value>,
+    #[serde(flatten)]
+    related: Related,
     sort: Option<String>,
     #[serde(flatten)]
     paging: Paging,
@@ -479,43 +523,20 @@ struct DeploymentListBody {
 
 const SORTS: [&str; 4] = ["CREATED_DESC", "UPDATED_DESC", "NAME_ASC", "NAME_DESC"];
 
-async fn query(
-    state: &AppState,
-    ws: &Workspace,
-    b: &DeploymentListBody,
-    page: Page,
-) -> ApiResult<Vec<DeploymentRow>> {
-    if let Some(s) = &b.sort {
-        if !SORTS.contains(&s.as_str()) {
-            return Err(ApiError::invalid(
-                vec!["body".into(), "sort".into()],
-                format!("Input should be {}", SORTS.join(", ")),
-                "enum",
-            ));
-        }
+/// The body's sort (NAME_ASC by default); anything else is Prefect's enum error.
+fn sort_of(b: &DeploymentListBody) -> ApiResult<DeploymentSort> {
+    match b.sort.as_deref() {
+        None => Ok(DeploymentSort::NameAsc),
+        Some("CREATED_DESC") => Ok(DeploymentSort::CreatedDesc),
+        Some("UPDATED_DESC") => Ok(DeploymentSort::UpdatedDesc),
+        Some("NAME_ASC") => Ok(DeploymentSort::NameAsc),
+        Some("NAME_DESC") => Ok(DeploymentSort::NameDesc),
+        Some(_) => Err(ApiError::invalid(
+            vec!["body".into(), "sort".into()],
+            format!("Input should be {}", SORTS.join(", ")),
+            "enum",
+        )),
     }
-    let _ = (&b.flow_runs, &b.task_runs, &b.work_pool_queues);
-    let flow_names = b
-        .flows
-        .as_ref()
-        .and_then(|f| f.name.as_ref())
-        .and_then(|n| n.any_.clone());
-    let pool_names = b
-        .work_pools
-        .as_ref()
-        .and_then(|p| p.name.as_ref())
-        .and_then(|n| n.any_.clone());
-    let rows = deps::list(
-        &state.stores.orion,
-        ws.id(),
-        &b.deployments.clone().unwrap_or_default(),
-        flow_names.as_deref(),
-        pool_names.as_deref(),
-        b.sort.as_deref(),
-        page,
-    )
-    .await?;
-    Ok(rows.into_iter().map(|(d, _)| d).collect())
 }
 
 async fn filter(
@@ -524,12 +545,10 @@ async fn filter(
     body: JsonOrDefault<DeploymentListBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let rows = query(&state, &ws, &b, b.paging.page(&state)?).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for d in &rows {
-        out.push(deployment_json(&state, d).await?);
-    }
-    Ok(HttpResponse::Ok().json(out))
+    let page = b.paging.page(&state)?;
+    let sort = sort_of(&b)?;
+    let rows = deps::list(&state.stores.orion, ws.id(), &b.related, sort, page).await?;
+    Ok(HttpResponse::Ok().json(deployments_json(&state, &rows).await?))
 }
 
 async fn count(
@@ -538,19 +557,8 @@ async fn count(
     body: JsonOrDefault<DeploymentListBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    Ok(HttpResponse::Ok().json(
-        query(
-            &state,
-            &ws,
-            &b,
-            Page {
-                limit: i64::MAX / 2,
-                offset: 0,
-            },
-        )
-        .await?
-        .len(),
-    ))
+    let n = deps::count(&state.stores.orion, ws.id(), &b.related).await?;
+    Ok(HttpResponse::Ok().json(n))
 }
 
 async fn paginate(
@@ -560,26 +568,22 @@ async fn paginate(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let lim = limit(&state, b.paging.limit)?;
+    let sort = sort_of(&b)?;
     let page_no = b.page.unwrap_or(1).max(1);
-    let all = query(
-        &state,
-        &ws,
-        &b,
+    let db = &state.stores.orion;
+    let n = deps::count(db, ws.id(), &b.related).await?;
+    let rows = deps::list(
+        db,
+        ws.id(),
+        &b.related,
+        sort,
         Page {
-            limit: i64::MAX / 2,
-            offset: 0,
+            limit: lim,
+            offset: (page_no - 1).saturating_mul(lim),
         },
     )
     .await?;
-    let n = all.len() as i64;
-    let mut results = Vec::new();
-    for d in all
-        .iter()
-        .skip(((page_no - 1) * lim) as usize)
-        .take(lim as usize)
-    {
-        results.push(deployment_json(&state, d).await?);
-    }
+    let results = deployments_json(&state, &rows).await?;
     Ok(HttpResponse::Ok().json(json!({"results": results, "count": n, "limit": lim, "pages": pages(n, lim), "page": page_no})))
 }
 
@@ -589,7 +593,7 @@ async fn update(
     id: PathId,
     body: Json<DeploymentUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let mut d = find(&state, &ws, &id).await?;
+    let mut d = find_dot(&state, &ws, &id).await?;
     let b = body.into_inner();
     let db = &state.stores.orion;
     let now = crate::time::now().naive_utc();
@@ -689,13 +693,15 @@ async fn bulk_delete(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let lim = limit(&state, b.limit)?;
+    let related = Related {
+        deployments: b.deployments,
+        ..Default::default()
+    };
     let rows = deps::list(
         &state.stores.orion,
         ws.id(),
-        &b.deployments.unwrap_or_default(),
-        None,
-        None,
-        None,
+        &related,
+        DeploymentSort::NameAsc,
         Page {
             limit: lim,
             offset: 0,
@@ -703,7 +709,7 @@ async fn bulk_delete(
     )
     .await?;
     let mut deleted = Vec::new();
-    for (d, _) in rows {
+    for d in rows {
         if deps::delete(&state.stores.orion, ws.id(), &d.id).await? {
             deleted.push(d.id);
         }
@@ -717,7 +723,10 @@ async fn set_paused(
     id: &str,
     paused: bool,
 ) -> ApiResult<HttpResponse> {
-    let mut d = find(state, ws, id).await?;
+    // The reference's pause/resume routes say it without the full stop of the other routes.
+    let mut d = deps::find(&state.stores.orion, ws.id(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Deployment not found"))?;
     let now = crate::time::now().naive_utc();
     d.paused = paused;
     d.updated = now;
@@ -811,45 +820,34 @@ async fn new_run(
             tags.push(t);
         }
     }
-    let (queue_name, queue_id) = match b.work_queue_name {
-        Some(name) if Some(&name) != d.work_queue_name.as_ref() => {
-            let pool = match &d.work_queue_id {
-                Some(q) => wp::find_queue_by_id(db, ws.id(), q)
-                    .await?
-                    .map(|q| q.work_pool_id),
-                None => None,
-            };
-            match pool {
-                Some(pool_id) => match wp::find_queue(db, ws.id(), &pool_id, &name).await? {
-                    Some(q) => (Some(q.name), Some(q.id)),
-                    None => {
-                        // Like the reference server: a run may name a new queue of the deployment's pool.
-                        let p = wp::find_pool_by_id(db, ws.id(), &pool_id)
-                            .await?
-                            .ok_or_else(|| ApiError::not_found("Work pool not found"))?;
-                        let body = super::work_pools::QueueCreate {
-                            name,
-                            description: None,
-                            is_paused: false,
-                            concurrency_limit: None,
-                            priority: None,
-                            filter: None,
-                        };
-                        let q = super::work_pools::insert_queue(state, ws, &p, body).await?;
-                        (Some(q.name), Some(q.id))
-                    }
-                },
-                None => (Some(name), None),
-            }
-        }
-        _ => (d.work_queue_name.clone(), d.work_queue_id.clone()),
-    };
-    let pool = match &queue_id {
-        Some(q) => match wp::find_queue_by_id(db, ws.id(), q).await? {
-            Some(q) => wp::find_pool_by_id(db, ws.id(), &q.work_pool_id).await?,
-            None => None,
-        },
+    // The deployment's queue and pool; a run naming a queue goes to that queue of the
+    // deployment's pool (created when missing), which needs the deployment to have a pool.
+    let dep_queue = match &d.work_queue_id {
+        Some(q) => wp::find_queue_by_id(db, ws.id(), q).await?,
         None => None,
+    };
+    let dep_pool = match &dep_queue {
+        Some(q) => wp::find_pool_by_id(db, ws.id(), &q.work_pool_id).await?,
+        None => None,
+    };
+    let (queue_name, queue_id, pool) = match b.work_queue_name.filter(|n| !n.is_empty()) {
+        Some(name) => {
+            let Some(p) = dep_pool else {
+                return Err(ApiError::bad_request(format!(
+                    "Cannot create flow run in work queue {name} because deployment {} is not associated with a work pool. Please remove work_pool_name and try again.",
+                    d.id
+                )));
+            };
+            let q = match wp::find_queue(db, ws.id(), &p.id, &name).await? {
+                Some(q) => q,
+                None => {
+                    let body = super::work_pools::QueueCreate::named(name);
+                    super::work_pools::insert_queue(state, ws, &p, body).await?
+                }
+            };
+            (Some(q.name), Some(q.id), Some(p))
+        }
+        None => (d.work_queue_name.clone(), d.work_queue_id.clone(), dep_pool),
     };
     let mut labels: BTreeMap<String, Value> = serde_json::from_str(&d.labels).unwrap_or_default();
     labels.extend(b.labels.unwrap_or_default());
@@ -967,7 +965,7 @@ async fn work_queue_check(
     let mut out = Vec::new();
     if let Some(q) = &d.work_queue_id {
         if let Some(q) = wp::find_queue_by_id(&state.stores.orion, ws.id(), q).await? {
-            out.push(super::work_pools::queue_json(&q, None));
+            out.push(super::work_pools::queue_json(&q, None, None));
         }
     }
     Ok(HttpResponse::Ok().json(out))
@@ -1014,7 +1012,7 @@ async fn read_schedules(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
+    let d = find_dot(&state, &ws, &id).await?;
     let rows = deps::schedules(&state.stores.orion, std::slice::from_ref(&d.id)).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(schedule_json).collect::<Vec<_>>()))
 }
@@ -1025,9 +1023,17 @@ async fn create_schedules(
     id: PathId,
     body: Json<Vec<ScheduleCreate>>,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
-    let rows = schedule_rows(ws.id(), &d.id, &body.into_inner())?;
-    deps::insert_schedules(&state.stores.orion, &rows).await?;
+    // The body is validated before the deployment is looked up, as the reference does.
+    let rows = schedule_rows_at(ws.id(), &id, &body.into_inner(), &["body"])?;
+    let d = find_dot(&state, &ws, &id).await?;
+    match deps::insert_schedules(&state.stores.orion, &rows).await {
+        Err(crate::storage::StorageError::Conflict(_)) => {
+            return Err(ApiError::conflict(
+                "Schedule slugs must be unique within a deployment.",
+            ))
+        }
+        other => other?,
+    }
     deps::delete_future_auto_runs(&state.stores.orion, &d.id, crate::time::now().naive_utc())
         .await?;
     Ok(HttpResponse::Created().json(rows.iter().map(schedule_json).collect::<Vec<_>>()))
@@ -1040,22 +1046,26 @@ async fn update_schedule(
     sid: PathScheduleId,
     body: Json<ScheduleUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
+    // The body is validated before anything is looked up, as the reference does.
+    let b = body.into_inner();
+    let parsed = match &b.schedule {
+        Some(v) => Some(Schedule::parse(v, crate::time::now()).map_err(|e| {
+            ApiError::invalid(vec!["body".into(), "schedule".into()], e, "value_error")
+        })?),
+        None => None,
+    };
+    let d = find_dot(&state, &ws, &id).await?;
     let db = &state.stores.orion;
     let mut s = deps::schedules(db, std::slice::from_ref(&d.id))
         .await?
         .into_iter()
         .find(|s| s.id == sid.0)
-        .ok_or_else(|| ApiError::not_found("Schedule not found"))?;
-    let b = body.into_inner();
+        .ok_or_else(|| ApiError::not_found("Schedule not found."))?;
     let _ = b.replaces;
     if let Some(v) = b.active {
         s.active = v;
     }
-    if let Some(v) = b.schedule {
-        let parsed = Schedule::parse(&v, crate::time::now()).map_err(|e| {
-            ApiError::invalid(vec!["body".into(), "schedule".into()], e, "value_error")
-        })?;
+    if let Some(parsed) = parsed {
         s.schedule = parsed.to_json().to_string();
     }
     if let Some(v) = b.max_scheduled_runs {
@@ -1079,9 +1089,9 @@ async fn delete_schedule(
     id: PathId,
     sid: PathScheduleId,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
+    let d = find_dot(&state, &ws, &id).await?;
     if !deps::delete_schedule(&state.stores.orion, &d.id, &sid).await? {
-        return Err(ApiError::not_found("Schedule not found"));
+        return Err(ApiError::not_found("Schedule not found."));
     }
     deps::delete_future_auto_runs(&state.stores.orion, &d.id, crate::time::now().naive_utc())
         .await?;

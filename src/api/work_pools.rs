@@ -75,8 +75,13 @@ struct PoolCreate {
     name: String,
     #[serde(default)]
     description: Option<String>,
-    #[serde(default, rename = "type")]
-    pool_type: Option<String>,
+    /// `Some(None)` is an explicit null, which the reference refuses (`type: str`).
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "super::common::double_option"
+    )]
+    pool_type: Option<Option<String>>,
     #[serde(default)]
     base_job_template: Option<Map<String, Value>>,
     #[serde(default)]
@@ -85,6 +90,63 @@ struct PoolCreate {
     concurrency_limit: Option<i32>,
     #[serde(default)]
     storage_configuration: Option<Map<String, Value>>,
+}
+
+fn body_loc(field: &str) -> Vec<Value> {
+    vec!["body".into(), field.into()]
+}
+
+/// Prefect's `NonNegativeInteger` check on a body field.
+fn non_negative(field: &str, v: Option<i32>) -> ApiResult<()> {
+    if v.is_some_and(|l| l < 0) {
+        return Err(ApiError::invalid(
+            body_loc(field),
+            "Input should be greater than or equal to 0",
+            "greater_than_equal",
+        ));
+    }
+    Ok(())
+}
+
+/// Prefect's `PositiveInteger` check on a body field.
+fn positive(field: &str, v: Option<i32>) -> ApiResult<()> {
+    if v.is_some_and(|l| l < 1) {
+        return Err(ApiError::invalid(
+            body_loc(field),
+            "Input should be greater than 0",
+            "greater_than",
+        ));
+    }
+    Ok(())
+}
+
+/// Characters Prefect's `Name` pattern (`^[^/%&><]+$`) bans.
+const BANNED: [char; 5] = ['/', '%', '&', '>', '<'];
+
+/// Prefect's `Name`: not empty and none of `/ % & > <`.
+pub fn check_name(v: &str) -> ApiResult<()> {
+    if v.is_empty() || v.contains(BANNED) {
+        return Err(ApiError::invalid(
+            body_loc("name"),
+            "String should match pattern '^[^/%&><]+$'",
+            "string_pattern_mismatch",
+        ));
+    }
+    Ok(())
+}
+
+/// Prefect's `NonEmptyishName`: not only blanks and quotes, then [`check_name`].
+fn check_nonemptyish_name(v: &str) -> ApiResult<()> {
+    if v.trim_matches(|c| c == '\'' || c == ' ' || c == '"')
+        .is_empty()
+    {
+        return Err(ApiError::invalid(
+            body_loc("name"),
+            "Value error, name cannot be an empty string",
+            "value_error",
+        ));
+    }
+    check_name(v)
 }
 
 #[derive(Deserialize)]
@@ -100,6 +162,35 @@ struct PoolUpdate {
     concurrency_limit: Option<Option<i32>>,
     #[serde(default)]
     storage_configuration: Option<Map<String, Value>>,
+}
+
+impl QueueCreate {
+    /// A `WorkQueueCreate` with only a name (the queue a deployment or run names).
+    pub fn named(name: String) -> QueueCreate {
+        QueueCreate {
+            name,
+            description: None,
+            is_paused: false,
+            concurrency_limit: None,
+            priority: None,
+            filter: None,
+        }
+    }
+
+    /// The field constraints of Prefect's `WorkQueueCreate`.
+    pub fn validate(&self) -> ApiResult<()> {
+        check_name(&self.name)?;
+        non_negative("concurrency_limit", self.concurrency_limit)?;
+        positive("priority", self.priority)
+    }
+}
+
+impl QueueUpdate {
+    /// The field constraints of Prefect's `WorkQueueUpdate`.
+    pub fn validate(&self) -> ApiResult<()> {
+        non_negative("concurrency_limit", self.concurrency_limit.flatten())?;
+        positive("priority", self.priority)
+    }
 }
 
 #[derive(Deserialize)]
@@ -137,7 +228,8 @@ pub struct QueueUpdate {
     pub filter: Option<Value>,
 }
 
-pub fn pool_json(p: &PoolRow) -> Value {
+/// A pool's body; `active_slots` is reported (PENDING + RUNNING runs) when it has a limit.
+pub fn pool_json(p: &PoolRow, active_slots: Option<i64>) -> Value {
     json!({
         "id": p.id, "created": ts(&p.created), "updated": ts(&p.updated), "name": p.name,
         "description": p.description, "type": p.pool_type,
@@ -146,7 +238,7 @@ pub fn pool_json(p: &PoolRow) -> Value {
         "status": if p.is_paused { "PAUSED" } else { p.status.as_str() },
         "default_queue_id": p.default_queue_id,
         "storage_configuration": storage_configuration(&p.storage_configuration),
-        "active_slots": null,
+        "active_slots": p.concurrency_limit.map(|_| active_slots.unwrap_or(0)),
     })
 }
 
@@ -161,7 +253,8 @@ fn storage_configuration(text: &str) -> Value {
     v
 }
 
-pub fn queue_json(q: &QueueRow, pool_name: Option<&str>) -> Value {
+/// A queue's body; `active_slots` is reported when it has a limit.
+pub fn queue_json(q: &QueueRow, pool_name: Option<&str>, active_slots: Option<i64>) -> Value {
     json!({
         "id": q.id, "created": ts(&q.created), "updated": ts(&q.updated), "name": q.name,
         "description": q.description, "is_paused": q.is_paused, "concurrency_limit": q.concurrency_limit,
@@ -169,7 +262,66 @@ pub fn queue_json(q: &QueueRow, pool_name: Option<&str>) -> Value {
         "filter": q.filter.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok()),
         "last_polled": opt_ts(&q.last_polled), "work_pool_name": pool_name,
         "status": if q.is_paused { "PAUSED" } else { q.status.as_str() },
+        "active_slots": q.concurrency_limit.map(|_| active_slots.unwrap_or(0)),
     })
+}
+
+/// Bodies of these queues, with the active slots of those that have a limit (one query).
+pub async fn queues_json(
+    state: &AppState,
+    rows: &[QueueRow],
+    pool_names: &std::collections::HashMap<String, String>,
+    slot_states: &[&str],
+) -> ApiResult<Vec<Value>> {
+    let limited: Vec<String> = rows
+        .iter()
+        .filter(|q| q.concurrency_limit.is_some())
+        .map(|q| q.id.clone())
+        .collect();
+    let slots = wp::active_slots_by_queue(&state.stores.orion, &limited, slot_states).await?;
+    Ok(rows
+        .iter()
+        .map(|q| {
+            queue_json(
+                q,
+                pool_names.get(&q.work_pool_id).map(String::as_str),
+                slots.get(&q.id).copied(),
+            )
+        })
+        .collect())
+}
+
+/// The body of one queue, with its active slots when it has a limit.
+pub async fn one_queue_json(
+    state: &AppState,
+    q: &QueueRow,
+    pool_name: Option<&str>,
+    slot_states: &[&str],
+) -> ApiResult<Value> {
+    let slots = match q.concurrency_limit {
+        Some(_) => wp::active_slots_by_queue(
+            &state.stores.orion,
+            std::slice::from_ref(&q.id),
+            slot_states,
+        )
+        .await?
+        .get(&q.id)
+        .copied(),
+        None => None,
+    };
+    Ok(queue_json(q, pool_name, slots))
+}
+
+/// The body of one pool, with its active slots when it has a limit.
+async fn one_pool_json(state: &AppState, p: &PoolRow) -> ApiResult<Value> {
+    let slots = match p.concurrency_limit {
+        Some(_) => wp::active_slots_by_pool(&state.stores.orion, std::slice::from_ref(&p.id))
+            .await?
+            .get(&p.id)
+            .copied(),
+        None => None,
+    };
+    Ok(pool_json(p, slots))
 }
 
 fn worker_json(w: &WorkerRow) -> Value {
@@ -259,31 +411,26 @@ async fn create_pool(
     body: Json<PoolCreate>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    if b.name.trim().is_empty() {
+    check_nonemptyish_name(&b.name)?;
+    if matches!(b.pool_type, Some(None)) {
         return Err(ApiError::invalid(
-            vec!["body".into(), "name".into()],
-            "String should have at least 1 character",
-            "string_too_short",
+            body_loc("type"),
+            "Input should be a valid string",
+            "string_type",
         ));
     }
+    non_negative("concurrency_limit", b.concurrency_limit)?;
     if b.name.to_lowercase().starts_with("prefect") {
         return Err(ApiError::Detail(
             actix_web::http::StatusCode::FORBIDDEN,
             "Work pools starting with 'Prefect' are reserved for internal use.".into(),
         ));
     }
-    if b.concurrency_limit.is_some_and(|l| l < 0) {
-        return Err(ApiError::invalid(
-            vec!["body".into(), "concurrency_limit".into()],
-            "Input should be greater than or equal to 0",
-            "greater_than_equal",
-        ));
-    }
     let mut row = insert_pool(
         &state,
         ws.id(),
         &b.name,
-        b.pool_type.as_deref().unwrap_or("prefect-agent"),
+        b.pool_type.flatten().as_deref().unwrap_or("prefect-agent"),
         b.base_job_template.unwrap_or_default(),
     )
     .await?;
@@ -298,7 +445,8 @@ async fn create_pool(
         row.storage_configuration = to_text(&b.storage_configuration.unwrap_or_default());
         wp::save_pool(&state.stores.orion, &row).await?;
     }
-    Ok(HttpResponse::Created().json(pool_json(&row)))
+    // A new pool has no runs: a limit reports 0 active slots.
+    Ok(HttpResponse::Created().json(pool_json(&row, None)))
 }
 
 async fn read_pool(
@@ -306,7 +454,8 @@ async fn read_pool(
     ws: Workspace,
     name: PathName,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(pool_json(&pool(&state, &ws, &name).await?)))
+    let p = pool(&state, &ws, &name).await?;
+    Ok(HttpResponse::Ok().json(one_pool_json(&state, &p).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -330,7 +479,17 @@ async fn filter_pools(
         b.paging.page(&state)?,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(pool_json).collect::<Vec<_>>()))
+    let limited: Vec<String> = rows
+        .iter()
+        .filter(|p| p.concurrency_limit.is_some())
+        .map(|p| p.id.clone())
+        .collect();
+    let slots = wp::active_slots_by_pool(&state.stores.orion, &limited).await?;
+    Ok(HttpResponse::Ok().json(
+        rows.iter()
+            .map(|p| pool_json(p, slots.get(&p.id).copied()))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 async fn count_pools(
@@ -339,17 +498,13 @@ async fn count_pools(
     body: JsonOrDefault<PoolListBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let rows = wp::list_pools(
+    let n = wp::count_pools(
         &state.stores.orion,
         ws.id(),
         &b.work_pools.unwrap_or_default(),
-        Page {
-            limit: i64::MAX / 2,
-            offset: 0,
-        },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(rows.len()))
+    Ok(HttpResponse::Ok().json(n))
 }
 
 async fn update_pool(
@@ -358,8 +513,9 @@ async fn update_pool(
     name: PathName,
     body: Json<PoolUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let mut row = pool(&state, &ws, &name).await?;
     let b = body.into_inner();
+    non_negative("concurrency_limit", b.concurrency_limit.flatten())?;
+    let mut row = pool(&state, &ws, &name).await?;
     let was_paused = row.is_paused;
     if let Some(v) = b.description {
         row.description = Some(v);
@@ -426,52 +582,50 @@ async fn scheduled_runs(
     name: PathPool,
     body: JsonOrDefault<ScheduledBody>,
 ) -> ApiResult<HttpResponse> {
-    let row = pool(&state, &ws, &name).await?;
     let b = body.into_inner();
+    let lim = super::common::limit(&state, b.limit)?;
     let now = crate::time::now();
-    let before = b.scheduled_before.unwrap_or(now).naive_utc();
-    let lim = b.limit.unwrap_or(1000).clamp(0, 10_000);
-    let names = b.work_queue_names.clone().unwrap_or_default();
-    for n in &names {
-        if wp::find_queue(&state.stores.orion, ws.id(), &row.id, n)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::not_found(format!(
-                "Work pool queue '{}/{n}' not found.",
-                row.name
-            )));
-        }
-    }
-    let runs = wp::scheduled_runs(
+    let names = b.work_queue_names.unwrap_or_default();
+    // One transaction: the pool, its queues, the "polled" updates, the due runs of all its
+    // queues (one statement), their rows and their states.
+    let found = wp::poll(
         &state.stores.orion,
-        &row,
-        &b.work_queue_names.unwrap_or_default(),
-        before,
+        wp::PollPool::Name {
+            ws: ws.id(),
+            name: &name,
+        },
+        &names,
+        b.scheduled_before.map(|t| t.naive_utc()),
         b.scheduled_after.map(|t| t.naive_utc()),
         lim,
         now.naive_utc(),
+        true,
     )
     .await?;
-    let states = crate::storage::flow_runs::find_states_of(
-        &state.stores.orion,
-        &runs.iter().map(|r| r.run.clone()).collect::<Vec<_>>(),
-    )
-    .await?;
+    let (pool, runs, states) = match found {
+        wp::Poll::NoPool => return Err(pool_not_found(&name)),
+        wp::Poll::NoQueue { pool, queue } => {
+            return Err(ApiError::not_found(format!(
+                "Work pool queue '{pool}/{queue}' not found."
+            )))
+        }
+        wp::Poll::Runs { pool, runs, states } => (pool, runs, states),
+    };
     let out: Vec<Value> = runs
         .iter()
         .map(|r| {
-            let mut fr = core_flow_run_json(&r.run);
-            if let Some(s) = r
+            let s = r
                 .run
                 .state_id
                 .as_ref()
                 .and_then(|id| states.get(id))
-                .and_then(flow_state)
-            {
-                fr["state"] = crate::runs::convert::state_json(&s);
+                .and_then(flow_state);
+            let mut fr = flow_run_json(&r.run, s.as_ref(), now);
+            if let Value::Object(m) = &mut fr {
+                m.remove("work_pool_id");
+                m.remove("work_pool_name");
             }
-            json!({"work_pool_id": row.id, "work_queue_id": r.work_queue_id, "flow_run": fr})
+            json!({"work_pool_id": pool.id, "work_queue_id": r.work_queue_id, "flow_run": fr})
         })
         .collect();
     Ok(HttpResponse::Ok().json(out))
@@ -483,9 +637,20 @@ async fn create_queue(
     name: PathPool,
     body: Json<QueueCreate>,
 ) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    b.validate()?;
     let row = pool(&state, &ws, &name).await?;
-    let q = insert_queue(&state, &ws, &row, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(queue_json(&q, Some(&row.name))))
+    let q = match insert_queue(&state, &ws, &row, b).await {
+        // The reference's message (its placeholder is not filled in).
+        Err(ApiError::Detail(s, _)) if s == actix_web::http::StatusCode::CONFLICT => {
+            return Err(ApiError::conflict(
+                "A work queue with this name already exists in work pool {work_pool_name!r}.",
+            ))
+        }
+        other => other?,
+    };
+    // A new queue has no runs: a limit reports 0 active slots.
+    Ok(HttpResponse::Created().json(queue_json(&q, Some(&row.name), None)))
 }
 
 /// Adds a queue to a pool: priority defaults to after the last queue; 409 on a duplicate name.
@@ -495,35 +660,33 @@ pub async fn insert_queue(
     pool: &PoolRow,
     b: QueueCreate,
 ) -> ApiResult<QueueRow> {
-    if b.name.trim().is_empty() || b.name.contains('/') || b.name.contains('%') {
-        return Err(ApiError::invalid(
-            vec!["body".into(), "name".into()],
-            "Work queue names must not be empty or contain '/' or '%'.",
-            "value_error",
-        ));
-    }
-    let existing = wp::list_queues(
-        &state.stores.orion,
-        ws.id(),
-        Some(&pool.id),
-        &WorkQueueFilter::default(),
-        Page {
-            limit: 10_000,
-            offset: 0,
-        },
-    )
-    .await?;
-    let taken: std::collections::BTreeSet<i32> = existing.iter().map(|q| q.priority).collect();
-    let priority = b
-        .priority
-        .unwrap_or_else(|| (1..).find(|p| !taken.contains(p)).unwrap_or(1));
-    if priority < 1 {
-        return Err(ApiError::invalid(
-            vec!["body".into(), "priority".into()],
-            "Input should be greater than or equal to 1",
-            "greater_than_equal",
-        ));
-    }
+    b.validate()?;
+    let priority = match b.priority {
+        Some(p) => p,
+        None => {
+            // The first free priority (Prefect: the first gap in the sorted priorities, else
+            // the highest plus one).
+            let existing = wp::list_queues(
+                &state.stores.orion,
+                ws.id(),
+                Some(&pool.id),
+                &WorkQueueFilter::default(),
+                Page {
+                    limit: i64::MAX / 2,
+                    offset: 0,
+                },
+            )
+            .await?;
+            let mut taken: Vec<i32> = existing.iter().map(|q| q.priority).collect();
+            taken.sort_unstable();
+            taken
+                .iter()
+                .enumerate()
+                .find(|(i, p)| *i as i32 + 1 != **p)
+                .map(|(i, _)| i as i32 + 1)
+                .unwrap_or_else(|| taken.last().copied().unwrap_or(0) + 1)
+        }
+    };
     let mut q = new_queue(
         ws.id(),
         &pool.id,
@@ -535,11 +698,8 @@ pub async fn insert_queue(
     q.is_paused = b.is_paused;
     q.concurrency_limit = b.concurrency_limit;
     q.filter = b.filter.filter(|f| !f.is_null()).map(|f| f.to_string());
-    if taken.contains(&priority) {
-        // An explicit priority that is taken pushes the queues at and after it down by one.
-        wp::shift_priorities(&state.stores.orion, &pool.id, priority).await?;
-    }
-    match wp::insert_queue(&state.stores.orion, &q).await {
+    // An explicit priority that is taken pushes the other queues down (priorities stay unique).
+    match wp::insert_queue(&state.stores.orion, &q, b.priority.is_some()).await {
         Ok(()) => Ok(q),
         Err(crate::storage::StorageError::Conflict(_)) => Err(ApiError::conflict(
             "A work queue with this name already exists.",
@@ -572,7 +732,7 @@ async fn read_queue(
     name: PathName,
 ) -> ApiResult<HttpResponse> {
     let (p, q) = queue_in_pool(&state, &ws, &pool_name, &name).await?;
-    Ok(HttpResponse::Ok().json(queue_json(&q, Some(&p.name))))
+    Ok(HttpResponse::Ok().json(one_queue_json(&state, &q, Some(&p.name), &wp::ACTIVE).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -599,11 +759,8 @@ async fn filter_queues(
         b.paging.page(&state)?,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(
-        rows.iter()
-            .map(|q| queue_json(q, Some(&p.name)))
-            .collect::<Vec<_>>(),
-    ))
+    let names = std::collections::HashMap::from([(p.id.clone(), p.name.clone())]);
+    Ok(HttpResponse::Ok().json(queues_json(&state, &rows, &names, &wp::ACTIVE).await?))
 }
 
 /// Applies an update to a queue row and saves it.
@@ -624,6 +781,7 @@ pub async fn apply_queue_update(
     if let Some(v) = b.concurrency_limit {
         q.concurrency_limit = v;
     }
+    let new_priority = b.priority.filter(|p| *p != q.priority);
     if let Some(v) = b.priority {
         q.priority = v;
     }
@@ -634,7 +792,7 @@ pub async fn apply_queue_update(
         q.filter = (!v.is_null()).then(|| v.to_string());
     }
     q.updated = crate::time::now().naive_utc();
-    wp::save_queue(&state.stores.orion, &q).await?;
+    wp::save_queue(&state.stores.orion, &q, new_priority).await?;
     Ok(())
 }
 
@@ -645,8 +803,10 @@ async fn update_queue(
     name: PathName,
     body: Json<QueueUpdate>,
 ) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    b.validate()?;
     let (_, q) = queue_in_pool(&state, &ws, &pool_name, &name).await?;
-    apply_queue_update(&state, q, body.into_inner()).await?;
+    apply_queue_update(&state, q, b).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -7,12 +7,15 @@ use serde_json::{json, Value};
 
 use super::common::{Paging, PathId, PathName};
 use super::json::{Json, JsonOrDefault};
-use super::work_pools::{apply_queue_update, insert_queue, queue_json, QueueCreate, QueueUpdate};
+use super::work_pools::{
+    apply_queue_update, insert_queue, one_queue_json, queue_json, queues_json, QueueCreate,
+    QueueUpdate,
+};
 use super::workspace::Workspace;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::runs::convert::{flow_run_json, flow_state};
-use crate::storage::work_pools::{self as wp, QueueRow, WorkQueueFilter};
+use crate::storage::work_pools::{self as wp, PoolRow, QueueRow, WorkQueueFilter};
 
 /// Where queues created without a pool live (Prefect's name).
 const DEFAULT_AGENT_POOL: &str = "default-agent-pool";
@@ -29,11 +32,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/work_queues/{id}/status", web::get().to(status));
 }
 
-async fn find(state: &AppState, ws: &Workspace, id: &str) -> ApiResult<QueueRow> {
+/// The queue with this id; `missing` is the route's own 404 (each says it differently).
+async fn find(
+    state: &AppState,
+    ws: &Workspace,
+    id: &str,
+    missing: impl FnOnce() -> ApiError,
+) -> ApiResult<QueueRow> {
     wp::find_queue_by_id(&state.stores.orion, ws.id(), id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Work queue not found"))
+        .ok_or_else(missing)
 }
+
+fn not_found() -> ApiError {
+    ApiError::not_found("work queue not found")
+}
+
+/// Active slots on these routes count CANCELLING runs too, as the reference's do.
+const SLOTS: &[&str] = &wp::LEGACY_QUEUE_ACTIVE;
 
 async fn pool_name(state: &AppState, ws: &Workspace, q: &QueueRow) -> ApiResult<Option<String>> {
     Ok(
@@ -43,34 +59,65 @@ async fn pool_name(state: &AppState, ws: &Workspace, q: &QueueRow) -> ApiResult<
     )
 }
 
+/// The default agent pool, created (with its default queue) on first use.
+async fn default_agent_pool(state: &AppState, ws: &Workspace) -> ApiResult<PoolRow> {
+    if let Some(p) = wp::find_pool(&state.stores.orion, ws.id(), DEFAULT_AGENT_POOL).await? {
+        return Ok(p);
+    }
+    match super::work_pools::insert_pool(
+        state,
+        ws.id(),
+        DEFAULT_AGENT_POOL,
+        "prefect-agent",
+        Default::default(),
+    )
+    .await
+    {
+        Ok(p) => Ok(p),
+        // Created concurrently: read the winner's.
+        Err(e) => wp::find_pool(&state.stores.orion, ws.id(), DEFAULT_AGENT_POOL)
+            .await?
+            .ok_or(e),
+    }
+}
+
+/// Prefect's `ensure_work_queue_exists`: the default agent pool's queue of this name, created
+/// with priority 1 (the others move down) when missing; "default" is the pool's default queue.
+pub async fn ensure_legacy_queue(
+    state: &AppState,
+    ws: &Workspace,
+    name: &str,
+) -> ApiResult<QueueRow> {
+    let pool = default_agent_pool(state, ws).await?;
+    let db = &state.stores.orion;
+    if let Some(q) = wp::find_queue(db, ws.id(), &pool.id, name).await? {
+        return Ok(q);
+    }
+    let mut body = QueueCreate::named(name.to_string());
+    body.priority = Some(1);
+    match insert_queue(state, ws, &pool, body).await {
+        Ok(q) => Ok(q),
+        Err(e) => wp::find_queue(db, ws.id(), &pool.id, name).await?.ok_or(e),
+    }
+}
+
 async fn create(
     state: web::Data<AppState>,
     ws: Workspace,
     body: Json<QueueCreate>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let pool_name = DEFAULT_AGENT_POOL.to_string();
-    let pool = match wp::find_pool(&state.stores.orion, ws.id(), &pool_name).await? {
-        Some(p) => p,
-        None if pool_name == DEFAULT_AGENT_POOL => {
-            super::work_pools::insert_pool(
-                &state,
-                ws.id(),
-                DEFAULT_AGENT_POOL,
-                "prefect-agent",
-                Default::default(),
-            )
-            .await?
-        }
-        None => return Err(super::work_pools::pool_not_found(&pool_name)),
-    };
+    b.validate()?;
+    let pool = default_agent_pool(&state, &ws).await?;
     let q = insert_queue(&state, &ws, &pool, b).await?;
-    Ok(HttpResponse::Created().json(queue_json(&q, Some(&pool.name))))
+    // A new queue has no runs: a limit reports 0 active slots.
+    Ok(HttpResponse::Created().json(queue_json(&q, Some(&pool.name), None)))
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let q = find(&state, &ws, &id).await?;
-    Ok(HttpResponse::Ok().json(queue_json(&q, pool_name(&state, &ws, &q).await?.as_deref())))
+    let q = find(&state, &ws, &id, not_found).await?;
+    let pool = pool_name(&state, &ws, &q).await?;
+    Ok(HttpResponse::Ok().json(one_queue_json(&state, &q, pool.as_deref(), SLOTS).await?))
 }
 
 async fn read_by_name(
@@ -78,14 +125,13 @@ async fn read_by_name(
     ws: Workspace,
     name: PathName,
 ) -> ApiResult<HttpResponse> {
-    let not_found = || ApiError::not_found("Work queue not found");
     let pool = wp::find_pool(&state.stores.orion, ws.id(), DEFAULT_AGENT_POOL)
         .await?
         .ok_or_else(not_found)?;
     let q = wp::find_queue(&state.stores.orion, ws.id(), &pool.id, &name)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(queue_json(&q, Some(&pool.name))))
+    Ok(HttpResponse::Ok().json(one_queue_json(&state, &q, Some(&pool.name), SLOTS).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -110,11 +156,11 @@ async fn filter(
         b.paging.page(&state)?,
     )
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for q in &rows {
-        out.push(queue_json(q, pool_name(&state, &ws, q).await?.as_deref()));
-    }
-    Ok(HttpResponse::Ok().json(out))
+    let mut pool_ids: Vec<String> = rows.iter().map(|q| q.work_pool_id.clone()).collect();
+    pool_ids.sort_unstable();
+    pool_ids.dedup();
+    let names = wp::pool_names(&state.stores.orion, ws.id(), &pool_ids).await?;
+    Ok(HttpResponse::Ok().json(queues_json(&state, &rows, &names, SLOTS).await?))
 }
 
 async fn update(
@@ -123,13 +169,18 @@ async fn update(
     id: PathId,
     body: Json<QueueUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let q = find(&state, &ws, &id).await?;
-    apply_queue_update(&state, q, body.into_inner()).await?;
+    let b = body.into_inner();
+    b.validate()?;
+    let q = find(&state, &ws, &id, || {
+        ApiError::not_found(format!("Work Queue {} not found", id.0))
+    })
+    .await?;
+    apply_queue_update(&state, q, b).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let q = find(&state, &ws, &id).await?;
+    let q = find(&state, &ws, &id, not_found).await?;
     wp::delete_queue(&state.stores.orion, ws.id(), &q.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -148,19 +199,25 @@ async fn get_runs(
     id: PathId,
     body: JsonOrDefault<GetRunsBody>,
 ) -> ApiResult<HttpResponse> {
-    let q = find(&state, &ws, &id).await?;
+    let b = body.into_inner();
+    let lim = super::common::limit(&state, b.limit)?;
+    let q = find(&state, &ws, &id, || {
+        ApiError::ObjectNotFound(format!("Work queue with id {} not found.", id.0))
+    })
+    .await?;
     let pool = wp::find_pool_by_id(&state.stores.orion, ws.id(), &q.work_pool_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Work pool not found"))?;
-    let b = body.into_inner();
+        .ok_or_else(|| {
+            ApiError::ObjectNotFound(format!("Work queue with id {} not found.", id.0))
+        })?;
     let now = crate::time::now();
     let runs = wp::scheduled_runs(
         &state.stores.orion,
         &pool,
         std::slice::from_ref(&q.name),
-        b.scheduled_before.unwrap_or(now).naive_utc(),
+        b.scheduled_before.map(|t| t.naive_utc()),
         None,
-        super::common::limit(&state, b.limit)?,
+        lim,
         now.naive_utc(),
     )
     .await?;
@@ -184,7 +241,10 @@ async fn get_runs(
 }
 
 async fn status(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let q = find(&state, &ws, &id).await?;
+    let q = find(&state, &ws, &id, || {
+        ApiError::ObjectNotFound(format!("Work queue with id {} not found", id.0))
+    })
+    .await?;
     let late = crate::storage::flow_runs::count(
         &state.stores.orion,
         ws.id(),

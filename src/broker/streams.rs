@@ -104,6 +104,28 @@ impl Streams {
         }
     }
 
+    /// Appends every payload in order (one round trip on Redis); returns their message ids.
+    pub async fn publish_many(
+        &self,
+        stream: &str,
+        payloads: &[Vec<u8>],
+    ) -> Result<Vec<String>, BrokerError> {
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Streams::Redis(r) => {
+                let key = r.key(stream);
+                let mut pipe = redis::pipe();
+                for p in payloads {
+                    pipe.add_command(r.xadd(&key, p, &[]));
+                }
+                r.conn.query_pipe("XADD", &pipe).await
+            }
+            Streams::Memory(m) => Ok(payloads.iter().map(|p| m.publish(stream, p)).collect()),
+        }
+    }
+
     /// Creates `group` (and the stream) if missing; a new group sees only later messages.
     pub async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BrokerError> {
         self.create_group(stream, group, false).await
@@ -468,6 +490,29 @@ impl MemStream {
             notify: Arc::new(Notify::new()),
         }
     }
+
+    /// Drops the entries every group has been given and has acknowledged: in one process nobody
+    /// else can read them, so memory follows the slowest consumer's backlog instead of
+    /// `maxlen` (Redis keeps them, for groups other processes may create later).
+    fn trim_acknowledged(&mut self) {
+        let Some(floor) = self
+            .groups
+            .values()
+            .map(|g| match g.pending.keys().next() {
+                Some(first) => (first - 1).min(g.last_delivered),
+                None => g.last_delivered,
+            })
+            .min()
+        else {
+            return;
+        };
+        while self.buf.front().is_some_and(|(seq, _)| *seq <= floor) {
+            self.buf.pop_front();
+        }
+        if self.buf.capacity() > 1024 && self.buf.len() < self.buf.capacity() / 4 {
+            self.buf.shrink_to(self.buf.len() * 2);
+        }
+    }
 }
 
 /// Index of `seq` in the ring buffer (ids are contiguous from the front).
@@ -608,10 +653,13 @@ impl MemoryStreams {
 
     fn ack(&self, stream: &str, group: &str, ids: &[String]) {
         let mut map = self.lock();
-        if let Some(g) = map.get_mut(stream).and_then(|s| s.groups.get_mut(group)) {
-            for seq in ids.iter().filter_map(|id| parse_seq(id)) {
-                g.pending.remove(&seq);
+        if let Some(s) = map.get_mut(stream) {
+            if let Some(g) = s.groups.get_mut(group) {
+                for seq in ids.iter().filter_map(|id| parse_seq(id)) {
+                    g.pending.remove(&seq);
+                }
             }
+            s.trim_acknowledged();
         }
     }
 

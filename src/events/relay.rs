@@ -11,6 +11,8 @@ use crate::services::{BoxFuture, Service, Tick};
 use crate::storage::outbox;
 
 const BATCH: i64 = 500;
+/// How long a woken relay waits before claiming rows.
+const LINGER: Duration = Duration::from_millis(20);
 
 pub struct Relay {
     pub state: Arc<AppState>,
@@ -32,8 +34,13 @@ impl Service for Relay {
     fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
         Box::pin(async move {
             let streams = self.state.brokers.streams.clone();
+            // Let a burst of transitions land first, so one claim moves many rows: each relay
+            // is a transaction on the orion writer, which transitions wait for.
+            tokio::time::sleep(LINGER).await;
             let moved = outbox::relay(&self.state.stores.orion, BATCH, move |rows| async move {
                 let mut done = Vec::with_capacity(rows.len());
+                let mut payloads = Vec::with_capacity(rows.len());
+                let mut seqs = Vec::with_capacity(rows.len());
                 for row in rows {
                     let Ok(event) = serde_json::from_str::<super::ReceivedEvent>(&row.event) else {
                         tracing::error!(seq = row.seq, "dropping an unreadable outbox row");
@@ -44,14 +51,12 @@ impl Service for Relay {
                         workspace_id: row.workspace_id,
                         event,
                     };
-                    let payload = serde_json::to_vec(&env).unwrap_or_default();
-                    match streams.publish(STREAM, &payload).await {
-                        Ok(_) => done.push(row.seq),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "broker unavailable; outbox rows wait");
-                            break;
-                        }
-                    }
+                    payloads.push(serde_json::to_vec(&env).unwrap_or_default());
+                    seqs.push(row.seq);
+                }
+                match streams.publish_many(STREAM, &payloads).await {
+                    Ok(_) => done.extend(seqs),
+                    Err(e) => tracing::warn!(error = %e, "broker unavailable; outbox rows wait"),
                 }
                 done
             })

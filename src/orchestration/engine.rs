@@ -362,8 +362,13 @@ pub fn orchestrate(p: Proposal) -> Outcome {
     orchestrate_with(policy, p)
 }
 
-/// Orchestrates with `MarkLateRunsPolicy` (the late-runs service proposing `Late`).
-pub fn mark_late(p: Proposal) -> Outcome {
+/// Orchestrates with `MarkLateRunsPolicy` (the late-runs service proposing `Late`). The Late
+/// state keeps the run's scheduled time, as the reference's service proposes
+/// `Late(scheduled_time=flow_run.next_scheduled_start_time)`.
+pub fn mark_late(mut p: Proposal) -> Outcome {
+    if let Some(t) = p.run.next_scheduled_start_time {
+        p.proposed.state_details.scheduled_time = Some(t);
+    }
     orchestrate_with(PolicyKind::MarkLateRuns, p)
 }
 

@@ -154,10 +154,11 @@ pub async fn set_flow_run_state(
 ) -> StorageResult<Option<Applied<FlowRunRow>>> {
     let now = crate::time::now();
     let since = now.naive_utc();
-    let out = transitions::transition_flow_run(&state.stores.orion, ws, run_id, since, |ctx| {
-        decide_flow(ctx, &req, now)
-    })
-    .await?;
+    let out =
+        transitions::transition_flow_run(&state.stores.orion, ws, run_id, since, move |ctx| {
+            decide_flow(ctx, &req, now)
+        })
+        .await?;
     if out.as_ref().is_some_and(|a| a.written) {
         state.outbox_wake.notify_one();
     }
@@ -180,11 +181,14 @@ pub async fn mark_flow_run_late(
         force: false,
         client_version: None,
     };
-    let out =
-        transitions::transition_flow_run(&state.stores.orion, ws, run_id, now.naive_utc(), |ctx| {
-            decide_flow_with(ctx, &req, now, crate::orchestration::mark_late)
-        })
-        .await?;
+    let out = transitions::transition_flow_run(
+        &state.stores.orion,
+        ws,
+        run_id,
+        now.naive_utc(),
+        move |ctx| decide_flow_with(ctx, &req, now, crate::orchestration::mark_late),
+    )
+    .await?;
     if out.as_ref().is_some_and(|a| a.written) {
         state.outbox_wake.notify_one();
     }
@@ -204,9 +208,10 @@ pub async fn create_flow_run(
         force: true,
         client_version: None,
     };
-    let out =
-        transitions::create_flow_run(&state.stores.orion, &row, |ctx| decide_flow(ctx, &req, now))
-            .await?;
+    let out = transitions::create_flow_run(&state.stores.orion, &row, move |ctx| {
+        decide_flow(ctx, &req, now)
+    })
+    .await?;
     if out.is_ok() {
         state.outbox_wake.notify_one();
     }
@@ -282,7 +287,7 @@ pub async fn set_task_run_state(
         run_id,
         cache_key.as_deref(),
         now.naive_utc(),
-        |ctx| decide_task(ctx, &req, now),
+        move |ctx| decide_task(ctx, &req, now),
     )
     .await
 }
@@ -304,8 +309,11 @@ pub async fn create_task_run(
         force: true,
         client_version: None,
     };
-    transitions::create_task_run(&state.stores.orion, &row, cache_key.as_deref(), |ctx| {
-        decide_task(ctx, &req, now)
-    })
+    transitions::create_task_run(
+        &state.stores.orion,
+        &row,
+        cache_key.as_deref(),
+        move |ctx| decide_task(ctx, &req, now),
+    )
     .await
 }

@@ -1,6 +1,8 @@
-//! Cancellation cleanup: unfinished subflows of CANCELLED runs are cancelled, and runs stuck in
-//! CANCELLING for longer than five minutes (their infrastructure never reported back) are forced
-//! to CANCELLED.
+//! Cancellation cleanup (the reference's `cancellation_cleanup` service): for flow runs
+//! CANCELLED within the last day, their unfinished task runs are forced to CANCELLED and their
+//! unfinished subflow runs are cancelled (CANCELLED, or CANCELLING for a subflow with a
+//! deployment, so that its worker stops it); runs stuck in CANCELLING for longer than five
+//! minutes (their infrastructure never reported back) become CANCELLED.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +11,15 @@ use super::{BoxFuture, Service, Tick};
 use crate::app::AppState;
 use crate::orchestration::{StateCreate, StateType};
 use crate::runs::Request;
+use crate::storage::flow_runs::{orphaned_subflows, orphaned_task_runs};
 
 const BATCH: i64 = 200;
 /// Prefect's `cancelling_timeout_seconds`.
 const CANCELLING_TIMEOUT_SECONDS: i64 = 300;
+/// How far back cancelled parents are looked at (the reference's one day).
+const LOOKBACK_HOURS: i64 = 24;
+const PARENT_CANCELLED: &str = "The parent flow run was cancelled.";
+const TIMEOUT_MESSAGE: &str = "Flow run cancellation timed out; marked this flow run as Cancelled.";
 
 pub struct CancellationCleanup {
     pub state: Arc<AppState>,
@@ -36,14 +43,62 @@ impl Service for CancellationCleanup {
         Box::pin(async move {
             let s = &self.state;
             let db = &s.stores.orion;
-            let subflows = crate::storage::flow_runs::orphaned_subflows(db, BATCH)
+            let since = (crate::time::now() - chrono::Duration::hours(LOOKBACK_HOURS)).naive_utc();
+
+            let tasks = orphaned_task_runs(db, since, BATCH)
                 .await
                 .map_err(|e| e.to_string())?;
-            for (ws, id) in &subflows {
+            for (ws, id) in &tasks {
                 let req = Request {
                     state: StateCreate {
-                        message: Some("The parent flow run was cancelled.".into()),
-                        ..StateCreate::of(StateType::Cancelling)
+                        message: Some(PARENT_CANCELLED.into()),
+                        ..StateCreate::of(StateType::Cancelled)
+                    },
+                    force: true,
+                    client_version: None,
+                };
+                crate::runs::set_task_run_state(s, ws, id, req)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+
+            let subflows = orphaned_subflows(db, since, BATCH)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut moved = 0usize;
+            for (ws, id, deployment, _) in &subflows {
+                // A subflow with a deployment runs on its own infrastructure: CANCELLING lets
+                // its worker stop it. Without one it stops with its parent.
+                let target = if deployment.is_some() {
+                    StateType::Cancelling
+                } else {
+                    StateType::Cancelled
+                };
+                let req = Request {
+                    state: StateCreate {
+                        message: Some(PARENT_CANCELLED.into()),
+                        ..StateCreate::of(target)
+                    },
+                    force: false,
+                    client_version: None,
+                };
+                let out = crate::runs::set_flow_run_state(s, ws, id, req)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if out.is_some_and(|a| a.written) {
+                    moved += 1;
+                }
+            }
+
+            let cutoff = crate::time::now() - chrono::Duration::seconds(CANCELLING_TIMEOUT_SECONDS);
+            let stuck = crate::storage::flow_runs::stuck_cancelling(db, cutoff.naive_utc(), BATCH)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (ws, id) in &stuck {
+                let req = Request {
+                    state: StateCreate {
+                        message: Some(TIMEOUT_MESSAGE.into()),
+                        ..StateCreate::of(StateType::Cancelled)
                     },
                     force: false,
                     client_version: None,
@@ -52,30 +107,12 @@ impl Service for CancellationCleanup {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            let cutoff = crate::time::now() - chrono::Duration::seconds(CANCELLING_TIMEOUT_SECONDS);
-            let stuck = crate::storage::flow_runs::stuck_cancelling(db, cutoff.naive_utc(), BATCH)
-                .await
-                .map_err(|e| e.to_string())?;
-            for (ws, id) in &stuck {
-                let req = Request {
-                    state: StateCreate {
-                        message: Some("The run did not finish cancelling within 300 seconds and was marked cancelled.".into()),
-                        ..StateCreate::of(StateType::Cancelled)
-                    },
-                    force: true,
-                    client_version: None,
-                };
-                crate::runs::set_flow_run_state(s, ws, id, req)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(
-                if subflows.len() as i64 >= BATCH || stuck.len() as i64 >= BATCH {
-                    Tick::Busy
-                } else {
-                    Tick::Idle
-                },
-            )
+            // Busy (run again at once) only while full batches make progress; a subflow whose
+            // transition is refused stays a candidate and must not spin the loop.
+            let busy = tasks.len() as i64 >= BATCH
+                || (subflows.len() as i64 >= BATCH && moved > 0)
+                || stuck.len() as i64 >= BATCH;
+            Ok(if busy { Tick::Busy } else { Tick::Idle })
         })
     }
 }

@@ -1,11 +1,11 @@
 //! The scheduler: creates future SCHEDULED runs for the active schedules of unpaused
-//! deployments — at least `min_runs` and at least `min_time` ahead, at most `max_runs` (or the
-//! schedule's `max_scheduled_runs`) and `max_time`. Runs carry the idempotency key
-//! `scheduled {deployment} {schedule} {date}`, so two schedulers (or replicas) never create a
-//! run twice. A full pass runs every `scheduler_interval_ms`; a quick pass every
+//! deployments — at least `min_runs` and at least `min_time` ahead, at most `max_runs` and
+//! `max_time` (like the reference server, which stores a schedule's `max_scheduled_runs`
+//! without applying it). Runs carry the idempotency key `scheduled {deployment} {schedule}
+//! {date}`, so two schedulers (or replicas) never create a run twice. A full pass runs every `scheduler_interval_ms`; a quick pass every
 //! `recent_scheduler_interval_ms` picks up deployments changed in the last seconds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +20,12 @@ use crate::runs::convert::flow_state_row;
 use crate::schedules::Schedule;
 use crate::storage::deployments::{self as deps, DeploymentRow};
 use crate::storage::rows::FlowRunRow;
-use crate::storage::work_pools as wp;
 
 /// Prefect's defaults (PREFECT_SERVER_SERVICES_SCHEDULER_*).
 pub const MIN_RUNS: usize = 3;
 pub const MAX_RUNS: usize = 100;
-const BATCH: i64 = 200;
+/// Deployments per pass step: 100 × up to `max_runs` rows in memory at once.
+const BATCH: i64 = 100;
 
 /// The span of time to fill.
 #[derive(Debug, Clone)]
@@ -62,7 +62,9 @@ fn python_str(t: &DateTime<Utc>) -> String {
 pub fn pick_dates(schedule: &Schedule, window: &Window, max_runs: usize) -> Vec<DateTime<Utc>> {
     let min_end = window.start + window.min_time;
     let mut out = Vec::new();
-    for d in schedule.dates(window.start, window.end, max_runs) {
+    // Like the reference: no run *after* `end` (a run at `end` itself is one).
+    let end = window.end + chrono::Duration::microseconds(1);
+    for d in schedule.dates(window.start, end, max_runs) {
         out.push(d);
         // Like the reference: stop once both minimums are met (the run reaching min_end counts).
         if out.len() >= window.min_runs && d >= min_end {
@@ -72,110 +74,208 @@ pub fn pick_dates(schedule: &Schedule, window: &Window, max_runs: usize) -> Vec<
     out
 }
 
-/// Creates the missing runs of one deployment; returns how many were created.
+/// Creates the missing runs of one deployment; returns how many were created. Used by
+/// `POST /deployments/{id}/schedule`, which (like the reference) schedules a paused deployment
+/// too.
 pub async fn schedule_deployment(
     state: &AppState,
     d: &DeploymentRow,
     window: &Window,
 ) -> Result<usize, String> {
-    let db = &state.stores.orion;
-    let schedules = deps::schedules(db, std::slice::from_ref(&d.id))
-        .await
-        .map_err(|e| e.to_string())?;
-    let pool = match &d.work_queue_id {
-        Some(q) => match wp::find_queue_by_id(db, &d.workspace_id, q)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(q) => wp::find_pool_by_id(db, &d.workspace_id, &q.work_pool_id)
-                .await
-                .map_err(|e| e.to_string())?,
-            None => None,
-        },
-        None => None,
-    };
-    let now = crate::time::now();
-    let mut rows = Vec::new();
-    for s in schedules.iter().filter(|s| s.active) {
-        let Ok(schedule) = serde_json::from_str::<Value>(&s.schedule)
-            .map_err(|e| e.to_string())
-            .and_then(|v| Schedule::parse(&v, now))
-        else {
-            tracing::warn!(schedule_id = %s.id, "skipping an unreadable schedule");
-            continue;
-        };
-        let max = s
-            .max_scheduled_runs
-            .map(|m| m.max(0) as usize)
-            .unwrap_or(window.max_runs);
-        let mut params: Map<String, Value> =
-            serde_json::from_str(&d.parameters).unwrap_or_default();
-        params
-            .extend(serde_json::from_str::<Map<String, Value>>(&s.parameters).unwrap_or_default());
-        let mut labels: Map<String, Value> = serde_json::from_str(&d.labels).unwrap_or_default();
-        labels.insert("prefect.flow.id".into(), Value::String(d.flow_id.clone()));
-        labels.insert("prefect.deployment.id".into(), Value::String(d.id.clone()));
-        for date in pick_dates(&schedule, window, max) {
-            let run_id = Uuid::new_v4().to_string();
-            let mut st = State::new(StateType::Scheduled, Uuid::now_v7(), now);
-            st.state_details.scheduled_time = Some(date);
-            st.state_details.flow_run_id = Uuid::parse_str(&run_id).ok();
-            let naive_now = now.naive_utc();
-            let run = FlowRunRow {
-                id: run_id.clone(),
-                workspace_id: d.workspace_id.clone(),
-                created: naive_now,
-                updated: naive_now,
-                name: crate::runs::names::generate(),
-                flow_id: d.flow_id.clone(),
-                state_id: Some(st.id.to_string()),
-                state_type: Some("SCHEDULED".into()),
-                state_name: Some("Scheduled".into()),
-                state_timestamp: Some(st.timestamp.naive_utc()),
-                deployment_id: Some(d.id.clone()),
-                deployment_version: d.version.clone(),
-                work_queue_id: d.work_queue_id.clone(),
-                work_queue_name: d.work_queue_name.clone(),
-                work_pool_id: pool.as_ref().map(|p| p.id.clone()),
-                work_pool_name: pool.as_ref().map(|p| p.name.clone()),
-                flow_version: None,
-                parameters: Value::Object(params.clone()).to_string(),
-                idempotency_key: Some(format!("scheduled {} {} {}", d.id, s.id, python_str(&date))),
-                context: "{}".into(),
-                empirical_policy: "{}".into(),
-                tags: d.tags.clone(),
-                labels: Value::Object(labels.clone()).to_string(),
-                parent_task_run_id: None,
-                run_count: 0,
-                expected_start_time: Some(date.naive_utc()),
-                next_scheduled_start_time: Some(date.naive_utc()),
-                start_time: None,
-                end_time: None,
-                total_run_time: 0.0,
-                auto_scheduled: true,
-                infrastructure_document_id: d.infrastructure_document_id.clone(),
-                infrastructure_pid: None,
-                created_by: Some(json!({"id": s.id, "type": "SCHEDULE", "display_value": s.slug.clone().unwrap_or_else(|| schedule.kind().into())}).to_string()),
-                job_variables: "{}".into(),
-            };
-            let state_row = flow_state_row(&d.workspace_id, &run_id, &st, naive_now);
-            rows.push((run, state_row));
-        }
-    }
-    // Skip the times that already have a run, so steady-state passes write nothing.
-    let existing: HashSet<String> = existing_keys(state, d).await?;
-    rows.retain(|(r, _)| {
-        r.idempotency_key
-            .as_ref()
-            .is_none_or(|k| !existing.contains(k))
-    });
-    deps::insert_scheduled_runs(db, &rows)
-        .await
-        .map_err(|e| e.to_string())
+    schedule_deployments(state, std::slice::from_ref(d), window).await
 }
 
-async fn existing_keys(state: &AppState, d: &DeploymentRow) -> Result<HashSet<String>, String> {
-    crate::storage::flow_runs::idempotency_keys_of_deployment(&state.stores.orion, &d.id)
+/// One auto-scheduled run to create, before its key is checked.
+struct Candidate<'a> {
+    deployment: &'a DeploymentRow,
+    schedule: usize,
+    date: DateTime<Utc>,
+    key: String,
+}
+
+/// Creates the missing runs of the active schedules of these deployments in a few queries:
+/// their schedules, the pools of their queues, the keys already taken in the window, then the
+/// new runs and their SCHEDULED states in batched inserts. Returns how many runs were created.
+pub async fn schedule_deployments(
+    state: &AppState,
+    deployments: &[DeploymentRow],
+    window: &Window,
+) -> Result<usize, String> {
+    if deployments.is_empty() {
+        return Ok(0);
+    }
+    let db = &state.stores.orion;
+    let ids: Vec<String> = deployments.iter().map(|d| d.id.clone()).collect();
+    let schedules: Vec<_> = deps::schedules(db, &ids)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|s| s.active)
+        .collect();
+    let now = crate::time::now();
+    let parsed: Vec<Option<Schedule>> = schedules
+        .iter()
+        .map(|s| {
+            match serde_json::from_str::<Value>(&s.schedule)
+                .map_err(|e| e.to_string())
+                .and_then(|v| Schedule::parse(&v, now))
+            {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(schedule_id = %s.id, error = %e, "skipping an unreadable schedule");
+                    None
+                }
+            }
+        })
+        .collect();
+    let by_id: HashMap<&str, &DeploymentRow> =
+        deployments.iter().map(|d| (d.id.as_str(), d)).collect();
+
+    // Every date each active schedule wants in the window, with its idempotency key.
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for (i, (s, p)) in schedules.iter().zip(&parsed).enumerate() {
+        let (Some(p), Some(d)) = (p, by_id.get(s.deployment_id.as_str())) else {
+            continue;
+        };
+        for date in pick_dates(p, window, window.max_runs) {
+            candidates.push(Candidate {
+                deployment: d,
+                schedule: i,
+                key: format!("scheduled {} {} {}", d.id, s.id, python_str(&date)),
+                date,
+            });
+        }
+    }
+    let (Some(from), Some(to)) = (
+        candidates.iter().map(|c| c.date).min(),
+        candidates.iter().map(|c| c.date).max(),
+    ) else {
+        return Ok(0);
+    };
+
+    // Skip the dates that already have a run, so steady-state passes write nothing; the insert
+    // itself still skips keys taken meanwhile (another pass or another process).
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut by_ws: HashMap<&str, Vec<String>> = HashMap::new();
+    for d in deployments {
+        by_ws
+            .entry(d.workspace_id.as_str())
+            .or_default()
+            .push(d.id.clone());
+    }
+    for (ws, ids) in &by_ws {
+        taken.extend(
+            deps::scheduled_keys_in_window(db, ws, ids, from.naive_utc(), to.naive_utc())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    candidates.retain(|c| !taken.contains(&c.key));
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    // One order for every process, so two schedulers inserting the same keys wait on each other
+    // in the same order instead of deadlocking.
+    candidates.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+
+    let queue_ids: Vec<String> = {
+        let set: HashSet<&String> = candidates
+            .iter()
+            .filter_map(|c| c.deployment.work_queue_id.as_ref())
+            .collect();
+        set.into_iter().cloned().collect()
+    };
+    let pools = deps::pools_of_queues(db, &queue_ids)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // What every run of one (deployment, schedule) shares.
+    struct Shared {
+        parameters: String,
+        tags: String,
+        labels: String,
+        created_by: String,
+    }
+    let mut shared: HashMap<usize, Shared> = HashMap::new();
+    let naive_now = now.naive_utc();
+    let mut rows = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let d = c.deployment;
+        let s = &schedules[c.schedule];
+        let sh = shared.entry(c.schedule).or_insert_with(|| {
+            let mut params: Map<String, Value> =
+                serde_json::from_str(&d.parameters).unwrap_or_default();
+            params.extend(
+                serde_json::from_str::<Map<String, Value>>(&s.parameters).unwrap_or_default(),
+            );
+            let mut labels: Map<String, Value> =
+                serde_json::from_str(&d.labels).unwrap_or_default();
+            labels.insert("prefect.flow.id".into(), Value::String(d.flow_id.clone()));
+            labels.insert("prefect.deployment.id".into(), Value::String(d.id.clone()));
+            // Like the reference: "auto-scheduled" first, then the deployment's tags.
+            let mut tags = vec![Value::String("auto-scheduled".into())];
+            tags.extend(serde_json::from_str::<Vec<Value>>(&d.tags).unwrap_or_default());
+            let display = s.slug.clone().unwrap_or_else(|| {
+                parsed[c.schedule]
+                    .as_ref()
+                    .map(|p| p.kind().to_string())
+                    .unwrap_or_default()
+            });
+            Shared {
+                parameters: Value::Object(params).to_string(),
+                tags: Value::Array(tags).to_string(),
+                labels: Value::Object(labels).to_string(),
+                created_by: json!({"id": s.id, "type": "SCHEDULE", "display_value": display})
+                    .to_string(),
+            }
+        });
+        let pool = d.work_queue_id.as_ref().and_then(|q| pools.get(q));
+        let run_id = Uuid::new_v4().to_string();
+        let mut st = State::new(StateType::Scheduled, Uuid::now_v7(), now);
+        st.message = Some("Flow run scheduled".into());
+        st.state_details.scheduled_time = Some(c.date);
+        st.state_details.flow_run_id = Uuid::parse_str(&run_id).ok();
+        let run = FlowRunRow {
+            id: run_id.clone(),
+            workspace_id: d.workspace_id.clone(),
+            created: naive_now,
+            updated: naive_now,
+            name: crate::runs::names::generate(),
+            flow_id: d.flow_id.clone(),
+            state_id: Some(st.id.to_string()),
+            state_type: Some("SCHEDULED".into()),
+            state_name: Some("Scheduled".into()),
+            state_timestamp: Some(st.timestamp.naive_utc()),
+            deployment_id: Some(d.id.clone()),
+            deployment_version: d.version.clone(),
+            work_queue_id: d.work_queue_id.clone(),
+            work_queue_name: d.work_queue_name.clone(),
+            work_pool_id: pool.map(|p| p.0.clone()),
+            work_pool_name: pool.map(|p| p.1.clone()),
+            flow_version: None,
+            parameters: sh.parameters.clone(),
+            idempotency_key: Some(c.key),
+            context: "{}".into(),
+            empirical_policy: "{}".into(),
+            tags: sh.tags.clone(),
+            labels: sh.labels.clone(),
+            parent_task_run_id: None,
+            run_count: 0,
+            expected_start_time: Some(c.date.naive_utc()),
+            next_scheduled_start_time: Some(c.date.naive_utc()),
+            start_time: None,
+            end_time: None,
+            total_run_time: 0.0,
+            auto_scheduled: true,
+            infrastructure_document_id: d.infrastructure_document_id.clone(),
+            infrastructure_pid: None,
+            created_by: Some(sh.created_by.clone()),
+            job_variables: "{}".into(),
+        };
+        let state_row = flow_state_row(&d.workspace_id, &run_id, &st, naive_now);
+        rows.push((run, state_row));
+    }
+    deps::insert_scheduled_runs(db, rows)
         .await
         .map_err(|e| e.to_string())
 }
@@ -207,26 +307,43 @@ impl Service for Scheduler {
     fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
         Box::pin(async move {
             let db = &self.state.stores.orion;
+            let started = std::time::Instant::now();
             let now = crate::time::now();
             let window = Window::from_now(now);
-            let since = (now - chrono::Duration::seconds(10)).naive_utc();
+            let since = self
+                .recent
+                .then(|| (now - chrono::Duration::seconds(10)).naive_utc());
+            // PostgreSQL: two batches at a time on two connections (the inserts are the cost,
+            // and a backend uses one core); SQLite has one writer.
+            let parallel: i64 = if db.is_postgres() { 2 } else { 1 };
             let mut after = String::new();
             let mut created = 0;
+            let mut seen = 0;
             loop {
-                let batch = deps::schedulable(db, &after, BATCH)
+                let page = deps::schedulable(db, &after, BATCH * parallel, since)
                     .await
                     .map_err(|e| e.to_string())?;
-                let Some(last) = batch.last() else { break };
+                let Some(last) = page.last() else { break };
                 after = last.id.clone();
-                for d in batch.iter().filter(|d| !self.recent || d.updated >= since) {
-                    created += schedule_deployment(&self.state, d, &window).await?;
+                seen += page.len();
+                let passes = page
+                    .chunks(BATCH as usize)
+                    .map(|batch| schedule_deployments(&self.state, batch, &window));
+                for n in futures_util::future::join_all(passes).await {
+                    created += n?;
                 }
-                if (batch.len() as i64) < BATCH {
+                if (page.len() as i64) < BATCH * parallel {
                     break;
                 }
             }
             if created > 0 {
-                tracing::info!(created, "scheduled flow runs");
+                tracing::info!(
+                    created,
+                    deployments = seen,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    recent = self.recent,
+                    "scheduled flow runs"
+                );
             }
             Ok(Tick::Idle)
         })

@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 
-use super::filters::{NameFilter, Page, StringsFilter, TagsFilter};
-use super::rows::{FlowRow, FlowRunRow};
+use super::filters::{backend, FilterSql, NameFilter, Page, Related, StringsFilter, TagsFilter};
+use super::rows::FlowRunRow;
 use super::schema::{deployment_schedules, deployments, flow_runs, flows};
 use super::{Database, StorageResult};
 use crate::db_run;
@@ -191,96 +191,74 @@ pub async fn find_by_name(
     Ok(row)
 }
 
-/// Deployments matching the filter (plus a flow-name filter), with their flows.
+/// Sorts of `/deployments/filter` and `/deployments/paginate`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentSort {
+    CreatedDesc,
+    UpdatedDesc,
+    #[default]
+    NameAsc,
+    NameDesc,
+}
+
+fn deployments_cond<C>(
+    c: &C,
+    related: &Related,
+) -> super::filters::Cond<deployments::table, C::Backend>
+where
+    C: diesel_async::AsyncConnection,
+    C::Backend: FilterSql,
+{
+    let _ = backend(c);
+    <C::Backend as FilterSql>::deployments_related(related)
+}
+
+/// One page of the deployments matching the filters (deployment, flow, flow run, task run,
+/// work pool and queue filters), in `sort` order.
 pub async fn list(
     db: &Database,
     ws: &str,
-    f: &DeploymentFilter,
-    flow_names: Option<&[String]>,
-    pool_names: Option<&[String]>,
-    sort_name_desc: Option<&str>,
+    related: &Related,
+    sort: DeploymentSort,
     page: Page,
-) -> StorageResult<Vec<(DeploymentRow, FlowRow)>> {
+) -> StorageResult<Vec<DeploymentRow>> {
     let mut conn = db.read().await?;
     let rows = db_run!(conn, |c| {
+        let cond = deployments_cond(c, related);
         let mut q = deployments::table
-            .inner_join(flows::table.on(flows::id.eq(deployments::flow_id)))
             .filter(deployments::workspace_id.eq(ws))
-            .select((DeploymentRow::as_select(), FlowRow::as_select()))
+            .filter(cond)
+            .select(DeploymentRow::as_select())
             .into_boxed();
-        if let Some(v) = f.id.as_ref().and_then(|i| i.any_.as_ref()) {
-            q = q.filter(
-                deployments::id.eq_any(v.iter().map(|u| u.to_string()).collect::<Vec<_>>()),
-            );
-        }
-        if let Some(v) = f.id.as_ref().and_then(|i| i.not_any_.as_ref()) {
-            q = q.filter(
-                deployments::id.ne_all(v.iter().map(|u| u.to_string()).collect::<Vec<_>>()),
-            );
-        }
-        if let Some(n) = &f.name {
-            if let Some(v) = &n.any_ {
-                q = q.filter(deployments::name.eq_any(v.clone()));
+        q = match sort {
+            DeploymentSort::NameDesc => q.order((deployments::name.desc(), deployments::id.desc())),
+            DeploymentSort::CreatedDesc => {
+                q.order((deployments::created.desc(), deployments::id.desc()))
             }
-            if let Some(l) = &n.like_ {
-                q = q.filter(
-                    super::filters::lower(deployments::name)
-                        .like(format!("%{}%", l.to_lowercase())),
-                );
+            DeploymentSort::UpdatedDesc => {
+                q.order((deployments::updated.desc(), deployments::id.desc()))
             }
-        }
-        if let Some(l) = f
-            .flow_or_deployment_name
-            .as_ref()
-            .and_then(|n| n.like_.as_ref())
-        {
-            let pat = format!("%{}%", l.to_lowercase());
-            q = q.filter(
-                super::filters::lower(deployments::name)
-                    .like(pat.clone())
-                    .or(super::filters::lower(flows::name).like(pat)),
-            );
-        }
-        if let Some(p) = f.paused.as_ref().and_then(|p| p.eq_) {
-            q = q.filter(deployments::paused.eq(p));
-        }
-        if let Some(t) = &f.tags {
-            for tag in t.all_.iter().flatten() {
-                q = q.filter(
-                    deployments::tags
-                        .like(super::filters::tag_pattern(tag))
-                        .escape('\\'),
-                );
-            }
-            if let Some(true) = t.is_null_ {
-                q = q.filter(deployments::tags.eq("[]"));
-            }
-        }
-        if let Some(v) = f.work_queue_name.as_ref().and_then(|w| w.any_.as_ref()) {
-            q = q.filter(deployments::work_queue_name.eq_any(v.clone()));
-        }
-        if let Some(names) = flow_names {
-            q = q.filter(flows::name.eq_any(names.to_vec()));
-        }
-        if let Some(names) = pool_names {
-            use super::schema::{work_pools, work_queues};
-            let pools = work_pools::table
-                .filter(work_pools::name.eq_any(names.to_vec()))
-                .select(work_pools::id);
-            let queues = work_queues::table
-                .filter(work_queues::work_pool_id.eq_any(pools))
-                .select(work_queues::id.nullable());
-            q = q.filter(deployments::work_queue_id.eq_any(queues));
-        }
-        q = match sort_name_desc {
-            Some("NAME_DESC") => q.order((deployments::name.desc(), deployments::id.desc())),
-            Some("CREATED_DESC") => q.order((deployments::created.desc(), deployments::id.desc())),
-            Some("UPDATED_DESC") => q.order((deployments::updated.desc(), deployments::id.desc())),
-            _ => q.order((deployments::name.asc(), deployments::id.asc())),
+            DeploymentSort::NameAsc => q.order((deployments::name.asc(), deployments::id.asc())),
         };
         q.limit(page.limit).offset(page.offset).load(c).await
     })?;
     Ok(rows)
+}
+
+/// How many deployments match the filters (one COUNT query).
+pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
+    let mut conn = db.read().await?;
+    let n = db_run!(conn, |c| {
+        let cond = deployments_cond(c, related);
+        deployments::table
+            .filter(deployments::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
 }
 
 pub async fn save(db: &Database, row: &DeploymentRow) -> StorageResult<()> {
@@ -361,16 +339,21 @@ pub async fn schedules(
     Ok(rows)
 }
 
+/// Inserts schedules, all or none (a duplicate slug adds nothing).
 pub async fn insert_schedules(db: &Database, rows: &[ScheduleRow]) -> StorageResult<()> {
     let mut conn = db.write().await?;
     db_run!(conn, |c| {
-        for r in rows {
-            diesel::insert_into(deployment_schedules::table)
-                .values(r)
-                .execute(c)
-                .await?;
-        }
-        Ok::<_, diesel::result::Error>(())
+        use diesel_async::AsyncConnection;
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            for r in rows {
+                diesel::insert_into(deployment_schedules::table)
+                    .values(r)
+                    .execute(c)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
     })?;
     Ok(())
 }
@@ -438,15 +421,16 @@ pub async fn scheduled_runs(
 }
 
 /// Active deployments (not paused) with at least one active schedule, after `after_id`, in id
-/// order (the scheduler walks them in batches).
+/// order (the scheduler walks them in batches); with `updated_since`, only those updated since.
 pub async fn schedulable(
     db: &Database,
     after_id: &str,
     limit: i64,
+    updated_since: Option<NaiveDateTime>,
 ) -> StorageResult<Vec<DeploymentRow>> {
     let mut conn = db.read().await?;
     let rows = db_run!(conn, |c| {
-        deployments::table
+        let mut q = deployments::table
             .filter(deployments::paused.eq(false))
             .filter(deployments::id.gt(after_id))
             .filter(
@@ -456,7 +440,11 @@ pub async fn schedulable(
                         .select(deployment_schedules::deployment_id),
                 ),
             )
-            .order(deployments::id.asc())
+            .into_boxed();
+        if let Some(t) = updated_since {
+            q = q.filter(deployments::updated.ge(t));
+        }
+        q.order(deployments::id.asc())
             .limit(limit)
             .select(DeploymentRow::as_select())
             .load(c)
@@ -465,38 +453,189 @@ pub async fn schedulable(
     Ok(rows)
 }
 
-/// Inserts auto-scheduled runs with their first state; runs whose idempotency key exists are
-/// skipped, so concurrent schedulers never create a run twice. Returns how many were new.
+/// The pool (id, name) of each of these work queues, by queue id.
+pub async fn pools_of_queues(
+    db: &Database,
+    queue_ids: &[String],
+) -> StorageResult<std::collections::HashMap<String, (String, String)>> {
+    use super::schema::{work_pools, work_queues};
+    if queue_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut conn = db.read().await?;
+    let (queues, pools) = db_run!(conn, |c| {
+        let queues: Vec<(String, String)> = work_queues::table
+            .filter(work_queues::id.eq_any(queue_ids))
+            .select((work_queues::id, work_queues::work_pool_id))
+            .load(c)
+            .await?;
+        let pool_ids: Vec<&String> = queues.iter().map(|(_, p)| p).collect();
+        let pools: Vec<(String, String)> = work_pools::table
+            .filter(work_pools::id.eq_any(pool_ids))
+            .select((work_pools::id, work_pools::name))
+            .load(c)
+            .await?;
+        Ok::<_, diesel::result::Error>((queues, pools))
+    })?;
+    let names: std::collections::HashMap<String, String> = pools.into_iter().collect();
+    Ok(queues
+        .into_iter()
+        .filter_map(|(q, p)| names.get(&p).cloned().map(|n| (q, (p, n))))
+        .collect())
+}
+
+/// Idempotency keys of the runs of these deployments (of workspace `ws`) expected in
+/// [`from`, `to`]: the scheduler's runs carry their scheduled date as `expected_start_time`, so
+/// these are the keys a scheduler pass over that window can collide with.
+pub async fn scheduled_keys_in_window(
+    db: &Database,
+    ws: &str,
+    deployment_ids: &[String],
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> StorageResult<std::collections::HashSet<String>> {
+    let mut conn = db.read().await?;
+    let keys: Vec<Option<String>> = db_run!(conn, |c| {
+        flow_runs::table
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(flow_runs::expected_start_time.ge(from))
+            .filter(flow_runs::expected_start_time.le(to))
+            .filter(flow_runs::deployment_id.eq_any(deployment_ids))
+            .filter(flow_runs::idempotency_key.is_not_null())
+            .select(flow_runs::idempotency_key)
+            .load(c)
+            .await
+    })?;
+    Ok(keys.into_iter().flatten().collect())
+}
+
+/// A flow run state row for batched inserts (NULLs written as NULL, so SQLite can batch it).
+#[derive(Insertable)]
+#[diesel(table_name = super::schema::flow_run_states, treat_none_as_null = true)]
+struct NewState<'a> {
+    id: &'a str,
+    workspace_id: &'a str,
+    created: NaiveDateTime,
+    flow_run_id: &'a str,
+    state_type: &'a str,
+    name: &'a str,
+    timestamp: NaiveDateTime,
+    message: Option<&'a str>,
+    data: Option<&'a str>,
+    state_details: &'a str,
+}
+
+impl<'a> From<&'a super::rows::FlowRunStateRow> for NewState<'a> {
+    fn from(s: &'a super::rows::FlowRunStateRow) -> Self {
+        NewState {
+            id: &s.id,
+            workspace_id: &s.workspace_id,
+            created: s.created,
+            flow_run_id: &s.flow_run_id,
+            state_type: &s.state_type,
+            name: &s.name,
+            timestamp: s.timestamp,
+            message: s.message.as_deref(),
+            data: s.data.as_deref(),
+            state_details: &s.state_details,
+        }
+    }
+}
+
+/// Rows per multi-row INSERT: flow_runs has 35 columns; PostgreSQL allows 65,535 bind
+/// parameters per statement and the bundled SQLite 32,766.
+const PG_CHUNK: usize = 1000;
+const SQLITE_CHUNK: usize = 500;
+
+/// Inserts auto-scheduled runs with their first state in batched multi-row INSERTs, in one
+/// transaction; a run whose idempotency key exists is skipped (with its state), so concurrent
+/// schedulers never create a run twice. PostgreSQL: `INSERT ... ON CONFLICT DO NOTHING
+/// RETURNING id`, then the states of the returned runs. SQLite (one serialized writer):
+/// `INSERT OR IGNORE`, then the states of the runs now present by id (ids are new UUIDs).
+/// Returns how many runs were new.
 pub async fn insert_scheduled_runs(
     db: &Database,
-    runs: &[(FlowRunRow, super::rows::FlowRunStateRow)],
+    runs: Vec<(FlowRunRow, super::rows::FlowRunStateRow)>,
 ) -> StorageResult<usize> {
+    use super::schema::flow_run_states;
+    use super::Conn;
+    use std::collections::HashSet;
     if runs.is_empty() {
         return Ok(0);
     }
-    let mut conn = db.write().await?;
-    let n = db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            let mut n = 0;
-            for (run, state) in runs {
-                let inserted = diesel::insert_into(flow_runs::table)
-                    .values(run)
-                    .on_conflict_do_nothing()
-                    .execute(c)
-                    .await?;
-                if inserted == 1 {
-                    diesel::insert_into(super::schema::flow_run_states::table)
-                        .values(state)
-                        .execute(c)
-                        .await?;
-                    n += 1;
+    let conn = db.write().await?;
+    let n = match conn {
+        Conn::Pg(mut pg) => {
+            use diesel_async::AsyncConnection;
+            pg.transaction::<_, diesel::result::Error, _>(async |c| {
+                let mut n = 0;
+                for chunk in runs.chunks(PG_CHUNK) {
+                    let rows: Vec<&FlowRunRow> = chunk.iter().map(|(r, _)| r).collect();
+                    let inserted: HashSet<String> = diesel::insert_into(flow_runs::table)
+                        .values(rows)
+                        .on_conflict_do_nothing()
+                        .returning(flow_runs::id)
+                        .get_results::<String>(c)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    let states: Vec<NewState> = chunk
+                        .iter()
+                        .filter(|(r, _)| inserted.contains(&r.id))
+                        .map(|(_, s)| s.into())
+                        .collect();
+                    if !states.is_empty() {
+                        diesel::insert_into(flow_run_states::table)
+                            .values(states)
+                            .execute(c)
+                            .await?;
+                    }
+                    n += inserted.len();
                 }
-            }
-            Ok(n)
-        })
-        .await
-    })?;
+                Ok(n)
+            })
+            .await?
+        }
+        Conn::Sqlite(mut sq) => {
+            sq.conn_mut()
+                .spawn_blocking(move |c| {
+                    use diesel::Connection;
+                    c.transaction::<_, diesel::result::Error, _>(|c| {
+                        let mut n = 0;
+                        for chunk in runs.chunks(SQLITE_CHUNK) {
+                            let rows: Vec<&FlowRunRow> = chunk.iter().map(|(r, _)| r).collect();
+                            diesel::RunQueryDsl::execute(
+                                diesel::insert_or_ignore_into(flow_runs::table).values(rows),
+                                c,
+                            )?;
+                            let ids: Vec<&str> = chunk.iter().map(|(r, _)| r.id.as_str()).collect();
+                            let present: HashSet<String> = diesel::RunQueryDsl::load(
+                                flow_runs::table
+                                    .filter(flow_runs::id.eq_any(ids))
+                                    .select(flow_runs::id),
+                                c,
+                            )?
+                            .into_iter()
+                            .collect();
+                            let states: Vec<NewState> = chunk
+                                .iter()
+                                .filter(|(r, _)| present.contains(&r.id))
+                                .map(|(_, s)| s.into())
+                                .collect();
+                            if !states.is_empty() {
+                                diesel::RunQueryDsl::execute(
+                                    diesel::insert_into(flow_run_states::table).values(states),
+                                    c,
+                                )?;
+                            }
+                            n += present.len();
+                        }
+                        Ok(n)
+                    })
+                })
+                .await?
+        }
+    };
     Ok(n)
 }
 

@@ -44,6 +44,9 @@ pub async fn insert(
         return Ok(0);
     }
     let mut conn = db.write().await?;
+    if let super::Conn::Pg(c) = &mut conn {
+        return insert_batched(c, batch).await;
+    }
     let n = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -69,6 +72,46 @@ pub async fn insert(
         })
         .await
     })?;
+    Ok(n)
+}
+
+/// PostgreSQL: the whole batch in two multi-row statements (events, then the resources of the
+/// events that were new), instead of one statement per row.
+async fn insert_batched(
+    c: &mut diesel_async::AsyncPgConnection,
+    batch: &[(EventRow, Vec<EventResourceRow>)],
+) -> StorageResult<usize> {
+    use diesel_async::AsyncConnection;
+    // Bind parameters per statement are capped at 65,535; 10 columns per event row.
+    const CHUNK: usize = 2000;
+    let n = c
+        .transaction::<_, diesel::result::Error, _>(async |c| {
+            let mut new_ids = std::collections::HashSet::new();
+            for chunk in batch.chunks(CHUNK) {
+                let rows: Vec<&EventRow> = chunk.iter().map(|(e, _)| e).collect();
+                let ids: Vec<String> = diesel::insert_into(events::table)
+                    .values(rows)
+                    .on_conflict_do_nothing()
+                    .returning(events::id)
+                    .get_results(c)
+                    .await?;
+                new_ids.extend(ids);
+            }
+            let resources: Vec<&EventResourceRow> = batch
+                .iter()
+                .filter(|(e, _)| new_ids.contains(&e.id))
+                .flat_map(|(_, r)| r)
+                .collect();
+            for chunk in resources.chunks(CHUNK) {
+                diesel::insert_into(event_resources::table)
+                    .values(chunk.to_vec())
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+            }
+            Ok(new_ids.len())
+        })
+        .await?;
     Ok(n)
 }
 

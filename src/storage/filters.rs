@@ -224,6 +224,15 @@ pub trait FilterSql: diesel::backend::Backend + Sized + 'static {
     /// Flows matching the flow filter and having a matching flow run / task run.
     fn flows_related(r: &Related) -> Cond<flows::table, Self>;
     fn deployment(f: &super::deployments::DeploymentFilter) -> Cond<deployments::table, Self>;
+    /// Work queues matching the queue filter and in a pool matching the pool filter.
+    fn queues_in_pools(
+        pools: Option<&super::work_pools::WorkPoolFilter>,
+        queues: Option<&super::work_pools::WorkQueueFilter>,
+    ) -> Cond<work_queues::table, Self>;
+    /// Deployments matching the deployment filter, with a matching flow, a matching flow run
+    /// (and task run), and a queue matching the queue filter in a pool matching the pool
+    /// filter (the reference's `_apply_deployment_filters`).
+    fn deployments_related(r: &Related) -> Cond<deployments::table, Self>;
     /// Flow runs whose queue is in a matching pool / is a matching queue.
     fn runs_in_pools(
         pools: Option<&super::work_pools::WorkPoolFilter>,
@@ -632,10 +641,10 @@ macro_rules! impl_filter_sql {
                 combine!($db, deployments::table, Operator::And, c)
             }
 
-            fn runs_in_pools(
+            fn queues_in_pools(
                 pools: Option<&super::work_pools::WorkPoolFilter>,
                 queues: Option<&super::work_pools::WorkQueueFilter>,
-            ) -> Cond<flow_runs::table, Self> {
+            ) -> Cond<work_queues::table, Self> {
                 let mut qc: Vec<Cond<work_queues::table, $db>> = Vec::new();
                 if let Some(q) = queues {
                     if let Some(v) = q.id.as_ref().and_then(|i| i.any_.as_ref()) {
@@ -662,11 +671,61 @@ macro_rules! impl_filter_sql {
                         .into_boxed::<$db>();
                     qc.push(Box::new(work_queues::work_pool_id.eq_any(pool_ids)));
                 }
+                combine!($db, work_queues::table, Operator::And, qc)
+            }
+
+            fn runs_in_pools(
+                pools: Option<&super::work_pools::WorkPoolFilter>,
+                queues: Option<&super::work_pools::WorkQueueFilter>,
+            ) -> Cond<flow_runs::table, Self> {
                 let queue_ids = work_queues::table
-                    .filter(combine!($db, work_queues::table, Operator::And, qc))
+                    .filter(<$db as FilterSql>::queues_in_pools(pools, queues))
                     .select(work_queues::id.nullable())
                     .into_boxed::<$db>();
                 Box::new(flow_runs::work_queue_id.eq_any(queue_ids).assume_not_null())
+            }
+
+            fn deployments_related(r: &Related) -> Cond<deployments::table, Self> {
+                let mut c: Vec<Cond<deployments::table, $db>> = Vec::new();
+                if let Some(d) = &r.deployments {
+                    c.push(<$db as FilterSql>::deployment(d));
+                }
+                if let Some(f) = &r.flows {
+                    let sub = flows::table
+                        .filter(<$db as FilterSql>::flow(f))
+                        .select(flows::id)
+                        .into_boxed::<$db>();
+                    c.push(Box::new(deployments::flow_id.eq_any(sub)));
+                }
+                if r.flow_runs.is_some() || r.task_runs.is_some() {
+                    let runs = Related {
+                        flow_runs: r.flow_runs.clone(),
+                        task_runs: r.task_runs.clone(),
+                        ..Default::default()
+                    };
+                    let sub = flow_runs::table
+                        .filter(<$db as FilterSql>::flow_runs_related(&runs))
+                        .filter(flow_runs::deployment_id.is_not_null())
+                        .select(flow_runs::deployment_id)
+                        .into_boxed::<$db>();
+                    c.push(Box::new(
+                        deployments::id.nullable().eq_any(sub).assume_not_null(),
+                    ));
+                }
+                let queues = r.work_pool_queues.as_ref().or(r.work_queues.as_ref());
+                if r.work_pools.is_some() || queues.is_some() {
+                    let sub = work_queues::table
+                        .filter(<$db as FilterSql>::queues_in_pools(
+                            r.work_pools.as_ref(),
+                            queues,
+                        ))
+                        .select(work_queues::id.nullable())
+                        .into_boxed::<$db>();
+                    c.push(Box::new(
+                        deployments::work_queue_id.eq_any(sub).assume_not_null(),
+                    ));
+                }
+                combine!($db, deployments::table, Operator::And, c)
             }
 
             fn flow_runs_related(r: &Related) -> Cond<flow_runs::table, Self> {
@@ -735,9 +794,25 @@ macro_rules! impl_filter_sql {
 
             fn flows_related(r: &Related) -> Cond<flows::table, Self> {
                 let mut c: Vec<Cond<flows::table, $db>> = Vec::new();
-                if let Some(d) = &r.deployments {
+                // One deployment of the flow matches the deployment and pool filters together.
+                if r.deployments.is_some() || r.work_pools.is_some() {
+                    let mut dc: Vec<Cond<deployments::table, $db>> = Vec::new();
+                    if let Some(d) = &r.deployments {
+                        dc.push(<$db as FilterSql>::deployment(d));
+                    }
+                    if let Some(p) = &r.work_pools {
+                        let queue_ids = work_queues::table
+                            .filter(<$db as FilterSql>::queues_in_pools(Some(p), None))
+                            .select(work_queues::id.nullable())
+                            .into_boxed::<$db>();
+                        dc.push(Box::new(
+                            deployments::work_queue_id
+                                .eq_any(queue_ids)
+                                .assume_not_null(),
+                        ));
+                    }
                     let sub = deployments::table
-                        .filter(<$db as FilterSql>::deployment(d))
+                        .filter(combine!($db, deployments::table, Operator::And, dc))
                         .select(deployments::flow_id)
                         .into_boxed::<$db>();
                     c.push(Box::new(flows::id.eq_any(sub)));

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use super::filters::{backend, Cond, FilterSql, FlowRunSort, Page, Related};
 use super::rows::{FlowRunRow, FlowRunStateRow};
-use super::schema::{flow_run_states, flow_runs};
+use super::schema::{flow_run_states, flow_runs, task_runs};
 use super::{Database, StorageResult};
 use crate::db_run;
 
@@ -344,40 +344,129 @@ pub async fn stuck_cancelling(
     Ok(rows)
 }
 
-/// (workspace, id) of unfinished subflow runs whose parent flow run is CANCELLED.
-pub async fn orphaned_subflows(db: &Database, limit: i64) -> StorageResult<Vec<(String, String)>> {
-    use super::schema::task_runs;
+/// The average lateness in seconds of the matching runs, computed in SQL (null when none match):
+/// `start_time - expected_start_time` for started runs that started late, `now -
+/// expected_start_time` for unstarted, unfinished runs that are overdue, 0 otherwise — the
+/// reference's `/flow_runs/lateness` expression.
+pub async fn average_lateness(
+    db: &Database,
+    ws: &str,
+    related: &Related,
+    now: NaiveDateTime,
+) -> StorageResult<Option<f64>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Double, Nullable, Timestamp};
+    const UNFINISHED: &str = "start_time IS NULL AND state_type NOT IN ('COMPLETED', 'FAILED', \
+                              'CANCELLED', 'CRASHED') AND expected_start_time < ";
+    let mut conn = db.read().await?;
+    let avg = match conn {
+        super::Conn::Pg(ref mut pooled) => {
+            let c: &mut diesel_async::AsyncPgConnection = &mut *pooled;
+            let cond = runs_cond(c, related);
+            flow_runs::table
+                .filter(flow_runs::workspace_id.eq(ws))
+                .filter(cond)
+                .select(
+                    sql::<Nullable<Double>>(
+                        "CAST(AVG(CASE WHEN start_time > expected_start_time THEN \
+                         EXTRACT(EPOCH FROM (start_time - expected_start_time)) WHEN ",
+                    )
+                    .sql(UNFINISHED)
+                    .bind::<Timestamp, _>(now)
+                    .sql(" THEN EXTRACT(EPOCH FROM (")
+                    .bind::<Timestamp, _>(now)
+                    .sql(" - expected_start_time)) ELSE 0 END) AS DOUBLE PRECISION)"),
+                )
+                .get_result::<Option<f64>>(c)
+                .await?
+        }
+        super::Conn::Sqlite(ref mut handle) => {
+            let c: &mut super::SqliteConn = &mut *handle;
+            let cond = runs_cond(c, related);
+            flow_runs::table
+                .filter(flow_runs::workspace_id.eq(ws))
+                .filter(cond)
+                .select(
+                    sql::<Nullable<Double>>(
+                        "AVG(CASE WHEN start_time > expected_start_time THEN \
+                         (julianday(start_time) - julianday(expected_start_time)) * 86400.0 WHEN ",
+                    )
+                    .sql(UNFINISHED)
+                    .bind::<Timestamp, _>(now)
+                    .sql(" THEN (julianday(")
+                    .bind::<Timestamp, _>(now)
+                    .sql(") - julianday(expected_start_time)) * 86400.0 ELSE 0.0 END)"),
+                )
+                .get_result::<Option<f64>>(c)
+                .await?
+        }
+    };
+    Ok(avg)
+}
+
+const TERMINAL_TYPES: [&str; 4] = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"];
+
+/// An unfinished subflow of a cancelled parent: (workspace, id, has a deployment, state type).
+pub type Subflow = (String, String, Option<String>, Option<String>);
+
+/// Unfinished subflow runs of flow runs CANCELLED since `since`, except CANCELLING runs of a
+/// deployment (their worker is already stopping them).
+pub async fn orphaned_subflows(
+    db: &Database,
+    since: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<Subflow>> {
     let mut conn = db.read().await?;
     let rows = db_run!(conn, |c| {
-        let parents: Vec<String> = flow_runs::table
-            .filter(flow_runs::state_type.eq("CANCELLED"))
-            .filter(
-                flow_runs::id.nullable().eq_any(
-                    task_runs::table
-                        .filter(task_runs::flow_run_id.is_not_null())
-                        .select(task_runs::flow_run_id),
-                ),
-            )
-            .limit(limit)
-            .select(flow_runs::id)
-            .load(c)
-            .await?;
-        let tasks: Vec<String> = task_runs::table
-            .filter(task_runs::flow_run_id.eq_any(&parents))
-            .select(task_runs::id)
-            .load(c)
-            .await?;
+        let parent = diesel::alias!(flow_runs as parent);
+        let parents = parent
+            .filter(parent.field(flow_runs::state_type).eq("CANCELLED"))
+            .filter(parent.field(flow_runs::end_time).ge(since))
+            .select(parent.field(flow_runs::id).nullable());
+        let parent_tasks = task_runs::table
+            .filter(task_runs::flow_run_id.eq_any(parents))
+            .select(task_runs::id.nullable());
         flow_runs::table
-            .filter(flow_runs::parent_task_run_id.eq_any(&tasks))
-            .filter(flow_runs::state_type.ne_all([
-                "COMPLETED",
-                "FAILED",
-                "CANCELLED",
-                "CRASHED",
-                "CANCELLING",
-            ]))
+            .filter(flow_runs::parent_task_run_id.eq_any(parent_tasks))
+            .filter(flow_runs::state_type.ne_all(TERMINAL_TYPES))
+            .filter(
+                flow_runs::deployment_id
+                    .is_null()
+                    .or(flow_runs::state_type.ne("CANCELLING")),
+            )
+            .order(flow_runs::id.asc())
             .limit(limit)
-            .select((flow_runs::workspace_id, flow_runs::id))
+            .select((
+                flow_runs::workspace_id,
+                flow_runs::id,
+                flow_runs::deployment_id,
+                flow_runs::state_type,
+            ))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// (workspace, id) of the unfinished task runs of flow runs CANCELLED since `since`.
+pub async fn orphaned_task_runs(
+    db: &Database,
+    since: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<(String, String)>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        let parents = flow_runs::table
+            .filter(flow_runs::state_type.eq("CANCELLED"))
+            .filter(flow_runs::end_time.ge(since))
+            .select(flow_runs::id.nullable());
+        task_runs::table
+            .filter(task_runs::flow_run_id.eq_any(parents))
+            .filter(task_runs::state_type.is_not_null())
+            .filter(task_runs::state_type.ne_all(TERMINAL_TYPES))
+            .order(task_runs::id.asc())
+            .limit(limit)
+            .select((task_runs::workspace_id, task_runs::id))
             .load(c)
             .await
     })?;

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use diesel_async::pooled_connection::{deadpool, AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    deadpool, AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
@@ -45,6 +47,9 @@ impl PgDb {
             reason,
         };
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        // Fast: no `SELECT 1` round trip on every checkout (a quarter of the statements of a
+        // state transition); a connection that broke is flagged by the failing query and dropped.
+        config.recycling_method = RecyclingMethod::Fast;
         config.custom_setup = Box::new(move |u| {
             let u = u.to_string();
             async move { establish(&u, schema).await }.boxed()

@@ -3,10 +3,18 @@
 //! write the new state, the run's columns, the parent task's mirrored state and the outbox
 //! events together. A concurrent transition of the same run is detected (the run's `state_id`
 //! changed under us) and the whole step is retried, so no transition is lost or doubled.
+//!
+//! The hot path of the server, so each backend gets what suits it: on PostgreSQL the reads are
+//! one joined query and the writes are pipelined (sent together, answered together); on SQLite
+//! the whole step runs synchronously on the thread that owns the writer connection, one hand-off
+//! per transition instead of one per statement. A new run is decided before it is inserted, so
+//! creation writes the run's row once.
+
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::outbox::NewOutboxRow;
 use super::rows::{FlowRow, FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
@@ -14,8 +22,7 @@ use super::schema::{
     event_outbox, flow_run_states, flow_runs, flows, task_run_state_cache, task_run_states,
     task_runs,
 };
-use super::{Database, StorageError, StorageResult};
-use crate::db_run;
+use super::{Conn, Database, StorageError, StorageResult};
 
 /// What a flow-run decision sees.
 #[derive(Debug, Clone)]
@@ -93,10 +100,129 @@ impl LockDeployment for diesel_async::AsyncPgConnection {
     }
 }
 
-impl LockDeployment for super::SqliteConn {
-    /// SQLite: the single writer connection already serialises transitions.
-    async fn lock_deployment(&mut self, _deployment_id: &str) -> Result<(), diesel::result::Error> {
-        Ok(())
+type QueryResult<T> = Result<T, diesel::result::Error>;
+
+/// Writes what a decision returned, inside the step's transaction. Answers `false` when the
+/// run's row no longer had the state the decision was made on (a concurrent transition).
+pub trait StepWrites {
+    fn write_flow(
+        &mut self,
+        w: &FlowRunWrite,
+        expected_state: Option<&str>,
+    ) -> impl std::future::Future<Output = QueryResult<bool>> + Send;
+    fn write_task(
+        &mut self,
+        w: &TaskRunWrite,
+        expected_state: Option<&str>,
+    ) -> impl std::future::Future<Output = QueryResult<bool>> + Send;
+}
+
+/// The statements of a write, in order, as futures of one backend. Each statement is
+/// independent of the others' results (no foreign key ties a run to its current state), so
+/// PostgreSQL can pipeline them; index `run_at` is the guarded update of the run.
+macro_rules! step_statements {
+    (flow, $c:expr, $w:expr, $expected:expr, $push:ident) => {{
+        let mut run_at = None;
+        if let Some(s) = &$w.state {
+            let _ = $push!(diesel::insert_into(flow_run_states::table)
+                .values(s)
+                .execute($c));
+        }
+        if let Some(r) = &$w.run {
+            let target = flow_runs::table.filter(flow_runs::id.eq(&r.id));
+            run_at = Some(match $expected {
+                Some(sid) => $push!(diesel::update(target.filter(flow_runs::state_id.eq(sid)))
+                    .set(r)
+                    .execute($c)),
+                None => $push!(diesel::update(target.filter(flow_runs::state_id.is_null()))
+                    .set(r)
+                    .execute($c)),
+            });
+        }
+        if let Some((t, s)) = &$w.parent_task {
+            let _ = $push!(diesel::insert_into(task_run_states::table)
+                .values(s)
+                .execute($c));
+            let _ = $push!(
+                diesel::update(task_runs::table.filter(task_runs::id.eq(&t.id)))
+                    .set(t)
+                    .execute($c)
+            );
+        }
+        for row in &$w.outbox {
+            let _ = $push!(diesel::insert_into(event_outbox::table)
+                .values(row)
+                .execute($c));
+        }
+        run_at
+    }};
+    (task, $c:expr, $w:expr, $expected:expr, $push:ident) => {{
+        let mut run_at = None;
+        if let Some(row) = &$w.cache {
+            let _ = $push!(diesel::insert_into(task_run_state_cache::table)
+                .values(row)
+                .execute($c));
+        }
+        if let Some(s) = &$w.state {
+            let _ = $push!(diesel::insert_into(task_run_states::table)
+                .values(s)
+                .execute($c));
+        }
+        if let Some(r) = &$w.run {
+            let target = task_runs::table.filter(task_runs::id.eq(&r.id));
+            run_at = Some(match $expected {
+                Some(sid) => $push!(diesel::update(target.filter(task_runs::state_id.eq(sid)))
+                    .set(r)
+                    .execute($c)),
+                None => $push!(diesel::update(target.filter(task_runs::state_id.is_null()))
+                    .set(r)
+                    .execute($c)),
+            });
+        }
+        for row in &$w.outbox {
+            let _ = $push!(diesel::insert_into(event_outbox::table)
+                .values(row)
+                .execute($c));
+        }
+        run_at
+    }};
+}
+
+/// PostgreSQL: all statements are sent at once on the connection (pipelined) and their
+/// answers read together — one round trip instead of one per statement.
+async fn pipelined(
+    futures: Vec<futures_util::future::BoxFuture<'_, QueryResult<usize>>>,
+    run_at: Option<usize>,
+) -> QueryResult<bool> {
+    let counts = futures_util::future::try_join_all(futures).await?;
+    Ok(run_at.is_none_or(|i| counts.get(i) == Some(&1)))
+}
+
+impl StepWrites for diesel_async::AsyncPgConnection {
+    async fn write_flow(&mut self, w: &FlowRunWrite, expected: Option<&str>) -> QueryResult<bool> {
+        let mut c: &diesel_async::AsyncPgConnection = self;
+        let mut futures = Vec::new();
+        macro_rules! push {
+            ($f:expr) => {{
+                futures.push($f);
+                futures.len() - 1
+            }};
+        }
+        let run_at = step_statements!(flow, &mut c, w, expected, push);
+        pipelined(futures, run_at).await
+    }
+
+    async fn write_task(&mut self, w: &TaskRunWrite, expected: Option<&str>) -> QueryResult<bool> {
+        let mut c: &diesel_async::AsyncPgConnection = self;
+        let mut futures = Vec::new();
+        macro_rules! push {
+            ($f:expr) => {{
+                futures.push($f);
+                futures.len() - 1
+            }};
+        }
+        let run_at = step_statements!(task, &mut c, w, expected, push);
+        pipelined(futures, run_at).await
     }
 }
 
@@ -112,38 +238,20 @@ fn is_race(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::QueryBuilderError(m) if m.to_string() == RACE)
 }
 
-/// Loads a flow run's context, asks `decide`, and writes the result: the body shared by
-/// creation and transitions, expanded once per backend inside `db_run!`.
-macro_rules! flow_step {
-    ($c:ident, $ws:expr, $run_id:expr, $since:expr, $decide:expr) => {{
-        let run: FlowRunRow = flow_runs::table
-            .filter(flow_runs::workspace_id.eq($ws))
-            .filter(flow_runs::id.eq($run_id))
-            .select(FlowRunRow::as_select())
-            .first($c)
-            .await?;
-        let current: Option<FlowRunStateRow> = match &run.state_id {
-            Some(id) => flow_run_states::table
-                .find(id)
-                .select(FlowRunStateRow::as_select())
-                .first($c)
-                .await
-                .optional()?,
-            None => None,
-        };
-        let flow: Option<FlowRow> = flows::table
-            .find(&run.flow_id)
-            .select(FlowRow::as_select())
-            .first($c)
-            .await
-            .optional()?;
+/// What a flow-run decision needs besides the run itself: the subflow's parent task run (with
+/// its state) and the deployment's concurrency (taking the deployment's lock when it has a
+/// limit). Each is read only when the run has one.
+macro_rules! flow_related {
+    ($c:ident, $run:expr, [$($aw:tt)*]) => {{
+        let run: &FlowRunRow = $run;
+        let run_id = run.id.as_str();
         let parent_task = match &run.parent_task_run_id {
             Some(id) => {
                 let t: Option<TaskRunRow> = task_runs::table
                     .find(id)
                     .select(TaskRunRow::as_select())
                     .first($c)
-                    .await
+                    $($aw)*
                     .optional()?;
                 match t {
                     Some(t) => {
@@ -152,7 +260,7 @@ macro_rules! flow_step {
                                 .find(sid)
                                 .select(TaskRunStateRow::as_select())
                                 .first($c)
-                                .await
+                                $($aw)*
                                 .optional()?,
                             None => None,
                         };
@@ -163,29 +271,23 @@ macro_rules! flow_step {
             }
             None => None,
         };
-        let taken_timestamps: Vec<NaiveDateTime> = flow_run_states::table
-            .filter(flow_run_states::flow_run_id.eq($run_id))
-            .filter(flow_run_states::timestamp.ge($since))
-            .select(flow_run_states::timestamp)
-            .load($c)
-            .await?;
         let deployment_concurrency = match &run.deployment_id {
             Some(did) => {
-                let d: Option<(Option<i32>, Option<String>)> = super::schema::deployments::table
+                let d: Option<(Option<i32>, Option<String>)> = crate::storage::schema::deployments::table
                     .find(did)
                     .select((
-                        super::schema::deployments::concurrency_limit,
-                        super::schema::deployments::concurrency_options,
+                        crate::storage::schema::deployments::concurrency_limit,
+                        crate::storage::schema::deployments::concurrency_options,
                     ))
                     .first($c)
-                    .await
+                    $($aw)*
                     .optional()?;
                 match d {
                     Some((Some(limit), options)) => {
-                        $c.lock_deployment(did).await?;
+                        $c.lock_deployment(did)$($aw)*?;
                         let active: i64 = flow_runs::table
                             .filter(flow_runs::deployment_id.eq(did))
-                            .filter(flow_runs::id.ne($run_id))
+                            .filter(flow_runs::id.ne(run_id))
                             .filter(flow_runs::state_type.eq_any([
                                 "PENDING",
                                 "RUNNING",
@@ -193,7 +295,7 @@ macro_rules! flow_step {
                             ]))
                             .count()
                             .get_result($c)
-                            .await?;
+                            $($aw)*?;
                         let strategy = options
                             .and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok())
                             .and_then(|o| {
@@ -209,6 +311,46 @@ macro_rules! flow_step {
             }
             None => None,
         };
+        (parent_task, deployment_concurrency)
+    }};
+}
+
+/// Loads a flow run's context, asks `decide`, and writes the result, expanded once per
+/// backend.
+macro_rules! flow_step {
+    ($c:ident, $ws:expr, $run_id:expr, $since:expr, $decide:expr, [$($aw:tt)*]) => {{
+        // The run, its current state and its flow in one round trip.
+        let (run, current, flow): (FlowRunRow, Option<FlowRunStateRow>, Option<FlowRow>) =
+            flow_runs::table
+                .left_join(
+                    flow_run_states::table
+                        .on(flow_run_states::id.nullable().eq(flow_runs::state_id)),
+                )
+                .left_join(flows::table.on(flows::id.eq(flow_runs::flow_id)))
+                .filter(flow_runs::workspace_id.eq($ws))
+                .filter(flow_runs::id.eq($run_id))
+                .select((
+                    FlowRunRow::as_select(),
+                    Option::<FlowRunStateRow>::as_select(),
+                    Option::<FlowRow>::as_select(),
+                ))
+                .first($c)
+                $($aw)*?;
+        let (parent_task, deployment_concurrency) = flow_related!($c, &run, [$($aw)*]);
+        // States are written with the time of their transition, so when the current state is
+        // older than `since` no other state can be newer (short of clocks that disagree by more
+        // than a transition): skip the lookup then.
+        let taken_timestamps: Vec<NaiveDateTime> =
+            if current.as_ref().is_some_and(|s| s.timestamp < $since) {
+                Vec::new()
+            } else {
+                flow_run_states::table
+                    .filter(flow_run_states::flow_run_id.eq($run_id))
+                    .filter(flow_run_states::timestamp.ge($since))
+                    .select(flow_run_states::timestamp)
+                    .load($c)
+                    $($aw)*?
+            };
         let expected_state = run.state_id.clone();
         let (write, out) = $decide(FlowRunContext {
             run,
@@ -224,49 +366,88 @@ macro_rules! flow_step {
             parent_task,
             outbox,
         } = write;
-        if let Some(s) = &state {
-            diesel::insert_into(flow_run_states::table)
-                .values(s)
-                .execute($c)
-                .await?;
-        }
-        if let Some(r) = &run {
-            let target = flow_runs::table.filter(flow_runs::id.eq(&r.id));
-            let n = match &expected_state {
-                Some(sid) => {
-                    diesel::update(target.filter(flow_runs::state_id.eq(sid)))
-                        .set(r)
-                        .execute($c)
-                        .await?
-                }
-                None => {
-                    diesel::update(target.filter(flow_runs::state_id.is_null()))
-                        .set(r)
-                        .execute($c)
-                        .await?
-                }
-            };
-            if n != 1 {
-                return Err(race());
-            }
-        }
-        if let Some((t, s)) = &parent_task {
-            diesel::insert_into(task_run_states::table)
-                .values(s)
-                .execute($c)
-                .await?;
-            diesel::update(task_runs::table.filter(task_runs::id.eq(&t.id)))
-                .set(t)
-                .execute($c)
-                .await?;
-        }
-        for row in &outbox {
-            diesel::insert_into(event_outbox::table)
-                .values(row)
-                .execute($c)
-                .await?;
+        let write = FlowRunWrite {
+            state,
+            run,
+            parent_task,
+            outbox,
+        };
+        if !$c.write_flow(&write, expected_state.as_deref())$($aw)*? {
+            return Err(race());
         }
         Ok::<_, diesel::result::Error>(out)
+    }};
+}
+
+/// Inserts `$row` unless its idempotency key is taken, then runs the first step: the body of
+/// `create_flow_run`, expanded once per backend.
+macro_rules! flow_create {
+    ($c:ident, $row:expr, $decide:expr, [$($aw:tt)*]) => {{
+        // A new run has no states yet, so the decision is made before anything is written and
+        // the run is inserted with its decided columns: no read-back, no second write of the row.
+        let row: &FlowRunRow = $row;
+        let flow: Option<FlowRow> = flows::table
+            .find(&row.flow_id)
+            .select(FlowRow::as_select())
+            .first($c)
+            $($aw)*
+            .optional()?;
+        let (parent_task, deployment_concurrency) = flow_related!($c, row, [$($aw)*]);
+        let (write, out) = $decide(FlowRunContext {
+            run: row.clone(),
+            current: None,
+            flow,
+            parent_task,
+            taken_timestamps: Vec::new(),
+            deployment_concurrency,
+        });
+        let inserted = diesel::insert_into(flow_runs::table)
+            .values(write.run.as_ref().unwrap_or(row))
+            .on_conflict_do_nothing()
+            .execute($c)$($aw)*?;
+        if inserted == 0 {
+            let existing: String = flow_runs::table
+                .filter(flow_runs::workspace_id.eq(&row.workspace_id))
+                .filter(flow_runs::flow_id.eq(&row.flow_id))
+                .filter(flow_runs::idempotency_key.eq(&row.idempotency_key))
+                .select(flow_runs::id)
+                .first($c)$($aw)*?;
+            Ok(Err(existing))
+        } else {
+            let rest = FlowRunWrite {
+                run: None,
+                ..write
+            };
+            $c.write_flow(&rest, None)$($aw)*?;
+            Ok(Ok(out))
+        }
+    }};
+}
+
+/// Retries a step while it loses a race; `NotFound` (no such run) becomes `None`.
+macro_rules! with_retries {
+    ($attempt:expr) => {{
+        let mut outcome = Err(StorageError::Conflict(
+            "the run kept changing; try again".into(),
+        ));
+        for _ in 0..ATTEMPTS {
+            match $attempt {
+                Ok(r) => {
+                    outcome = Ok(Some(r));
+                    break;
+                }
+                Err(diesel::result::Error::NotFound) => {
+                    outcome = Ok(None);
+                    break;
+                }
+                Err(e) if is_race(&e) => continue,
+                Err(e) => {
+                    outcome = Err(e.into());
+                    break;
+                }
+            }
+        }
+        outcome
     }};
 }
 
@@ -280,28 +461,24 @@ pub async fn transition_flow_run<R, F>(
     decide: F,
 ) -> StorageResult<Option<R>>
 where
-    R: Send,
-    F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync,
+    R: Send + 'static,
+    F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync + 'static,
 {
-    for _ in 0..ATTEMPTS {
-        let mut conn = db.write().await?;
-        let result = db_run!(conn, |c| {
-            use diesel_async::AsyncConnection;
-            c.transaction::<_, diesel::result::Error, _>(async |c| {
-                flow_step!(c, ws, run_id, since, &decide)
-            })
+    let decide = Arc::new(decide);
+    with_retries!(match db.write().await? {
+        Conn::Pg(mut c) => {
+            let c: &mut diesel_async::AsyncPgConnection = &mut c;
+            c.transaction::<_, diesel::result::Error, _>(
+                async |c| flow_step!(c, ws, run_id, since, &*decide, [.await]),
+            )
             .await
-        });
-        match result {
-            Ok(r) => return Ok(Some(r)),
-            Err(diesel::result::Error::NotFound) => return Ok(None),
-            Err(e) if is_race(&e) => continue,
-            Err(e) => return Err(e.into()),
         }
-    }
-    Err(StorageError::Conflict(
-        "the run kept changing; try again".into(),
-    ))
+        Conn::Sqlite(mut h) => {
+            let (ws, run_id, decide) = (ws.to_string(), run_id.to_string(), decide.clone());
+            h.spawn_blocking(move |c| blocking::flow_transition(c, &ws, &run_id, since, &*decide))
+                .await
+        }
+    })
 }
 
 /// Inserts a flow run and applies its first state in one transaction. When the flow already has
@@ -312,62 +489,45 @@ pub async fn create_flow_run<R, F>(
     decide: F,
 ) -> StorageResult<Result<R, String>>
 where
-    R: Send,
-    F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync,
+    R: Send + 'static,
+    F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync + 'static,
 {
-    let mut conn = db.write().await?;
-    let ws = row.workspace_id.as_str();
-    let since = row.created;
-    let result = db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            let inserted = diesel::insert_into(flow_runs::table)
-                .values(row)
-                .on_conflict_do_nothing()
-                .execute(c)
-                .await?;
-            if inserted == 0 {
-                let existing: String = flow_runs::table
-                    .filter(flow_runs::workspace_id.eq(ws))
-                    .filter(flow_runs::flow_id.eq(&row.flow_id))
-                    .filter(flow_runs::idempotency_key.eq(&row.idempotency_key))
-                    .select(flow_runs::id)
-                    .first(c)
-                    .await?;
-                return Ok(Err(existing));
-            }
-            let out = flow_step!(c, ws, &row.id, since, &decide)?;
-            Ok(Ok(out))
-        })
-        .await
-    });
+    let result = match db.write().await? {
+        Conn::Pg(mut c) => {
+            let c: &mut diesel_async::AsyncPgConnection = &mut c;
+            c.transaction::<_, diesel::result::Error, _>(
+                async |c| flow_create!(c, row, &decide, [.await]),
+            )
+            .await
+        }
+        Conn::Sqlite(mut h) => {
+            let row = row.clone();
+            h.spawn_blocking(move |c| blocking::flow_create(c, &row, &decide))
+                .await
+        }
+    };
     Ok(result?)
 }
 
 macro_rules! task_step {
-    ($c:ident, $ws:expr, $run_id:expr, $cache_key:expr, $now:expr, $decide:expr) => {{
-        let run: TaskRunRow = task_runs::table
+    ($c:ident, $ws:expr, $run_id:expr, $cache_key:expr, $now:expr, $decide:expr, [$($aw:tt)*]) => {{
+        // The run and its current state in one round trip.
+        let (run, current): (TaskRunRow, Option<TaskRunStateRow>) = task_runs::table
+            .left_join(
+                task_run_states::table.on(task_run_states::id.nullable().eq(task_runs::state_id)),
+            )
             .filter(task_runs::workspace_id.eq($ws))
             .filter(task_runs::id.eq($run_id))
-            .select(TaskRunRow::as_select())
+            .select((TaskRunRow::as_select(), Option::<TaskRunStateRow>::as_select()))
             .first($c)
-            .await?;
-        let current: Option<TaskRunStateRow> = match &run.state_id {
-            Some(id) => task_run_states::table
-                .find(id)
-                .select(TaskRunStateRow::as_select())
-                .first($c)
-                .await
-                .optional()?,
-            None => None,
-        };
+            $($aw)*?;
         let flow_run = match &run.flow_run_id {
             Some(fid) => {
                 let fr: Option<FlowRunRow> = flow_runs::table
                     .find(fid)
                     .select(FlowRunRow::as_select())
                     .first($c)
-                    .await
+                    $($aw)*
                     .optional()?;
                 match fr {
                     Some(fr) => {
@@ -376,7 +536,7 @@ macro_rules! task_step {
                                 .find(sid)
                                 .select(FlowRunStateRow::as_select())
                                 .first($c)
-                                .await
+                                $($aw)*
                                 .optional()?,
                             None => None,
                         };
@@ -403,7 +563,7 @@ macro_rules! task_step {
                 .order(task_run_state_cache::created.desc())
                 .select(TaskRunStateRow::as_select())
                 .first($c)
-                .await
+                $($aw)*
                 .optional()?,
             None => None,
         };
@@ -420,45 +580,49 @@ macro_rules! task_step {
             outbox,
             cache,
         } = write;
-        if let Some(row) = &cache {
-            diesel::insert_into(task_run_state_cache::table)
-                .values(row)
-                .execute($c)
-                .await?;
-        }
-        if let Some(s) = &state {
-            diesel::insert_into(task_run_states::table)
-                .values(s)
-                .execute($c)
-                .await?;
-        }
-        if let Some(r) = &run {
-            let target = task_runs::table.filter(task_runs::id.eq(&r.id));
-            let n = match &expected_state {
-                Some(sid) => {
-                    diesel::update(target.filter(task_runs::state_id.eq(sid)))
-                        .set(r)
-                        .execute($c)
-                        .await?
-                }
-                None => {
-                    diesel::update(target.filter(task_runs::state_id.is_null()))
-                        .set(r)
-                        .execute($c)
-                        .await?
-                }
-            };
-            if n != 1 {
-                return Err(race());
-            }
-        }
-        for row in &outbox {
-            diesel::insert_into(event_outbox::table)
-                .values(row)
-                .execute($c)
-                .await?;
+        let write = TaskRunWrite {
+            state,
+            run,
+            outbox,
+            cache,
+        };
+        if !$c.write_task(&write, expected_state.as_deref())$($aw)*? {
+            return Err(race());
         }
         Ok::<_, diesel::result::Error>(out)
+    }};
+}
+
+/// Inserts `$row` unless its natural key is taken, then runs the first step: the body of
+/// `create_task_run`, expanded once per backend.
+macro_rules! task_create {
+    ($c:ident, $row:expr, $cache_key:expr, $decide:expr, [$($aw:tt)*]) => {{
+        let row: &TaskRunRow = $row;
+        let ws = row.workspace_id.as_str();
+        let existing: Option<String> = match &row.flow_run_id {
+            Some(fr) => task_runs::table
+                .filter(task_runs::flow_run_id.eq(fr))
+                .filter(task_runs::task_key.eq(&row.task_key))
+                .filter(task_runs::dynamic_key.eq(&row.dynamic_key))
+                .select(task_runs::id)
+                .first($c)$($aw)*
+                .optional()?,
+            None => task_runs::table
+                .find(&row.id)
+                .select(task_runs::id)
+                .first($c)$($aw)*
+                .optional()?,
+        };
+        match existing {
+            Some(id) => Ok(Err(id)),
+            None => {
+                diesel::insert_into(task_runs::table)
+                    .values(row)
+                    .execute($c)$($aw)*?;
+                let out = task_step!($c, ws, &row.id, $cache_key, row.created, $decide, [$($aw)*])?;
+                Ok(Ok(out))
+            }
+        }
     }};
 }
 
@@ -472,28 +636,27 @@ pub async fn transition_task_run<R, F>(
     decide: F,
 ) -> StorageResult<Option<R>>
 where
-    R: Send,
-    F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync,
+    R: Send + 'static,
+    F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,
 {
-    for _ in 0..ATTEMPTS {
-        let mut conn = db.write().await?;
-        let result = db_run!(conn, |c| {
-            use diesel_async::AsyncConnection;
-            c.transaction::<_, diesel::result::Error, _>(async |c| {
-                task_step!(c, ws, run_id, cache_key, now, &decide)
+    let decide = Arc::new(decide);
+    with_retries!(match db.write().await? {
+        Conn::Pg(mut c) => {
+            let c: &mut diesel_async::AsyncPgConnection = &mut c;
+            c.transaction::<_, diesel::result::Error, _>(
+                async |c| task_step!(c, ws, run_id, cache_key, now, &*decide, [.await]),
+            )
+            .await
+        }
+        Conn::Sqlite(mut h) => {
+            let (ws, run_id, decide) = (ws.to_string(), run_id.to_string(), decide.clone());
+            let cache_key = cache_key.map(str::to_string);
+            h.spawn_blocking(move |c| {
+                blocking::task_transition(c, &ws, &run_id, cache_key.as_deref(), now, &*decide)
             })
             .await
-        });
-        match result {
-            Ok(r) => return Ok(Some(r)),
-            Err(diesel::result::Error::NotFound) => return Ok(None),
-            Err(e) if is_race(&e) => continue,
-            Err(e) => return Err(e.into()),
         }
-    }
-    Err(StorageError::Conflict(
-        "the run kept changing; try again".into(),
-    ))
+    })
 }
 
 /// Inserts a task run (REST) and applies its first state, in one transaction. When a run with
@@ -506,42 +669,112 @@ pub async fn create_task_run<R, F>(
     decide: F,
 ) -> StorageResult<Result<R, String>>
 where
-    R: Send,
-    F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync,
+    R: Send + 'static,
+    F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,
 {
-    let mut conn = db.write().await?;
-    let ws = row.workspace_id.as_str();
-    let result = db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            let existing: Option<String> = match &row.flow_run_id {
-                Some(fr) => task_runs::table
-                    .filter(task_runs::flow_run_id.eq(fr))
-                    .filter(task_runs::task_key.eq(&row.task_key))
-                    .filter(task_runs::dynamic_key.eq(&row.dynamic_key))
-                    .select(task_runs::id)
-                    .first(c)
-                    .await
-                    .optional()?,
-                None => task_runs::table
-                    .find(&row.id)
-                    .select(task_runs::id)
-                    .first(c)
-                    .await
-                    .optional()?,
-            };
-            if let Some(id) = existing {
-                return Ok(Err(id));
-            }
-            diesel::insert_into(task_runs::table)
-                .values(row)
-                .execute(c)
-                .await?;
-            let now = row.created;
-            let out = task_step!(c, ws, &row.id, cache_key, now, &decide)?;
-            Ok(Ok(out))
-        })
-        .await
-    });
+    let result = match db.write().await? {
+        Conn::Pg(mut c) => {
+            let c: &mut diesel_async::AsyncPgConnection = &mut c;
+            c.transaction::<_, diesel::result::Error, _>(
+                async |c| task_create!(c, row, cache_key, &decide, [.await]),
+            )
+            .await
+        }
+        Conn::Sqlite(mut h) => {
+            let row = row.clone();
+            let cache_key = cache_key.map(str::to_string);
+            h.spawn_blocking(move |c| blocking::task_create(c, &row, cache_key.as_deref(), &decide))
+                .await
+        }
+    };
     Ok(result?)
+}
+
+/// SQLite: a whole step runs on the blocking thread that owns the writer connection, with
+/// synchronous diesel — one hand-off per transition instead of one per statement, so the
+/// writer is held only for the time SQLite itself needs.
+mod blocking {
+    use diesel::{Connection, OptionalExtension, RunQueryDsl, SqliteConnection};
+
+    use super::*;
+
+    pub(super) fn flow_transition<R>(
+        c: &mut SqliteConnection,
+        ws: &str,
+        run_id: &str,
+        since: NaiveDateTime,
+        decide: &dyn Fn(FlowRunContext) -> (FlowRunWrite, R),
+    ) -> QueryResult<R> {
+        c.transaction(|c| flow_step!(c, ws, run_id, since, decide, []))
+    }
+
+    pub(super) fn flow_create<R>(
+        c: &mut SqliteConnection,
+        row: &FlowRunRow,
+        decide: &dyn Fn(FlowRunContext) -> (FlowRunWrite, R),
+    ) -> QueryResult<Result<R, String>> {
+        c.transaction(|c| flow_create!(c, row, decide, []))
+    }
+
+    pub(super) fn task_transition<R>(
+        c: &mut SqliteConnection,
+        ws: &str,
+        run_id: &str,
+        cache_key: Option<&str>,
+        now: NaiveDateTime,
+        decide: &dyn Fn(TaskRunContext) -> (TaskRunWrite, R),
+    ) -> QueryResult<R> {
+        c.transaction(|c| task_step!(c, ws, run_id, cache_key, now, decide, []))
+    }
+
+    pub(super) fn task_create<R>(
+        c: &mut SqliteConnection,
+        row: &TaskRunRow,
+        cache_key: Option<&str>,
+        decide: &dyn Fn(TaskRunContext) -> (TaskRunWrite, R),
+    ) -> QueryResult<Result<R, String>> {
+        c.transaction(|c| task_create!(c, row, cache_key, decide, []))
+    }
+
+    pub(super) trait LockDeployment {
+        fn lock_deployment(&mut self, deployment_id: &str) -> QueryResult<()>;
+    }
+
+    impl LockDeployment for SqliteConnection {
+        /// The single writer connection already serialises transitions.
+        fn lock_deployment(&mut self, _deployment_id: &str) -> QueryResult<()> {
+            Ok(())
+        }
+    }
+
+    pub(super) trait StepWrites {
+        fn write_flow(&mut self, w: &FlowRunWrite, expected: Option<&str>) -> QueryResult<bool>;
+        fn write_task(&mut self, w: &TaskRunWrite, expected: Option<&str>) -> QueryResult<bool>;
+    }
+
+    impl StepWrites for SqliteConnection {
+        fn write_flow(&mut self, w: &FlowRunWrite, expected: Option<&str>) -> QueryResult<bool> {
+            let mut counts = Vec::new();
+            macro_rules! push {
+                ($f:expr) => {{
+                    counts.push($f?);
+                    counts.len() - 1
+                }};
+            }
+            let run_at = step_statements!(flow, &mut *self, w, expected, push);
+            Ok(run_at.is_none_or(|i| counts.get(i) == Some(&1)))
+        }
+
+        fn write_task(&mut self, w: &TaskRunWrite, expected: Option<&str>) -> QueryResult<bool> {
+            let mut counts = Vec::new();
+            macro_rules! push {
+                ($f:expr) => {{
+                    counts.push($f?);
+                    counts.len() - 1
+                }};
+            }
+            let run_at = step_statements!(task, &mut *self, w, expected, push);
+            Ok(run_at.is_none_or(|i| counts.get(i) == Some(&1)))
+        }
+    }
 }

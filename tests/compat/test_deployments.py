@@ -612,7 +612,6 @@ def test_serve_cron_runs(server, api, project):
 # ------------------------------------------------------------------------------ priorities and limits
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: work queue responses do not report active_slots yet")
 def test_queue_priority_and_concurrency_limits_decide_what_a_worker_gets(server, api, http):
     tok = uuid.uuid4().hex[:8]
     pool = f"prio-{tok}"

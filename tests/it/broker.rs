@@ -484,3 +484,43 @@ async fn redis_brokers_ping_and_describe() {
     );
     cleanup(&url, &ns).await;
 }
+
+/// In one process nobody else can read an entry every group has acknowledged, so the memory
+/// streams drop it: memory follows the consumers' backlog, not `maxlen`.
+#[tokio::test]
+async fn memory_streams_drop_acknowledged_entries() {
+    let s = Streams::memory();
+    s.ensure_group("ev", "fast").await.unwrap();
+    s.ensure_group("ev", "slow").await.unwrap();
+    publish_n(&s, "ev", 5).await;
+    let fast = s
+        .read("ev", "fast", "c", 10, NO_WAIT, LONG_VIS)
+        .await
+        .unwrap();
+    s.ack("ev", "fast", &ids(&fast)).await.unwrap();
+    assert_eq!(
+        s.len("ev").await.unwrap(),
+        5,
+        "the slow group still needs them"
+    );
+    let slow = s
+        .read("ev", "slow", "c", 3, NO_WAIT, LONG_VIS)
+        .await
+        .unwrap();
+    // Acknowledge the second and third only: the first is still pending, so nothing goes.
+    s.ack("ev", "slow", &ids(&slow)[1..]).await.unwrap();
+    assert_eq!(s.len("ev").await.unwrap(), 5);
+    s.ack("ev", "slow", &ids(&slow)[..1]).await.unwrap();
+    assert_eq!(
+        s.len("ev").await.unwrap(),
+        2,
+        "entries 4 and 5 are not delivered yet"
+    );
+    let rest = s
+        .read("ev", "slow", "c", 10, NO_WAIT, LONG_VIS)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&rest), vec!["m3", "m4"]);
+    s.ack("ev", "slow", &ids(&rest)).await.unwrap();
+    assert_eq!(s.len("ev").await.unwrap(), 0);
+}

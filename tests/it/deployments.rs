@@ -348,7 +348,6 @@ async fn work_pools_create_read_update_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: some work pool error bodies differ from the reference"]
 async fn work_pool_errors_match_prefect() {
     let app = TestApp::start().await;
     create_pool(&app, "p", json!({})).await;
@@ -578,9 +577,33 @@ async fn work_pool_errors_match_prefect() {
     )
     .await;
     assert_eq!((s, err_loc(&e)), (422, json!(["body", "scheduled_before"])));
-    // Names: not empty, none of / % & > <.
+    // Names: not empty (nor only blanks or quotes), none of / % & > <; the type is a string.
     let (s, e) = call(&app, "POST", "/api/work_pools/", Some(json!({"name": ""}))).await;
     assert_eq!((s, err_loc(&e)), (422, json!(["body", "name"])), "{e}");
+    let (s, e) = call(
+        &app,
+        "POST",
+        "/api/work_pools/",
+        Some(json!({"name": " '' "})),
+    )
+    .await;
+    assert_eq!(
+        (s, err_loc(&e), err_type(&e)),
+        (422, json!(["body", "name"]), json!("value_error")),
+        "{e}"
+    );
+    let (s, e) = call(
+        &app,
+        "POST",
+        "/api/work_pools/",
+        Some(json!({"name": "typeless", "type": null})),
+    )
+    .await;
+    assert_eq!(
+        (s, err_loc(&e), err_type(&e)),
+        (422, json!(["body", "type"]), json!("string_type")),
+        "{e}"
+    );
     for bad in ["a/b", "50%", "a&b", "a>b"] {
         let (s, e) = call(
             &app,
@@ -603,7 +626,6 @@ async fn work_pool_errors_match_prefect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: queue active_slots not reported yet"]
 async fn work_pool_and_queue_bodies_carry_active_slots_and_storage_configuration() {
     let app = TestApp::start().await;
     let p = create_pool(&app, "p", json!({})).await;
@@ -646,7 +668,6 @@ async fn work_pool_and_queue_bodies_carry_active_slots_and_storage_configuration
 // ------------------------------------------------------------------------------ work queues
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: queue priority updates do not yet shift other queues"]
 async fn pool_queues_crud_priorities_and_errors() {
     let app = TestApp::start().await;
     create_pool(&app, "p", json!({})).await;
@@ -892,7 +913,6 @@ async fn pool_queues_crud_priorities_and_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: legacy /work_queues details differ from the reference"]
 async fn work_queues_by_id_live_in_the_default_agent_pool() {
     let app = TestApp::start().await;
     let (s, q) = call(
@@ -1217,7 +1237,6 @@ fn param_schema() -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: some deployment filter and update details differ from the reference"]
 async fn deployments_upsert_read_filter_update_delete() {
     let app = TestApp::start().await;
     let p = create_pool(&app, "p", json!({})).await;
@@ -1353,6 +1372,29 @@ async fn deployments_upsert_read_filter_update_delete() {
         (&json!(3), &json!(3), &json!(1), &json!(1))
     );
     assert_eq!(names(&page["results"]), ["bare"]);
+    let (s, page) = call(
+        &app,
+        "POST",
+        "/api/deployments/paginate",
+        Some(json!({"limit": 1, "page": 2, "sort": "NAME_ASC", "flows": {"name": {"any_": ["etl"]}}})),
+    )
+    .await;
+    assert_eq!(
+        (s, &page["count"], &page["page"]),
+        (200, &json!(3), &json!(2))
+    );
+    assert_eq!(names(&page["results"]), ["d1"]);
+    let (s, list) = call(
+        &app,
+        "POST",
+        "/api/deployments/filter",
+        Some(json!({"sort": "NAME_DESC", "offset": 1})),
+    )
+    .await;
+    assert_eq!(
+        (s, names(&list)),
+        (200, vec!["d1".to_string(), "bare".to_string()])
+    );
     assert_eq!(
         call(
             &app,
@@ -1556,7 +1598,6 @@ async fn deployment_create_rejects_bad_input_like_prefect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: deployments without a pool do not yet land in default-agent-pool"]
 async fn deployment_defaults_match_prefect() {
     let app = TestApp::start().await;
     let flow_id = create_flow(&app, "etl").await;
@@ -1591,7 +1632,6 @@ async fn deployment_defaults_match_prefect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: schedule validation messages differ from the reference"]
 async fn deployment_schedules_crud() {
     let app = TestApp::start().await;
     let flow_id = create_flow(&app, "etl").await;
@@ -1787,7 +1827,6 @@ async fn deployment_schedules_crud() {
 // ------------------------------------------------------------------------------ create_flow_run
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: create_flow_run response details differ from the reference (see closing note)"]
 async fn create_flow_run_from_deployment() {
     let app = TestApp::start().await;
     let pool = create_pool(&app, "p", json!({})).await;
@@ -2094,7 +2133,6 @@ async fn runner_poll_returns_due_runs_and_marks_the_deployment_ready() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: worker poll ordering details differ from the reference"]
 async fn worker_poll_honours_queue_priority_limits_and_pauses() {
     let app = TestApp::start().await;
     let pool = create_pool(&app, "p", json!({})).await;
@@ -2291,7 +2329,6 @@ async fn worker_poll_honours_queue_priority_limits_and_pauses() {
 // ------------------------------------------------------------------------------ services
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: scheduler run count at the window edge differs by one"]
 async fn scheduler_creates_runs_and_pause_removes_them() {
     let app = TestApp::builder()
         .setting("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS", "300")
@@ -2482,7 +2519,6 @@ async fn scheduler_creates_runs_and_pause_removes_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: POST /deployments/{id}/schedule window semantics differ from the reference"]
 async fn schedule_route_and_cron_runs() {
     // Services off: only the /schedule route creates runs here.
     let app = TestApp::builder()
@@ -2541,7 +2577,6 @@ async fn schedule_route_and_cron_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: Late state keeps a new scheduled_time instead of the original"]
 async fn overdue_scheduled_runs_are_marked_late() {
     let app = TestApp::builder()
         .setting("ORRERY__SERVICES__LATE_RUNS_INTERVAL_MS", "200")
@@ -2604,7 +2639,6 @@ async fn overdue_scheduled_runs_are_marked_late() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: cancellation cleanup does not yet cancel task runs of a cancelled parent"]
 async fn cancelling_a_parent_cancels_its_subflows_and_task_runs() {
     let app = TestApp::builder()
         .setting("ORRERY__SERVICES__CANCELLATION_CLEANUP_INTERVAL_MS", "200")
@@ -2678,7 +2712,6 @@ async fn cancelling_a_parent_cancels_its_subflows_and_task_runs() {
 // ------------------------------------------------------------------------------ related filters
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: flow filters on deployments are not complete"]
 async fn run_flow_and_deployment_filters_know_deployments_pools_and_queues() {
     let app = TestApp::start().await;
     create_pool(&app, "p", json!({})).await;
@@ -2797,5 +2830,42 @@ async fn run_flow_and_deployment_filters_know_deployments_pools_and_queues() {
     )
     .await;
     assert_eq!((s, n), (200, json!(1)));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_run_lateness_averages_over_matching_runs() {
+    let app = TestApp::start().await;
+    let flow_id = create_flow(&app, "etl").await;
+    let d = create_deployment(&app, json!({"name": "d", "flow_id": flow_id})).await;
+    let other = create_deployment(&app, json!({"name": "other", "flow_id": flow_id})).await;
+    let id = d["id"].as_str().expect("id").to_string();
+    let other_id = other["id"].as_str().expect("id").to_string();
+    // Overdue by 100 s, and one not due yet (0): an average of about 50 s.
+    scheduled_run(&app, &id, None, -100, "overdue").await;
+    scheduled_run(&app, &id, None, 600, "future").await;
+    // A run forced to COMPLETED gets its start time then (as on the reference server): it
+    // counts as started 1000 s late.
+    let done = scheduled_run(&app, &other_id, None, -1000, "done").await;
+    set_state(&app, &done, json!({"type": "COMPLETED"}), true).await;
+    let lateness = |body: Value| {
+        let app = &app;
+        async move {
+            let (s, v) = call(app, "POST", "/api/flow_runs/lateness", Some(body)).await;
+            assert_eq!(s, 200, "{v}");
+            v
+        }
+    };
+    let v = lateness(json!({"deployments": {"id": {"any_": [id]}}})).await;
+    let avg = v.as_f64().unwrap_or_else(|| panic!("a number: {v}"));
+    assert!((49.0..60.0).contains(&avg), "{avg}");
+    let v = lateness(json!({"deployments": {"id": {"any_": [other_id]}}})).await;
+    let started_late = v.as_f64().unwrap_or_else(|| panic!("a number: {v}"));
+    assert!((999.0..1010.0).contains(&started_late), "{started_late}");
+    let v = lateness(json!({"flow_runs": {"name": {"any_": ["nope"]}}})).await;
+    assert_eq!(v, Value::Null, "no matching run");
+    let v = lateness(json!({})).await;
+    let all = v.as_f64().unwrap_or_else(|| panic!("a number: {v}"));
+    assert!((366.0..375.0).contains(&all), "{all}");
     app.stop().await;
 }
