@@ -52,8 +52,11 @@ impl SqliteHandle {
 
 async fn establish(path: &str, read_only: bool) -> diesel::ConnectionResult<SqliteConn> {
     let mut conn = SqliteConn::establish(path).await?;
+    // Readers get a small page cache (512 KiB instead of SQLite's 2 MiB): there are up to eight
+    // of them per database file, pages they miss come from the OS page cache, and their caches
+    // were most of the embedded server's resident memory after a busy minute.
     let extra = if read_only {
-        " PRAGMA query_only = ON;"
+        " PRAGMA query_only = ON; PRAGMA cache_size = -512;"
     } else {
         ""
     };
