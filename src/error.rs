@@ -112,6 +112,7 @@ impl From<StorageError> for ApiError {
                 tracing::info!(reason = %m, "integrity conflict");
                 ApiError::conflict(INTEGRITY_CONFLICT)
             }
+            StorageError::Rejected(m) => ApiError::unprocessable(m),
             StorageError::Pool(m) | StorageError::Connect { reason: m, .. } => {
                 ApiError::Unavailable(m)
             }

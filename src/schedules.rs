@@ -175,8 +175,10 @@ impl Schedule {
                 let (Ok(set), Ok(zone)) = (self.rrule_set(), tz(timezone)) else {
                     return Vec::new();
                 };
-                let after = rrule::Tz::Tz(zone)
-                    .from_utc_datetime(&(start - Duration::microseconds(1)).naive_utc());
+                let before_start = start
+                    .checked_sub_signed(Duration::microseconds(1))
+                    .unwrap_or(start);
+                let after = rrule::Tz::Tz(zone).from_utc_datetime(&before_start.naive_utc());
                 let before = rrule::Tz::Tz(zone).from_utc_datetime(&end.naive_utc());
                 let r = set
                     .after(after)
@@ -228,7 +230,8 @@ fn parse_iso_duration(s: &str) -> Option<f64> {
 }
 
 /// Interval runs: whole-day intervals keep the anchor's wall-clock time in the schedule's
-/// timezone (so a daily 09:00 stays 09:00 across DST); others step in absolute time.
+/// timezone (so a daily 09:00 stays 09:00 across DST); others step in absolute time. Steps past
+/// the end of chrono's calendar end the list (an interval of millennia has one run at most).
 fn interval_dates(
     seconds: f64,
     anchor: DateTime<Utc>,
@@ -237,6 +240,7 @@ fn interval_dates(
     end: DateTime<Utc>,
     n: usize,
 ) -> Vec<DateTime<Utc>> {
+    // Saturates for intervals beyond i64 microseconds (about 292,000 years).
     let step_us = (seconds * 1e6).round() as i64;
     if step_us <= 0 {
         return Vec::new();
@@ -249,7 +253,13 @@ fn interval_dates(
         let elapsed_days = (start - anchor).num_days().max(0);
         let mut k = (elapsed_days / days - 1).max(0);
         while out.len() < n {
-            let naive = local_anchor + Duration::days(k * days);
+            let Some(naive) = k
+                .checked_mul(days)
+                .and_then(Duration::try_days)
+                .and_then(|d| local_anchor.checked_add_signed(d))
+            else {
+                break;
+            };
             let Some(t) = zone
                 .from_local_datetime(&naive)
                 .earliest()
@@ -268,14 +278,22 @@ fn interval_dates(
         }
         return out;
     }
-    let since = (start - anchor).num_microseconds().unwrap_or(0);
+    // The first step at or after `start`, in i128 so that any two chrono dates fit.
+    let span = start - anchor;
+    let since = i128::from(span.num_seconds()) * 1_000_000 + i128::from(span.subsec_nanos() / 1000);
+    let step = i128::from(step_us);
     let mut k = if since <= 0 {
         0
     } else {
-        (since + step_us - 1) / step_us
+        (since + step - 1) / step
     };
     while out.len() < n {
-        let t = anchor + Duration::microseconds(k * step_us);
+        let Some(t) = i64::try_from(k * step)
+            .ok()
+            .and_then(|us| anchor.checked_add_signed(Duration::microseconds(us)))
+        else {
+            break;
+        };
         if t >= end {
             break;
         }
@@ -372,6 +390,34 @@ mod tests {
             d,
             vec![at("2026-06-01T08:00:00Z"), at("2026-06-03T08:00:00Z")]
         );
+    }
+
+    #[test]
+    fn huge_intervals_and_far_anchors_end_the_list_instead_of_overflowing() {
+        let (a, b) = (at("2026-06-01T00:00:00Z"), at("2026-09-09T00:00:00Z"));
+        // Beyond i64 microseconds, and whole days beyond chrono's calendar.
+        for interval in [1e13, 8_640_000_000_000.0, 1e300] {
+            let s = Schedule::parse(
+                &json!({"interval": interval, "anchor_date": "2026-06-02T00:00:00Z"}),
+                Utc::now(),
+            )
+            .expect("valid");
+            assert_eq!(s.dates(a, b, 10), vec![at("2026-06-02T00:00:00Z")]);
+        }
+        let old = Schedule::parse(
+            &json!({"interval": 3600, "anchor_date": "0001-01-01T00:00:00+00:00"}),
+            Utc::now(),
+        )
+        .expect("valid");
+        // Years Python cannot represent are refused rather than computed with.
+        assert!(Schedule::parse(
+            &json!({"interval": 3600, "anchor_date": "-200000-01-01T00:00:00+00:00"}),
+            Utc::now(),
+        )
+        .is_err());
+        assert_eq!(old.dates(a, b, 2).len(), 2);
+        let late = DateTime::<Utc>::MAX_UTC;
+        assert!(old.dates(late - Duration::hours(2), late, 5).len() <= 2);
     }
 
     #[test]

@@ -6,6 +6,12 @@ use serde::{Deserialize, Deserializer, Serializer};
 
 /// Parses RFC 3339 / ISO 8601, with `T` or a space, with an offset or `Z` (naive means UTC).
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+    // Prefect (Python's datetime) knows years 1 to 9999 only; later years would also be stored
+    // by SQLite as "+10000-…" text, which sorts before every ordinary date.
+    parse_any(text).filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
+}
+
+fn parse_any(text: &str) -> Option<DateTime<Utc>> {
     let t = text.trim();
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Some(d.with_timezone(&Utc));

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{opt_json_col, to_text, ts, Paging, PathId, PathKeyStr};
+use super::common::{opt_json_col, present, to_text, ts, Paging, PathId, PathKeyStr};
 use super::json::{Json, JsonOrDefault};
 use super::workspace::Workspace;
 use crate::app::AppState;
@@ -35,11 +35,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/artifacts/{id}", web::get().to(read))
         .route("/artifacts/{id}", web::patch().to(update))
         .route("/artifacts/{id}", web::delete().to(delete));
-}
-
-/// A present key, even when its value is `null`; absent keys stay `None`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]

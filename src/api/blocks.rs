@@ -10,10 +10,9 @@ mod block_types;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 
-use super::common::ts;
+use super::common::{present, ts};
 use super::workspace::Workspace;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
@@ -143,16 +142,6 @@ pub(crate) fn include_secrets(req: &HttpRequest) -> ApiResult<bool> {
             )),
         },
     }
-}
-
-/// Deserializes a present field as `Some(value)` (so `null` becomes `Some(None)`), for
-/// updates that tell "absent" from "null".
-pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
 }
 
 /// Parses a JSON body as `T` and keeps the raw value, so that the validation errors found

@@ -86,6 +86,17 @@ pub fn to_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+/// `deserialize_with` for update bodies that tell "absent" from "null": a present key is
+/// `Some(value)` (so `null` becomes `Some(None)` for an `Option<Option<T>>` field); with
+/// `#[serde(default)]` an absent key stays `None`.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// Pagination response fields: pages = ceil(count / limit), 0 when limit is 0.
 pub fn pages(count: i64, limit: i64) -> i64 {
     if limit <= 0 {
@@ -93,6 +104,36 @@ pub fn pages(count: i64, limit: i64) -> i64 {
     } else {
         (count + limit - 1) / limit
     }
+}
+
+/// The `page` of a `/paginate` body (from 1, default 1) and the rows it covers.
+pub fn page_of(
+    page: Option<i64>,
+    limit: i64,
+) -> Result<(i64, crate::storage::filters::Page), ApiError> {
+    let number = page.unwrap_or(1);
+    if number < 1 {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "page".into()],
+            "Input should be greater than or equal to 1",
+            "greater_than_equal",
+        ));
+    }
+    Ok((
+        number,
+        crate::storage::filters::Page::numbered(number, limit),
+    ))
+}
+
+/// The `/paginate` answer.
+pub fn paginated(results: Vec<Value>, count: i64, limit: i64, page: i64) -> Value {
+    serde_json::json!({
+        "results": results,
+        "count": count,
+        "limit": limit,
+        "pages": pages(count, limit),
+        "page": page,
+    })
 }
 
 /// Declares an extractor for one named path segment. Needed because the workspace prefix adds
@@ -115,8 +156,11 @@ macro_rules! path_param {
                     .get($segment)
                     .unwrap_or_default()
                     .to_string();
+                // No name holds a NUL (PostgreSQL text cannot), so nothing is found by one.
                 let value = if $uuid {
                     path_id(&raw).map_err(actix_web::Error::from)
+                } else if raw.contains('\0') {
+                    Err(crate::error::ApiError::not_found("Not Found").into())
                 } else {
                     Ok(raw)
                 };

@@ -16,7 +16,9 @@ use super::json::{Json, JsonOrDefault};
 use super::workspace::Workspace;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::storage::concurrency::{self, AcquireRequest, Acquired, LimitChanges, LimitRow};
+use crate::storage::concurrency::{
+    self, AcquireRequest, Acquired, LeaseRow, LimitChanges, LimitRow,
+};
 use crate::storage::StorageError;
 
 /// v1 limits are stored as v2 limits with this name prefix.
@@ -87,18 +89,27 @@ fn holder_task_run(holder: Option<&str>) -> Option<String> {
 /// A limit in the v1 shape, with the task runs holding its slots.
 async fn v1_json(state: &AppState, ws: &Workspace, l: &LimitRow) -> ApiResult<Value> {
     let leases = concurrency::leases_on_limit(&state.stores.orion, ws.id(), &l.id).await?;
+    Ok(v1_value(l, &leases))
+}
+
+/// A limit in the v1 shape; `leases` are its leases (others are skipped).
+fn v1_value(l: &LimitRow, leases: &[LeaseRow]) -> Value {
     let holders: Vec<String> = leases
         .iter()
+        .filter(|lease| {
+            serde_json::from_str::<Vec<String>>(&lease.limit_ids)
+                .is_ok_and(|ids| ids.contains(&l.id))
+        })
         .filter_map(|lease| holder_task_run(lease.holder.as_deref()))
         .collect();
-    Ok(json!({
+    json!({
         "id": l.id,
         "created": ts(&l.created),
         "updated": ts(&l.updated),
         "tag": l.name.strip_prefix(PREFIX).unwrap_or(&l.name),
         "concurrency_limit": l.limit_,
         "active_slots": holders,
-    }))
+    })
 }
 
 async fn find_tag(state: &AppState, ws: &Workspace, tag: &str) -> ApiResult<Option<LimitRow>> {
@@ -186,11 +197,14 @@ async fn filter(
     body: JsonOrDefault<Paging>,
 ) -> ApiResult<HttpResponse> {
     let page = body.into_inner().page(&state)?;
-    let rows = concurrency::list_by_prefix(&state.stores.orion, ws.id(), PREFIX, page).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for l in &rows {
-        out.push(v1_json(&state, &ws, l).await?);
-    }
+    let db = &state.stores.orion;
+    let rows = concurrency::list_by_prefix(db, ws.id(), PREFIX, page).await?;
+    let leases = if rows.is_empty() {
+        Vec::new()
+    } else {
+        concurrency::leases_in_workspace(db, ws.id()).await?
+    };
+    let out: Vec<Value> = rows.iter().map(|l| v1_value(l, &leases)).collect();
     Ok(HttpResponse::Ok().json(out))
 }
 

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::common::{
-    limit, opt_ts, pages, to_text, ts, Paging, PathDeploymentName, PathFlowName, PathId,
-    PathScheduleId,
+    json_col, limit, opt_json_col, opt_ts, page_of, paginated, to_text, ts, Paging,
+    PathDeploymentName, PathFlowName, PathId, PathScheduleId,
 };
 use super::json::{Json, JsonOrDefault};
 use super::workspace::Workspace;
@@ -237,6 +237,9 @@ fn schedule_rows_at(
     list.iter()
         .enumerate()
         .map(|(i, s)| {
+            let mut at: Vec<Value> = loc.iter().map(|p| Value::from(*p)).collect();
+            at.extend([i.into(), "max_scheduled_runs".into()]);
+            super::work_pools::positive_at(at, s.max_scheduled_runs)?;
             let parsed =
                 Schedule::parse(&s.schedule, now).map_err(|e| invalid_schedule(loc, i, e))?;
             Ok(ScheduleRow {
@@ -258,16 +261,10 @@ fn schedule_rows_at(
 fn schedule_json(s: &ScheduleRow) -> Value {
     json!({
         "id": s.id, "created": ts(&s.created), "updated": ts(&s.updated), "deployment_id": s.deployment_id,
-        "schedule": serde_json::from_str::<Value>(&s.schedule).unwrap_or(Value::Null),
+        "schedule": json_col(&s.schedule, Value::Null),
         "active": s.active, "max_scheduled_runs": s.max_scheduled_runs,
-        "parameters": serde_json::from_str::<Value>(&s.parameters).unwrap_or(json!({})), "slug": s.slug,
+        "parameters": json_col(&s.parameters, json!({})), "slug": s.slug,
     })
-}
-
-fn parse_opt(t: &Option<String>) -> Value {
-    t.as_deref()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Value::Null)
 }
 
 async fn deployment_json(state: &AppState, d: &DeploymentRow) -> ApiResult<Value> {
@@ -315,17 +312,17 @@ fn body_of(d: &DeploymentRow, schedules: Vec<Value>, pool_name: Option<&String>)
         "schedules": schedules,
         "concurrency_limit": d.concurrency_limit,
         "global_concurrency_limit": null,
-        "concurrency_options": parse_opt(&d.concurrency_options),
-        "job_variables": serde_json::from_str::<Value>(&d.job_variables).unwrap_or(json!({})),
-        "parameters": serde_json::from_str::<Value>(&d.parameters).unwrap_or(json!({})),
-        "tags": serde_json::from_str::<Value>(&d.tags).unwrap_or(json!([])),
-        "labels": serde_json::from_str::<Value>(&d.labels).unwrap_or(json!({})),
+        "concurrency_options": opt_json_col(&d.concurrency_options),
+        "job_variables": json_col(&d.job_variables, json!({})),
+        "parameters": json_col(&d.parameters, json!({})),
+        "tags": json_col(&d.tags, json!([])),
+        "labels": json_col(&d.labels, json!({})),
         "work_queue_name": d.work_queue_name, "work_queue_id": d.work_queue_id,
         "last_polled": opt_ts(&d.last_polled),
-        "parameter_openapi_schema": parse_opt(&d.parameter_openapi_schema),
-        "path": d.path, "pull_steps": parse_opt(&d.pull_steps), "entrypoint": d.entrypoint,
+        "parameter_openapi_schema": opt_json_col(&d.parameter_openapi_schema),
+        "path": d.path, "pull_steps": opt_json_col(&d.pull_steps), "entrypoint": d.entrypoint,
         "storage_document_id": d.storage_document_id, "infrastructure_document_id": d.infrastructure_document_id,
-        "created_by": parse_opt(&d.created_by), "updated_by": parse_opt(&d.updated_by),
+        "created_by": opt_json_col(&d.created_by), "updated_by": opt_json_col(&d.updated_by),
         "work_pool_name": pool_name, "status": d.status,
         "enforce_parameter_schema": d.enforce_parameter_schema,
     })
@@ -376,6 +373,7 @@ async fn create(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let db = &state.stores.orion;
+    concurrency_limit_positive(b.concurrency_limit)?;
     if b.name.trim().is_empty() || b.name.contains('/') || b.name.contains('%') {
         return Err(ApiError::invalid(
             vec!["body".into(), "name".into()],
@@ -469,6 +467,11 @@ async fn create(
     } else {
         HttpResponse::Ok().json(body)
     })
+}
+
+/// Prefect's `PositiveInteger` deployment `concurrency_limit`.
+fn concurrency_limit_positive(v: Option<i32>) -> ApiResult<()> {
+    super::work_pools::positive_at(vec!["body".into(), "concurrency_limit".into()], v)
 }
 
 /// The reference's 404 on most deployment routes (no full stop).
@@ -569,22 +572,12 @@ async fn paginate(
     let b = body.into_inner();
     let lim = limit(&state, b.paging.limit)?;
     let sort = sort_of(&b)?;
-    let page_no = b.page.unwrap_or(1).max(1);
+    let (page_no, page) = page_of(b.page, lim)?;
     let db = &state.stores.orion;
     let n = deps::count(db, ws.id(), &b.related).await?;
-    let rows = deps::list(
-        db,
-        ws.id(),
-        &b.related,
-        sort,
-        Page {
-            limit: lim,
-            offset: (page_no - 1).saturating_mul(lim),
-        },
-    )
-    .await?;
+    let rows = deps::list(db, ws.id(), &b.related, sort, page).await?;
     let results = deployments_json(&state, &rows).await?;
-    Ok(HttpResponse::Ok().json(json!({"results": results, "count": n, "limit": lim, "pages": pages(n, lim), "page": page_no})))
+    Ok(HttpResponse::Ok().json(paginated(results, n, lim, page_no)))
 }
 
 async fn update(
@@ -593,8 +586,9 @@ async fn update(
     id: PathId,
     body: Json<DeploymentUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let mut d = find_dot(&state, &ws, &id).await?;
     let b = body.into_inner();
+    concurrency_limit_positive(b.concurrency_limit.flatten())?;
+    let mut d = find_dot(&state, &ws, &id).await?;
     let db = &state.stores.orion;
     let now = crate::time::now().naive_utc();
     if b.work_pool_name.is_some() || b.work_queue_name.is_some() {
@@ -661,11 +655,7 @@ async fn update(
     d.updated = now;
     if let Some(list) = &b.schedules {
         let rows = schedule_rows(ws.id(), &d.id, list)?;
-        let old = deps::schedules(db, std::slice::from_ref(&d.id)).await?;
-        for s in old {
-            deps::delete_schedule(db, &d.id, &s.id).await?;
-        }
-        deps::insert_schedules(db, &rows).await?;
+        deps::replace_schedules(db, &d.id, &rows).await?;
     }
     deps::save(db, &d).await?;
     deps::delete_future_auto_runs(db, &d.id, now).await?;
@@ -901,7 +891,7 @@ async fn new_run(
         state_details: Some(StateDetails::default()),
         ..StateCreate::of(StateType::Scheduled)
     });
-    match crate::runs::create_flow_run(state, row, initial).await? {
+    match crate::runs::create_flow_run(state, row, None, initial).await? {
         Ok(a) => Ok((a.run, a.state, true)),
         Err(existing) => {
             let (run, s) = flow_runs::find(db, ws.id(), &existing)
@@ -983,6 +973,20 @@ struct ScheduleNowBody {
     max_runs: Option<usize>,
 }
 
+/// A `min_time` in seconds as a duration; beyond Python's timedelta range (999,999,999 days)
+/// it is pydantic's 422, as the reference answers.
+fn min_time(seconds: f64) -> ApiResult<chrono::Duration> {
+    const LIMIT_SECONDS: f64 = 1_000_000_000.0 * 86_400.0;
+    if !seconds.is_finite() || seconds.abs() >= LIMIT_SECONDS {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "min_time".into()],
+            "Input should be a valid timedelta, durations may not exceed 999,999,999 days",
+            "time_delta_parsing",
+        ));
+    }
+    Ok(chrono::Duration::milliseconds((seconds * 1000.0) as i64))
+}
+
 async fn schedule_now(
     state: web::Data<AppState>,
     ws: Workspace,
@@ -993,13 +997,17 @@ async fn schedule_now(
     let b = body.into_inner();
     let now = crate::time::now();
     let start = b.start_time.unwrap_or(now);
-    let end = b.end_time.unwrap_or(start + chrono::Duration::days(100));
+    let end = b.end_time.unwrap_or_else(|| {
+        start
+            .checked_add_signed(chrono::Duration::days(100))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    });
     let window = crate::services::scheduler::Window {
         start,
         end,
         min_runs: b.min_runs.unwrap_or(3),
         max_runs: b.max_runs.unwrap_or(100),
-        min_time: chrono::Duration::milliseconds((b.min_time.unwrap_or(3600.0) * 1000.0) as i64),
+        min_time: min_time(b.min_time.unwrap_or(3600.0))?,
     };
     crate::services::scheduler::schedule_deployment(&state, &d, &window)
         .await
@@ -1048,6 +1056,10 @@ async fn update_schedule(
 ) -> ApiResult<HttpResponse> {
     // The body is validated before anything is looked up, as the reference does.
     let b = body.into_inner();
+    super::work_pools::positive_at(
+        vec!["body".into(), "max_scheduled_runs".into()],
+        b.max_scheduled_runs.flatten(),
+    )?;
     let parsed = match &b.schedule {
         Some(v) => Some(Schedule::parse(v, crate::time::now()).map_err(|e| {
             ApiError::invalid(vec!["body".into(), "schedule".into()], e, "value_error")

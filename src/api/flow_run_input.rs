@@ -206,12 +206,14 @@ async fn hydrated(
 ) -> ApiResult<Result<Map<String, Value>, String>> {
     let mut names = Vec::new();
     hydrate::variable_names(&Value::Object(run_input.clone()), &mut names);
-    let mut vars = HashMap::new();
-    for name in names {
-        if let Some(v) = variables::find_by_name(&state.stores.orion, ws.id(), &name).await? {
-            vars.insert(name, super::common::json_col(&v.value, Value::Null));
-        }
-    }
+    names.sort();
+    names.dedup();
+    let vars: HashMap<String, Value> =
+        variables::find_by_names(&state.stores.orion, ws.id(), &names)
+            .await?
+            .into_iter()
+            .map(|v| (v.name, super::common::json_col(&v.value, Value::Null)))
+            .collect();
     Ok(hydrate::hydrate(run_input, &vars))
 }
 

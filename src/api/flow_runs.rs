@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::common::PathId;
-use super::common::{limit, pages, to_text, Paging};
+use super::common::{limit, page_of, paginated, to_text, Paging};
 use super::json::{Json, JsonOrDefault};
 use super::workspace::Workspace;
 use crate::app::AppState;
@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
 use crate::runs::convert::{flow_run_json, flow_state, state_json};
 use crate::runs::{self, Request};
-use crate::storage::filters::{FlowRunFilter, FlowRunSort, Page, Related};
+use crate::storage::filters::{FlowRunFilter, FlowRunSort, Related};
 use crate::storage::rows::FlowRunRow;
 use crate::storage::{flow_runs, flows};
 
@@ -198,7 +198,7 @@ async fn create(
     let initial = b
         .state
         .unwrap_or_else(|| StateCreate::of(StateType::Pending));
-    match runs::create_flow_run(&state, row, initial).await? {
+    match runs::create_flow_run(&state, row, Some(&flow), initial).await? {
         Ok(applied) => {
             Ok(HttpResponse::Created().json(now_json(&applied.run, applied.state.as_ref())))
         }
@@ -260,28 +260,11 @@ async fn paginate(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let lim = limit(&state, b.paging.limit)?;
-    let page_no = b.page.unwrap_or(1);
-    if page_no < 1 {
-        return Err(ApiError::invalid(
-            vec!["body".into(), "page".into()],
-            "Input should be greater than or equal to 1",
-            "greater_than_equal",
-        ));
-    }
+    let (page_no, page) = page_of(b.page, lim)?;
     let db = &state.stores.orion;
-    let rows = flow_runs::list(
-        db,
-        ws.id(),
-        &b.related,
-        b.sort.unwrap_or_default(),
-        Page {
-            limit: lim,
-            offset: (page_no - 1) * lim,
-        },
-    )
-    .await?;
+    let rows = flow_runs::list(db, ws.id(), &b.related, b.sort.unwrap_or_default(), page).await?;
     let n = flow_runs::count(db, ws.id(), &b.related).await?;
-    Ok(HttpResponse::Ok().json(json!({"results": list_json(&rows), "count": n, "limit": lim, "pages": pages(n, lim), "page": page_no})))
+    Ok(HttpResponse::Ok().json(paginated(list_json(&rows), n, lim, page_no)))
 }
 
 /// Average lateness in seconds of the matching runs (null when none).

@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::common::{json_col, pages, to_text, ts, Paging};
+use super::common::{json_col, page_of, paginated, to_text, ts, Paging};
 use super::common::{PathId, PathName};
 use super::json::{Json, JsonOrDefault};
 use super::workspace::Workspace;
@@ -153,18 +153,7 @@ async fn paginate(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let limit = super::common::limit(&state, body.paging.limit)?;
-    let page_no = body.page.unwrap_or(1);
-    if page_no < 1 {
-        return Err(ApiError::invalid(
-            vec!["body".into(), "page".into()],
-            "Input should be greater than or equal to 1",
-            "greater_than_equal",
-        ));
-    }
-    let page = crate::storage::filters::Page {
-        limit,
-        offset: (page_no - 1) * limit,
-    };
+    let (page_no, page) = page_of(body.page, limit)?;
     let db = &state.stores.orion;
     let rows = flows::list(
         db,
@@ -175,13 +164,8 @@ async fn paginate(
     )
     .await?;
     let n = flows::count(db, ws.id(), &body.related).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "results": rows.iter().map(flow_json).collect::<Vec<_>>(),
-        "count": n,
-        "limit": limit,
-        "pages": pages(n, limit),
-        "page": page_no,
-    })))
+    let results = rows.iter().map(flow_json).collect();
+    Ok(HttpResponse::Ok().json(paginated(results, n, limit, page_no)))
 }
 
 async fn update(

@@ -40,10 +40,9 @@ fn buckets(b: &HistoryBody, points: Vec<Point>) -> ApiResult<Value> {
         ));
     }
     let step = Duration::microseconds((b.history_interval_seconds * 1e6) as i64);
-    let span = (b.history_end - b.history_start)
-        .num_microseconds()
-        .unwrap_or(0);
-    let count = (span as f64 / step.num_microseconds().unwrap_or(1) as f64).ceil() as i64;
+    // In seconds: a span of the whole calendar does not fit in microseconds.
+    let span = (b.history_end - b.history_start).num_milliseconds() as f64 / 1e3;
+    let count = (span / b.history_interval_seconds).ceil() as i64;
     if count > MAX_INTERVALS {
         return Err(ApiError::unprocessable(format!(
             "History interval would produce more than {MAX_INTERVALS} intervals."
@@ -52,10 +51,13 @@ fn buckets(b: &HistoryBody, points: Vec<Point>) -> ApiResult<Value> {
     let mut out = Vec::new();
     let mut start = b.history_start;
     while start < b.history_end {
-        let end = (start + step).min(b.history_end);
+        // An interval too long for the calendar ends with it (no overflow).
+        let next = start
+            .checked_add_signed(step)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut groups: BTreeMap<(String, String), (i64, f64, f64)> = BTreeMap::new();
         for (t, ty, name, run_time, late) in &points {
-            if *t >= start && *t < start + step {
+            if *t >= start && *t < next {
                 let g = groups.entry((ty.clone(), name.clone())).or_default();
                 g.0 += 1;
                 g.1 += run_time;
@@ -70,11 +72,10 @@ fn buckets(b: &HistoryBody, points: Vec<Point>) -> ApiResult<Value> {
             .collect();
         out.push(json!({
             "interval_start": crate::time::format(&start),
-            "interval_end": crate::time::format(&(start + step)),
+            "interval_end": crate::time::format(&next),
             "states": states,
         }));
-        let _ = end;
-        start += step;
+        start = next;
     }
     Ok(Value::Array(out))
 }

@@ -31,6 +31,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "missing",
         ));
     }
+    reject_nul(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => Ok(v),
@@ -73,6 +74,51 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 body,
             })
         }
+    }
+}
+
+/// NUL characters cannot be stored in PostgreSQL text, and no Prefect field needs them: a
+/// string (or key) holding one is a 422 naming where it is, on every backend alike. Bodies
+/// without the `\u0000` escape (all ordinary ones) are not looked at twice.
+fn reject_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    const ESCAPE: &[u8] = b"\\u0000";
+    if !bytes.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return Ok(()); // malformed: the parse that follows reports it
+    };
+    let mut loc = vec![Value::from("body")];
+    if nul_path(&value, &mut loc) {
+        return Err(ApiError::Validation {
+            loc,
+            msg: "String should not contain NUL (\\u0000) characters".into(),
+            kind: "string_type",
+            body: Some(value),
+        });
+    }
+    Ok(())
+}
+
+/// Extends `loc` to the first string or key holding a NUL; false when there is none.
+fn nul_path(v: &Value, loc: &mut Vec<Value>) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            loc.push(i.into());
+            nul_path(item, loc) || {
+                loc.pop();
+                false
+            }
+        }),
+        Value::Object(map) => map.iter().any(|(k, item)| {
+            loc.push(k.clone().into());
+            k.contains('\0') || nul_path(item, loc) || {
+                loc.pop();
+                false
+            }
+        }),
+        _ => false,
     }
 }
 

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::common::PathId;
-use super::common::{limit, pages, to_text, Paging};
+use super::common::{limit, page_of, paginated, to_text, Paging};
 use super::flow_runs::{client_version, result_json, SetStateBody};
 use super::json::{Json, JsonOrDefault};
 use super::workspace::Workspace;
@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::orchestration::{StateCreate, StateType, TaskRunPolicy};
 use crate::runs::convert::{state_json, task_run_json, task_state};
 use crate::runs::{self, Request};
-use crate::storage::filters::{Page, Related, TaskRunSort};
+use crate::storage::filters::{Related, TaskRunSort};
 use crate::storage::rows::TaskRunRow;
 use crate::storage::{flow_runs, task_runs};
 
@@ -211,28 +211,11 @@ async fn paginate(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let lim = limit(&state, b.paging.limit)?;
-    let page_no = b.page.unwrap_or(1);
-    if page_no < 1 {
-        return Err(ApiError::invalid(
-            vec!["body".into(), "page".into()],
-            "Input should be greater than or equal to 1",
-            "greater_than_equal",
-        ));
-    }
+    let (page_no, page) = page_of(b.page, lim)?;
     let db = &state.stores.orion;
-    let rows = task_runs::list(
-        db,
-        ws.id(),
-        &b.related,
-        b.sort.unwrap_or_default(),
-        Page {
-            limit: lim,
-            offset: (page_no - 1) * lim,
-        },
-    )
-    .await?;
+    let rows = task_runs::list(db, ws.id(), &b.related, b.sort.unwrap_or_default(), page).await?;
     let n = task_runs::count(db, ws.id(), &b.related).await?;
-    Ok(HttpResponse::Ok().json(json!({"results": list_json(&rows), "count": n, "limit": lim, "pages": pages(n, lim), "page": page_no})))
+    Ok(HttpResponse::Ok().json(paginated(list_json(&rows), n, lim, page_no)))
 }
 
 async fn update(

@@ -3,11 +3,11 @@
 //! `VariableUpdate` do (422 with its messages), and a taken name answers 409.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{to_text, ts, Paging, PathId, PathName};
+use super::common::{present, to_text, ts, Paging, PathId, PathName};
 use super::json::{Json, JsonOrDefault};
 use super::workspace::Workspace;
 use crate::app::AppState;
@@ -33,11 +33,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/variables/{id}", web::get().to(read))
         .route("/variables/{id}", web::patch().to(update))
         .route("/variables/{id}", web::delete().to(delete));
-}
-
-/// A present key, even when its value is `null` (`Some(Value::Null)`); absent keys stay `None`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]

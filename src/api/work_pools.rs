@@ -110,9 +110,14 @@ fn non_negative(field: &str, v: Option<i32>) -> ApiResult<()> {
 
 /// Prefect's `PositiveInteger` check on a body field.
 fn positive(field: &str, v: Option<i32>) -> ApiResult<()> {
+    positive_at(body_loc(field), v)
+}
+
+/// Prefect's `PositiveInteger` check on the value at `loc`.
+pub(super) fn positive_at(loc: Vec<Value>, v: Option<i32>) -> ApiResult<()> {
     if v.is_some_and(|l| l < 1) {
         return Err(ApiError::invalid(
-            body_loc(field),
+            loc,
             "Input should be greater than 0",
             "greater_than",
         ));
@@ -566,16 +571,6 @@ struct ScheduledBody {
     limit: Option<i64>,
 }
 
-/// The core FlowRun of a worker response: FlowRunResponse without the pool fields.
-pub fn core_flow_run_json(run: &crate::storage::rows::FlowRunRow) -> Value {
-    let mut v = flow_run_json(run, None, crate::time::now());
-    if let Value::Object(m) = &mut v {
-        m.remove("work_pool_id");
-        m.remove("work_pool_name");
-    }
-    v
-}
-
 async fn scheduled_runs(
     state: web::Data<AppState>,
     ws: Workspace,
@@ -684,7 +679,7 @@ pub async fn insert_queue(
                 .enumerate()
                 .find(|(i, p)| *i as i32 + 1 != **p)
                 .map(|(i, _)| i as i32 + 1)
-                .unwrap_or_else(|| taken.last().copied().unwrap_or(0) + 1)
+                .unwrap_or_else(|| taken.last().copied().unwrap_or(0).saturating_add(1))
         }
     };
     let mut q = new_queue(

@@ -64,6 +64,15 @@ impl Event {
                 ));
             }
         }
+        // Names and labels are stored as text, which cannot hold NUL on PostgreSQL.
+        let labels = std::iter::once(&self.resource).chain(&self.related);
+        if self.event.contains('\0')
+            || labels
+                .flat_map(|r| r.iter())
+                .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err("event names and resource labels must not contain NUL characters".into());
+        }
         Ok(())
     }
 

@@ -64,9 +64,12 @@ impl Service for Distributor {
                 return Ok(Tick::Idle);
             }
             let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
-            for m in &msgs {
-                if let Ok(env) = serde_json::from_slice::<Envelope>(&m.payload) {
-                    let _ = s.live_events.send(Arc::new(env));
+            // Every event passes through here; decode only when someone is listening.
+            if s.live_events.receiver_count() > 0 {
+                for m in &msgs {
+                    if let Ok(env) = serde_json::from_slice::<Envelope>(&m.payload) {
+                        let _ = s.live_events.send(Arc::new(env));
+                    }
                 }
             }
             streams

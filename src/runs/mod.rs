@@ -16,7 +16,7 @@ use crate::orchestration::{
     orchestrate, subflow_parent_task_state, OrchestrationConfig, OrchestrationResult, Outcome,
     Proposal, RunKind, State, StateCreate,
 };
-use crate::storage::rows::{FlowRunRow, TaskRunRow};
+use crate::storage::rows::{FlowRow, FlowRunRow, TaskRunRow};
 use crate::storage::transitions::{
     self, CacheRow, FlowRunContext, FlowRunWrite, TaskRunContext, TaskRunWrite,
 };
@@ -197,9 +197,11 @@ pub async fn mark_flow_run_late(
 
 /// Creates a flow run with its first state (applied with force, as Prefect does). `Err` holds
 /// the id of the existing run with the same idempotency key.
+/// `flow` is the run's flow when the caller has already read it.
 pub async fn create_flow_run(
     state: &AppState,
     row: FlowRunRow,
+    flow: Option<&FlowRow>,
     initial: StateCreate,
 ) -> StorageResult<Result<Applied<FlowRunRow>, String>> {
     let now = row.created.and_utc();
@@ -208,7 +210,7 @@ pub async fn create_flow_run(
         force: true,
         client_version: None,
     };
-    let out = transitions::create_flow_run(&state.stores.orion, &row, move |ctx| {
+    let out = transitions::create_flow_run(&state.stores.orion, &row, flow, move |ctx| {
         decide_flow(ctx, &req, now)
     })
     .await?;

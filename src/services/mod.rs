@@ -57,9 +57,14 @@ pub fn spawn(
             let wake = service.wake();
             let mut failures: u32 = 0;
             loop {
+                // A panicking tick is a failed tick: the service backs off and goes on, instead
+                // of its task dying silently while the server keeps answering.
+                let tick = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+                    service.tick(),
+                ));
                 let outcome = tokio::select! {
                     _ = token.cancelled() => break,
-                    r = service.tick() => r,
+                    r = tick => r.unwrap_or_else(|panic| Err(panic_message(&*panic))),
                 };
                 let pause = match outcome {
                     Ok(Tick::Busy) => {
@@ -92,4 +97,66 @@ pub fn spawn(
         }
         .instrument(span),
     ))
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    format!("panicked: {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// Panics on its first tick, then counts the ticks that follow.
+    struct PanicsOnce {
+        ticks: Arc<AtomicU32>,
+    }
+
+    impl Service for PanicsOnce {
+        fn name(&self) -> &'static str {
+            "panics-once"
+        }
+        fn interval(&self) -> Duration {
+            Duration::from_millis(1)
+        }
+        fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+            Box::pin(async move {
+                if self.ticks.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("a bad row");
+                }
+                Ok(Tick::Idle)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_tick_does_not_end_the_service() {
+        let ticks = Arc::new(AtomicU32::new(0));
+        let token = CancellationToken::new();
+        let handle = spawn(
+            Arc::new(PanicsOnce {
+                ticks: ticks.clone(),
+            }),
+            token.clone(),
+        )
+        .expect("enabled");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while ticks.load(Ordering::SeqCst) < 3 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            ticks.load(Ordering::SeqCst) >= 3,
+            "the service stopped ticking"
+        );
+        token.cancel();
+        handle.await.expect("the service task ends cleanly");
+    }
 }

@@ -60,10 +60,16 @@ fn python_str(t: &DateTime<Utc>) -> String {
 
 /// The dates to schedule for one schedule: in order, until both minimums are met.
 pub fn pick_dates(schedule: &Schedule, window: &Window, max_runs: usize) -> Vec<DateTime<Utc>> {
-    let min_end = window.start + window.min_time;
+    let min_end = window
+        .start
+        .checked_add_signed(window.min_time)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     let mut out = Vec::new();
     // Like the reference: no run *after* `end` (a run at `end` itself is one).
-    let end = window.end + chrono::Duration::microseconds(1);
+    let end = window
+        .end
+        .checked_add_signed(chrono::Duration::microseconds(1))
+        .unwrap_or(window.end);
     for d in schedule.dates(window.start, end, max_runs) {
         out.push(d);
         // Like the reference: stop once both minimums are met (the run reaching min_end counts).
@@ -381,5 +387,20 @@ mod tests {
             "max_scheduled_runs caps it"
         );
         assert_eq!(python_str(&now), "2026-06-01 00:00:00+00:00");
+    }
+
+    #[test]
+    fn a_window_at_the_end_of_time_does_not_overflow() {
+        let end = DateTime::<Utc>::MAX_UTC;
+        let start = end - chrono::Duration::hours(5);
+        let hourly = Schedule::parse(&json!({"interval": 3600}), start).expect("s");
+        let w = Window {
+            start,
+            end,
+            min_runs: MIN_RUNS,
+            max_runs: MAX_RUNS,
+            min_time: chrono::Duration::days(365_000),
+        };
+        assert_eq!(pick_dates(&hourly, &w, MAX_RUNS).len(), 5);
     }
 }

@@ -5,12 +5,11 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::filters::{backend, Cond, FilterSql, Operator, Page, Related};
+use super::filters::{backend, combine, lower, Cond, FilterSql, Operator, Page, Related};
 use super::schema::{flow_runs, task_runs};
 use super::{Database, StorageResult};
 use crate::db_run;
@@ -53,11 +52,6 @@ pub mod schema {
 }
 
 use schema::{artifact_collections, artifacts};
-
-diesel::define_sql_function! {
-    /// Lower-cases text, for case-insensitive `like_`.
-    fn lower(x: Text) -> Text;
-}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = artifacts)]
@@ -175,20 +169,6 @@ fn ids(v: &[Uuid]) -> Vec<String> {
 pub trait ArtifactSql: FilterSql {
     fn artifact(ws: &str, q: &Query) -> Cond<artifacts::table, Self>;
     fn collection(ws: &str, q: &Query) -> Cond<artifact_collections::table, Self>;
-}
-
-macro_rules! combine {
-    ($db:ty, $table:ty, $op:expr, $conds:expr) => {{
-        let conds: Vec<Cond<$table, $db>> = $conds;
-        let mut it = conds.into_iter();
-        match it.next() {
-            None => Box::new(diesel::dsl::sql::<Bool>("1=1")) as Cond<$table, $db>,
-            Some(first) => it.fold(first, |acc, c| match $op {
-                Operator::And => Box::new(acc.and(c)) as Cond<$table, $db>,
-                Operator::Or => Box::new(acc.or(c)) as Cond<$table, $db>,
-            }),
-        }
-    }};
 }
 
 /// The conditions of one table (`$t` is `artifacts` or `artifact_collections`).

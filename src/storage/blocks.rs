@@ -215,8 +215,9 @@ pub fn json_text(text: &str, default: serde_json::Value) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(default)
 }
 
+/// The current time as stored (microseconds, as both databases keep it).
 pub fn now() -> NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    crate::time::now().naive_utc()
 }
 
 pub fn new_id() -> String {

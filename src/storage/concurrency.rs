@@ -500,10 +500,7 @@ pub async fn list_by_prefix(
     prefix: &str,
     page: Page,
 ) -> StorageResult<Vec<LimitRow>> {
-    let escaped = prefix
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = super::filters::escape_like(prefix);
     let mut conn = db.read().await?;
     let rows = db_run!(conn, |c| {
         concurrency_limits::table
@@ -534,6 +531,23 @@ pub async fn leases_on_limit(
         concurrency_leases::table
             .filter(concurrency_leases::workspace_id.eq(ws))
             .filter(concurrency_leases::limit_ids.like(lease_pattern(limit_id)))
+            .order((
+                concurrency_leases::created.asc(),
+                concurrency_leases::id.asc(),
+            ))
+            .select(LeaseRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// Every lease of the workspace, oldest first (one query for many limits' holders).
+pub async fn leases_in_workspace(db: &Database, ws: &str) -> StorageResult<Vec<LeaseRow>> {
+    let mut conn = db.read().await?;
+    let rows = db_run!(conn, |c| {
+        concurrency_leases::table
+            .filter(concurrency_leases::workspace_id.eq(ws))
             .order((
                 concurrency_leases::created.asc(),
                 concurrency_leases::id.asc(),

@@ -341,10 +341,36 @@ pub async fn schedules(
 
 /// Inserts schedules, all or none (a duplicate slug adds nothing).
 pub async fn insert_schedules(db: &Database, rows: &[ScheduleRow]) -> StorageResult<()> {
+    write_schedules(db, None, rows).await
+}
+
+/// Replaces all of a deployment's schedules with `rows`, all or nothing (a duplicate slug
+/// keeps the old schedules).
+pub async fn replace_schedules(
+    db: &Database,
+    deployment_id: &str,
+    rows: &[ScheduleRow],
+) -> StorageResult<()> {
+    write_schedules(db, Some(deployment_id), rows).await
+}
+
+/// Inserts `rows` in one transaction, first deleting the schedules of `replacing` if given.
+async fn write_schedules(
+    db: &Database,
+    replacing: Option<&str>,
+    rows: &[ScheduleRow],
+) -> StorageResult<()> {
     let mut conn = db.write().await?;
     db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
+            if let Some(id) = replacing {
+                diesel::delete(
+                    deployment_schedules::table.filter(deployment_schedules::deployment_id.eq(id)),
+                )
+                .execute(c)
+                .await?;
+            }
             for r in rows {
                 diesel::insert_into(deployment_schedules::table)
                     .values(r)
@@ -636,25 +662,5 @@ pub async fn insert_scheduled_runs(
                 .await?
         }
     };
-    Ok(n)
-}
-
-/// SCHEDULED auto-scheduled runs per deployment in the future (to respect max_scheduled_runs).
-pub async fn future_auto_runs(
-    db: &Database,
-    deployment_id: &str,
-    now: NaiveDateTime,
-) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        flow_runs::table
-            .filter(flow_runs::deployment_id.eq(deployment_id))
-            .filter(flow_runs::auto_scheduled.eq(true))
-            .filter(flow_runs::state_type.eq("SCHEDULED"))
-            .filter(flow_runs::next_scheduled_start_time.ge(now))
-            .count()
-            .get_result(c)
-            .await
-    })?;
     Ok(n)
 }

@@ -205,7 +205,8 @@ pub fn tag_pattern(tag: &str) -> String {
     format!("%{}%", escape_like(&json))
 }
 
-fn escape_like(s: &str) -> String {
+/// `s` with LIKE's wildcards and its escape character escaped, for `LIKE … ESCAPE '\'`.
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
@@ -240,13 +241,17 @@ pub trait FilterSql: diesel::backend::Backend + Sized + 'static {
     ) -> Cond<flow_runs::table, Self>;
 }
 
-/// Combines conditions with the filter's operator; no conditions means "true".
+/// Combines conditions with the filter's operator; no conditions means "true". Shared with the
+/// other resources' filters (`use crate::storage::filters::combine;`).
 macro_rules! combine {
     ($db:ty, $table:ty, $op:expr, $conds:expr) => {{
+        use $crate::storage::filters::{Cond, Operator};
         let conds: Vec<Cond<$table, $db>> = $conds;
         let mut it = conds.into_iter();
         match it.next() {
-            None => Box::new(diesel::dsl::sql::<Bool>("1=1")) as Cond<$table, $db>,
+            None => {
+                Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("1=1")) as Cond<$table, $db>
+            }
             Some(first) => it.fold(first, |acc, c| match $op {
                 Operator::And => Box::new(acc.and(c)) as Cond<$table, $db>,
                 Operator::Or => Box::new(acc.or(c)) as Cond<$table, $db>,
@@ -254,6 +259,7 @@ macro_rules! combine {
         }
     }};
 }
+pub(crate) use combine;
 
 /// Pushes the conditions of a `TimeFilter` on a nullable timestamp column.
 macro_rules! time_conds {
@@ -923,4 +929,15 @@ pub enum LogSort {
 pub struct Page {
     pub limit: i64,
     pub offset: i64,
+}
+
+impl Page {
+    /// Page `number` (from 1) of `limit` rows, as the `/paginate` routes count; a number too
+    /// large to reach gives an offset past every row instead of overflowing.
+    pub fn numbered(number: i64, limit: i64) -> Page {
+        Page {
+            limit,
+            offset: number.saturating_sub(1).max(0).saturating_mul(limit),
+        }
+    }
 }

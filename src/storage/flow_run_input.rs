@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use super::filters::escape_like;
 use super::schema::{flow_run_states, flow_runs};
 use super::{Database, StorageResult};
 use crate::db_run;
@@ -110,13 +111,7 @@ pub async fn list(
     exclude: &[String],
     limit: i64,
 ) -> StorageResult<Vec<InputRow>> {
-    let pattern = format!(
-        "{}%",
-        prefix
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = format!("{}%", escape_like(prefix));
     let mut conn = db.read().await?;
     let rows = db_run!(conn, |c| flow_run_inputs::table
         .filter(flow_run_inputs::workspace_id.eq(ws))

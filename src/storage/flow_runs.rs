@@ -287,23 +287,6 @@ pub async fn find_states_of(
     Ok(rows.into_iter().map(|s| (s.id.clone(), s)).collect())
 }
 
-/// The idempotency keys of a deployment's runs (the scheduler skips those).
-pub async fn idempotency_keys_of_deployment(
-    db: &Database,
-    deployment_id: &str,
-) -> StorageResult<std::collections::HashSet<String>> {
-    let mut conn = db.read().await?;
-    let keys: Vec<Option<String>> = db_run!(conn, |c| {
-        flow_runs::table
-            .filter(flow_runs::deployment_id.eq(deployment_id))
-            .filter(flow_runs::auto_scheduled.eq(true))
-            .select(flow_runs::idempotency_key)
-            .load(c)
-            .await
-    })?;
-    Ok(keys.into_iter().flatten().collect())
-}
-
 /// (workspace, id) of SCHEDULED runs not yet Late whose start time is before `cutoff`.
 pub async fn late_candidates(
     db: &Database,

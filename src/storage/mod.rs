@@ -75,6 +75,9 @@ pub enum StorageError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database refused a value of the request as such (not a fault of the server).
+    #[error("rejected by the database: {0}")]
+    Rejected(String),
     #[error("database error: {0}")]
     Query(diesel::result::Error),
 }
@@ -88,6 +91,10 @@ impl From<diesel::result::Error> for StorageError {
                 DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
                 info,
             ) => StorageError::Conflict(info.message().to_string()),
+            // SQLite caps LIKE patterns at 50,000 bytes; a longer filter value is bad input.
+            Error::DatabaseError(_, info) if info.message().contains("pattern too complex") => {
+                StorageError::Rejected("a text filter is too long for the database".into())
+            }
             other => StorageError::Query(other),
         }
     }

@@ -382,16 +382,19 @@ macro_rules! flow_step {
 /// Inserts `$row` unless its idempotency key is taken, then runs the first step: the body of
 /// `create_flow_run`, expanded once per backend.
 macro_rules! flow_create {
-    ($c:ident, $row:expr, $decide:expr, [$($aw:tt)*]) => {{
+    ($c:ident, $row:expr, $flow:expr, $decide:expr, [$($aw:tt)*]) => {{
         // A new run has no states yet, so the decision is made before anything is written and
         // the run is inserted with its decided columns: no read-back, no second write of the row.
         let row: &FlowRunRow = $row;
-        let flow: Option<FlowRow> = flows::table
-            .find(&row.flow_id)
-            .select(FlowRow::as_select())
-            .first($c)
-            $($aw)*
-            .optional()?;
+        let flow: Option<FlowRow> = match $flow {
+            Some(flow) => Some(flow.clone()),
+            None => flows::table
+                .find(&row.flow_id)
+                .select(FlowRow::as_select())
+                .first($c)
+                $($aw)*
+                .optional()?,
+        };
         let (parent_task, deployment_concurrency) = flow_related!($c, row, [$($aw)*]);
         let (write, out) = $decide(FlowRunContext {
             run: row.clone(),
@@ -483,9 +486,11 @@ where
 
 /// Inserts a flow run and applies its first state in one transaction. When the flow already has
 /// a run with the same idempotency key, nothing is written and `Err(existing id)` is returned.
+/// `flow` is the run's flow when the caller has already read it (it is read otherwise).
 pub async fn create_flow_run<R, F>(
     db: &Database,
     row: &FlowRunRow,
+    flow: Option<&FlowRow>,
     decide: F,
 ) -> StorageResult<Result<R, String>>
 where
@@ -496,13 +501,13 @@ where
         Conn::Pg(mut c) => {
             let c: &mut diesel_async::AsyncPgConnection = &mut c;
             c.transaction::<_, diesel::result::Error, _>(
-                async |c| flow_create!(c, row, &decide, [.await]),
+                async |c| flow_create!(c, row, flow, &decide, [.await]),
             )
             .await
         }
         Conn::Sqlite(mut h) => {
-            let row = row.clone();
-            h.spawn_blocking(move |c| blocking::flow_create(c, &row, &decide))
+            let (row, flow) = (row.clone(), flow.cloned());
+            h.spawn_blocking(move |c| blocking::flow_create(c, &row, flow.as_ref(), &decide))
                 .await
         }
     };
@@ -711,9 +716,10 @@ mod blocking {
     pub(super) fn flow_create<R>(
         c: &mut SqliteConnection,
         row: &FlowRunRow,
+        flow: Option<&FlowRow>,
         decide: &dyn Fn(FlowRunContext) -> (FlowRunWrite, R),
     ) -> QueryResult<Result<R, String>> {
-        c.transaction(|c| flow_create!(c, row, decide, []))
+        c.transaction(|c| flow_create!(c, row, flow, decide, []))
     }
 
     pub(super) fn task_transition<R>(

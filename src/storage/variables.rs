@@ -3,12 +3,11 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::filters::{backend, tag_pattern, Cond, Operator, Page};
+use super::filters::{backend, combine, lower, tag_pattern, Cond, Operator, Page};
 use super::{Database, StorageResult};
 use crate::db_run;
 
@@ -27,11 +26,6 @@ pub mod schema {
 }
 
 use schema::variables;
-
-diesel::define_sql_function! {
-    /// Lower-cases text, for case-insensitive `like_`.
-    fn lower(x: Text) -> Text;
-}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = variables)]
@@ -104,20 +98,6 @@ pub trait VariableSql: diesel::backend::Backend + Sized + 'static {
     fn variable(f: &VariableFilter) -> Cond<variables::table, Self>;
 }
 
-macro_rules! combine {
-    ($db:ty, $op:expr, $conds:expr) => {{
-        let conds: Vec<Cond<variables::table, $db>> = $conds;
-        let mut it = conds.into_iter();
-        match it.next() {
-            None => Box::new(diesel::dsl::sql::<Bool>("1=1")) as Cond<variables::table, $db>,
-            Some(first) => it.fold(first, |acc, c| match $op {
-                Operator::And => Box::new(acc.and(c)) as Cond<variables::table, $db>,
-                Operator::Or => Box::new(acc.or(c)) as Cond<variables::table, $db>,
-            }),
-        }
-    }};
-}
-
 macro_rules! impl_variable_sql {
     ($db:ty) => {
         impl VariableSql for $db {
@@ -150,10 +130,10 @@ macro_rules! impl_variable_sql {
                         None => {}
                     }
                     if !inner.is_empty() {
-                        c.push(combine!($db, t.operator, inner));
+                        c.push(combine!($db, variables::table, t.operator, inner));
                     }
                 }
-                combine!($db, f.operator, c)
+                combine!($db, variables::table, f.operator, c)
             }
         }
     };
@@ -207,6 +187,30 @@ pub async fn find_by_name(
         .await
         .optional())?;
     Ok(row)
+}
+
+/// The variables of `names` that exist (one query per 500 names, within SQLite's limit on
+/// bound parameters).
+pub async fn find_by_names(
+    db: &Database,
+    ws: &str,
+    names: &[String],
+) -> StorageResult<Vec<VariableRow>> {
+    let mut rows = Vec::new();
+    if names.is_empty() {
+        return Ok(rows);
+    }
+    let mut conn = db.read().await?;
+    for chunk in names.chunks(500) {
+        let found: Vec<VariableRow> = db_run!(conn, |c| variables::table
+            .filter(variables::workspace_id.eq(ws))
+            .filter(variables::name.eq_any(chunk))
+            .select(VariableRow::as_select())
+            .load(c)
+            .await)?;
+        rows.extend(found);
+    }
+    Ok(rows)
 }
 
 pub async fn list(

@@ -295,15 +295,33 @@ pub async fn insert_queue(
     q: &QueueRow,
     explicit_priority: bool,
 ) -> StorageResult<()> {
+    write_queue(db, q, true, explicit_priority).await
+}
+
+/// Inserts (`insert`) or updates a queue; with `rebalance`, the pool's other queues make room
+/// for its priority ([`rebalance_priorities`]), in the same transaction.
+async fn write_queue(
+    db: &Database,
+    q: &QueueRow,
+    insert: bool,
+    rebalance: bool,
+) -> StorageResult<()> {
     let mut conn = db.write().await?;
     db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
-            diesel::insert_into(work_queues::table)
-                .values(q)
-                .execute(c)
-                .await?;
-            if explicit_priority {
+            if insert {
+                diesel::insert_into(work_queues::table)
+                    .values(q)
+                    .execute(c)
+                    .await?;
+            } else {
+                diesel::update(work_queues::table.filter(work_queues::id.eq(&q.id)))
+                    .set(q)
+                    .execute(c)
+                    .await?;
+            }
+            if rebalance {
                 let queues: Vec<(String, i32)> = work_queues::table
                     .filter(work_queues::work_pool_id.eq(&q.work_pool_id))
                     .select((work_queues::id, work_queues::priority))
@@ -345,7 +363,7 @@ pub fn rebalance_priorities(
     let mut last = 0;
     for (id, p) in order {
         if p <= last {
-            last += 1;
+            last = last.saturating_add(1);
             if id == target {
                 changed[0].1 = last;
             } else {
@@ -438,41 +456,14 @@ pub async fn list_queues(
     Ok(rows)
 }
 
-/// Saves a queue; with `new_priority`, the pool's other queues make room for it
-/// ([`rebalance_priorities`]), in the same transaction.
+/// Saves a queue; with `new_priority` (its new `priority`), the pool's other queues make room
+/// for it ([`rebalance_priorities`]), in the same transaction.
 pub async fn save_queue(
     db: &Database,
     q: &QueueRow,
     new_priority: Option<i32>,
 ) -> StorageResult<()> {
-    let mut conn = db.write().await?;
-    db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            diesel::update(work_queues::table.filter(work_queues::id.eq(&q.id)))
-                .set(q)
-                .execute(c)
-                .await?;
-            if let Some(priority) = new_priority {
-                let queues: Vec<(String, i32)> = work_queues::table
-                    .filter(work_queues::work_pool_id.eq(&q.work_pool_id))
-                    .filter(work_queues::id.ne(&q.id))
-                    .select((work_queues::id, work_queues::priority))
-                    .order((work_queues::priority.asc(), work_queues::created.asc()))
-                    .load(c)
-                    .await?;
-                for (id, p) in rebalance_priorities(&queues, &q.id, priority) {
-                    diesel::update(work_queues::table.filter(work_queues::id.eq(id)))
-                        .set(work_queues::priority.eq(p))
-                        .execute(c)
-                        .await?;
-                }
-            }
-            Ok(())
-        })
-        .await
-    })?;
-    Ok(())
+    write_queue(db, q, false, new_priority.is_some()).await
 }
 
 /// Deletes a queue; its deployments keep the queue name but lose the id (the reference's

@@ -150,6 +150,13 @@ def test_block_register_and_cli_listings(http, token):
     for slug in ("compat-creds", "compat-warehouse"):
         r = http.get(f"/block_types/slug/{slug}")
         assert r.status_code == 200, r.text
+        block_type = r.json()
+        assert block_type["slug"] == slug and block_type["is_protected"] is False, block_type
+        # Registering also stored the type's schema.
+        schemas = http.post(
+            "/block_schemas/filter", json={"block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}}
+        ).json()
+        assert schemas and {s["block_type"]["slug"] for s in schemas} == {slug}, schemas
 
     types = prefect_cli("block", "type", "ls").stdout
     assert "compat-warehouse" in types and "secret" in types, types
@@ -173,6 +180,8 @@ def test_protected_block_types_refuse_deletion(http, client):
         client.delete_block_type(secret.id)
     r = http.delete(f"/block_types/{secret.id}")
     assert (r.status_code, r.json()) == (403, {"detail": "protected block types cannot be deleted."})
-    assert http.get("/block_types/slug/secret").status_code == 200
+    r = http.get("/block_types/slug/secret")
+    assert r.status_code == 200, r.text
+    assert (r.json()["id"], r.json()["is_protected"]) == (str(secret.id), True), "the refused delete kept the type"
     caps = http.get("/block_capabilities/").json()
     assert {"read-path", "write-path", "notify"} <= set(caps)

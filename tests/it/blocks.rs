@@ -5,45 +5,11 @@
 use serde_json::{json, Value};
 
 use crate::support::TestApp;
+use crate::variables::{call, raw};
 
 const SYSTEM: &str = include_str!("../../src/storage/blocks_system.json");
 const SECRET_CHECKSUM: &str =
     "sha256:c078ed9c1e813e224c0b353d7ad4564a11d51d3198d9ac0686478165a1911c78";
-
-async fn call(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let req = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PATCH" => app.client.patch(url),
-        "DELETE" => app.client.delete(url),
-        other => panic!("method {other}"),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    assert_ne!(status, 500, "{method} {path} answered 500: {text}");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn raw(app: &TestApp, method: &str, path: &str, body: &'static str) -> (u16, Value) {
-    let req = match method {
-        "PATCH" => app.client.patch(app.url(path)),
-        _ => app.client.post(app.url(path)),
-    };
-    let r = req
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()

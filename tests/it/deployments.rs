@@ -1598,6 +1598,189 @@ async fn deployment_create_rejects_bad_input_like_prefect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_numbers_out_of_range_are_422_and_huge_schedules_do_not_panic() {
+    let app = TestApp::start().await;
+    let flow_id = create_flow(&app, "etl").await;
+    let gt0 = |e: &Value| (err_loc(e), err_type(e));
+    // Prefect's PositiveInteger limits (answers read off the reference server).
+    let (s, e) = call(
+        &app,
+        "POST",
+        "/api/deployments/",
+        Some(json!({"name": "d", "flow_id": flow_id, "concurrency_limit": 0})),
+    )
+    .await;
+    assert_eq!(
+        (s, gt0(&e)),
+        (
+            422,
+            (json!(["body", "concurrency_limit"]), json!("greater_than"))
+        )
+    );
+    let (s, e) = call(
+        &app,
+        "POST",
+        "/api/deployments/",
+        Some(json!({"name": "d", "flow_id": flow_id,
+            "schedules": [{"schedule": {"interval": 60}, "max_scheduled_runs": -1}]})),
+    )
+    .await;
+    assert_eq!(
+        (s, gt0(&e)),
+        (
+            422,
+            (
+                json!(["body", "schedules", 0, "max_scheduled_runs"]),
+                json!("greater_than")
+            )
+        )
+    );
+    // An interval beyond i64 microseconds and a whole-day one beyond chrono's calendar: one run
+    // at the anchor, no overflow.
+    for (name, interval) in [("huge", json!(1e13)), ("days", json!(8_640_000_000_000u64))] {
+        let d = create_deployment(
+            &app,
+            json!({"name": name, "flow_id": flow_id,
+                "schedules": [{"schedule": {"interval": interval, "anchor_date": at(86_400)}}]}),
+        )
+        .await;
+        let id = d["id"].as_str().expect("id");
+        let (s, r) = call(
+            &app,
+            "POST",
+            &format!("/api/deployments/{id}/schedule"),
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!((s, r), (200, Value::Null));
+        let runs = runs_of(&app, id).await;
+        assert_eq!(auto_scheduled(&runs).len(), 1, "{name}: {runs}");
+    }
+    let d = create_deployment(
+        &app,
+        json!({"name": "ok", "flow_id": flow_id, "schedules": [{"schedule": {"interval": 3600}}]}),
+    )
+    .await;
+    let id = d["id"].as_str().expect("id");
+    let schedule = format!("/api/deployments/{id}/schedule");
+    for min_time in [1e20, -1e20] {
+        let (s, e) = call(
+            &app,
+            "POST",
+            &schedule,
+            Some(json!({ "min_time": min_time })),
+        )
+        .await;
+        assert_eq!(
+            (s, err_loc(&e), err_type(&e)),
+            (
+                422,
+                json!(["body", "min_time"]),
+                json!("time_delta_parsing")
+            )
+        );
+    }
+    let (s, e) = call(
+        &app,
+        "PATCH",
+        &format!("/api/deployments/{id}"),
+        Some(json!({"concurrency_limit": 0})),
+    )
+    .await;
+    assert_eq!(
+        (s, gt0(&e)),
+        (
+            422,
+            (json!(["body", "concurrency_limit"]), json!("greater_than"))
+        )
+    );
+    let (s, _) = call(
+        &app,
+        "PATCH",
+        &format!("/api/deployments/{id}"),
+        Some(json!({"concurrency_limit": null})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, e) = call(
+        &app,
+        "POST",
+        &format!("/api/deployments/{id}/schedules"),
+        Some(json!([{"schedule": {"interval": 60}, "max_scheduled_runs": 0}])),
+    )
+    .await;
+    assert_eq!(
+        (s, gt0(&e)),
+        (
+            422,
+            (
+                json!(["body", 0, "max_scheduled_runs"]),
+                json!("greater_than")
+            )
+        )
+    );
+    // A failing schedules replacement (duplicate slugs) keeps the old schedules.
+    let (s, _) = call(
+        &app,
+        "PATCH",
+        &format!("/api/deployments/{id}"),
+        Some(json!({"schedules": [
+            {"schedule": {"interval": 60}, "slug": "a"},
+            {"schedule": {"interval": 120}, "slug": "a"}
+        ]})),
+    )
+    .await;
+    assert_eq!(s, 409);
+    let (s, kept) = call(
+        &app,
+        "GET",
+        &format!("/api/deployments/{id}/schedules"),
+        None,
+    )
+    .await;
+    assert_eq!((s, &kept), (200, &json!([d["schedules"][0]])));
+    let sid = d["schedules"][0]["id"].as_str().expect("schedule id");
+    let (s, e) = call(
+        &app,
+        "PATCH",
+        &format!("/api/deployments/{id}/schedules/{sid}"),
+        Some(json!({"max_scheduled_runs": 0})),
+    )
+    .await;
+    assert_eq!(
+        (s, gt0(&e)),
+        (
+            422,
+            (json!(["body", "max_scheduled_runs"]), json!("greater_than"))
+        )
+    );
+    // Pages start at 1; a page past every row is empty, not an overflow.
+    let (s, e) = call(
+        &app,
+        "POST",
+        "/api/deployments/paginate",
+        Some(json!({"page": 0})),
+    )
+    .await;
+    assert_eq!(
+        (s, err_loc(&e), err_type(&e)),
+        (422, json!(["body", "page"]), json!("greater_than_equal"))
+    );
+    let (s, page) = call(
+        &app,
+        "POST",
+        "/api/deployments/paginate",
+        Some(json!({"page": i64::MAX, "limit": 2})),
+    )
+    .await;
+    assert_eq!(
+        (s, &page["count"], &page["results"]),
+        (200, &json!(3), &json!([]))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_defaults_match_prefect() {
     let app = TestApp::start().await;
     let flow_id = create_flow(&app, "etl").await;

@@ -296,6 +296,65 @@ async fn increment_and_decrement_hold_slots_for_task_runs() {
     app.stop().await;
 }
 
+/// `/concurrency_limits/filter` lists each limit with the task runs holding its slots, and only
+/// those (leases on several limits count for each of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_lists_each_limits_holders() {
+    let app = TestApp::start().await;
+    for tag in ["api", "db", "idle"] {
+        call(
+            &app,
+            "POST",
+            "/api/concurrency_limits/",
+            Some(json!({"tag": tag, "concurrency_limit": 5})),
+        )
+        .await;
+    }
+    assert_eq!(
+        increment(&app, json!(["api", "db"]), RUN_A)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        increment(&app, json!(["db"]), RUN_B)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let (s, list) = call(&app, "POST", "/api/concurrency_limits/filter", None).await;
+    assert_eq!(s, 200, "{list}");
+    let holders: Vec<(Value, Value)> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|l| {
+            let mut runs: Vec<String> =
+                serde_json::from_value(l["active_slots"].clone()).expect("ids");
+            runs.sort();
+            (l["tag"].clone(), json!(runs))
+        })
+        .collect();
+    assert_eq!(
+        holders,
+        [
+            (json!("api"), json!([RUN_A])),
+            (json!("db"), json!([RUN_A, RUN_B])),
+            (json!("idle"), json!([])),
+        ]
+    );
+    for tag in ["api", "db", "idle"] {
+        let one = holders
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, r)| r.clone());
+        assert_eq!(one, Some(slots(&app, tag).await), "{tag}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tagged_task_leases_show_as_active_slots() {
     let app = TestApp::start().await;

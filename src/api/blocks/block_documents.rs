@@ -3,7 +3,7 @@
 //! update (merging into the stored data unless `merge_existing_data` is false) and delete.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -46,17 +46,13 @@ struct BlockDocumentCreate {
     is_anonymous: bool,
 }
 
-/// A present `data` must be an object (`null` is a 422, as for Prefect's `Dict` field).
-fn some_map<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Map<String, Value>>, D::Error> {
-    Map::deserialize(d).map(Some)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BlockDocumentUpdate {
     #[serde(default)]
     block_schema_id: Option<Uuid>,
-    #[serde(default, deserialize_with = "some_map")]
+    /// A present `data` must be an object (`null` is a 422, as for Prefect's `Dict` field).
+    #[serde(default, deserialize_with = "super::present")]
     data: Option<Map<String, Value>>,
     #[serde(default = "yes")]
     merge_existing_data: bool,

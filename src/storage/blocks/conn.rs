@@ -251,13 +251,8 @@ macro_rules! impl_block_conn {
                 ws: &str,
                 id: &str,
             ) -> QueryResult<Option<BlockTypeRow>> {
-                block_types::table
-                    .filter(block_types::workspace_id.eq(ws))
-                    .filter(block_types::id.eq(id))
-                    .select(BlockTypeRow::as_select())
-                    .first(self)
-                    .await
-                    .optional()
+                let found = self.types_by_ids(ws, &[id.to_string()]).await?;
+                Ok(found.into_iter().next())
             }
 
             async fn types_by_ids(
@@ -281,13 +276,8 @@ macro_rules! impl_block_conn {
                 ws: &str,
                 id: &str,
             ) -> QueryResult<Option<BlockDocumentRow>> {
-                block_documents::table
-                    .filter(block_documents::workspace_id.eq(ws))
-                    .filter(block_documents::id.eq(id))
-                    .select(BlockDocumentRow::as_select())
-                    .first(self)
-                    .await
-                    .optional()
+                let found = self.docs_by_ids(ws, &[id.to_string()]).await?;
+                Ok(found.into_iter().next())
             }
 
             async fn docs_by_ids(

@@ -334,11 +334,27 @@ pub async fn count(db: &Database, ws: &str, q: &DocumentQuery) -> StorageResult<
     Ok(n)
 }
 
-fn one() -> Option<Page> {
-    Some(Page {
+/// The first document matching `q` (by name).
+async fn first(
+    db: &Database,
+    ws: &str,
+    q: &DocumentQuery,
+    include_secrets: bool,
+) -> StorageResult<Option<DocView>> {
+    let one = Page {
         limit: 1,
         offset: 0,
-    })
+    };
+    let found = list(
+        db,
+        ws,
+        q,
+        BlockDocumentSort::NameAsc,
+        Some(one),
+        include_secrets,
+    )
+    .await?;
+    Ok(found.into_iter().next())
 }
 
 /// One document by id (anonymous or not).
@@ -360,16 +376,7 @@ pub async fn find(
         },
         ..Default::default()
     };
-    let found = list(
-        db,
-        ws,
-        &q,
-        BlockDocumentSort::NameAsc,
-        one(),
-        include_secrets,
-    )
-    .await?;
-    Ok(found.into_iter().next())
+    first(db, ws, &q, include_secrets).await
 }
 
 /// One document by block type slug and name (anonymous or not).
@@ -396,16 +403,7 @@ pub async fn find_by_name(
         }),
         schemas: None,
     };
-    let found = list(
-        db,
-        ws,
-        &q,
-        BlockDocumentSort::NameAsc,
-        one(),
-        include_secrets,
-    )
-    .await?;
-    Ok(found.into_iter().next())
+    first(db, ws, &q, include_secrets).await
 }
 
 /// Creates a document (with its references) and returns it as read without secrets.

@@ -4,17 +4,11 @@
 //! filter models forbid extras.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::schema::{block_documents, block_schemas, block_types};
-use crate::storage::filters::{tag_pattern, Cond, Operator};
-
-diesel::define_sql_function! {
-    /// Lower-cases text; used for case-insensitive `like_`.
-    fn lower(x: Text) -> Text;
-}
+use crate::storage::filters::{combine, lower, tag_pattern, Cond, Operator};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -143,20 +137,6 @@ pub trait BlockFilterSql: diesel::backend::Backend + Sized + 'static {
     ) -> Cond<block_types::table, Self>;
     /// Documents matching the document filter, of a matching type, with a matching schema.
     fn block_documents_related(ws: &str, q: &DocumentQuery) -> Cond<block_documents::table, Self>;
-}
-
-macro_rules! combine {
-    ($db:ty, $table:ty, $op:expr, $conds:expr) => {{
-        let conds: Vec<Cond<$table, $db>> = $conds;
-        let mut it = conds.into_iter();
-        match it.next() {
-            None => Box::new(diesel::dsl::sql::<Bool>("1=1")) as Cond<$table, $db>,
-            Some(first) => it.fold(first, |acc, c| match $op {
-                Operator::And => Box::new(acc.and(c)) as Cond<$table, $db>,
-                Operator::Or => Box::new(acc.or(c)) as Cond<$table, $db>,
-            }),
-        }
-    }};
 }
 
 macro_rules! impl_block_filter_sql {

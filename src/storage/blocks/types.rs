@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use super::conn::BlockConn;
 use super::filters::{BlockFilterSql, BlockSchemaFilter, BlockTypeFilter};
 use super::schema::block_types;
 use super::{new_id, now, BlockError, BlockResult, BlockTypeRow};
@@ -84,16 +85,7 @@ pub async fn insert(db: &Database, ws: &str, new: &NewBlockType) -> BlockResult<
 
 pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<BlockTypeRow>> {
     let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| {
-        block_types::table
-            .filter(block_types::workspace_id.eq(ws))
-            .filter(block_types::id.eq(id))
-            .select(BlockTypeRow::as_select())
-            .first(c)
-            .await
-            .optional()
-    })?;
-    Ok(row)
+    Ok(db_run!(conn, |c| c.type_by_id(ws, id).await)?)
 }
 
 pub async fn find_by_slug(
@@ -102,16 +94,7 @@ pub async fn find_by_slug(
     slug: &str,
 ) -> StorageResult<Option<BlockTypeRow>> {
     let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| {
-        block_types::table
-            .filter(block_types::workspace_id.eq(ws))
-            .filter(block_types::slug.eq(slug))
-            .select(BlockTypeRow::as_select())
-            .first(c)
-            .await
-            .optional()
-    })?;
-    Ok(row)
+    Ok(db_run!(conn, |c| c.type_by_slug(ws, slug).await)?)
 }
 
 fn types_cond<C>(
