@@ -295,8 +295,12 @@ pub async fn late_candidates(
 ) -> StorageResult<Vec<(String, String)>> {
     let mut conn = db.read().await?;
     let rows = db_run!(conn, |c| {
+        // A literal, not a bound parameter, so both databases match the partial index
+        // `flow_runs_scheduled_next` (only SCHEDULED runs) to this query.
         flow_runs::table
-            .filter(flow_runs::state_type.eq("SCHEDULED"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "flow_runs.state_type = 'SCHEDULED'",
+            ))
             .filter(flow_runs::state_name.ne("Late"))
             .filter(flow_runs::next_scheduled_start_time.lt(cutoff))
             .order(flow_runs::next_scheduled_start_time.asc())

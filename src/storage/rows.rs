@@ -18,8 +18,8 @@ pub struct FlowRow {
     pub labels: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = flow_runs, treat_none_as_null = true)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = flow_runs)]
 pub struct FlowRunRow {
     pub id: String,
     pub workspace_id: String,
@@ -169,8 +169,8 @@ impl StateRow {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = task_runs, treat_none_as_null = true)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = task_runs)]
 pub struct TaskRunRow {
     pub id: String,
     pub workspace_id: String,
@@ -198,6 +198,82 @@ pub struct TaskRunRow {
     pub start_time: Option<NaiveDateTime>,
     pub end_time: Option<NaiveDateTime>,
     pub total_run_time: f64,
+}
+
+/// The columns of a flow run that a state transition owns. A transition writes only these, so
+/// what others change at the same time (a worker's `infrastructure_pid`, a PATCH of the name,
+/// tags or labels) is never overwritten with the value read before the transition.
+#[derive(AsChangeset)]
+#[diesel(table_name = flow_runs, treat_none_as_null = true)]
+pub struct FlowRunOrchestrated<'a> {
+    updated: NaiveDateTime,
+    state_id: Option<&'a str>,
+    state_type: Option<&'a str>,
+    state_name: Option<&'a str>,
+    state_timestamp: Option<NaiveDateTime>,
+    empirical_policy: &'a str,
+    run_count: i64,
+    expected_start_time: Option<NaiveDateTime>,
+    next_scheduled_start_time: Option<NaiveDateTime>,
+    start_time: Option<NaiveDateTime>,
+    end_time: Option<NaiveDateTime>,
+    total_run_time: f64,
+}
+
+impl<'a> From<&'a FlowRunRow> for FlowRunOrchestrated<'a> {
+    fn from(r: &'a FlowRunRow) -> Self {
+        FlowRunOrchestrated {
+            updated: r.updated,
+            state_id: r.state_id.as_deref(),
+            state_type: r.state_type.as_deref(),
+            state_name: r.state_name.as_deref(),
+            state_timestamp: r.state_timestamp,
+            empirical_policy: &r.empirical_policy,
+            run_count: r.run_count,
+            expected_start_time: r.expected_start_time,
+            next_scheduled_start_time: r.next_scheduled_start_time,
+            start_time: r.start_time,
+            end_time: r.end_time,
+            total_run_time: r.total_run_time,
+        }
+    }
+}
+
+/// The columns of a task run that a state transition owns (see [`FlowRunOrchestrated`]).
+#[derive(AsChangeset)]
+#[diesel(table_name = task_runs, treat_none_as_null = true)]
+pub struct TaskRunOrchestrated<'a> {
+    updated: NaiveDateTime,
+    state_id: Option<&'a str>,
+    state_type: Option<&'a str>,
+    state_name: Option<&'a str>,
+    state_timestamp: Option<NaiveDateTime>,
+    run_count: i64,
+    flow_run_run_count: i64,
+    expected_start_time: Option<NaiveDateTime>,
+    next_scheduled_start_time: Option<NaiveDateTime>,
+    start_time: Option<NaiveDateTime>,
+    end_time: Option<NaiveDateTime>,
+    total_run_time: f64,
+}
+
+impl<'a> From<&'a TaskRunRow> for TaskRunOrchestrated<'a> {
+    fn from(r: &'a TaskRunRow) -> Self {
+        TaskRunOrchestrated {
+            updated: r.updated,
+            state_id: r.state_id.as_deref(),
+            state_type: r.state_type.as_deref(),
+            state_name: r.state_name.as_deref(),
+            state_timestamp: r.state_timestamp,
+            run_count: r.run_count,
+            flow_run_run_count: r.flow_run_run_count,
+            expected_start_time: r.expected_start_time,
+            next_scheduled_start_time: r.next_scheduled_start_time,
+            start_time: r.start_time,
+            end_time: r.end_time,
+            total_run_time: r.total_run_time,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

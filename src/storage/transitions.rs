@@ -17,7 +17,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::outbox::NewOutboxRow;
-use super::rows::{FlowRow, FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
+use super::rows::{
+    FlowRow, FlowRunOrchestrated, FlowRunRow, FlowRunStateRow, TaskRunOrchestrated, TaskRunRow,
+    TaskRunStateRow,
+};
 use super::schema::{
     event_outbox, flow_run_states, flow_runs, flows, task_run_state_cache, task_run_states,
     task_runs,
@@ -42,7 +45,8 @@ pub struct FlowRunContext {
 #[derive(Debug, Clone, Default)]
 pub struct FlowRunWrite {
     pub state: Option<FlowRunStateRow>,
-    /// The run's new column values (saved whole), when they changed.
+    /// The run with its new values, when they changed; only the columns a transition owns are
+    /// written (`FlowRunOrchestrated`).
     pub run: Option<FlowRunRow>,
     /// The subflow's parent task run with its new state.
     pub parent_task: Option<(TaskRunRow, TaskRunStateRow)>,
@@ -132,10 +136,10 @@ macro_rules! step_statements {
             let target = flow_runs::table.filter(flow_runs::id.eq(&r.id));
             run_at = Some(match $expected {
                 Some(sid) => $push!(diesel::update(target.filter(flow_runs::state_id.eq(sid)))
-                    .set(r)
+                    .set(FlowRunOrchestrated::from(r))
                     .execute($c)),
                 None => $push!(diesel::update(target.filter(flow_runs::state_id.is_null()))
-                    .set(r)
+                    .set(FlowRunOrchestrated::from(r))
                     .execute($c)),
             });
         }
@@ -145,7 +149,7 @@ macro_rules! step_statements {
                 .execute($c));
             let _ = $push!(
                 diesel::update(task_runs::table.filter(task_runs::id.eq(&t.id)))
-                    .set(t)
+                    .set(TaskRunOrchestrated::from(t))
                     .execute($c)
             );
         }
@@ -172,10 +176,10 @@ macro_rules! step_statements {
             let target = task_runs::table.filter(task_runs::id.eq(&r.id));
             run_at = Some(match $expected {
                 Some(sid) => $push!(diesel::update(target.filter(task_runs::state_id.eq(sid)))
-                    .set(r)
+                    .set(TaskRunOrchestrated::from(r))
                     .execute($c)),
                 None => $push!(diesel::update(target.filter(task_runs::state_id.is_null()))
-                    .set(r)
+                    .set(TaskRunOrchestrated::from(r))
                     .execute($c)),
             });
         }

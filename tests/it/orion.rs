@@ -1104,3 +1104,77 @@ async fn extreme_inputs_get_answers_not_errors() {
     }
     app.stop().await;
 }
+
+/// A transition writes only the columns it owns: a worker's `infrastructure_pid` (or a PATCH of
+/// the name or labels) that lands between the transition's read and its write survives. The
+/// decision below plays the stale copy: it returns the run with the values it read before the
+/// PATCH, and the write must not put them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_does_not_overwrite_a_concurrent_patch() {
+    use orrery::storage::transitions::{transition_flow_run, FlowRunWrite};
+    let app = TestApp::start().await;
+    let flow_id = flow(&app, "narrow-writes").await;
+    let run = flow_run(&app, &flow_id, json!({"state": {"type": "PENDING"}})).await;
+    let id = run["id"].as_str().expect("id").to_string();
+    let state = app.app_state();
+    let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+    let (before, _) = orrery::storage::flow_runs::find(&state.stores.orion, ws, &id)
+        .await
+        .expect("read")
+        .expect("the run");
+    let patched = call(
+        &app,
+        "PATCH",
+        &format!("/api/flow_runs/{id}"),
+        Some(json!({"name": "renamed", "infrastructure_pid": "4242"})),
+    )
+    .await;
+    assert_eq!(patched.0, 204);
+    let now = chrono::Utc::now().naive_utc();
+    let written = transition_flow_run(&state.stores.orion, ws, &id, now, move |ctx| {
+        let mut stale = before.clone();
+        stale.updated = now;
+        stale.state_id = Some(uuid::Uuid::new_v4().to_string());
+        stale.state_type = Some("RUNNING".into());
+        stale.state_name = Some("Running".into());
+        stale.state_timestamp = Some(now);
+        stale.run_count = 1;
+        stale.start_time = Some(now);
+        let state = orrery::storage::rows::FlowRunStateRow {
+            id: stale.state_id.clone().unwrap_or_default(),
+            workspace_id: ctx.run.workspace_id.clone(),
+            created: now,
+            flow_run_id: ctx.run.id.clone(),
+            state_type: "RUNNING".into(),
+            name: "Running".into(),
+            timestamp: now,
+            message: None,
+            data: None,
+            state_details: "{}".into(),
+        };
+        let write = FlowRunWrite {
+            state: Some(state),
+            run: Some(stale),
+            ..FlowRunWrite::default()
+        };
+        (write, ())
+    })
+    .await
+    .expect("transition");
+    assert_eq!(written, Some(()));
+    let (_, got) = call(&app, "GET", &format!("/api/flow_runs/{id}"), None).await;
+    assert_eq!(
+        (
+            &got["state"]["type"],
+            &got["run_count"],
+            &got["name"],
+            &got["infrastructure_pid"]
+        ),
+        (
+            &json!("RUNNING"),
+            &json!(1),
+            &json!("renamed"),
+            &json!("4242")
+        )
+    );
+}
