@@ -1,5 +1,4 @@
 DROP INDEX flow_runs_scheduled_next;
-CREATE INDEX flow_runs_workspace_next ON flow_runs (workspace_id, state_type, next_scheduled_start_time);
 DROP INDEX flow_runs_idempotency;
 CREATE UNIQUE INDEX flow_runs_idempotency ON flow_runs (workspace_id, flow_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
