@@ -233,9 +233,7 @@ fn start_services(
     let mut list: Vec<Arc<dyn Service>> = Vec::new();
     if state.roles.events {
         let consumer = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-        list.push(Arc::new(crate::events::relay::Relay {
-            state: state.clone(),
-        }));
+        list.push(Arc::new(crate::events::relay::Relay::new(state.clone())));
         list.push(Arc::new(crate::events::persister::Persister {
             state: state.clone(),
             consumer: consumer.clone(),

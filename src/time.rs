@@ -1,53 +1,18 @@
 //! Time on the wire: Prefect emits RFC 3339 with microseconds and `Z`; the client sends ISO 8601
 //! with an offset, sometimes with a space instead of `T`. Stored as naive UTC.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// Parses RFC 3339 / ISO 8601, with `T` or a space, with an offset or `Z` (naive means UTC).
+/// Parses RFC 3339 / ISO 8601, with `T` or a space, with an offset or `Z` (naive means UTC),
+/// years 1 to 9999: the orchestration types' parser, so every timestamp is read one way.
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
-    // Prefect (Python's datetime) knows years 1 to 9999 only; later years would also be stored
-    // by SQLite as "+10000-…" text, which sorts before every ordinary date.
-    parse_any(text).filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
-}
-
-fn parse_any(text: &str) -> Option<DateTime<Utc>> {
-    let t = text.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        return Some(d.with_timezone(&Utc));
-    }
-    let with_t = t.replacen(' ', "T", 1);
-    if let Ok(d) = DateTime::parse_from_rfc3339(&with_t) {
-        return Some(d.with_timezone(&Utc));
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%dT%H:%M%:z",
-    ] {
-        if let Ok(d) = DateTime::parse_from_str(&with_t, fmt) {
-            return Some(d.with_timezone(&Utc));
-        }
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d",
-    ] {
-        if let Ok(d) = NaiveDateTime::parse_from_str(&with_t, fmt) {
-            return Some(d.and_utc());
-        }
-        if let Ok(d) = chrono::NaiveDate::parse_from_str(&with_t, fmt) {
-            return d.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
-        }
-    }
-    None
+    crate::orchestration::datetime::parse(text)
 }
 
 /// `2026-11-26T03:11:17.275413Z`.
 pub fn format(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    crate::orchestration::datetime::format(t)
 }
 
 pub fn format_naive(t: &NaiveDateTime) -> String {

@@ -192,12 +192,3 @@ path_param!(PathFlowName, "flow_name", false);
 path_param!(PathDeploymentName, "deployment_name", false);
 path_param!(PathKeyStr, "key", false);
 path_param!(PathTag, "tag", false);
-
-/// For update bodies: a missing key is `None`, an explicit `null` is `Some(None)`.
-pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}

@@ -9,6 +9,7 @@ use actix_web::{web, HttpResponse};
 use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::common::{ts, Paging, PathId, PathTag};
@@ -89,19 +90,27 @@ fn holder_task_run(holder: Option<&str>) -> Option<String> {
 /// A limit in the v1 shape, with the task runs holding its slots.
 async fn v1_json(state: &AppState, ws: &Workspace, l: &LimitRow) -> ApiResult<Value> {
     let leases = concurrency::leases_on_limit(&state.stores.orion, ws.id(), &l.id).await?;
-    Ok(v1_value(l, &leases))
+    let mut holders = holders_by_limit(&leases);
+    Ok(v1_value(l, holders.remove(&l.id).unwrap_or_default()))
 }
 
-/// A limit in the v1 shape; `leases` are its leases (others are skipped).
-fn v1_value(l: &LimitRow, leases: &[LeaseRow]) -> Value {
-    let holders: Vec<String> = leases
-        .iter()
-        .filter(|lease| {
-            serde_json::from_str::<Vec<String>>(&lease.limit_ids)
-                .is_ok_and(|ids| ids.contains(&l.id))
-        })
-        .filter_map(|lease| holder_task_run(lease.holder.as_deref()))
-        .collect();
+/// The task runs holding slots, per limit id: each lease's JSON is read once.
+fn holders_by_limit(leases: &[LeaseRow]) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for lease in leases {
+        let Some(task_run) = holder_task_run(lease.holder.as_deref()) else {
+            continue;
+        };
+        let ids = serde_json::from_str::<Vec<String>>(&lease.limit_ids).unwrap_or_default();
+        for id in ids {
+            out.entry(id).or_default().push(task_run.clone());
+        }
+    }
+    out
+}
+
+/// A limit in the v1 shape with the task runs holding its slots.
+fn v1_value(l: &LimitRow, holders: Vec<String>) -> Value {
     json!({
         "id": l.id,
         "created": ts(&l.created),
@@ -204,7 +213,11 @@ async fn filter(
     } else {
         concurrency::leases_in_workspace(db, ws.id()).await?
     };
-    let out: Vec<Value> = rows.iter().map(|l| v1_value(l, &leases)).collect();
+    let mut holders = holders_by_limit(&leases);
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|l| v1_value(l, holders.remove(&l.id).unwrap_or_default()))
+        .collect();
     Ok(HttpResponse::Ok().json(out))
 }
 

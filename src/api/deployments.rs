@@ -291,11 +291,15 @@ async fn deployments_json(state: &AppState, rows: &[DeploymentRow]) -> ApiResult
         .collect();
     queue_ids.sort_unstable();
     queue_ids.dedup();
-    let pools = wp::pool_names_of_queues(db, &queue_ids).await?;
+    let pools = wp::pools_of_queues(db, &queue_ids).await?;
     Ok(rows
         .iter()
         .map(|d| {
-            let pool_name = d.work_queue_id.as_ref().and_then(|q| pools.get(q));
+            let pool_name = d
+                .work_queue_id
+                .as_ref()
+                .and_then(|q| pools.get(q))
+                .map(|(_, name)| name);
             body_of(
                 d,
                 schedules.remove(d.id.as_str()).unwrap_or_default(),
@@ -385,6 +389,10 @@ async fn create(
     let flow = flows::find(db, ws.id(), &flow_id)
         .await?
         .ok_or_else(|| ApiError::conflict(INTEGRITY_CONFLICT))?;
+    // Schedules are checked before the queue is resolved: resolving may create the pool and
+    // queue, which a rejected request must not leave behind.
+    let id = Uuid::new_v4().to_string();
+    let schedules = schedule_rows(ws.id(), &id, &b.schedules)?;
     let (queue_name, queue_id) = resolve_queue(
         &state,
         &ws,
@@ -396,7 +404,7 @@ async fn create(
     let mut labels = b.labels.unwrap_or_default();
     labels.insert("prefect.flow.id".into(), Value::String(flow.id.clone()));
     let row = DeploymentRow {
-        id: Uuid::new_v4().to_string(),
+        id,
         workspace_id: ws.id().to_string(),
         created: now,
         updated: now,
@@ -443,7 +451,6 @@ async fn create(
             .filter(|v| !v.is_null())
             .map(|v| v.to_string()),
     };
-    let schedules = schedule_rows(ws.id(), &row.id, &b.schedules)?;
     let (saved, created) = deps::upsert(db, &row, &schedules, now).await?;
     let event = if created {
         "prefect.deployment.created"
@@ -591,6 +598,11 @@ async fn update(
     let mut d = find_dot(&state, &ws, &id).await?;
     let db = &state.stores.orion;
     let now = crate::time::now().naive_utc();
+    // Checked before the queue is resolved (which may create a pool and queue).
+    let schedules = match &b.schedules {
+        Some(list) => Some(schedule_rows(ws.id(), &d.id, list)?),
+        None => None,
+    };
     if b.work_pool_name.is_some() || b.work_queue_name.is_some() {
         let (qn, qid) = resolve_queue(
             &state,
@@ -653,9 +665,8 @@ async fn update(
             .map(|v| (!v.is_null()).then(|| v.to_string()))
     );
     d.updated = now;
-    if let Some(list) = &b.schedules {
-        let rows = schedule_rows(ws.id(), &d.id, list)?;
-        deps::replace_schedules(db, &d.id, &rows).await?;
+    if let Some(rows) = &schedules {
+        deps::replace_schedules(db, &d.id, rows).await?;
     }
     deps::save(db, &d).await?;
     deps::delete_future_auto_runs(db, &d.id, now).await?;
@@ -713,16 +724,14 @@ async fn set_paused(
     id: &str,
     paused: bool,
 ) -> ApiResult<HttpResponse> {
-    // The reference's pause/resume routes say it without the full stop of the other routes.
-    let mut d = deps::find(&state.stores.orion, ws.id(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Deployment not found"))?;
+    let db = &state.stores.orion;
     let now = crate::time::now().naive_utc();
-    d.paused = paused;
-    d.updated = now;
-    deps::save(&state.stores.orion, &d).await?;
+    if !deps::set_paused(db, ws.id(), id, paused, now).await? {
+        // The reference's pause/resume routes say it without the full stop of the other routes.
+        return Err(ApiError::not_found("Deployment not found"));
+    }
     if paused {
-        deps::delete_future_auto_runs(&state.stores.orion, &d.id, now).await?;
+        deps::delete_future_auto_runs(db, id, now).await?;
     }
     Ok(HttpResponse::Ok().json(Value::Null))
 }
@@ -987,6 +996,21 @@ fn min_time(seconds: f64) -> ApiResult<chrono::Duration> {
     Ok(chrono::Duration::milliseconds((seconds * 1000.0) as i64))
 }
 
+/// Most runs one `POST /deployments/{id}/schedule` may ask for: the dates, keys and rows of a
+/// call are built in memory, so an unbounded count is a way to exhaust the server.
+const MAX_RUNS_PER_CALL: usize = 100_000;
+
+fn run_count(field: &str, n: Option<usize>, default: usize) -> ApiResult<usize> {
+    match n {
+        Some(n) if n > MAX_RUNS_PER_CALL => Err(ApiError::invalid(
+            vec!["body".into(), field.into()],
+            format!("Input should be less than or equal to {MAX_RUNS_PER_CALL}"),
+            "less_than_equal",
+        )),
+        n => Ok(n.unwrap_or(default)),
+    }
+}
+
 async fn schedule_now(
     state: web::Data<AppState>,
     ws: Workspace,
@@ -1005,8 +1029,8 @@ async fn schedule_now(
     let window = crate::services::scheduler::Window {
         start,
         end,
-        min_runs: b.min_runs.unwrap_or(3),
-        max_runs: b.max_runs.unwrap_or(100),
+        min_runs: run_count("min_runs", b.min_runs, 3)?,
+        max_runs: run_count("max_runs", b.max_runs, 100)?,
         min_time: min_time(b.min_time.unwrap_or(3600.0))?,
     };
     crate::services::scheduler::schedule_deployment(&state, &d, &window)

@@ -82,7 +82,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// without the `\u0000` escape (all ordinary ones) are not looked at twice.
 fn reject_nul(bytes: &[u8]) -> Result<(), ApiError> {
     const ESCAPE: &[u8] = b"\\u0000";
-    if !bytes.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+    if memchr::memmem::find(bytes, ESCAPE).is_none() {
         return Ok(());
     }
     let Ok(value) = serde_json::from_slice::<Value>(bytes) else {

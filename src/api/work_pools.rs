@@ -76,11 +76,7 @@ struct PoolCreate {
     #[serde(default)]
     description: Option<String>,
     /// `Some(None)` is an explicit null, which the reference refuses (`type: str`).
-    #[serde(
-        default,
-        rename = "type",
-        deserialize_with = "super::common::double_option"
-    )]
+    #[serde(default, rename = "type", deserialize_with = "super::common::present")]
     pool_type: Option<Option<String>>,
     #[serde(default)]
     base_job_template: Option<Map<String, Value>>,
@@ -163,7 +159,7 @@ struct PoolUpdate {
     is_paused: Option<bool>,
     #[serde(default)]
     base_job_template: Option<Map<String, Value>>,
-    #[serde(default, deserialize_with = "super::common::double_option")]
+    #[serde(default, deserialize_with = "super::common::present")]
     concurrency_limit: Option<Option<i32>>,
     #[serde(default)]
     storage_configuration: Option<Map<String, Value>>,
@@ -223,7 +219,7 @@ pub struct QueueUpdate {
     pub description: Option<String>,
     #[serde(default)]
     pub is_paused: Option<bool>,
-    #[serde(default, deserialize_with = "super::common::double_option")]
+    #[serde(default, deserialize_with = "super::common::present")]
     pub concurrency_limit: Option<Option<i32>>,
     #[serde(default)]
     pub priority: Option<i32>,

@@ -211,20 +211,25 @@ async fn get_runs(
             ApiError::ObjectNotFound(format!("Work queue with id {} not found.", id.0))
         })?;
     let now = crate::time::now();
-    let runs = wp::scheduled_runs(
+    // The run rows and their states come from the poll's one transaction.
+    let (runs, states) = match wp::poll(
         &state.stores.orion,
-        &pool,
+        wp::PollPool::Row(&pool),
         std::slice::from_ref(&q.name),
         b.scheduled_before.map(|t| t.naive_utc()),
         None,
         lim,
         now.naive_utc(),
+        true,
     )
-    .await?;
-    let rows: Vec<_> = runs.into_iter().map(|r| r.run).collect();
-    let states = crate::storage::flow_runs::find_states_of(&state.stores.orion, &rows).await?;
-    let out: Vec<Value> = rows
+    .await?
+    {
+        wp::Poll::Runs { runs, states, .. } => (runs, states),
+        wp::Poll::NoPool | wp::Poll::NoQueue { .. } => Default::default(),
+    };
+    let out: Vec<Value> = runs
         .iter()
+        .map(|r| &r.run)
         .map(|r| {
             flow_run_json(
                 r,

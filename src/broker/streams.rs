@@ -122,7 +122,7 @@ impl Streams {
                 }
                 r.conn.query_pipe("XADD", &pipe).await
             }
-            Streams::Memory(m) => Ok(payloads.iter().map(|p| m.publish(stream, p)).collect()),
+            Streams::Memory(m) => Ok(m.publish_many(stream, payloads)),
         }
     }
 
@@ -532,19 +532,30 @@ impl MemoryStreams {
     }
 
     fn publish(&self, stream: &str, payload: &[u8]) -> String {
-        let (seq, notify) = {
+        self.publish_many(stream, std::slice::from_ref(&payload))
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Appends the payloads under one lock and wakes the readers once.
+    fn publish_many<P: AsRef<[u8]>>(&self, stream: &str, payloads: &[P]) -> Vec<String> {
+        let (ids, notify) = {
             let mut map = self.lock();
             let s = map.entry(stream.to_string()).or_insert_with(MemStream::new);
-            let seq = s.next_seq;
-            s.next_seq += 1;
-            s.buf.push_back((seq, payload.to_vec()));
+            let mut ids = Vec::with_capacity(payloads.len());
+            for payload in payloads {
+                let seq = s.next_seq;
+                s.next_seq += 1;
+                s.buf.push_back((seq, payload.as_ref().to_vec()));
+                ids.push(format!("{seq}-0"));
+            }
             while s.buf.len() > self.maxlen {
                 s.buf.pop_front();
             }
-            (seq, s.notify.clone())
+            (ids, s.notify.clone())
         };
         notify.notify_waiters();
-        format!("{seq}-0")
+        ids
     }
 
     fn create_group(&self, stream: &str, group: &str, start: bool) {

@@ -2,6 +2,7 @@
 //! `events` stream, in order, deleting each row once the broker has it. While the broker is
 //! down the rows wait; nothing is lost.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,18 @@ const BATCH: i64 = 500;
 const LINGER: Duration = Duration::from_millis(20);
 
 pub struct Relay {
-    pub state: Arc<AppState>,
+    state: Arc<AppState>,
+    /// The last pass moved a full batch: more rows are waiting, so the next one starts at once.
+    backlog: AtomicBool,
+}
+
+impl Relay {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Relay {
+            state,
+            backlog: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Service for Relay {
@@ -35,8 +47,11 @@ impl Service for Relay {
         Box::pin(async move {
             let streams = self.state.brokers.streams.clone();
             // Let a burst of transitions land first, so one claim moves many rows: each relay
-            // is a transaction on the orion writer, which transitions wait for.
-            tokio::time::sleep(LINGER).await;
+            // is a transaction on the orion writer, which transitions wait for. A backlog is
+            // already a burst.
+            if !self.backlog.load(Ordering::Relaxed) {
+                tokio::time::sleep(LINGER).await;
+            }
             let moved = outbox::relay(&self.state.stores.orion, BATCH, move |rows| async move {
                 let mut done = Vec::with_capacity(rows.len());
                 let mut payloads = Vec::with_capacity(rows.len());
@@ -62,11 +77,9 @@ impl Service for Relay {
             })
             .await
             .map_err(|e| e.to_string())?;
-            Ok(if moved as i64 >= BATCH {
-                Tick::Busy
-            } else {
-                Tick::Idle
-            })
+            let full = moved as i64 >= BATCH;
+            self.backlog.store(full, Ordering::Relaxed);
+            Ok(if full { Tick::Busy } else { Tick::Idle })
         })
     }
 }

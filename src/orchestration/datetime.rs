@@ -10,8 +10,18 @@ use serde::de::{self, Visitor};
 use serde::{Deserializer, Serializer};
 use std::fmt;
 
-/// Parses the datetime forms Prefect clients and servers emit; `None` when unrecognised.
+/// Parses the datetime forms Prefect clients and servers emit; `None` when unrecognised or
+/// outside years 1 to 9999. Prefect (Python's datetime) knows no other years, and later ones
+/// would be stored by SQLite as "+10000-…" text, which sorts before every ordinary date.
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+    parse_any(text).filter(in_python_range)
+}
+
+fn in_python_range(d: &DateTime<Utc>) -> bool {
+    (1..=9999).contains(&chrono::Datelike::year(d))
+}
+
+fn parse_any(text: &str) -> Option<DateTime<Utc>> {
     let t = text.trim();
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Some(d.with_timezone(&Utc));
@@ -24,12 +34,21 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(&with_t) {
         return Some(d.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%dT%H:%M%z",
+    ] {
         if let Ok(d) = DateTime::parse_from_str(&with_t, fmt) {
             return Some(d.with_timezone(&Utc));
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(&with_t, fmt) {
             return Some(d.and_utc());
         }
@@ -78,7 +97,7 @@ fn from_unix_seconds(secs: f64) -> Option<DateTime<Utc>> {
     if !secs.is_finite() {
         return None;
     }
-    DateTime::from_timestamp_micros((secs * 1e6).round() as i64)
+    DateTime::from_timestamp_micros((secs * 1e6).round() as i64).filter(in_python_range)
 }
 
 struct DateTimeVisitor;

@@ -66,7 +66,7 @@ impl Service for CancellationCleanup {
                 .await
                 .map_err(|e| e.to_string())?;
             let mut moved = 0usize;
-            for (ws, id, deployment, _) in &subflows {
+            for (ws, id, deployment) in &subflows {
                 // A subflow with a deployment runs on its own infrastructure: CANCELLING lets
                 // its worker stop it. Without one it stops with its parent.
                 let target = if deployment.is_some() {

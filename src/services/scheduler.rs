@@ -191,7 +191,7 @@ pub async fn schedule_deployments(
             .collect();
         set.into_iter().cloned().collect()
     };
-    let pools = deps::pools_of_queues(db, &queue_ids)
+    let pools = crate::storage::work_pools::pools_of_queues(db, &queue_ids)
         .await
         .map_err(|e| e.to_string())?;
 

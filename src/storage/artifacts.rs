@@ -396,17 +396,7 @@ pub async fn list(
 }
 
 pub async fn count(db: &Database, ws: &str, q: &Query) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        let cond = artifact_cond(c, ws, q);
-        artifacts::table
-            .filter(artifacts::workspace_id.eq(ws))
-            .filter(cond)
-            .count()
-            .get_result::<i64>(c)
-            .await
-    })?;
-    Ok(n)
+    crate::count_in_workspace!(db, artifacts, ws, artifact_cond(ws, q))
 }
 
 pub async fn list_latest(

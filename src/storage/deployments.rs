@@ -248,17 +248,7 @@ pub async fn list(
 
 /// How many deployments match the filters (one COUNT query).
 pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        let cond = deployments_cond(c, related);
-        deployments::table
-            .filter(deployments::workspace_id.eq(ws))
-            .filter(cond)
-            .count()
-            .get_result::<i64>(c)
-            .await
-    })?;
-    Ok(n)
+    crate::count_in_workspace!(db, deployments, ws, deployments_cond(related))
 }
 
 pub async fn save(db: &Database, row: &DeploymentRow) -> StorageResult<()> {
@@ -270,6 +260,27 @@ pub async fn save(db: &Database, row: &DeploymentRow) -> StorageResult<()> {
     .execute(c)
     .await)?;
     Ok(())
+}
+
+/// Pauses or resumes deployment `id` of `ws`, writing only `paused` and `updated` (so a
+/// concurrent PATCH or poll is not undone); false when there is no such deployment.
+pub async fn set_paused(
+    db: &Database,
+    ws: &str,
+    id: &str,
+    paused: bool,
+    now: NaiveDateTime,
+) -> StorageResult<bool> {
+    let mut conn = db.write().await?;
+    let n = db_run!(conn, |c| diesel::update(
+        deployments::table
+            .filter(deployments::workspace_id.eq(ws))
+            .filter(deployments::id.eq(id))
+    )
+    .set((deployments::paused.eq(paused), deployments::updated.eq(now)))
+    .execute(c)
+    .await)?;
+    Ok(n == 1)
 }
 
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
@@ -479,37 +490,6 @@ pub async fn schedulable(
     Ok(rows)
 }
 
-/// The pool (id, name) of each of these work queues, by queue id.
-pub async fn pools_of_queues(
-    db: &Database,
-    queue_ids: &[String],
-) -> StorageResult<std::collections::HashMap<String, (String, String)>> {
-    use super::schema::{work_pools, work_queues};
-    if queue_ids.is_empty() {
-        return Ok(Default::default());
-    }
-    let mut conn = db.read().await?;
-    let (queues, pools) = db_run!(conn, |c| {
-        let queues: Vec<(String, String)> = work_queues::table
-            .filter(work_queues::id.eq_any(queue_ids))
-            .select((work_queues::id, work_queues::work_pool_id))
-            .load(c)
-            .await?;
-        let pool_ids: Vec<&String> = queues.iter().map(|(_, p)| p).collect();
-        let pools: Vec<(String, String)> = work_pools::table
-            .filter(work_pools::id.eq_any(pool_ids))
-            .select((work_pools::id, work_pools::name))
-            .load(c)
-            .await?;
-        Ok::<_, diesel::result::Error>((queues, pools))
-    })?;
-    let names: std::collections::HashMap<String, String> = pools.into_iter().collect();
-    Ok(queues
-        .into_iter()
-        .filter_map(|(q, p)| names.get(&p).cloned().map(|n| (q, (p, n))))
-        .collect())
-}
-
 /// Idempotency keys of the runs of these deployments (of workspace `ws`) expected in
 /// [`from`, `to`]: the scheduler's runs carry their scheduled date as `expected_start_time`, so
 /// these are the keys a scheduler pass over that window can collide with.
@@ -535,39 +515,6 @@ pub async fn scheduled_keys_in_window(
     Ok(keys.into_iter().flatten().collect())
 }
 
-/// A flow run state row for batched inserts (NULLs written as NULL, so SQLite can batch it).
-#[derive(Insertable)]
-#[diesel(table_name = super::schema::flow_run_states, treat_none_as_null = true)]
-struct NewState<'a> {
-    id: &'a str,
-    workspace_id: &'a str,
-    created: NaiveDateTime,
-    flow_run_id: &'a str,
-    state_type: &'a str,
-    name: &'a str,
-    timestamp: NaiveDateTime,
-    message: Option<&'a str>,
-    data: Option<&'a str>,
-    state_details: &'a str,
-}
-
-impl<'a> From<&'a super::rows::FlowRunStateRow> for NewState<'a> {
-    fn from(s: &'a super::rows::FlowRunStateRow) -> Self {
-        NewState {
-            id: &s.id,
-            workspace_id: &s.workspace_id,
-            created: s.created,
-            flow_run_id: &s.flow_run_id,
-            state_type: &s.state_type,
-            name: &s.name,
-            timestamp: s.timestamp,
-            message: s.message.as_deref(),
-            data: s.data.as_deref(),
-            state_details: &s.state_details,
-        }
-    }
-}
-
 /// Rows per multi-row INSERT: flow_runs has 35 columns; PostgreSQL allows 65,535 bind
 /// parameters per statement and the bundled SQLite 32,766.
 const PG_CHUNK: usize = 1000;
@@ -583,6 +530,7 @@ pub async fn insert_scheduled_runs(
     db: &Database,
     runs: Vec<(FlowRunRow, super::rows::FlowRunStateRow)>,
 ) -> StorageResult<usize> {
+    use super::rows::FlowRunStateRow;
     use super::schema::flow_run_states;
     use super::Conn;
     use std::collections::HashSet;
@@ -605,10 +553,10 @@ pub async fn insert_scheduled_runs(
                         .await?
                         .into_iter()
                         .collect();
-                    let states: Vec<NewState> = chunk
+                    let states: Vec<&FlowRunStateRow> = chunk
                         .iter()
                         .filter(|(r, _)| inserted.contains(&r.id))
-                        .map(|(_, s)| s.into())
+                        .map(|(_, s)| s)
                         .collect();
                     if !states.is_empty() {
                         diesel::insert_into(flow_run_states::table)
@@ -643,10 +591,10 @@ pub async fn insert_scheduled_runs(
                             )?
                             .into_iter()
                             .collect();
-                            let states: Vec<NewState> = chunk
+                            let states: Vec<&FlowRunStateRow> = chunk
                                 .iter()
                                 .filter(|(r, _)| present.contains(&r.id))
-                                .map(|(_, s)| s.into())
+                                .map(|(_, s)| s)
                                 .collect();
                             if !states.is_empty() {
                                 diesel::RunQueryDsl::execute(

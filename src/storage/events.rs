@@ -43,12 +43,15 @@ pub async fn insert(
     if batch.is_empty() {
         return Ok(0);
     }
-    let mut conn = db.write().await?;
-    if let super::Conn::Pg(c) = &mut conn {
-        return insert_batched(c, batch).await;
-    }
-    let n = db_run!(conn, |c| {
+    // PostgreSQL takes the batch as multi-row statements; SQLite, one event at a time on its
+    // single writer.
+    let mut h = match db.write().await? {
+        super::Conn::Pg(mut c) => return insert_batched(&mut c, batch).await,
+        super::Conn::Sqlite(h) => h,
+    };
+    let n = {
         use diesel_async::AsyncConnection;
+        let c: &mut super::SqliteConn = &mut h;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
             let mut n = 0;
             for (event, resources) in batch {
@@ -70,8 +73,8 @@ pub async fn insert(
             }
             Ok(n)
         })
-        .await
-    })?;
+        .await?
+    };
     Ok(n)
 }
 

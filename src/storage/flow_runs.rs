@@ -105,17 +105,7 @@ pub async fn list(
 }
 
 pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        let cond = runs_cond(c, related);
-        flow_runs::table
-            .filter(flow_runs::workspace_id.eq(ws))
-            .filter(cond)
-            .count()
-            .get_result::<i64>(c)
-            .await
-    })?;
-    Ok(n)
+    crate::count_in_workspace!(db, flow_runs, ws, runs_cond(related))
 }
 
 /// The columns history and lateness need, for runs matching `related` with an expected start
@@ -393,8 +383,8 @@ pub async fn average_lateness(
 
 const TERMINAL_TYPES: [&str; 4] = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"];
 
-/// An unfinished subflow of a cancelled parent: (workspace, id, has a deployment, state type).
-pub type Subflow = (String, String, Option<String>, Option<String>);
+/// An unfinished subflow of a cancelled parent: (workspace, id, its deployment).
+pub type Subflow = (String, String, Option<String>);
 
 /// Unfinished subflow runs of flow runs CANCELLED since `since`, except CANCELLING runs of a
 /// deployment (their worker is already stopping them).
@@ -427,7 +417,6 @@ pub async fn orphaned_subflows(
                 flow_runs::workspace_id,
                 flow_runs::id,
                 flow_runs::deployment_id,
-                flow_runs::state_type,
             ))
             .load(c)
             .await

@@ -102,17 +102,7 @@ pub async fn list(
 }
 
 pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        let cond = flows_cond(c, related);
-        flows::table
-            .filter(flows::workspace_id.eq(ws))
-            .filter(cond)
-            .count()
-            .get_result::<i64>(c)
-            .await
-    })?;
-    Ok(n)
+    crate::count_in_workspace!(db, flows, ws, flows_cond(related))
 }
 
 fn flows_cond<C>(c: &C, related: &Related) -> super::filters::Cond<flows::table, C::Backend>

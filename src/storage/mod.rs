@@ -133,6 +133,25 @@ macro_rules! db_run {
     };
 }
 
+/// `SELECT COUNT(*)` of `$table` rows of workspace `$ws` matching the condition that
+/// `$cond(c, args...)` builds for the connection `c`: the body of every filter's `count`.
+#[macro_export]
+macro_rules! count_in_workspace {
+    ($db:expr, $table:ident, $ws:expr, $cond:ident($($arg:expr),*)) => {{
+        let mut conn = $db.read().await?;
+        let n = $crate::db_run!(conn, |c| {
+            let cond = $cond(c, $($arg),*);
+            $table::table
+                .filter($table::workspace_id.eq($ws))
+                .filter(cond)
+                .count()
+                .get_result::<i64>(c)
+                .await
+        })?;
+        Ok(n)
+    }};
+}
+
 impl Database {
     /// Opens (and for SQLite creates) the database `name` at `location`.
     pub async fn open(

@@ -19,7 +19,7 @@ pub struct FlowRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = flow_runs)]
+#[diesel(table_name = flow_runs, treat_none_as_null = true)]
 pub struct FlowRunRow {
     pub id: String,
     pub workspace_id: String,
@@ -74,7 +74,7 @@ pub struct StateRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = flow_run_states)]
+#[diesel(table_name = flow_run_states, treat_none_as_null = true)]
 pub struct FlowRunStateRow {
     pub id: String,
     pub workspace_id: String,
@@ -170,7 +170,7 @@ impl StateRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = task_runs)]
+#[diesel(table_name = task_runs, treat_none_as_null = true)]
 pub struct TaskRunRow {
     pub id: String,
     pub workspace_id: String,

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::filters::{backend, Cond, FilterSql, Page, Related, TaskRunSort};
-use super::rows::{TaskRunRow, TaskRunStateRow};
+use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
 use super::{Database, StorageResult};
 use crate::db_run;
@@ -105,17 +105,7 @@ pub async fn list(
 }
 
 pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        let cond = tasks_cond(c, related);
-        task_runs::table
-            .filter(task_runs::workspace_id.eq(ws))
-            .filter(cond)
-            .count()
-            .get_result::<i64>(c)
-            .await
-    })?;
-    Ok(n)
+    crate::count_in_workspace!(db, task_runs, ws, tasks_cond(related))
 }
 
 /// Task runs of one flow run (for the graph), oldest expected start first.
@@ -275,11 +265,13 @@ pub async fn record(db: &Database, batch: &[Recorded]) -> StorageResult<usize> {
     Ok(written)
 }
 
-/// The columns an event may change on an existing task run (not `created`, not `workspace_id`).
+/// The columns an event may change on an existing task run (not `created`, not `workspace_id`):
+/// what a transition owns, and the run's descriptive columns.
 #[derive(AsChangeset)]
 #[diesel(table_name = task_runs, treat_none_as_null = true)]
 struct RecordedUpdate<'a> {
-    updated: chrono::NaiveDateTime,
+    #[diesel(embed)]
+    orchestrated: TaskRunOrchestrated<'a>,
     name: &'a str,
     flow_run_id: Option<&'a str>,
     task_key: &'a str,
@@ -291,23 +283,12 @@ struct RecordedUpdate<'a> {
     tags: &'a str,
     labels: &'a str,
     task_inputs: &'a str,
-    state_id: Option<&'a str>,
-    state_type: Option<&'a str>,
-    state_name: Option<&'a str>,
-    state_timestamp: Option<chrono::NaiveDateTime>,
-    run_count: i64,
-    flow_run_run_count: i64,
-    expected_start_time: Option<chrono::NaiveDateTime>,
-    next_scheduled_start_time: Option<chrono::NaiveDateTime>,
-    start_time: Option<chrono::NaiveDateTime>,
-    end_time: Option<chrono::NaiveDateTime>,
-    total_run_time: f64,
 }
 
 impl<'a> From<&'a TaskRunRow> for RecordedUpdate<'a> {
     fn from(r: &'a TaskRunRow) -> Self {
         RecordedUpdate {
-            updated: r.updated,
+            orchestrated: TaskRunOrchestrated::from(r),
             name: &r.name,
             flow_run_id: r.flow_run_id.as_deref(),
             task_key: &r.task_key,
@@ -319,17 +300,6 @@ impl<'a> From<&'a TaskRunRow> for RecordedUpdate<'a> {
             tags: &r.tags,
             labels: &r.labels,
             task_inputs: &r.task_inputs,
-            state_id: r.state_id.as_deref(),
-            state_type: r.state_type.as_deref(),
-            state_name: r.state_name.as_deref(),
-            state_timestamp: r.state_timestamp,
-            run_count: r.run_count,
-            flow_run_run_count: r.flow_run_run_count,
-            expected_start_time: r.expected_start_time,
-            next_scheduled_start_time: r.next_scheduled_start_time,
-            start_time: r.start_time,
-            end_time: r.end_time,
-            total_run_time: r.total_run_time,
         }
     }
 }

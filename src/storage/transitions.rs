@@ -364,18 +364,6 @@ macro_rules! flow_step {
             taken_timestamps,
             deployment_concurrency,
         });
-        let FlowRunWrite {
-            state,
-            run,
-            parent_task,
-            outbox,
-        } = write;
-        let write = FlowRunWrite {
-            state,
-            run,
-            parent_task,
-            outbox,
-        };
         if !$c.write_flow(&write, expected_state.as_deref())$($aw)*? {
             return Err(race());
         }
@@ -583,18 +571,6 @@ macro_rules! task_step {
             flow_run,
             cached,
         });
-        let TaskRunWrite {
-            state,
-            run,
-            outbox,
-            cache,
-        } = write;
-        let write = TaskRunWrite {
-            state,
-            run,
-            outbox,
-            cache,
-        };
         if !$c.write_task(&write, expected_state.as_deref())$($aw)*? {
             return Err(race());
         }
@@ -608,26 +584,36 @@ macro_rules! task_create {
     ($c:ident, $row:expr, $cache_key:expr, $decide:expr, [$($aw:tt)*]) => {{
         let row: &TaskRunRow = $row;
         let ws = row.workspace_id.as_str();
-        let existing: Option<String> = match &row.flow_run_id {
-            Some(fr) => task_runs::table
-                .filter(task_runs::flow_run_id.eq(fr))
-                .filter(task_runs::task_key.eq(&row.task_key))
-                .filter(task_runs::dynamic_key.eq(&row.dynamic_key))
-                .select(task_runs::id)
-                .first($c)$($aw)*
-                .optional()?,
-            None => task_runs::table
-                .find(&row.id)
-                .select(task_runs::id)
-                .first($c)$($aw)*
-                .optional()?,
-        };
-        match existing {
+        macro_rules! existing {
+            () => {
+                match &row.flow_run_id {
+                    Some(fr) => task_runs::table
+                        .filter(task_runs::flow_run_id.eq(fr))
+                        .filter(task_runs::task_key.eq(&row.task_key))
+                        .filter(task_runs::dynamic_key.eq(&row.dynamic_key))
+                        .select(task_runs::id)
+                        .first::<String>($c)$($aw)*
+                        .optional()?,
+                    None => task_runs::table
+                        .find(&row.id)
+                        .select(task_runs::id)
+                        .first::<String>($c)$($aw)*
+                        .optional()?,
+                }
+            };
+        }
+        match existing!() {
             Some(id) => Ok(Err(id)),
             None => {
-                diesel::insert_into(task_runs::table)
+                // A concurrent request for the same natural key may insert first: then this
+                // one answers with that run, as when it was there before.
+                let inserted = diesel::insert_into(task_runs::table)
                     .values(row)
+                    .on_conflict_do_nothing()
                     .execute($c)$($aw)*?;
+                if inserted == 0 {
+                    return existing!().ok_or(diesel::result::Error::NotFound).map(Err);
+                }
                 let out = task_step!($c, ws, &row.id, $cache_key, row.created, $decide, [$($aw)*])?;
                 Ok(Ok(out))
             }

@@ -240,17 +240,7 @@ pub async fn list(
 }
 
 pub async fn count(db: &Database, ws: &str, filter: &VariableFilter) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        let cond = cond(c, filter);
-        variables::table
-            .filter(variables::workspace_id.eq(ws))
-            .filter(cond)
-            .count()
-            .get_result::<i64>(c)
-            .await
-    })?;
-    Ok(n)
+    crate::count_in_workspace!(db, variables, ws, cond(filter))
 }
 
 /// Which variable an update or delete addresses.

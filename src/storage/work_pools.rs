@@ -150,20 +150,20 @@ pub async fn pool_names(
     Ok(rows.into_iter().collect())
 }
 
-/// The pool name of each of these queues, by queue id (one joined query).
-pub async fn pool_names_of_queues(
+/// The pool (id, name) of each of these queues, by queue id (one joined query).
+pub async fn pools_of_queues(
     db: &Database,
     queue_ids: &[String],
-) -> StorageResult<std::collections::HashMap<String, String>> {
+) -> StorageResult<std::collections::HashMap<String, (String, String)>> {
     if queue_ids.is_empty() {
         return Ok(Default::default());
     }
     let mut conn = db.read().await?;
-    let rows: Vec<(String, String)> = db_run!(conn, |c| {
+    let rows: Vec<(String, (String, String))> = db_run!(conn, |c| {
         work_queues::table
             .inner_join(work_pools::table.on(work_pools::id.eq(work_queues::work_pool_id)))
             .filter(work_queues::id.eq_any(queue_ids))
-            .select((work_queues::id, work_pools::name))
+            .select((work_queues::id, (work_pools::id, work_pools::name)))
             .load(c)
             .await
     })?;
@@ -703,36 +703,6 @@ fn boxed_for<C: diesel_async::AsyncConnection>(
     q: diesel::query_builder::SqlQuery,
 ) -> diesel::query_builder::BoxedSqlQuery<'static, C::Backend, diesel::query_builder::SqlQuery> {
     q.into_boxed()
-}
-
-/// SCHEDULED runs due by `before` (every one without it) from the pool's unpaused queues (all,
-/// or those named), in queue-priority order, within the pool's and each queue's concurrency
-/// limit. Skips runs being retried in-process by their client. Marks the polled queues (and
-/// their deployments) READY. A named queue that does not exist yields no runs.
-pub async fn scheduled_runs(
-    db: &Database,
-    pool: &PoolRow,
-    queue_names: &[String],
-    before: Option<NaiveDateTime>,
-    after: Option<NaiveDateTime>,
-    limit: i64,
-    now: NaiveDateTime,
-) -> StorageResult<Vec<ScheduledRun>> {
-    let found = poll(
-        db,
-        PollPool::Row(pool),
-        queue_names,
-        before,
-        after,
-        limit,
-        now,
-        false,
-    )
-    .await?;
-    Ok(match found {
-        Poll::Runs { runs, .. } => runs,
-        Poll::NoPool | Poll::NoQueue { .. } => Vec::new(),
-    })
 }
 
 /// A worker's poll, in one transaction (one commit): the pool (by name), its queues (all, or

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::support::TestApp;
-use crate::variables::{call, raw};
+use crate::support::{call, raw};
 
 async fn create(app: &TestApp, body: Value) -> Value {
     let (s, a) = call(app, "POST", "/api/artifacts/", Some(body)).await;

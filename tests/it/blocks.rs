@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::support::TestApp;
-use crate::variables::{call, raw};
+use crate::support::{call, raw};
 
 const SYSTEM: &str = include_str!("../../src/storage/blocks_system.json");
 const SECRET_CHECKSUM: &str =

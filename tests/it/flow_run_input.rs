@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::TestApp;
-use crate::variables::{call, raw};
+use crate::support::{call, raw};
 
 async fn running_run(app: &TestApp, extra: Value) -> String {
     let (_, flow) = call(app, "POST", "/api/flows/", Some(json!({"name": "pausing"}))).await;

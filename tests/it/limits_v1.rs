@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::support::TestApp;
-use crate::variables::{call, raw};
+use crate::support::{call, raw};
 
 const RUN_A: &str = "11111111-1111-4111-8111-111111111111";
 const RUN_B: &str = "22222222-2222-4222-8222-222222222222";

@@ -6,39 +6,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
-
-async fn call(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let req = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PATCH" => app.client.patch(url),
-        "DELETE" => app.client.delete(url),
-        other => panic!("method {other}"),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    assert_ne!(status, 500, "{method} {path} answered 500: {text}");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
+use crate::support::{call, TestApp};
 
 async fn raw(app: &TestApp, path: &str, body: &'static str) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(path))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    crate::support::raw(app, "POST", path, body).await
 }
 
 async fn flow(app: &TestApp, name: &str) -> String {
@@ -1177,4 +1148,5 @@ async fn a_transition_does_not_overwrite_a_concurrent_patch() {
             &json!("4242")
         )
     );
+    app.stop().await;
 }

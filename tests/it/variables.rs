@@ -3,47 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
-
-pub async fn call(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = app.url(path);
-    let req = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PUT" => app.client.put(url),
-        "PATCH" => app.client.patch(url),
-        "DELETE" => app.client.delete(url),
-        other => panic!("method {other}"),
-    };
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    assert_ne!(status, 500, "{method} {path} answered 500: {text}");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Sends `body` as raw bytes (for malformed JSON).
-pub async fn raw(app: &TestApp, method: &str, path: &str, body: &'static str) -> (u16, Value) {
-    let url = app.url(path);
-    let req = match method {
-        "PATCH" => app.client.patch(url),
-        "PUT" => app.client.put(url),
-        _ => app.client.post(url),
-    };
-    let r = req
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    assert_ne!(status, 500, "{method} {path} answered 500");
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use crate::support::{call, raw, TestApp};
 
 fn loc(body: &Value) -> Value {
     body["exception_detail"][0]["loc"].clone()
