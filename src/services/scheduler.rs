@@ -26,6 +26,8 @@ pub const MIN_RUNS: usize = 3;
 pub const MAX_RUNS: usize = 100;
 /// Deployments per pass step: 100 × up to `max_runs` rows in memory at once.
 const BATCH: i64 = 100;
+/// PostgreSQL: batches in flight at once.
+const PG_PARALLEL: i64 = 2;
 
 /// The span of time to fill.
 #[derive(Debug, Clone)]
@@ -319,9 +321,10 @@ impl Service for Scheduler {
             let since = self
                 .recent
                 .then(|| (now - chrono::Duration::seconds(10)).naive_utc());
-            // PostgreSQL: two batches at a time on two connections (the inserts are the cost,
-            // and a backend uses one core); SQLite has one writer.
-            let parallel: i64 = if db.is_postgres() { 2 } else { 1 };
+            // PostgreSQL: several batches at a time on as many connections (the inserts are the
+            // cost, a backend uses one core, and one batch's reads leave its core idle); SQLite
+            // has one writer.
+            let parallel: i64 = if db.is_postgres() { PG_PARALLEL } else { 1 };
             let mut after = String::new();
             let mut created = 0;
             let mut seen = 0;

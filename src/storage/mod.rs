@@ -182,7 +182,7 @@ impl Database {
     pub async fn write(&self) -> StorageResult<Conn> {
         match self {
             Database::Postgres(db) => db.get().await.map(|c| Conn::Pg(Box::new(c))),
-            Database::Sqlite(db) => Ok(Conn::Sqlite(db.write().await)),
+            Database::Sqlite(db) => db.write().await.map(Conn::Sqlite),
         }
     }
 

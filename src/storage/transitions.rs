@@ -25,7 +25,7 @@ use super::schema::{
     event_outbox, flow_run_states, flow_runs, flows, task_run_state_cache, task_run_states,
     task_runs,
 };
-use super::{Conn, Database, StorageError, StorageResult};
+use super::{Database, StorageError, StorageResult};
 
 /// What a flow-run decision sees.
 #[derive(Debug, Clone)]
@@ -460,17 +460,18 @@ where
     F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync + 'static,
 {
     let decide = Arc::new(decide);
-    with_retries!(match db.write().await? {
-        Conn::Pg(mut c) => {
+    with_retries!(match db {
+        Database::Postgres(pg) => {
+            let mut c = pg.get().await?;
             let c: &mut diesel_async::AsyncPgConnection = &mut c;
             c.transaction::<_, diesel::result::Error, _>(
                 async |c| flow_step!(c, ws, run_id, since, &*decide, [.await]),
             )
             .await
         }
-        Conn::Sqlite(mut h) => {
+        Database::Sqlite(s) => {
             let (ws, run_id, decide) = (ws.to_string(), run_id.to_string(), decide.clone());
-            h.spawn_blocking(move |c| blocking::flow_transition(c, &ws, &run_id, since, &*decide))
+            s.run_write(move |c| blocking::flow_transition(c, &ws, &run_id, since, &*decide))
                 .await
         }
     })
@@ -489,17 +490,18 @@ where
     R: Send + 'static,
     F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync + 'static,
 {
-    let result = match db.write().await? {
-        Conn::Pg(mut c) => {
+    let result = match db {
+        Database::Postgres(pg) => {
+            let mut c = pg.get().await?;
             let c: &mut diesel_async::AsyncPgConnection = &mut c;
             c.transaction::<_, diesel::result::Error, _>(
                 async |c| flow_create!(c, row, flow, &decide, [.await]),
             )
             .await
         }
-        Conn::Sqlite(mut h) => {
+        Database::Sqlite(s) => {
             let (row, flow) = (row.clone(), flow.cloned());
-            h.spawn_blocking(move |c| blocking::flow_create(c, &row, flow.as_ref(), &decide))
+            s.run_write(move |c| blocking::flow_create(c, &row, flow.as_ref(), &decide))
                 .await
         }
     };
@@ -635,18 +637,19 @@ where
     F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,
 {
     let decide = Arc::new(decide);
-    with_retries!(match db.write().await? {
-        Conn::Pg(mut c) => {
+    with_retries!(match db {
+        Database::Postgres(pg) => {
+            let mut c = pg.get().await?;
             let c: &mut diesel_async::AsyncPgConnection = &mut c;
             c.transaction::<_, diesel::result::Error, _>(
                 async |c| task_step!(c, ws, run_id, cache_key, now, &*decide, [.await]),
             )
             .await
         }
-        Conn::Sqlite(mut h) => {
+        Database::Sqlite(s) => {
             let (ws, run_id, decide) = (ws.to_string(), run_id.to_string(), decide.clone());
             let cache_key = cache_key.map(str::to_string);
-            h.spawn_blocking(move |c| {
+            s.run_write(move |c| {
                 blocking::task_transition(c, &ws, &run_id, cache_key.as_deref(), now, &*decide)
             })
             .await
@@ -667,18 +670,19 @@ where
     R: Send + 'static,
     F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,
 {
-    let result = match db.write().await? {
-        Conn::Pg(mut c) => {
+    let result = match db {
+        Database::Postgres(pg) => {
+            let mut c = pg.get().await?;
             let c: &mut diesel_async::AsyncPgConnection = &mut c;
             c.transaction::<_, diesel::result::Error, _>(
                 async |c| task_create!(c, row, cache_key, &decide, [.await]),
             )
             .await
         }
-        Conn::Sqlite(mut h) => {
+        Database::Sqlite(s) => {
             let row = row.clone();
             let cache_key = cache_key.map(str::to_string);
-            h.spawn_blocking(move |c| blocking::task_create(c, &row, cache_key.as_deref(), &decide))
+            s.run_write(move |c| blocking::task_create(c, &row, cache_key.as_deref(), &decide))
                 .await
         }
     };
