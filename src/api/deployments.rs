@@ -353,13 +353,10 @@ async fn resolve_queue(
     let p = super::work_pools::pool(state, ws, pool_name).await?;
     let db = &state.stores.orion;
     let q = match queue {
-        Some(name) => match wp::find_queue(db, ws.id(), &p.id, name).await? {
-            Some(q) => q,
-            None => {
-                let body = super::work_pools::QueueCreate::named(name.to_string());
-                super::work_pools::insert_queue(state, ws, &p, body).await?
-            }
-        },
+        Some(name) => {
+            let body = super::work_pools::QueueCreate::named(name.to_string());
+            super::work_pools::find_or_create_queue(state, ws, &p, body).await?
+        }
         None => match &p.default_queue_id {
             Some(id) => wp::find_queue_by_id(db, ws.id(), id)
                 .await?
@@ -837,13 +834,8 @@ async fn new_run(
                     d.id
                 )));
             };
-            let q = match wp::find_queue(db, ws.id(), &p.id, &name).await? {
-                Some(q) => q,
-                None => {
-                    let body = super::work_pools::QueueCreate::named(name);
-                    super::work_pools::insert_queue(state, ws, &p, body).await?
-                }
-            };
+            let body = super::work_pools::QueueCreate::named(name);
+            let q = super::work_pools::find_or_create_queue(state, ws, &p, body).await?;
             (Some(q.name), Some(q.id), Some(p))
         }
         None => (d.work_queue_name.clone(), d.work_queue_id.clone(), dep_pool),
@@ -1017,7 +1009,6 @@ async fn schedule_now(
     id: PathId,
     body: JsonOrDefault<ScheduleNowBody>,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
     let b = body.into_inner();
     let now = crate::time::now();
     let start = b.start_time.unwrap_or(now);
@@ -1032,6 +1023,11 @@ async fn schedule_now(
         min_runs: run_count("min_runs", b.min_runs, 3)?,
         max_runs: run_count("max_runs", b.max_runs, 100)?,
         min_time: min_time(b.min_time.unwrap_or(3600.0))?,
+    };
+    // Like the reference: the body is checked first, and an unknown deployment schedules
+    // nothing (200, null) rather than answering 404.
+    let Some(d) = deps::find(&state.stores.orion, ws.id(), &id).await? else {
+        return Ok(HttpResponse::Ok().json(Value::Null));
     };
     crate::services::scheduler::schedule_deployment(&state, &d, &window)
         .await

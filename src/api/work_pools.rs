@@ -645,6 +645,25 @@ async fn create_queue(
 }
 
 /// Adds a queue to a pool: priority defaults to after the last queue; 409 on a duplicate name.
+/// The queue `b.name` of `pool`, created from `b` when missing. A concurrent request that
+/// created it first wins: its queue is answered, not a 409.
+pub async fn find_or_create_queue(
+    state: &AppState,
+    ws: &Workspace,
+    pool: &PoolRow,
+    b: QueueCreate,
+) -> ApiResult<QueueRow> {
+    let db = &state.stores.orion;
+    if let Some(q) = wp::find_queue(db, ws.id(), &pool.id, &b.name).await? {
+        return Ok(q);
+    }
+    let name = b.name.clone();
+    match insert_queue(state, ws, pool, b).await {
+        Ok(q) => Ok(q),
+        Err(e) => wp::find_queue(db, ws.id(), &pool.id, &name).await?.ok_or(e),
+    }
+}
+
 pub async fn insert_queue(
     state: &AppState,
     ws: &Workspace,

@@ -89,16 +89,9 @@ pub async fn ensure_legacy_queue(
     name: &str,
 ) -> ApiResult<QueueRow> {
     let pool = default_agent_pool(state, ws).await?;
-    let db = &state.stores.orion;
-    if let Some(q) = wp::find_queue(db, ws.id(), &pool.id, name).await? {
-        return Ok(q);
-    }
     let mut body = QueueCreate::named(name.to_string());
     body.priority = Some(1);
-    match insert_queue(state, ws, &pool, body).await {
-        Ok(q) => Ok(q),
-        Err(e) => wp::find_queue(db, ws.id(), &pool.id, name).await?.ok_or(e),
-    }
+    super::work_pools::find_or_create_queue(state, ws, &pool, body).await
 }
 
 async fn create(

@@ -202,7 +202,9 @@ fn start_checkpointer(
             while alive.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 if conn.is_none() {
-                    conn = open_connection(&path, PRAGMAS)
+                    // A checkpoint copies WAL frames to the file without the page cache: the
+                    // smallest cache keeps this connection's memory out of the server's RSS.
+                    conn = open_connection(&path, &format!("{PRAGMAS} PRAGMA cache_size = 1;"))
                         .map_err(|e| tracing::warn!(db = name.as_str(), error = %e, "checkpointer cannot open the database"))
                         .ok();
                 }

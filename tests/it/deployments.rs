@@ -883,6 +883,36 @@ async fn pool_queues_crud_priorities_and_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deployments_naming_a_missing_queue_share_it() {
+    let app = TestApp::start().await;
+    create_pool(&app, "p", json!({})).await;
+    let flow_id = create_flow(&app, "f").await;
+    // Each request finds the queue missing and creates it; the ones that lose the race get the
+    // winner's queue, not a 409. Both ways a queue is named: in a pool, and (legacy) queue only.
+    for (pool, queue) in [(Some("p"), "fresh"), (None, "legacy")] {
+        let creates = (0..12).map(|i| {
+            let mut body = json!({"name": format!("{queue}-{i}"), "flow_id": flow_id,
+                "work_queue_name": queue});
+            if let Some(p) = pool {
+                body["work_pool_name"] = json!(p);
+            }
+            let app = &app;
+            async move { call(app, "POST", "/api/deployments/", Some(body)).await }
+        });
+        let answers = futures_util::future::join_all(creates).await;
+        let queue_ids: std::collections::HashSet<String> = answers
+            .iter()
+            .map(|(s, d)| {
+                assert_eq!(*s, 201, "{d}");
+                d["work_queue_id"].as_str().expect("queue id").to_string()
+            })
+            .collect();
+        assert_eq!(queue_ids.len(), 1, "{queue}: {queue_ids:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_queues_by_id_live_in_the_default_agent_pool() {
     let app = TestApp::start().await;
     let (s, q) = call(
@@ -1658,6 +1688,21 @@ async fn deployment_numbers_out_of_range_are_422_and_huge_schedules_do_not_panic
             (422, json!(["body", field]), json!("less_than_equal"))
         );
     }
+    // Like the reference: an unknown deployment schedules nothing (200, null), after the body
+    // has been checked.
+    let unknown = format!("/api/deployments/{}/schedule", uuid::Uuid::new_v4());
+    assert_eq!(
+        call(&app, "POST", &unknown, Some(json!({}))).await,
+        (200, Value::Null)
+    );
+    let (s, e) = call(
+        &app,
+        "POST",
+        &unknown,
+        Some(json!({"max_runs": 100_000_000})),
+    )
+    .await;
+    assert_eq!((s, err_loc(&e)), (422, json!(["body", "max_runs"])));
     let (s, e) = call(
         &app,
         "PATCH",
