@@ -16,7 +16,7 @@ use super::workspace::Workspace;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
-use crate::runs::convert::{flow_run_json, flow_state, state_json};
+use crate::runs::convert::{flow_run_json, flow_state, state_json, FlowRunOut};
 use crate::runs::{self, Request};
 use crate::storage::filters::{FlowRunFilter, FlowRunSort, Related};
 use crate::storage::rows::FlowRunRow;
@@ -241,7 +241,18 @@ async fn filter(
         page,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(list_json(&rows)))
+    // Serialised straight from the rows (no `Value` per run).
+    let now = crate::time::now();
+    let run_states: Vec<_> = rows
+        .iter()
+        .map(|(_, s)| s.as_ref().and_then(flow_state))
+        .collect();
+    let out: Vec<FlowRunOut> = rows
+        .iter()
+        .zip(&run_states)
+        .map(|((r, _), s)| FlowRunOut::new(r, s.as_ref(), now))
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
 }
 
 async fn count(

@@ -13,7 +13,7 @@ use super::json::{Json, JsonOrDefault};
 use super::workspace::Workspace;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::runs::convert::{flow_run_json, flow_state};
+use crate::runs::convert::{flow_state, FlowRunOut};
 use crate::storage::filters::Page;
 use crate::storage::work_pools::{
     self as wp, PoolRow, QueueRow, WorkPoolFilter, WorkQueueFilter, WorkerFilter, WorkerRow,
@@ -602,21 +602,30 @@ async fn scheduled_runs(
         }
         wp::Poll::Runs { pool, runs, states } => (pool, runs, states),
     };
-    let out: Vec<Value> = runs
+    /// `WorkerFlowRunResponse`.
+    #[derive(serde::Serialize)]
+    struct Scheduled<'a> {
+        work_pool_id: &'a str,
+        work_queue_id: &'a str,
+        flow_run: FlowRunOut<'a>,
+    }
+    let run_states: Vec<Option<crate::orchestration::State>> = runs
         .iter()
         .map(|r| {
-            let s = r
-                .run
+            r.run
                 .state_id
                 .as_ref()
                 .and_then(|id| states.get(id))
-                .and_then(flow_state);
-            let mut fr = flow_run_json(&r.run, s.as_ref(), now);
-            if let Value::Object(m) = &mut fr {
-                m.remove("work_pool_id");
-                m.remove("work_pool_name");
-            }
-            json!({"work_pool_id": pool.id, "work_queue_id": r.work_queue_id, "flow_run": fr})
+                .and_then(flow_state)
+        })
+        .collect();
+    let out: Vec<Scheduled> = runs
+        .iter()
+        .zip(&run_states)
+        .map(|(r, s)| Scheduled {
+            work_pool_id: &pool.id,
+            work_queue_id: &r.work_queue_id,
+            flow_run: FlowRunOut::new(&r.run, s.as_ref(), now).without_pool(),
         })
         .collect();
     Ok(HttpResponse::Ok().json(out))
