@@ -653,7 +653,6 @@ async fn create_queue(
     Ok(HttpResponse::Created().json(queue_json(&q, Some(&row.name), None)))
 }
 
-/// Adds a queue to a pool: priority defaults to after the last queue; 409 on a duplicate name.
 /// The queue `b.name` of `pool`, created from `b` when missing. A concurrent request that
 /// created it first wins: its queue is answered, not a 409.
 pub async fn find_or_create_queue(
@@ -673,6 +672,7 @@ pub async fn find_or_create_queue(
     }
 }
 
+/// Adds a queue to a pool: priority defaults to after the last queue; 409 on a duplicate name.
 pub async fn insert_queue(
     state: &AppState,
     ws: &Workspace,

@@ -234,7 +234,7 @@ fn opt_state_json(s: Option<&State>) -> Value {
 
 /// Seconds as the reference server prints them (microsecond precision).
 fn secs(v: f64) -> Value {
-    json!((v * 1e6).round() / 1e6)
+    json!(round_secs(v))
 }
 
 /// Run time so far: the stored total plus the current RUNNING stretch.

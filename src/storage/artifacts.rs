@@ -428,17 +428,7 @@ pub async fn list_latest(
 }
 
 pub async fn count_latest(db: &Database, ws: &str, q: &Query) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        let cond = collection_cond(c, ws, q);
-        artifact_collections::table
-            .filter(artifact_collections::workspace_id.eq(ws))
-            .filter(cond)
-            .count()
-            .get_result::<i64>(c)
-            .await
-    })?;
-    Ok(n)
+    crate::count_in_workspace!(db, artifact_collections, ws, collection_cond(ws, q))
 }
 
 /// Updates an artifact and, when it is its key's latest, the collection; false when no such

@@ -23,7 +23,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ::deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, SimpleConnection, TransactionManager, TransactionManagerStatus,
+};
 use diesel::{Connection, SqliteConnection};
 use diesel_async::sync_connection_wrapper::{
     SpawnBlocking, SyncConnectionWrapper, SyncTransactionManagerWrapper,
@@ -151,14 +153,11 @@ impl Tracked {
         while self.in_flight.load(Ordering::Acquire) > 0 {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
-        let open = !matches!(
+        let status =
             SyncTransactionManagerWrapper::<AnsiTransactionManager>::transaction_manager_status_mut(
-                &mut self.conn
-            )
-            .transaction_depth(),
-            Ok(None)
-        );
-        if open {
+                &mut self.conn,
+            );
+        if left_open(status) {
             tracing::warn!("an SQLite connection was left inside a transaction; rolling it back");
             self.conn
                 .spawn_blocking(|c| {
@@ -217,6 +216,11 @@ fn start_checkpointer(
             }
         })
         .map(|_| ())
+}
+
+/// Whether diesel sees a transaction open on the connection (or its state is broken).
+fn left_open(status: &TransactionManagerStatus) -> bool {
+    !matches!(status.transaction_depth(), Ok(None))
 }
 
 /// Ends whatever transaction is open on `c` and resets diesel's view of it, so the next
@@ -385,10 +389,7 @@ impl SqliteDb {
             writer.conn.spawn_blocking(move |c| {
                 // Sessions hold the mutex while they run, so a transaction open when a job
                 // starts was abandoned by a cancelled session: it must not swallow this job.
-                if !matches!(
-                    AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
-                    Ok(None)
-                ) {
+                if left_open(AnsiTransactionManager::transaction_manager_status_mut(c)) {
                     reset_transaction(c);
                 }
                 match std::panic::catch_unwind(AssertUnwindSafe(|| job(c))) {

@@ -321,17 +321,7 @@ pub async fn list(
 }
 
 pub async fn count(db: &Database, ws: &str, q: &DocumentQuery) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| {
-        let cond = docs_cond(c, ws, q);
-        block_documents::table
-            .filter(block_documents::workspace_id.eq(ws))
-            .filter(cond)
-            .count()
-            .get_result::<i64>(c)
-            .await
-    })?;
-    Ok(n)
+    crate::count_in_workspace!(db, block_documents, ws, docs_cond(ws, q))
 }
 
 /// The first document matching `q` (by name).
