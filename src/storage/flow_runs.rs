@@ -30,7 +30,6 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Run
             .left_join(
                 flow_run_states::table.on(flow_run_states::id.nullable().eq(flow_runs::state_id)),
             )
-            .filter(flow_runs::workspace_id.eq(ws))
             .filter(flow_runs::id.eq(id))
             .select((
                 FlowRunRow::as_select(),
@@ -40,7 +39,9 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Run
             .await
             .optional()
     })?;
-    Ok(row)
+    // By primary key alone, the workspace compared here: see `transitions::flow_step` on
+    // PostgreSQL's generic plans.
+    Ok(row.filter(|(r, _)| r.workspace_id == ws))
 }
 
 pub async fn list(

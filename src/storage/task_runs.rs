@@ -30,7 +30,6 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Tas
             .left_join(
                 task_run_states::table.on(task_run_states::id.nullable().eq(task_runs::state_id)),
             )
-            .filter(task_runs::workspace_id.eq(ws))
             .filter(task_runs::id.eq(id))
             .select((
                 TaskRunRow::as_select(),
@@ -40,7 +39,9 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Tas
             .await
             .optional()
     })?;
-    Ok(row)
+    // By primary key alone, the workspace compared here: see `transitions::flow_step` on
+    // PostgreSQL's generic plans.
+    Ok(row.filter(|(r, _)| r.workspace_id == ws))
 }
 
 pub async fn list(
