@@ -63,9 +63,9 @@ where
             let result = pg
                 .transaction::<_, diesel::result::Error, _>(async |c| {
                     // Raw SQL: diesel cannot put a locking subquery in a DELETE's filter.
-                    let mut rows: Vec<OutboxRow> = diesel::sql_query(
+                    let mut rows: Vec<OutboxRow> = super::postgres::Statement::new(
                         "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox \
-                         ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                         ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) \
                          RETURNING seq, workspace_id, event_id, event",
                     )
                     .bind::<diesel::sql_types::BigInt, _>(limit)

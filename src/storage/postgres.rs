@@ -83,3 +83,159 @@ impl PgDb {
             .map_err(|e| StorageError::Pool(e.to_string()))
     }
 }
+
+/// A raw PostgreSQL statement that diesel keeps prepared per connection. `diesel::sql_query`
+/// marks itself unsafe to cache, so its text is parsed and planned again on every call; for a
+/// statement on the hot path that is most of its cost. The text is constant, with a `?` where
+/// each bind goes, in order (so it must contain no other `?`).
+pub struct Statement<'a> {
+    sql: &'static str,
+    binds: Vec<Box<dyn PgBind + Send + Sync + 'a>>,
+}
+
+trait PgBind {
+    fn push<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()>;
+}
+
+struct Bound<ST, T>(T, std::marker::PhantomData<fn() -> ST>);
+
+impl<ST, T> PgBind for Bound<ST, T>
+where
+    T: diesel::serialize::ToSql<ST, diesel::pg::Pg>,
+    diesel::pg::Pg: diesel::sql_types::HasSqlType<ST>,
+{
+    fn push<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        out.push_bind_param::<ST, T>(&self.0)
+    }
+}
+
+impl<'a> Statement<'a> {
+    pub fn new(sql: &'static str) -> Self {
+        Statement {
+            sql,
+            binds: Vec::new(),
+        }
+    }
+
+    /// Adds the value for the next `?`.
+    pub fn bind<ST, T>(mut self, value: T) -> Self
+    where
+        T: diesel::serialize::ToSql<ST, diesel::pg::Pg> + Send + Sync + 'a,
+        diesel::pg::Pg: diesel::sql_types::HasSqlType<ST>,
+        ST: 'a,
+    {
+        self.binds
+            .push(Box::new(Bound::<ST, T>(value, std::marker::PhantomData)));
+        self
+    }
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Statement<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        let mut parts = self.sql.split('?');
+        let mut binds = self.binds.iter();
+        if let Some(first) = parts.next() {
+            out.push_sql(first);
+        }
+        for part in parts {
+            let Some(b) = binds.next() else {
+                return Err(diesel::result::Error::QueryBuilderError(
+                    "statement has more placeholders than binds".into(),
+                ));
+            };
+            b.push(&mut out)?;
+            out.push_sql(part);
+        }
+        if binds.next().is_some() {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "statement has more binds than placeholders".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for Statement<'_> {
+    type QueryId = ();
+    // Cached by its text (and bind types), not by a Rust type.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for Statement<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::{BigInt, Integer, Text};
+    use diesel_async::RunQueryDsl;
+
+    use super::*;
+
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    /// Runs on the PostgreSQL pass of the test command (ORRERY_TEST_DATABASE_URL set).
+    async fn conn() -> Option<AsyncPgConnection> {
+        let url = std::env::var("ORRERY_TEST_DATABASE_URL").ok()?;
+        Some(AsyncPgConnection::establish(&url).await.expect("connect"))
+    }
+
+    #[tokio::test]
+    async fn statement_binds_in_order_and_stays_prepared() {
+        let Some(mut c) = conn().await else { return };
+        const SQL: &str = "SELECT (?::int * 10 + ?::int)::bigint AS n /* statement-test */";
+        for _ in 0..3 {
+            let rows: Vec<N> = Statement::new(SQL)
+                .bind::<Integer, _>(4)
+                .bind::<Integer, _>(2)
+                .load(&mut c)
+                .await
+                .expect("statement runs");
+            assert_eq!(rows.iter().map(|r| r.n).collect::<Vec<_>>(), vec![42]);
+        }
+        // Prepared once on this connection and reused; a `sql_query` leaves none behind.
+        let prepared: Vec<N> = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_prepared_statements \
+             WHERE statement LIKE '%statement-test */'",
+        )
+        .load(&mut c)
+        .await
+        .expect("count");
+        assert_eq!(prepared[0].n, 1);
+    }
+
+    #[tokio::test]
+    async fn statement_with_a_missing_or_extra_bind_is_an_error() {
+        let Some(mut c) = conn().await else { return };
+        let missing = Statement::new("SELECT ?::text AS a, ?::text AS b")
+            .bind::<Text, _>("a")
+            .execute(&mut c)
+            .await;
+        assert!(matches!(
+            missing,
+            Err(diesel::result::Error::QueryBuilderError(_))
+        ));
+        let extra = Statement::new("SELECT ?::text AS a")
+            .bind::<Text, _>("a")
+            .bind::<Text, _>("b")
+            .execute(&mut c)
+            .await;
+        assert!(matches!(
+            extra,
+            Err(diesel::result::Error::QueryBuilderError(_))
+        ));
+    }
+}

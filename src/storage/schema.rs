@@ -364,3 +364,4 @@ diesel::allow_tables_to_appear_in_same_query!(deployments, flow_runs);
 diesel::allow_tables_to_appear_in_same_query!(deployments, flows);
 diesel::allow_tables_to_appear_in_same_query!(work_queues, flows);
 diesel::allow_tables_to_appear_in_same_query!(work_pools, flows);
+diesel::allow_tables_to_appear_in_same_query!(deployments, flow_run_states);

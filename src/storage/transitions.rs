@@ -96,7 +96,7 @@ impl LockDeployment for diesel_async::AsyncPgConnection {
     /// PostgreSQL: a transaction-scoped advisory lock on the deployment, so two workers cannot
     /// both take the last slot.
     async fn lock_deployment(&mut self, deployment_id: &str) -> Result<(), diesel::result::Error> {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        super::postgres::Statement::new("SELECT pg_advisory_xact_lock(hashtext(?))")
             .bind::<diesel::sql_types::Text, _>(deployment_id)
             .execute(self)
             .await
@@ -474,10 +474,16 @@ where
         Database::Postgres(pg) => {
             let mut c = pg.get().await?;
             let c: &mut diesel_async::AsyncPgConnection = &mut c;
-            c.transaction::<_, diesel::result::Error, _>(
-                async |c| flow_step!(c, ws, run_id, since, &*decide, [.await]),
-            )
-            .await
+            match pg_fast::flow_step(c, ws, run_id, since, &*decide).await {
+                Ok(Some(out)) => Ok(out),
+                Ok(None) => {
+                    c.transaction::<_, diesel::result::Error, _>(
+                        async |c| flow_step!(c, ws, run_id, since, &*decide, [.await]),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
         }
         Database::Sqlite(s) => {
             let (ws, run_id, decide) = (ws.to_string(), run_id.to_string(), decide.clone());
@@ -504,10 +510,16 @@ where
         Database::Postgres(pg) => {
             let mut c = pg.get().await?;
             let c: &mut diesel_async::AsyncPgConnection = &mut c;
-            c.transaction::<_, diesel::result::Error, _>(
-                async |c| flow_create!(c, row, flow, &decide, [.await]),
-            )
-            .await
+            match pg_fast::flow_create(c, row, flow, &decide).await {
+                Ok(Some(out)) => Ok(out),
+                Ok(None) => {
+                    c.transaction::<_, diesel::result::Error, _>(
+                        async |c| flow_create!(c, row, flow, &decide, [.await]),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
         }
         Database::Sqlite(s) => {
             let (row, flow) = (row.clone(), flow.cloned());
@@ -699,6 +711,276 @@ where
         }
     };
     Ok(result?)
+}
+
+/// PostgreSQL: most flow-run transitions in one read and one statement, without a transaction
+/// around them. The run (with its state, flow and its deployment's concurrency limit) is read by
+/// primary key; the decision is made; then a single data-modifying statement updates the run
+/// only if it still has the state the decision was made on, and inserts the new state and the
+/// outbox events only if that update happened. One statement is atomic on its own, so the
+/// state, the run's columns and the events are still written together or not at all, and a lost
+/// race (no row updated) retries the whole step like the transaction path does. Creating a run
+/// is one statement the same way: the run's INSERT, then its first state and events if the run
+/// was inserted (not if its idempotency key was taken). BEGIN, a read, three or four writes and
+/// COMMIT (four round trips) become two round trips, one for a creation.
+///
+/// Subflows (whose parent task run mirrors the state) and runs of deployments with a concurrency
+/// limit (which take the deployment's lock) need the transaction, so for them these answer
+/// `None` and the caller runs the transaction path.
+mod pg_fast {
+    use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamp};
+    use diesel_async::AsyncPgConnection;
+
+    use super::*;
+    use crate::storage::postgres::Statement;
+    use crate::storage::schema::deployments;
+
+    /// `$head` (a CTE named `$src` that returns the run's id when it wrote the run), then the new
+    /// state and the outbox rows from arrays, inserted only when `$src` returned a row, and that
+    /// row count. `?` marks each bind, in order (see `postgres::Statement`).
+    macro_rules! then_state_and_outbox {
+        ($head:literal, $src:literal) => {
+            concat!(
+                $head,
+                ", st AS (INSERT INTO flow_run_states (id, workspace_id, created, flow_run_id, \
+                 type, name, timestamp, message, data, state_details) SELECT s.* FROM ",
+                $src,
+                ", unnest(?::text[], ?::text[], ?::timestamp[], ?::text[], ?::text[], ?::text[], \
+                 ?::timestamp[], ?::text[], ?::text[], ?::text[]) \
+                 AS s(id, ws, created, run, type, name, ts, message, data, details)), \
+                 ob AS (INSERT INTO event_outbox (workspace_id, created, event_id, event) \
+                 SELECT o.* FROM ",
+                $src,
+                ", unnest(?::text[], ?::timestamp[], ?::text[], ?::text[]) \
+                 AS o(ws, created, event_id, event)) SELECT count(*) AS n FROM ",
+                $src
+            )
+        };
+    }
+
+    const FLOW_WRITE: &str = then_state_and_outbox!(
+        "WITH upd AS (UPDATE flow_runs SET updated = ?, state_id = ?, state_type = ?, \
+         state_name = ?, state_timestamp = ?, empirical_policy = ?, run_count = ?, \
+         expected_start_time = ?, next_scheduled_start_time = ?, start_time = ?, end_time = ?, \
+         total_run_time = ? WHERE id = ? AND state_id IS NOT DISTINCT FROM ? RETURNING id)",
+        "upd"
+    );
+
+    const FLOW_CREATE: &str = then_state_and_outbox!(
+        "WITH ins AS (INSERT INTO flow_runs (id, workspace_id, created, updated, name, flow_id, \
+         state_id, state_type, state_name, state_timestamp, deployment_id, deployment_version, \
+         work_queue_id, work_queue_name, work_pool_id, work_pool_name, flow_version, parameters, \
+         idempotency_key, context, empirical_policy, tags, labels, parent_task_run_id, run_count, \
+         expected_start_time, next_scheduled_start_time, start_time, end_time, total_run_time, \
+         auto_scheduled, infrastructure_document_id, infrastructure_pid, created_by, \
+         job_variables) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id)",
+        "ins"
+    );
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    /// Binds the state and outbox arrays of `then_state_and_outbox!` and runs the statement:
+    /// `true` when its CTE wrote the run.
+    async fn run_with_state_and_outbox<'a>(
+        c: &mut AsyncPgConnection,
+        q: Statement<'a>,
+        w: &'a FlowRunWrite,
+    ) -> QueryResult<bool> {
+        let s = w.state.iter();
+        let o = w.outbox.iter();
+        macro_rules! col {
+            ($it:expr, $f:ident) => {
+                $it.clone().map(|x| x.$f.clone()).collect::<Vec<_>>()
+            };
+        }
+        let counted: Vec<Count> = q
+            .bind::<Array<Text>, _>(col!(s, id))
+            .bind::<Array<Text>, _>(col!(s, workspace_id))
+            .bind::<Array<Timestamp>, _>(col!(s, created))
+            .bind::<Array<Text>, _>(col!(s, flow_run_id))
+            .bind::<Array<Text>, _>(col!(s, state_type))
+            .bind::<Array<Text>, _>(col!(s, name))
+            .bind::<Array<Timestamp>, _>(col!(s, timestamp))
+            .bind::<Array<Nullable<Text>>, _>(col!(s, message))
+            .bind::<Array<Nullable<Text>>, _>(col!(s, data))
+            .bind::<Array<Text>, _>(col!(s, state_details))
+            .bind::<Array<Text>, _>(col!(o, workspace_id))
+            .bind::<Array<Timestamp>, _>(col!(o, created))
+            .bind::<Array<Text>, _>(col!(o, event_id))
+            .bind::<Array<Text>, _>(col!(o, event))
+            .load(c)
+            .await?;
+        Ok(matches!(counted.as_slice(), [Count { n: 1 }]))
+    }
+
+    /// `Ok(None)`: this run needs the transaction path.
+    pub(super) async fn flow_step<R>(
+        c: &mut AsyncPgConnection,
+        ws: &str,
+        run_id: &str,
+        since: NaiveDateTime,
+        decide: &(dyn Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync),
+    ) -> QueryResult<Option<R>> {
+        type Read = (
+            FlowRunRow,
+            Option<FlowRunStateRow>,
+            Option<FlowRow>,
+            Option<i32>,
+        );
+        let (run, current, flow, limit): Read = flow_runs::table
+            .left_join(
+                flow_run_states::table.on(flow_run_states::id.nullable().eq(flow_runs::state_id)),
+            )
+            .left_join(flows::table.on(flows::id.eq(flow_runs::flow_id)))
+            .left_join(
+                deployments::table.on(deployments::id.nullable().eq(flow_runs::deployment_id)),
+            )
+            .filter(flow_runs::id.eq(run_id))
+            .select((
+                FlowRunRow::as_select(),
+                Option::<FlowRunStateRow>::as_select(),
+                Option::<FlowRow>::as_select(),
+                deployments::concurrency_limit.nullable(),
+            ))
+            .first(c)
+            .await?;
+        if run.workspace_id != ws {
+            return Err(diesel::result::Error::NotFound);
+        }
+        if run.parent_task_run_id.is_some() || limit.is_some() {
+            return Ok(None);
+        }
+        // As in `flow_step!`: only a current state at or after `since` can have company there.
+        let taken_timestamps: Vec<NaiveDateTime> =
+            if current.as_ref().is_some_and(|s| s.timestamp < since) {
+                Vec::new()
+            } else {
+                flow_run_states::table
+                    .filter(flow_run_states::flow_run_id.eq(run_id))
+                    .filter(flow_run_states::timestamp.ge(since))
+                    .select(flow_run_states::timestamp)
+                    .load(c)
+                    .await?
+            };
+        let expected = run.state_id.clone();
+        let (write, out) = decide(FlowRunContext {
+            run,
+            current,
+            flow,
+            parent_task: None,
+            taken_timestamps,
+            deployment_concurrency: None,
+        });
+        let Some(r) = &write.run else {
+            // Nothing to write (a rejection or a wait that changed nothing).
+            return if write.state.is_none() && write.outbox.is_empty() {
+                Ok(Some(out))
+            } else {
+                Ok(None)
+            };
+        };
+        let q = Statement::new(FLOW_WRITE)
+            .bind::<Timestamp, _>(r.updated)
+            .bind::<Nullable<Text>, _>(r.state_id.as_deref())
+            .bind::<Nullable<Text>, _>(r.state_type.as_deref())
+            .bind::<Nullable<Text>, _>(r.state_name.as_deref())
+            .bind::<Nullable<Timestamp>, _>(r.state_timestamp)
+            .bind::<Text, _>(r.empirical_policy.as_str())
+            .bind::<BigInt, _>(r.run_count)
+            .bind::<Nullable<Timestamp>, _>(r.expected_start_time)
+            .bind::<Nullable<Timestamp>, _>(r.next_scheduled_start_time)
+            .bind::<Nullable<Timestamp>, _>(r.start_time)
+            .bind::<Nullable<Timestamp>, _>(r.end_time)
+            .bind::<Double, _>(r.total_run_time)
+            .bind::<Text, _>(r.id.as_str())
+            .bind::<Nullable<Text>, _>(expected.as_deref());
+        if !run_with_state_and_outbox(c, q, &write).await? {
+            return Err(race());
+        }
+        Ok(Some(out))
+    }
+
+    /// `Ok(None)`: this run needs the transaction path.
+    pub(super) async fn flow_create<R>(
+        c: &mut AsyncPgConnection,
+        row: &FlowRunRow,
+        flow: Option<&FlowRow>,
+        decide: &(dyn Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync),
+    ) -> QueryResult<Option<Result<R, String>>> {
+        if row.parent_task_run_id.is_some() || row.deployment_id.is_some() {
+            return Ok(None);
+        }
+        let flow: Option<FlowRow> = match flow {
+            Some(flow) => Some(flow.clone()),
+            None => flows::table
+                .find(&row.flow_id)
+                .select(FlowRow::as_select())
+                .first(c)
+                .await
+                .optional()?,
+        };
+        let (write, out) = decide(FlowRunContext {
+            run: row.clone(),
+            current: None,
+            flow,
+            parent_task: None,
+            taken_timestamps: Vec::new(),
+            deployment_concurrency: None,
+        });
+        let r = write.run.as_ref().unwrap_or(row);
+        let q = Statement::new(FLOW_CREATE)
+            .bind::<Text, _>(r.id.as_str())
+            .bind::<Text, _>(r.workspace_id.as_str())
+            .bind::<Timestamp, _>(r.created)
+            .bind::<Timestamp, _>(r.updated)
+            .bind::<Text, _>(r.name.as_str())
+            .bind::<Text, _>(r.flow_id.as_str())
+            .bind::<Nullable<Text>, _>(r.state_id.as_deref())
+            .bind::<Nullable<Text>, _>(r.state_type.as_deref())
+            .bind::<Nullable<Text>, _>(r.state_name.as_deref())
+            .bind::<Nullable<Timestamp>, _>(r.state_timestamp)
+            .bind::<Nullable<Text>, _>(r.deployment_id.as_deref())
+            .bind::<Nullable<Text>, _>(r.deployment_version.as_deref())
+            .bind::<Nullable<Text>, _>(r.work_queue_id.as_deref())
+            .bind::<Nullable<Text>, _>(r.work_queue_name.as_deref())
+            .bind::<Nullable<Text>, _>(r.work_pool_id.as_deref())
+            .bind::<Nullable<Text>, _>(r.work_pool_name.as_deref())
+            .bind::<Nullable<Text>, _>(r.flow_version.as_deref())
+            .bind::<Text, _>(r.parameters.as_str())
+            .bind::<Nullable<Text>, _>(r.idempotency_key.as_deref())
+            .bind::<Text, _>(r.context.as_str())
+            .bind::<Text, _>(r.empirical_policy.as_str())
+            .bind::<Text, _>(r.tags.as_str())
+            .bind::<Text, _>(r.labels.as_str())
+            .bind::<Nullable<Text>, _>(r.parent_task_run_id.as_deref())
+            .bind::<BigInt, _>(r.run_count)
+            .bind::<Nullable<Timestamp>, _>(r.expected_start_time)
+            .bind::<Nullable<Timestamp>, _>(r.next_scheduled_start_time)
+            .bind::<Nullable<Timestamp>, _>(r.start_time)
+            .bind::<Nullable<Timestamp>, _>(r.end_time)
+            .bind::<Double, _>(r.total_run_time)
+            .bind::<Bool, _>(r.auto_scheduled)
+            .bind::<Nullable<Text>, _>(r.infrastructure_document_id.as_deref())
+            .bind::<Nullable<Text>, _>(r.infrastructure_pid.as_deref())
+            .bind::<Nullable<Text>, _>(r.created_by.as_deref())
+            .bind::<Text, _>(r.job_variables.as_str());
+        if run_with_state_and_outbox(c, q, &write).await? {
+            return Ok(Some(Ok(out)));
+        }
+        // Not inserted: the flow already has a run with this idempotency key.
+        let existing: String = flow_runs::table
+            .filter(flow_runs::flow_id.eq(&row.flow_id))
+            .filter(flow_runs::idempotency_key.eq(&row.idempotency_key))
+            .select(flow_runs::id)
+            .first(c)
+            .await?;
+        Ok(Some(Err(existing)))
+    }
 }
 
 /// SQLite: a whole step runs on the blocking thread that owns the writer connection, with
