@@ -36,40 +36,50 @@ pub async fn ingest(
     events: Vec<Event>,
 ) -> Result<(), crate::storage::StorageError> {
     let now = crate::time::now();
-    let mut fallback = Vec::new();
+    let mut envelopes = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
     for event in events {
         let envelope = Envelope {
             workspace_id: workspace_id.to_string(),
             event: event.receive(now),
         };
-        let payload = match serde_json::to_vec(&envelope) {
-            Ok(p) => p,
+        match serde_json::to_vec(&envelope) {
+            Ok(p) => payloads.push(p),
             Err(e) => {
                 tracing::warn!(error = %e, "dropping an event that cannot be serialised");
                 continue;
             }
-        };
-        let published = tokio::time::timeout(
-            Duration::from_secs(2),
-            state.brokers.streams.publish(STREAM, &payload),
-        )
-        .await;
-        if !matches!(published, Ok(Ok(_))) {
-            fallback.push(NewOutboxRow {
-                workspace_id: workspace_id.to_string(),
-                created: now.naive_utc(),
-                event_id: envelope.event.event.id.to_string(),
-                event: serde_json::to_string(&envelope.event).unwrap_or_default(),
-            });
         }
+        envelopes.push(envelope);
     }
-    if !fallback.is_empty() {
-        tracing::warn!(
-            count = fallback.len(),
-            "streams unavailable; events kept in the outbox"
-        );
-        outbox::append(&state.stores.orion, &fallback).await?;
-        state.outbox_wake.notify_one();
+    if payloads.is_empty() {
+        return Ok(());
     }
+    // All of them in one round trip to the broker (a Redis pipeline). If that fails, all of them
+    // go to the outbox: some may then reach the stream twice, which its consumers ignore (they
+    // are idempotent on event id).
+    let published = tokio::time::timeout(
+        Duration::from_secs(2),
+        state.brokers.streams.publish_many(STREAM, &payloads),
+    )
+    .await;
+    if matches!(published, Ok(Ok(_))) {
+        return Ok(());
+    }
+    let fallback: Vec<NewOutboxRow> = envelopes
+        .iter()
+        .map(|envelope| NewOutboxRow {
+            workspace_id: workspace_id.to_string(),
+            created: now.naive_utc(),
+            event_id: envelope.event.event.id.to_string(),
+            event: serde_json::to_string(&envelope.event).unwrap_or_default(),
+        })
+        .collect();
+    tracing::warn!(
+        count = fallback.len(),
+        "streams unavailable; events kept in the outbox"
+    );
+    outbox::append(&state.stores.orion, &fallback).await?;
+    state.outbox_wake.notify_one();
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use futures_util::FutureExt;
 use serde_json::Value;
 
 use super::Event;
@@ -13,6 +14,8 @@ use crate::app::AppState;
 
 /// Largest frame accepted (Prefect's maximum event size is 1.5 MB).
 const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Most events of one socket published in one broker round trip.
+const BATCH: usize = 500;
 
 /// Upgrades the request, offering the `prefect` subprotocol.
 pub fn upgrade(
@@ -85,29 +88,52 @@ pub async fn events_in(
         if !handshake(&mut session, &mut stream, prefect).await {
             return;
         }
-        while let Some(msg) = stream.recv().await {
+        // Frames that have already arrived are taken together, up to `BATCH`, and their events
+        // published in one round trip to the broker: a client flushing its queue sends them
+        // back to back, and one broker round trip per frame was what bounded the rate (about
+        // 4,500 events/s per socket on Redis). A ping is answered only after every earlier
+        // frame's events are published.
+        let mut events = Vec::new();
+        let mut next = stream.recv().await;
+        while let Some(msg) = next.take() {
+            let mut pong = None;
+            let mut end = false;
             match msg {
                 Ok(AggregatedMessage::Text(text)) => match serde_json::from_str::<Event>(&text) {
                     Ok(event) => match event.validate() {
-                        Ok(()) => {
-                            if let Err(e) = super::ingest(&state, ws.id(), vec![event]).await {
-                                tracing::error!(error = %e, "cannot accept an event; closing the socket so the client resends");
-                                close(session, CloseCode::Error, "transient_server_error").await;
-                                return;
-                            }
-                        }
+                        Ok(()) => events.push(event),
                         Err(reason) => tracing::warn!(%reason, "ignoring an invalid event"),
                     },
                     Err(e) => tracing::warn!(error = %e, "ignoring a frame that is not an event"),
                 },
-                Ok(AggregatedMessage::Ping(p)) => {
-                    if session.pong(&p).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(AggregatedMessage::Close(_)) | Err(_) => break,
+                Ok(AggregatedMessage::Ping(p)) => pong = Some(p),
+                Ok(AggregatedMessage::Close(_)) | Err(_) => end = true,
                 Ok(_) => {}
             }
+            if pong.is_none() && !end && events.len() < BATCH {
+                // Another frame only if it is already here; dropping the unready future loses
+                // nothing.
+                next = stream.recv().now_or_never().flatten();
+                if next.is_some() {
+                    continue;
+                }
+            }
+            if !events.is_empty() {
+                if let Err(e) = super::ingest(&state, ws.id(), std::mem::take(&mut events)).await {
+                    tracing::error!(error = %e, "cannot accept an event; closing the socket so the client resends");
+                    close(session, CloseCode::Error, "transient_server_error").await;
+                    return;
+                }
+            }
+            if let Some(p) = pong {
+                if session.pong(&p).await.is_err() {
+                    return;
+                }
+            }
+            if end {
+                break;
+            }
+            next = stream.recv().await;
         }
         let _ = session.close(None).await;
     });

@@ -230,14 +230,18 @@ pub struct Recorded {
 /// when the incoming state is newer than the stored one; states are keyed by id, so replays
 /// change nothing. Returns how many task runs were written.
 pub async fn record(db: &Database, batch: &[Recorded]) -> StorageResult<usize> {
+    use diesel::query_dsl::methods::FilterDsl;
+    use diesel_async::AsyncConnection;
     if batch.is_empty() {
         return Ok(0);
     }
-    let mut conn = db.write().await?;
-    let written = db_run!(conn, |c| {
-        use diesel::query_dsl::methods::FilterDsl;
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
+    let mut h = match db.write().await? {
+        super::Conn::Pg(mut c) => return Ok(pg_record(&mut c, batch).await?),
+        super::Conn::Sqlite(h) => h,
+    };
+    let c: &mut super::SqliteConn = &mut h;
+    let written = c
+        .transaction::<_, diesel::result::Error, _>(async |c| {
             let mut written = 0;
             for r in batch {
                 let newer = task_runs::state_timestamp
@@ -261,9 +265,118 @@ pub async fn record(db: &Database, batch: &[Recorded]) -> StorageResult<usize> {
             }
             Ok(written)
         })
-        .await
-    })?;
+        .await?;
     Ok(written)
+}
+
+/// PostgreSQL: the whole batch as one statement, every column an array parameter. The same
+/// upsert as SQLite's (the columns of `RecordedUpdate`, only over an older state) and the same
+/// state inserts. Statement by statement, a batch of 500 task runs took ~250 ms (each statement
+/// a round trip, pipelined or not); this is what bounded recording at ~2,000 task runs/s.
+/// `collect` gives one entry per task run, so no row is upserted twice in one statement.
+const PG_RECORD: &str = "WITH runs AS (\
+    INSERT INTO task_runs AS t (id, workspace_id, created, updated, name, flow_run_id, task_key, \
+        dynamic_key, cache_key, cache_expiration, task_version, empirical_policy, tags, labels, \
+        task_inputs, state_id, state_type, state_name, state_timestamp, run_count, \
+        flow_run_run_count, expected_start_time, next_scheduled_start_time, start_time, \
+        end_time, total_run_time) \
+    SELECT * FROM unnest(?::text[], ?::text[], ?::timestamp[], ?::timestamp[], ?::text[], \
+        ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamp[], ?::text[], ?::text[], \
+        ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamp[], \
+        ?::int8[], ?::int8[], ?::timestamp[], ?::timestamp[], ?::timestamp[], ?::timestamp[], \
+        ?::float8[]) \
+    ON CONFLICT (id) DO UPDATE SET updated = EXCLUDED.updated, state_id = EXCLUDED.state_id, \
+        state_type = EXCLUDED.state_type, state_name = EXCLUDED.state_name, \
+        state_timestamp = EXCLUDED.state_timestamp, run_count = EXCLUDED.run_count, \
+        flow_run_run_count = EXCLUDED.flow_run_run_count, \
+        expected_start_time = EXCLUDED.expected_start_time, \
+        next_scheduled_start_time = EXCLUDED.next_scheduled_start_time, \
+        start_time = EXCLUDED.start_time, end_time = EXCLUDED.end_time, \
+        total_run_time = EXCLUDED.total_run_time, name = EXCLUDED.name, \
+        flow_run_id = EXCLUDED.flow_run_id, task_key = EXCLUDED.task_key, \
+        dynamic_key = EXCLUDED.dynamic_key, cache_key = EXCLUDED.cache_key, \
+        cache_expiration = EXCLUDED.cache_expiration, task_version = EXCLUDED.task_version, \
+        empirical_policy = EXCLUDED.empirical_policy, tags = EXCLUDED.tags, \
+        labels = EXCLUDED.labels, task_inputs = EXCLUDED.task_inputs \
+    WHERE t.state_timestamp IS NULL OR t.state_timestamp < EXCLUDED.state_timestamp \
+    RETURNING 1), \
+  states AS (\
+    INSERT INTO task_run_states (id, workspace_id, created, task_run_id, type, name, timestamp, \
+        message, data, state_details) \
+    SELECT * FROM unnest(?::text[], ?::text[], ?::timestamp[], ?::text[], ?::text[], \
+        ?::text[], ?::timestamp[], ?::text[], ?::text[], ?::text[]) \
+    ON CONFLICT DO NOTHING RETURNING 1) \
+SELECT (SELECT count(*) FROM runs) AS n";
+
+#[derive(diesel::QueryableByName)]
+struct Written {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+async fn pg_record(
+    c: &mut diesel_async::AsyncPgConnection,
+    batch: &[Recorded],
+) -> diesel::QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamp};
+    let states: Vec<&TaskRunStateRow> = batch.iter().flat_map(|r| &r.states).collect();
+    macro_rules! run_col {
+        (|$r:ident| $e:expr) => {
+            batch
+                .iter()
+                .map(|r| {
+                    let $r = &r.run;
+                    $e
+                })
+                .collect::<Vec<_>>()
+        };
+    }
+    macro_rules! state_col {
+        (|$s:ident| $e:expr) => {
+            states.iter().map(|$s| $e).collect::<Vec<_>>()
+        };
+    }
+    let written: Vec<Written> = super::postgres::Statement::new(PG_RECORD)
+        .bind::<Array<Text>, _>(run_col!(|r| r.id.as_str()))
+        .bind::<Array<Text>, _>(run_col!(|r| r.workspace_id.as_str()))
+        .bind::<Array<Timestamp>, _>(run_col!(|r| r.created))
+        .bind::<Array<Timestamp>, _>(run_col!(|r| r.updated))
+        .bind::<Array<Text>, _>(run_col!(|r| r.name.as_str()))
+        .bind::<Array<Nullable<Text>>, _>(run_col!(|r| r.flow_run_id.as_deref()))
+        .bind::<Array<Text>, _>(run_col!(|r| r.task_key.as_str()))
+        .bind::<Array<Text>, _>(run_col!(|r| r.dynamic_key.as_str()))
+        .bind::<Array<Nullable<Text>>, _>(run_col!(|r| r.cache_key.as_deref()))
+        .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.cache_expiration))
+        .bind::<Array<Nullable<Text>>, _>(run_col!(|r| r.task_version.as_deref()))
+        .bind::<Array<Text>, _>(run_col!(|r| r.empirical_policy.as_str()))
+        .bind::<Array<Text>, _>(run_col!(|r| r.tags.as_str()))
+        .bind::<Array<Text>, _>(run_col!(|r| r.labels.as_str()))
+        .bind::<Array<Text>, _>(run_col!(|r| r.task_inputs.as_str()))
+        .bind::<Array<Nullable<Text>>, _>(run_col!(|r| r.state_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(run_col!(|r| r.state_type.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(run_col!(|r| r.state_name.as_deref()))
+        .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.state_timestamp))
+        .bind::<Array<BigInt>, _>(run_col!(|r| r.run_count))
+        .bind::<Array<BigInt>, _>(run_col!(|r| r.flow_run_run_count))
+        .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.expected_start_time))
+        .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.next_scheduled_start_time))
+        .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.start_time))
+        .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.end_time))
+        .bind::<Array<Double>, _>(run_col!(|r| r.total_run_time))
+        .bind::<Array<Text>, _>(state_col!(|s| s.id.as_str()))
+        .bind::<Array<Text>, _>(state_col!(|s| s.workspace_id.as_str()))
+        .bind::<Array<Timestamp>, _>(state_col!(|s| s.created))
+        .bind::<Array<Text>, _>(state_col!(|s| s.task_run_id.as_str()))
+        .bind::<Array<Text>, _>(state_col!(|s| s.state_type.as_str()))
+        .bind::<Array<Text>, _>(state_col!(|s| s.name.as_str()))
+        .bind::<Array<Timestamp>, _>(state_col!(|s| s.timestamp))
+        .bind::<Array<Nullable<Text>>, _>(state_col!(|s| s.message.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(state_col!(|s| s.data.as_deref()))
+        .bind::<Array<Text>, _>(state_col!(|s| s.state_details.as_str()))
+        .load(c)
+        .await?;
+    // One row: the count of task runs written.
+    Ok(written.iter().map(|w| w.n as usize).sum())
 }
 
 /// The columns an event may change on an existing task run (not `created`, not `workspace_id`):

@@ -636,6 +636,44 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// An event older than the recorded state, arriving in a later batch, adds its state to the
+/// history but does not move the task run back; a newer one does move it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_older_task_run_event_does_not_move_the_run_back() {
+    let app = TestApp::start().await;
+    let f = flow(&app, "late-events").await;
+    let run = flow_run(&app, &f, json!({})).await;
+    let fr = run["id"].as_str().expect("id").to_string();
+    let task = uuid::Uuid::now_v7().to_string();
+    let t0 = chrono::Utc::now();
+    let path = format!("/api/task_runs/{task}");
+    let states_path = format!("/api/task_run_states/?task_run_id={task}");
+    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+    let steps = [
+        ("RUNNING", "Running", 10, "RUNNING"),
+        // Older than the recorded RUNNING: kept in the history, the run stays RUNNING.
+        ("PENDING", "Pending", 0, "RUNNING"),
+        ("COMPLETED", "Completed", 20, "COMPLETED"),
+    ];
+    for (i, (state, name, ms, expected)) in steps.into_iter().enumerate() {
+        let event = task_event(&task, &fr, state, name, at(ms));
+        let (s, _) = call(&app, "POST", "/api/events", Some(json!([event]))).await;
+        assert_eq!(s, 204);
+        wait_for("the recorder", || async {
+            call(&app, "GET", &states_path, None)
+                .await
+                .1
+                .as_array()
+                .map_or(0, Vec::len)
+                == i + 1
+        })
+        .await;
+        let (_, t) = call(&app, "GET", &path, None).await;
+        assert_eq!(t["state_type"], expected, "after the {state} event");
+    }
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_become_task_runs_and_are_persisted_idempotently() {
     let app = TestApp::start().await;
