@@ -283,6 +283,10 @@ fn start_services(
             },
         ));
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    list.push(Arc::new(crate::services::heap_trim::HeapTrim {
+        state: state.clone(),
+    }));
     list.into_iter()
         .filter_map(|s| spawn(s, token.clone()))
         .collect()

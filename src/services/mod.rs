@@ -4,6 +4,8 @@
 
 pub mod cancellation;
 pub mod foreman;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod heap_trim;
 pub mod late_runs;
 pub mod pause_expirations;
 pub mod repossessor;
