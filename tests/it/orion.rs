@@ -1118,9 +1118,39 @@ async fn extreme_inputs_get_answers_not_errors() {
 /// the name or labels) that lands between the transition's read and its write survives. The
 /// decision below plays the stale copy: it returns the run with the values it read before the
 /// PATCH, and the write must not put them back.
+/// `run` moved to a new RUNNING state at `now`: the write a transition decision would return.
+fn running_write(
+    mut run: orrery::storage::rows::FlowRunRow,
+    now: chrono::NaiveDateTime,
+) -> orrery::storage::transitions::FlowRunWrite {
+    let state_id = uuid::Uuid::new_v4().to_string();
+    run.updated = now;
+    run.state_id = Some(state_id.clone());
+    run.state_type = Some("RUNNING".into());
+    run.state_name = Some("Running".into());
+    run.state_timestamp = Some(now);
+    let state = orrery::storage::rows::FlowRunStateRow {
+        id: state_id,
+        workspace_id: run.workspace_id.clone(),
+        created: now,
+        flow_run_id: run.id.clone(),
+        state_type: "RUNNING".into(),
+        name: "Running".into(),
+        timestamp: now,
+        message: None,
+        data: None,
+        state_details: "{}".into(),
+    };
+    orrery::storage::transitions::FlowRunWrite {
+        state: Some(state),
+        run: Some(run),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transition_does_not_overwrite_a_concurrent_patch() {
-    use orrery::storage::transitions::{transition_flow_run, FlowRunWrite};
+    use orrery::storage::transitions::transition_flow_run;
     let app = TestApp::start().await;
     let flow_id = flow(&app, "narrow-writes").await;
     let run = flow_run(&app, &flow_id, json!({"state": {"type": "PENDING"}})).await;
@@ -1140,32 +1170,11 @@ async fn a_transition_does_not_overwrite_a_concurrent_patch() {
     .await;
     assert_eq!(patched.0, 204);
     let now = chrono::Utc::now().naive_utc();
-    let written = transition_flow_run(&state.stores.orion, ws, &id, now, move |ctx| {
+    let written = transition_flow_run(&state.stores.orion, ws, &id, now, move |_ctx| {
         let mut stale = before.clone();
-        stale.updated = now;
-        stale.state_id = Some(uuid::Uuid::new_v4().to_string());
-        stale.state_type = Some("RUNNING".into());
-        stale.state_name = Some("Running".into());
-        stale.state_timestamp = Some(now);
         stale.run_count = 1;
         stale.start_time = Some(now);
-        let state = orrery::storage::rows::FlowRunStateRow {
-            id: stale.state_id.clone().unwrap_or_default(),
-            workspace_id: ctx.run.workspace_id.clone(),
-            created: now,
-            flow_run_id: ctx.run.id.clone(),
-            state_type: "RUNNING".into(),
-            name: "Running".into(),
-            timestamp: now,
-            message: None,
-            data: None,
-            state_details: "{}".into(),
-        };
-        let write = FlowRunWrite {
-            state: Some(state),
-            run: Some(stale),
-            ..FlowRunWrite::default()
-        };
+        let write = running_write(stale, now);
         (write, ())
     })
     .await
@@ -1196,7 +1205,7 @@ async fn a_transition_does_not_overwrite_a_concurrent_patch() {
 /// the run's state id is all that stands between two workers and a lost update.)
 #[actix_web::test]
 async fn concurrent_transitions_of_one_run_lose_no_write() {
-    use orrery::storage::transitions::{transition_flow_run, FlowRunWrite};
+    use orrery::storage::transitions::transition_flow_run;
     let app = TestApp::start().await;
     let flow_id = flow(&app, "racing-transitions").await;
     let run = flow_run(&app, &flow_id, json!({"state": {"type": "PENDING"}})).await;
@@ -1209,29 +1218,8 @@ async fn concurrent_transitions_of_one_run_lose_no_write() {
             let now = chrono::Utc::now().naive_utc();
             transition_flow_run(&db, ws, &id, now, move |ctx| {
                 let mut run = ctx.run.clone();
-                let state_id = uuid::Uuid::new_v4().to_string();
                 run.run_count += 1;
-                run.state_id = Some(state_id.clone());
-                run.state_type = Some("RUNNING".into());
-                run.state_name = Some("Running".into());
-                run.state_timestamp = Some(now);
-                let state = orrery::storage::rows::FlowRunStateRow {
-                    id: state_id,
-                    workspace_id: run.workspace_id.clone(),
-                    created: now,
-                    flow_run_id: run.id.clone(),
-                    state_type: "RUNNING".into(),
-                    name: "Running".into(),
-                    timestamp: now,
-                    message: None,
-                    data: None,
-                    state_details: "{}".into(),
-                };
-                let write = FlowRunWrite {
-                    state: Some(state),
-                    run: Some(run),
-                    ..FlowRunWrite::default()
-                };
+                let write = running_write(run, now);
                 (write, ())
             })
             .await
