@@ -523,32 +523,21 @@ const PG_CHUNK: usize = 1000;
 /// states, from one array per column. Array parameters instead of a VALUES list of 35,000
 /// parameters: PostgreSQL's CPU for a cycle of 61,000 runs went from 9.3 s to about 4 s
 /// (bench/README, session 4).
-const PG_INSERT_SCHEDULED: &str = "WITH runs AS ( \
-    INSERT INTO flow_runs (id, workspace_id, created, updated, name, flow_id, state_id, \
-        state_type, state_name, state_timestamp, deployment_id, deployment_version, \
-        work_queue_id, work_queue_name, work_pool_id, work_pool_name, flow_version, parameters, \
-        idempotency_key, context, empirical_policy, tags, labels, parent_task_run_id, run_count, \
-        expected_start_time, next_scheduled_start_time, start_time, end_time, total_run_time, \
-        auto_scheduled, infrastructure_document_id, infrastructure_pid, created_by, job_variables) \
-    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamp[], $4::timestamp[], $5::text[], \
-        $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamp[], $11::text[], \
-        $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
-        $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], \
-        $24::text[], $25::int8[], $26::timestamp[], $27::timestamp[], $28::timestamp[], \
-        $29::timestamp[], $30::float8[], $31::bool[], $32::text[], $33::text[], $34::text[], \
-        $35::text[]) \
-    ON CONFLICT DO NOTHING \
-    RETURNING id), \
+const PG_INSERT_SCHEDULED: &str = concat!(
+    "WITH runs AS (",
+    super::flow_runs::insert_runs_from_arrays!(),
+    "), \
   states AS ( \
     INSERT INTO flow_run_states (id, workspace_id, created, flow_run_id, type, name, timestamp, \
         message, data, state_details) \
-    SELECT s.* FROM unnest($36::text[], $37::text[], $38::timestamp[], $39::text[], \
-        $40::text[], $41::text[], $42::timestamp[], $43::text[], $44::text[], $45::text[]) \
+    SELECT s.* FROM unnest(?::text[], ?::text[], ?::timestamp[], ?::text[], \
+        ?::text[], ?::text[], ?::timestamp[], ?::text[], ?::text[], ?::text[]) \
         AS s (id, workspace_id, created, flow_run_id, type, name, timestamp, message, data, \
         state_details) \
     WHERE s.flow_run_id IN (SELECT id FROM runs) \
     RETURNING 1) \
-SELECT (SELECT COUNT(*) FROM runs) AS n";
+SELECT (SELECT COUNT(*) FROM runs) AS n"
+);
 
 #[derive(diesel::QueryableByName)]
 struct Inserted {
@@ -562,66 +551,17 @@ async fn pg_insert_scheduled(
     c: &mut diesel_async::AsyncPgConnection,
     chunk: &[(FlowRunRow, super::rows::FlowRunStateRow)],
 ) -> diesel::QueryResult<usize> {
-    use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamp};
-    let mut q = diesel::sql_query(PG_INSERT_SCHEDULED).into_boxed::<diesel::pg::Pg>();
+    let runs: Vec<&FlowRunRow> = chunk.iter().map(|(r, _)| r).collect();
+    let states: Vec<&super::rows::FlowRunStateRow> = chunk.iter().map(|(_, s)| s).collect();
     // One array parameter per column, in the statement's column order.
-    macro_rules! run_col {
-        ($st:ty, |$r:ident| $e:expr) => {
-            q = q.bind::<Array<$st>, _>(chunk.iter().map(|($r, _)| $e).collect::<Vec<_>>())
-        };
-    }
-    macro_rules! state_col {
-        ($st:ty, |$s:ident| $e:expr) => {
-            q = q.bind::<Array<$st>, _>(chunk.iter().map(|(_, $s)| $e).collect::<Vec<_>>())
-        };
-    }
-    run_col!(Text, |r| r.id.as_str());
-    run_col!(Text, |r| r.workspace_id.as_str());
-    run_col!(Timestamp, |r| r.created);
-    run_col!(Timestamp, |r| r.updated);
-    run_col!(Text, |r| r.name.as_str());
-    run_col!(Text, |r| r.flow_id.as_str());
-    run_col!(Nullable<Text>, |r| r.state_id.as_deref());
-    run_col!(Nullable<Text>, |r| r.state_type.as_deref());
-    run_col!(Nullable<Text>, |r| r.state_name.as_deref());
-    run_col!(Nullable<Timestamp>, |r| r.state_timestamp);
-    run_col!(Nullable<Text>, |r| r.deployment_id.as_deref());
-    run_col!(Nullable<Text>, |r| r.deployment_version.as_deref());
-    run_col!(Nullable<Text>, |r| r.work_queue_id.as_deref());
-    run_col!(Nullable<Text>, |r| r.work_queue_name.as_deref());
-    run_col!(Nullable<Text>, |r| r.work_pool_id.as_deref());
-    run_col!(Nullable<Text>, |r| r.work_pool_name.as_deref());
-    run_col!(Nullable<Text>, |r| r.flow_version.as_deref());
-    run_col!(Text, |r| r.parameters.as_str());
-    run_col!(Nullable<Text>, |r| r.idempotency_key.as_deref());
-    run_col!(Text, |r| r.context.as_str());
-    run_col!(Text, |r| r.empirical_policy.as_str());
-    run_col!(Text, |r| r.tags.as_str());
-    run_col!(Text, |r| r.labels.as_str());
-    run_col!(Nullable<Text>, |r| r.parent_task_run_id.as_deref());
-    run_col!(BigInt, |r| r.run_count);
-    run_col!(Nullable<Timestamp>, |r| r.expected_start_time);
-    run_col!(Nullable<Timestamp>, |r| r.next_scheduled_start_time);
-    run_col!(Nullable<Timestamp>, |r| r.start_time);
-    run_col!(Nullable<Timestamp>, |r| r.end_time);
-    run_col!(Double, |r| r.total_run_time);
-    run_col!(Bool, |r| r.auto_scheduled);
-    run_col!(Nullable<Text>, |r| r.infrastructure_document_id.as_deref());
-    run_col!(Nullable<Text>, |r| r.infrastructure_pid.as_deref());
-    run_col!(Nullable<Text>, |r| r.created_by.as_deref());
-    run_col!(Text, |r| r.job_variables.as_str());
-    state_col!(Text, |s| s.id.as_str());
-    state_col!(Text, |s| s.workspace_id.as_str());
-    state_col!(Timestamp, |s| s.created);
-    state_col!(Text, |s| s.flow_run_id.as_str());
-    state_col!(Text, |s| s.state_type.as_str());
-    state_col!(Text, |s| s.name.as_str());
-    state_col!(Timestamp, |s| s.timestamp);
-    state_col!(Nullable<Text>, |s| s.message.as_deref());
-    state_col!(Nullable<Text>, |s| s.data.as_deref());
-    state_col!(Text, |s| s.state_details.as_str());
-    let inserted: Inserted = q.get_result(c).await?;
-    Ok(inserted.n as usize)
+    let q = super::flow_runs::bind_run_arrays(
+        super::postgres::Statement::new(PG_INSERT_SCHEDULED),
+        &runs,
+    );
+    let q = super::flow_runs::bind_state_arrays(q, &states);
+    let inserted: Vec<Inserted> = q.load(c).await?;
+    // One row: the count of runs inserted.
+    Ok(inserted.iter().map(|i| i.n as usize).sum())
 }
 
 /// Inserts auto-scheduled runs with their first state, in one transaction; a run whose

@@ -449,3 +449,100 @@ pub async fn orphaned_task_runs(
     })?;
     Ok(rows)
 }
+
+/// PostgreSQL: `INSERT INTO flow_runs (every column) SELECT * FROM unnest(one array per column)
+/// ON CONFLICT DO NOTHING RETURNING id`, the text whose binds [`bind_run_arrays`] supplies.
+macro_rules! insert_runs_from_arrays {
+    () => {
+        "INSERT INTO flow_runs (id, workspace_id, created, updated, name, flow_id, state_id, \
+         state_type, state_name, state_timestamp, deployment_id, deployment_version, \
+         work_queue_id, work_queue_name, work_pool_id, work_pool_name, flow_version, parameters, \
+         idempotency_key, context, empirical_policy, tags, labels, parent_task_run_id, run_count, \
+         expected_start_time, next_scheduled_start_time, start_time, end_time, total_run_time, \
+         auto_scheduled, infrastructure_document_id, infrastructure_pid, created_by, \
+         job_variables) \
+         SELECT * FROM unnest(?::text[], ?::text[], ?::timestamp[], ?::timestamp[], ?::text[], \
+         ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamp[], ?::text[], ?::text[], \
+         ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
+         ?::text[], ?::text[], ?::text[], ?::text[], ?::int8[], ?::timestamp[], ?::timestamp[], \
+         ?::timestamp[], ?::timestamp[], ?::float8[], ?::bool[], ?::text[], ?::text[], \
+         ?::text[], ?::text[]) \
+         ON CONFLICT DO NOTHING RETURNING id"
+    };
+}
+pub(super) use insert_runs_from_arrays;
+
+/// PostgreSQL: every column of `runs` as one array parameter each, in the table's column order
+/// (`id` … `job_variables`), for `INSERT INTO flow_runs (…) SELECT * FROM unnest(?::text[], …)`.
+pub(super) fn bind_run_arrays<'a>(
+    q: super::postgres::Statement<'a>,
+    runs: &[&'a FlowRunRow],
+) -> super::postgres::Statement<'a> {
+    use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamp};
+    macro_rules! col {
+        ($q:expr, $st:ty, |$r:ident| $e:expr) => {
+            $q.bind::<Array<$st>, _>(runs.iter().map(|$r| $e).collect::<Vec<_>>())
+        };
+    }
+    let q = col!(q, Text, |r| r.id.as_str());
+    let q = col!(q, Text, |r| r.workspace_id.as_str());
+    let q = col!(q, Timestamp, |r| r.created);
+    let q = col!(q, Timestamp, |r| r.updated);
+    let q = col!(q, Text, |r| r.name.as_str());
+    let q = col!(q, Text, |r| r.flow_id.as_str());
+    let q = col!(q, Nullable<Text>, |r| r.state_id.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.state_type.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.state_name.as_deref());
+    let q = col!(q, Nullable<Timestamp>, |r| r.state_timestamp);
+    let q = col!(q, Nullable<Text>, |r| r.deployment_id.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.deployment_version.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.work_queue_id.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.work_queue_name.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.work_pool_id.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.work_pool_name.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.flow_version.as_deref());
+    let q = col!(q, Text, |r| r.parameters.as_str());
+    let q = col!(q, Nullable<Text>, |r| r.idempotency_key.as_deref());
+    let q = col!(q, Text, |r| r.context.as_str());
+    let q = col!(q, Text, |r| r.empirical_policy.as_str());
+    let q = col!(q, Text, |r| r.tags.as_str());
+    let q = col!(q, Text, |r| r.labels.as_str());
+    let q = col!(q, Nullable<Text>, |r| r.parent_task_run_id.as_deref());
+    let q = col!(q, BigInt, |r| r.run_count);
+    let q = col!(q, Nullable<Timestamp>, |r| r.expected_start_time);
+    let q = col!(q, Nullable<Timestamp>, |r| r.next_scheduled_start_time);
+    let q = col!(q, Nullable<Timestamp>, |r| r.start_time);
+    let q = col!(q, Nullable<Timestamp>, |r| r.end_time);
+    let q = col!(q, Double, |r| r.total_run_time);
+    let q = col!(q, Bool, |r| r.auto_scheduled);
+    let q = col!(q, Nullable<Text>, |r| r
+        .infrastructure_document_id
+        .as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.infrastructure_pid.as_deref());
+    let q = col!(q, Nullable<Text>, |r| r.created_by.as_deref());
+    col!(q, Text, |r| r.job_variables.as_str())
+}
+
+/// PostgreSQL: every column of `states` as one array parameter each, in the table's column
+/// order (`id` … `state_details`).
+pub(super) fn bind_state_arrays<'a>(
+    q: super::postgres::Statement<'a>,
+    states: &[&'a FlowRunStateRow],
+) -> super::postgres::Statement<'a> {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+    macro_rules! col {
+        ($q:expr, $st:ty, |$s:ident| $e:expr) => {
+            $q.bind::<Array<$st>, _>(states.iter().map(|$s| $e).collect::<Vec<_>>())
+        };
+    }
+    let q = col!(q, Text, |s| s.id.as_str());
+    let q = col!(q, Text, |s| s.workspace_id.as_str());
+    let q = col!(q, Timestamp, |s| s.created);
+    let q = col!(q, Text, |s| s.flow_run_id.as_str());
+    let q = col!(q, Text, |s| s.state_type.as_str());
+    let q = col!(q, Text, |s| s.name.as_str());
+    let q = col!(q, Timestamp, |s| s.timestamp);
+    let q = col!(q, Nullable<Text>, |s| s.message.as_deref());
+    let q = col!(q, Nullable<Text>, |s| s.data.as_deref());
+    col!(q, Text, |s| s.state_details.as_str())
+}

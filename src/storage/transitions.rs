@@ -728,7 +728,7 @@ where
 /// limit (which take the deployment's lock) need the transaction, so for them these answer
 /// `None` and the caller runs the transaction path.
 mod pg_fast {
-    use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamp};
+    use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamp};
     use diesel_async::AsyncPgConnection;
 
     use super::*;
@@ -739,7 +739,7 @@ mod pg_fast {
     /// state and the outbox rows from arrays, inserted only when `$src` returned a row, and that
     /// row count. `?` marks each bind, in order (see `postgres::Statement`).
     macro_rules! then_state_and_outbox {
-        ($head:literal, $src:literal) => {
+        ($head:expr, $src:literal) => {
             concat!(
                 $head,
                 ", st AS (INSERT INTO flow_run_states (id, workspace_id, created, flow_run_id, \
@@ -767,14 +767,11 @@ mod pg_fast {
     );
 
     const FLOW_CREATE: &str = then_state_and_outbox!(
-        "WITH ins AS (INSERT INTO flow_runs (id, workspace_id, created, updated, name, flow_id, \
-         state_id, state_type, state_name, state_timestamp, deployment_id, deployment_version, \
-         work_queue_id, work_queue_name, work_pool_id, work_pool_name, flow_version, parameters, \
-         idempotency_key, context, empirical_policy, tags, labels, parent_task_run_id, run_count, \
-         expected_start_time, next_scheduled_start_time, start_time, end_time, total_run_time, \
-         auto_scheduled, infrastructure_document_id, infrastructure_pid, created_by, \
-         job_variables) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-         ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id)",
+        concat!(
+            "WITH ins AS (",
+            crate::storage::flow_runs::insert_runs_from_arrays!(),
+            ")"
+        ),
         "ins"
     );
 
@@ -791,24 +788,14 @@ mod pg_fast {
         q: Statement<'a>,
         w: &'a FlowRunWrite,
     ) -> QueryResult<bool> {
-        let s = w.state.iter();
+        let states: Vec<&FlowRunStateRow> = w.state.iter().collect();
         let o = w.outbox.iter();
         macro_rules! col {
             ($it:expr, $f:ident) => {
                 $it.clone().map(|x| x.$f.clone()).collect::<Vec<_>>()
             };
         }
-        let counted: Vec<Count> = q
-            .bind::<Array<Text>, _>(col!(s, id))
-            .bind::<Array<Text>, _>(col!(s, workspace_id))
-            .bind::<Array<Timestamp>, _>(col!(s, created))
-            .bind::<Array<Text>, _>(col!(s, flow_run_id))
-            .bind::<Array<Text>, _>(col!(s, state_type))
-            .bind::<Array<Text>, _>(col!(s, name))
-            .bind::<Array<Timestamp>, _>(col!(s, timestamp))
-            .bind::<Array<Nullable<Text>>, _>(col!(s, message))
-            .bind::<Array<Nullable<Text>>, _>(col!(s, data))
-            .bind::<Array<Text>, _>(col!(s, state_details))
+        let counted: Vec<Count> = crate::storage::flow_runs::bind_state_arrays(q, &states)
             .bind::<Array<Text>, _>(col!(o, workspace_id))
             .bind::<Array<Timestamp>, _>(col!(o, created))
             .bind::<Array<Text>, _>(col!(o, event_id))
@@ -933,42 +920,7 @@ mod pg_fast {
             deployment_concurrency: None,
         });
         let r = write.run.as_ref().unwrap_or(row);
-        let q = Statement::new(FLOW_CREATE)
-            .bind::<Text, _>(r.id.as_str())
-            .bind::<Text, _>(r.workspace_id.as_str())
-            .bind::<Timestamp, _>(r.created)
-            .bind::<Timestamp, _>(r.updated)
-            .bind::<Text, _>(r.name.as_str())
-            .bind::<Text, _>(r.flow_id.as_str())
-            .bind::<Nullable<Text>, _>(r.state_id.as_deref())
-            .bind::<Nullable<Text>, _>(r.state_type.as_deref())
-            .bind::<Nullable<Text>, _>(r.state_name.as_deref())
-            .bind::<Nullable<Timestamp>, _>(r.state_timestamp)
-            .bind::<Nullable<Text>, _>(r.deployment_id.as_deref())
-            .bind::<Nullable<Text>, _>(r.deployment_version.as_deref())
-            .bind::<Nullable<Text>, _>(r.work_queue_id.as_deref())
-            .bind::<Nullable<Text>, _>(r.work_queue_name.as_deref())
-            .bind::<Nullable<Text>, _>(r.work_pool_id.as_deref())
-            .bind::<Nullable<Text>, _>(r.work_pool_name.as_deref())
-            .bind::<Nullable<Text>, _>(r.flow_version.as_deref())
-            .bind::<Text, _>(r.parameters.as_str())
-            .bind::<Nullable<Text>, _>(r.idempotency_key.as_deref())
-            .bind::<Text, _>(r.context.as_str())
-            .bind::<Text, _>(r.empirical_policy.as_str())
-            .bind::<Text, _>(r.tags.as_str())
-            .bind::<Text, _>(r.labels.as_str())
-            .bind::<Nullable<Text>, _>(r.parent_task_run_id.as_deref())
-            .bind::<BigInt, _>(r.run_count)
-            .bind::<Nullable<Timestamp>, _>(r.expected_start_time)
-            .bind::<Nullable<Timestamp>, _>(r.next_scheduled_start_time)
-            .bind::<Nullable<Timestamp>, _>(r.start_time)
-            .bind::<Nullable<Timestamp>, _>(r.end_time)
-            .bind::<Double, _>(r.total_run_time)
-            .bind::<Bool, _>(r.auto_scheduled)
-            .bind::<Nullable<Text>, _>(r.infrastructure_document_id.as_deref())
-            .bind::<Nullable<Text>, _>(r.infrastructure_pid.as_deref())
-            .bind::<Nullable<Text>, _>(r.created_by.as_deref())
-            .bind::<Text, _>(r.job_variables.as_str());
+        let q = crate::storage::flow_runs::bind_run_arrays(Statement::new(FLOW_CREATE), &[r]);
         if run_with_state_and_outbox(c, q, &write).await? {
             return Ok(Some(Ok(out)));
         }
