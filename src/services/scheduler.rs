@@ -15,8 +15,7 @@ use uuid::Uuid;
 
 use super::{BoxFuture, Service, Tick};
 use crate::app::AppState;
-use crate::orchestration::{State, StateType};
-use crate::runs::convert::flow_state_row;
+use crate::orchestration::StateType;
 use crate::schedules::Schedule;
 use crate::storage::deployments::{self as deps, DeploymentRow};
 use crate::storage::rows::FlowRunRow;
@@ -24,10 +23,15 @@ use crate::storage::rows::FlowRunRow;
 /// Prefect's defaults (PREFECT_SERVER_SERVICES_SCHEDULER_*).
 pub const MIN_RUNS: usize = 3;
 pub const MAX_RUNS: usize = 100;
-/// Deployments per pass step: 100 × up to `max_runs` rows in memory at once.
+/// Deployments per pass step (PostgreSQL): `(PG_PARALLEL + 1)` × 100 × up to `max_runs` rows
+/// in memory at once (the batches being inserted and the one being planned).
 const BATCH: i64 = 100;
-/// PostgreSQL: batches in flight at once.
-const PG_PARALLEL: i64 = 2;
+/// SQLite: deployments per pass step. Fewer, bigger write transactions on the single writer:
+/// a cycle of 1,000 deployments × 61 runs took 1.45–1.77 s with 250 and 1.69–1.98 s with 100,
+/// for a peak RSS of 118–123 MB instead of 69–81 MB.
+const SQLITE_BATCH: i64 = 250;
+/// PostgreSQL: batch inserts in flight at once.
+const PG_PARALLEL: usize = 2;
 
 /// The span of time to fill.
 #[derive(Debug, Clone)]
@@ -101,16 +105,28 @@ struct Candidate<'a> {
     key: String,
 }
 
-/// Creates the missing runs of the active schedules of these deployments in a few queries:
-/// their schedules, the pools of their queues, the keys already taken in the window, then the
-/// new runs and their SCHEDULED states in batched inserts. Returns how many runs were created.
+/// Creates the missing runs of the active schedules of these deployments: [`plan_runs`], then
+/// one batched insert. Returns how many runs were created.
 pub async fn schedule_deployments(
     state: &AppState,
     deployments: &[DeploymentRow],
     window: &Window,
 ) -> Result<usize, String> {
+    let rows = plan_runs(state, deployments, window).await?;
+    deps::insert_scheduled_runs(&state.stores.orion, rows)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The runs the active schedules of these deployments are missing, in a few queries: their
+/// schedules, the keys already taken in the window and the pools of their queues.
+pub async fn plan_runs(
+    state: &AppState,
+    deployments: &[DeploymentRow],
+    window: &Window,
+) -> Result<Vec<FlowRunRow>, String> {
     if deployments.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let db = &state.stores.orion;
     let ids: Vec<String> = deployments.iter().map(|d| d.id.clone()).collect();
@@ -158,7 +174,7 @@ pub async fn schedule_deployments(
         candidates.iter().map(|c| c.date).min(),
         candidates.iter().map(|c| c.date).max(),
     ) else {
-        return Ok(0);
+        return Ok(Vec::new());
     };
 
     // Skip the dates that already have a run, so steady-state passes write nothing; the insert
@@ -180,7 +196,7 @@ pub async fn schedule_deployments(
     }
     candidates.retain(|c| !taken.contains(&c.key));
     if candidates.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     // One order for every process, so two schedulers inserting the same keys wait on each other
     // in the same order instead of deadlocking.
@@ -239,21 +255,19 @@ pub async fn schedule_deployments(
         });
         let pool = d.work_queue_id.as_ref().and_then(|q| pools.get(q));
         let run_id = Uuid::new_v4().to_string();
-        let mut st = State::new(StateType::Scheduled, Uuid::now_v7(), now);
-        st.message = Some("Flow run scheduled".into());
-        st.state_details.scheduled_time = Some(c.date);
-        st.state_details.flow_run_id = Uuid::parse_str(&run_id).ok();
-        let run = FlowRunRow {
+        // SCHEDULED with no state row: the state takes the run's id and is rebuilt from the
+        // run's columns until the first transition writes it (`flow_runs::unstored_state`).
+        rows.push(FlowRunRow {
             id: run_id.clone(),
             workspace_id: d.workspace_id.clone(),
             created: naive_now,
             updated: naive_now,
             name: crate::runs::names::generate(),
             flow_id: d.flow_id.clone(),
-            state_id: Some(st.id.to_string()),
-            state_type: Some("SCHEDULED".into()),
-            state_name: Some("Scheduled".into()),
-            state_timestamp: Some(st.timestamp.naive_utc()),
+            state_id: Some(run_id.clone()),
+            state_type: Some(StateType::Scheduled.as_str().into()),
+            state_name: Some(StateType::Scheduled.default_name().into()),
+            state_timestamp: Some(naive_now),
             deployment_id: Some(d.id.clone()),
             deployment_version: d.version.clone(),
             work_queue_id: d.work_queue_id.clone(),
@@ -279,13 +293,9 @@ pub async fn schedule_deployments(
             infrastructure_pid: None,
             created_by: Some(sh.created_by.clone()),
             job_variables: "{}".into(),
-        };
-        let state_row = flow_state_row(&d.workspace_id, &run_id, &st, naive_now);
-        rows.push((run, state_row));
+        });
     }
-    deps::insert_scheduled_runs(db, rows)
-        .await
-        .map_err(|e| e.to_string())
+    Ok(rows)
 }
 
 pub struct Scheduler {
@@ -321,29 +331,45 @@ impl Service for Scheduler {
             let since = self
                 .recent
                 .then(|| (now - chrono::Duration::seconds(10)).naive_utc());
-            // PostgreSQL: several batches at a time on as many connections (the inserts are the
-            // cost, a backend uses one core, and one batch's reads leave its core idle); SQLite
-            // has one writer.
-            let parallel: i64 = if db.is_postgres() { PG_PARALLEL } else { 1 };
+            // The next batch is planned (reads, then rows built here) while the inserts of the
+            // ones before run: on PostgreSQL `PG_PARALLEL` of them at a time on as many
+            // connections (a backend uses one core); SQLite has one writer.
+            let (parallel, batch) = if db.is_postgres() {
+                (PG_PARALLEL, BATCH)
+            } else {
+                (1, SQLITE_BATCH)
+            };
+            let mut inserts: std::collections::VecDeque<
+                tokio::task::JoinHandle<Result<usize, String>>,
+            > = Default::default();
             let mut after = String::new();
             let mut created = 0;
             let mut seen = 0;
             loop {
-                let page = deps::schedulable(db, &after, BATCH * parallel, since)
+                let page = deps::schedulable(db, &after, batch, since)
                     .await
                     .map_err(|e| e.to_string())?;
                 let Some(last) = page.last() else { break };
                 after = last.id.clone();
                 seen += page.len();
-                let passes = page
-                    .chunks(BATCH as usize)
-                    .map(|batch| schedule_deployments(&self.state, batch, &window));
-                for n in futures_util::future::join_all(passes).await {
-                    created += n?;
+                let rows = plan_runs(&self.state, &page, &window).await?;
+                if inserts.len() >= parallel {
+                    if let Some(done) = inserts.pop_front() {
+                        created += done.await.map_err(|e| e.to_string())??;
+                    }
                 }
-                if (page.len() as i64) < BATCH * parallel {
+                let state = Arc::clone(&self.state);
+                inserts.push_back(tokio::spawn(async move {
+                    deps::insert_scheduled_runs(&state.stores.orion, rows)
+                        .await
+                        .map_err(|e| e.to_string())
+                }));
+                if (page.len() as i64) < batch {
                     break;
                 }
+            }
+            for done in inserts {
+                created += done.await.map_err(|e| e.to_string())??;
             }
             if created > 0 {
                 tracing::info!(

@@ -519,24 +519,21 @@ pub async fn scheduled_keys_in_window(
 /// the length of one statement.
 const PG_CHUNK: usize = 1000;
 
-/// The runs of one PostgreSQL statement and, of those whose idempotency key was free, the
-/// states, from one array per column. Array parameters instead of a VALUES list of 35,000
-/// parameters: PostgreSQL's CPU for a cycle of 61,000 runs went from 9.3 s to about 4 s
-/// (bench/README, session 4).
+/// The runs of one PostgreSQL statement, from one array per column, and how many went in.
+/// Array parameters instead of a VALUES list of 35,000 parameters: PostgreSQL's CPU for a cycle
+/// of 61,000 runs went from 9.3 s to about 4 s (bench/README, session 4). This one fails on a
+/// taken idempotency key; [`PG_INSERT_SCHEDULED_SKIP`] skips such runs.
 const PG_INSERT_SCHEDULED: &str = concat!(
     "WITH runs AS (",
-    super::flow_runs::insert_runs_from_arrays!(),
-    "), \
-  states AS ( \
-    INSERT INTO flow_run_states (id, workspace_id, created, flow_run_id, type, name, timestamp, \
-        message, data, state_details) \
-    SELECT s.* FROM unnest(?::text[], ?::text[], ?::timestamp[], ?::text[], \
-        ?::text[], ?::text[], ?::timestamp[], ?::text[], ?::text[], ?::text[]) \
-        AS s (id, workspace_id, created, flow_run_id, type, name, timestamp, message, data, \
-        state_details) \
-    WHERE s.flow_run_id IN (SELECT id FROM runs) \
-    RETURNING 1) \
-SELECT (SELECT COUNT(*) FROM runs) AS n"
+    super::flow_runs::insert_runs_from_arrays!("RETURNING id"),
+    ") SELECT COUNT(*) AS n FROM runs"
+);
+
+/// [`PG_INSERT_SCHEDULED`] skipping the runs whose idempotency key is taken.
+const PG_INSERT_SCHEDULED_SKIP: &str = concat!(
+    "WITH runs AS (",
+    super::flow_runs::insert_runs_from_arrays!("ON CONFLICT DO NOTHING RETURNING id"),
+    ") SELECT COUNT(*) AS n FROM runs"
 );
 
 #[derive(diesel::QueryableByName)]
@@ -545,35 +542,43 @@ struct Inserted {
     n: i64,
 }
 
-/// One PostgreSQL statement for `chunk` (see [`PG_INSERT_SCHEDULED`]); returns how many runs
-/// were new.
+/// Inserts `chunk` (inside the caller's transaction) and returns how many runs were new.
+///
+/// The keys were looked up just before, so the chunk goes in with a plain INSERT first, under a
+/// savepoint: `ON CONFLICT DO NOTHING` probes both unique indexes for every row before
+/// inserting it, a tenth of PostgreSQL's CPU in a scheduler cycle (perf). When a key was taken
+/// meanwhile (another scheduler, another replica), the INSERT fails on it, waiting for that
+/// writer's commit first, and the chunk goes in again skipping the taken keys.
 async fn pg_insert_scheduled(
     c: &mut diesel_async::AsyncPgConnection,
-    chunk: &[(FlowRunRow, super::rows::FlowRunStateRow)],
+    chunk: &[FlowRunRow],
 ) -> diesel::QueryResult<usize> {
-    let runs: Vec<&FlowRunRow> = chunk.iter().map(|(r, _)| r).collect();
-    let states: Vec<&super::rows::FlowRunStateRow> = chunk.iter().map(|(_, s)| s).collect();
-    // One array parameter per column, in the statement's column order.
-    let q = super::flow_runs::bind_run_arrays(
-        super::postgres::Statement::new(PG_INSERT_SCHEDULED),
-        &runs,
-    );
-    let q = super::flow_runs::bind_state_arrays(q, &states);
-    let inserted: Vec<Inserted> = q.load(c).await?;
-    // One row: the count of runs inserted.
-    Ok(inserted.iter().map(|i| i.n as usize).sum())
+    use diesel::result::{DatabaseErrorKind, Error};
+    use diesel_async::AsyncConnection;
+    let runs: Vec<&FlowRunRow> = chunk.iter().collect();
+    let insert = async |c: &mut diesel_async::AsyncPgConnection, sql: &'static str| {
+        let q = super::flow_runs::bind_run_arrays(super::postgres::Statement::new(sql), &runs);
+        let inserted: Vec<Inserted> = q.load(c).await?;
+        // One row: the count of runs inserted.
+        Ok::<usize, Error>(inserted.iter().map(|i| i.n as usize).sum())
+    };
+    match c
+        .transaction::<_, Error, _>(async |c| insert(c, PG_INSERT_SCHEDULED).await)
+        .await
+    {
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            insert(c, PG_INSERT_SCHEDULED_SKIP).await
+        }
+        other => other,
+    }
 }
 
-/// Inserts auto-scheduled runs with their first state, in one transaction; a run whose
-/// idempotency key exists is skipped (with its state), so concurrent schedulers never create a
-/// run twice. PostgreSQL: [`PG_INSERT_SCHEDULED`] per chunk. SQLite (one serialized writer):
-/// `INSERT OR IGNORE` of each run, and its state when the run was inserted.
-/// Returns how many runs were new.
-pub async fn insert_scheduled_runs(
-    db: &Database,
-    runs: Vec<(FlowRunRow, super::rows::FlowRunStateRow)>,
-) -> StorageResult<usize> {
-    use super::schema::flow_run_states;
+/// Inserts auto-scheduled runs in one transaction, without state rows (their SCHEDULED state
+/// is `flow_runs::unstored_state`); a run whose idempotency key exists is skipped, so
+/// concurrent schedulers never create a run twice. PostgreSQL: [`PG_INSERT_SCHEDULED`] per
+/// chunk. SQLite (one serialized writer): `INSERT OR IGNORE` of each run. Returns how many
+/// runs were new.
+pub async fn insert_scheduled_runs(db: &Database, runs: Vec<FlowRunRow>) -> StorageResult<usize> {
     if runs.is_empty() {
         return Ok(0);
     }
@@ -591,20 +596,15 @@ pub async fn insert_scheduled_runs(
             .await?
         }
         Database::Sqlite(sq) => {
-            sq.run_write(move |c| {
+            sq.run_bulk_write(move |c| {
                 use diesel::Connection;
                 c.transaction::<_, diesel::result::Error, _>(|c| {
-                    // Row by row through two cached prepared statements (as fast as 500-row
-                    // INSERTs, measured, and no read-back of which runs went in): a run skipped
-                    // for a taken key skips its state.
+                    // Row by row through one cached prepared statement (as fast as 500-row
+                    // INSERTs, measured).
                     let mut n = 0;
-                    for (run, state) in &runs {
+                    for run in &runs {
                         let run = diesel::insert_or_ignore_into(flow_runs::table).values(run);
-                        if diesel::RunQueryDsl::execute(run, c)? == 1 {
-                            let state = diesel::insert_into(flow_run_states::table).values(state);
-                            diesel::RunQueryDsl::execute(state, c)?;
-                            n += 1;
-                        }
+                        n += diesel::RunQueryDsl::execute(run, c)?;
                     }
                     Ok(n)
                 })

@@ -14,6 +14,53 @@ use crate::db_run;
 /// A run with its current state.
 pub type RunWithState = (FlowRunRow, Option<FlowRunStateRow>);
 
+/// The message of the first state of the runs the scheduler creates.
+pub const SCHEDULED_MESSAGE: &str = "Flow run scheduled";
+
+/// The scheduler writes no state row for the runs it creates (a second row and its index
+/// entries per run were about a third of PostgreSQL's work in a scheduler cycle): such a run's
+/// `state_id` is its own id, and its SCHEDULED state is fully given by its columns. This builds
+/// that state; the run's first transition writes it as a row beside the new state, so the
+/// history keeps it. `None` for every other run (their current state has a row).
+pub fn unstored_state(run: &FlowRunRow) -> Option<FlowRunStateRow> {
+    if run.state_id.as_deref() != Some(run.id.as_str()) {
+        return None;
+    }
+    let scheduled = run.next_scheduled_start_time?;
+    Some(FlowRunStateRow {
+        id: run.id.clone(),
+        workspace_id: run.workspace_id.clone(),
+        created: run.created,
+        flow_run_id: run.id.clone(),
+        state_type: run.state_type.clone()?,
+        name: run.state_name.clone()?,
+        timestamp: run.state_timestamp?,
+        message: Some(SCHEDULED_MESSAGE.to_string()),
+        data: None,
+        // The other details take their defaults when read.
+        state_details: serde_json::json!({
+            "flow_run_id": run.id,
+            "scheduled_time": crate::time::format_naive(&scheduled),
+        })
+        .to_string(),
+    })
+}
+
+/// `state` (the row `run.state_id` names, if it was found), or the state the run has without a
+/// row ([`unstored_state`]).
+pub fn state_or_unstored(
+    run: &FlowRunRow,
+    state: Option<FlowRunStateRow>,
+) -> Option<FlowRunStateRow> {
+    state.or_else(|| unstored_state(run))
+}
+
+/// The state ids of `runs` that name a row (not [`unstored_state`]s).
+pub fn stored_state_ids<'a>(runs: impl Iterator<Item = &'a FlowRunRow>) -> Vec<&'a String> {
+    runs.filter_map(|r| r.state_id.as_ref().filter(|s| **s != r.id))
+        .collect()
+}
+
 fn runs_cond<C>(c: &C, related: &Related) -> Cond<flow_runs::table, C::Backend>
 where
     C: diesel_async::AsyncConnection,
@@ -41,7 +88,10 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Run
     })?;
     // By primary key alone, the workspace compared here: see `transitions::flow_step` on
     // PostgreSQL's generic plans.
-    Ok(row.filter(|(r, _)| r.workspace_id == ws))
+    Ok(row.filter(|(r, _)| r.workspace_id == ws).map(|(r, s)| {
+        let s = state_or_unstored(&r, s);
+        (r, s)
+    }))
 }
 
 pub async fn list(
@@ -82,7 +132,7 @@ pub async fn list(
             FlowRunSort::EndTimeDesc => q.order((flow_runs::end_time.desc(), flow_runs::id.desc())),
         };
         let runs: Vec<FlowRunRow> = q.limit(page.limit).offset(page.offset).load(c).await?;
-        let state_ids: Vec<&String> = runs.iter().filter_map(|r| r.state_id.as_ref()).collect();
+        let state_ids = stored_state_ids(runs.iter());
         let states: Vec<FlowRunStateRow> = if state_ids.is_empty() {
             Vec::new()
         } else {
@@ -100,6 +150,7 @@ pub async fn list(
         .into_iter()
         .map(|r| {
             let s = r.state_id.as_ref().and_then(|id| by_id.remove(id));
+            let s = state_or_unstored(&r, s);
             (r, s)
         })
         .collect())
@@ -226,18 +277,29 @@ pub async fn ids(
     Ok(ids)
 }
 
+/// The run's states, oldest first.
 pub async fn states(db: &Database, ws: &str, run_id: &str) -> StorageResult<Vec<FlowRunStateRow>> {
     let mut conn = db.read().await?;
     let rows = db_run!(conn, |c| {
-        flow_run_states::table
+        let rows: Vec<FlowRunStateRow> = flow_run_states::table
             .filter(flow_run_states::workspace_id.eq(ws))
             .filter(flow_run_states::flow_run_id.eq(run_id))
             .order((flow_run_states::timestamp.asc(), flow_run_states::id.asc()))
             .select(FlowRunStateRow::as_select())
             .load(c)
-            .await
+            .await?;
+        Ok::<_, diesel::result::Error>(rows)
     })?;
-    Ok(rows)
+    drop(conn);
+    if !rows.is_empty() {
+        return Ok(rows);
+    }
+    // No rows: a run the scheduler created, whose only state has none yet.
+    Ok(find(db, ws, run_id)
+        .await?
+        .and_then(|(r, _)| unstored_state(&r))
+        .into_iter()
+        .collect())
 }
 
 pub async fn find_state(
@@ -247,15 +309,23 @@ pub async fn find_state(
 ) -> StorageResult<Option<FlowRunStateRow>> {
     let mut conn = db.read().await?;
     let row = db_run!(conn, |c| {
-        flow_run_states::table
+        let row: Option<FlowRunStateRow> = flow_run_states::table
             .filter(flow_run_states::workspace_id.eq(ws))
             .filter(flow_run_states::id.eq(id))
             .select(FlowRunStateRow::as_select())
             .first(c)
             .await
-            .optional()
+            .optional()?;
+        Ok::<_, diesel::result::Error>(row)
     })?;
-    Ok(row)
+    drop(conn);
+    if row.is_some() {
+        return Ok(row);
+    }
+    // The state without a row of a run the scheduler created has the run's id.
+    Ok(find(db, ws, id)
+        .await?
+        .and_then(|(r, _)| unstored_state(&r)))
 }
 
 /// The current states of `runs`, by state id.
@@ -263,19 +333,33 @@ pub async fn find_states_of(
     db: &Database,
     runs: &[FlowRunRow],
 ) -> StorageResult<std::collections::HashMap<String, FlowRunStateRow>> {
-    let ids: Vec<&String> = runs.iter().filter_map(|r| r.state_id.as_ref()).collect();
-    if ids.is_empty() {
-        return Ok(Default::default());
+    let ids = stored_state_ids(runs.iter());
+    let rows: Vec<FlowRunStateRow> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let mut conn = db.read().await?;
+        db_run!(conn, |c| {
+            flow_run_states::table
+                .filter(flow_run_states::id.eq_any(&ids))
+                .select(FlowRunStateRow::as_select())
+                .load(c)
+                .await
+        })?
+    };
+    let mut out: std::collections::HashMap<String, FlowRunStateRow> =
+        rows.into_iter().map(|s| (s.id.clone(), s)).collect();
+    add_unstored(&mut out, runs.iter());
+    Ok(out)
+}
+
+/// Adds the [`unstored_state`]s of `runs` to `states` (current states by id).
+pub fn add_unstored<'a>(
+    states: &mut std::collections::HashMap<String, FlowRunStateRow>,
+    runs: impl Iterator<Item = &'a FlowRunRow>,
+) {
+    for s in runs.filter_map(unstored_state) {
+        states.insert(s.id.clone(), s);
     }
-    let mut conn = db.read().await?;
-    let rows: Vec<FlowRunStateRow> = db_run!(conn, |c| {
-        flow_run_states::table
-            .filter(flow_run_states::id.eq_any(&ids))
-            .select(FlowRunStateRow::as_select())
-            .load(c)
-            .await
-    })?;
-    Ok(rows.into_iter().map(|s| (s.id.clone(), s)).collect())
 }
 
 /// (workspace, id) of SCHEDULED runs not yet Late whose start time is before `cutoff`.
@@ -453,7 +537,8 @@ pub async fn orphaned_task_runs(
 /// PostgreSQL: `INSERT INTO flow_runs (every column) SELECT * FROM unnest(one array per column)
 /// ON CONFLICT DO NOTHING RETURNING id`, the text whose binds [`bind_run_arrays`] supplies.
 macro_rules! insert_runs_from_arrays {
-    () => {
+    ($tail:literal) => {
+        concat!(
         "INSERT INTO flow_runs (id, workspace_id, created, updated, name, flow_id, state_id, \
          state_type, state_name, state_timestamp, deployment_id, deployment_version, \
          work_queue_id, work_queue_name, work_pool_id, work_pool_name, flow_version, parameters, \
@@ -466,8 +551,9 @@ macro_rules! insert_runs_from_arrays {
          ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
          ?::text[], ?::text[], ?::text[], ?::text[], ?::int8[], ?::timestamp[], ?::timestamp[], \
          ?::timestamp[], ?::timestamp[], ?::float8[], ?::bool[], ?::text[], ?::text[], \
-         ?::text[], ?::text[]) \
-         ON CONFLICT DO NOTHING RETURNING id"
+         ?::text[], ?::text[]) ",
+            $tail
+        )
     };
 }
 pub(super) use insert_runs_from_arrays;

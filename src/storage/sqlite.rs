@@ -407,6 +407,42 @@ impl SqliteDb {
     }
 }
 
+/// The writer's page cache while it runs a [`SqliteDb::run_bulk_write`] job, in KiB.
+const BULK_CACHE_KIB: i64 = 32 * 1024;
+
+impl SqliteDb {
+    /// [`run_write`](Self::run_write) for a job that writes thousands of rows into indexed
+    /// tables (a scheduler pass): its page cache is raised to [`BULK_CACHE_KIB`] for the job and
+    /// set back after it, which frees the extra pages. With SQLite's default 2 MiB, the index
+    /// pages such a job touches did not fit: they were written out and read back during the
+    /// transaction, and a scheduler cycle of 61,000 runs took 2.7–2.9 s instead of 1.9–2.1 s.
+    pub async fn run_bulk_write<R>(
+        &self,
+        job: impl FnOnce(&mut SqliteConnection) -> diesel::QueryResult<R> + Send + 'static,
+    ) -> diesel::QueryResult<R>
+    where
+        R: Send + 'static,
+    {
+        self.run_write(move |c| {
+            #[derive(diesel::QueryableByName)]
+            struct CacheSize {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                cache_size: i64,
+            }
+            let before: Vec<CacheSize> =
+                diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA cache_size"), c)?;
+            let before = before.first().map_or(-2000, |b| b.cache_size);
+            c.batch_execute(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}"))?;
+            let out = job(c);
+            let restored = c.batch_execute(&format!("PRAGMA cache_size = {before}"));
+            let out = out?;
+            restored?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +453,36 @@ mod tests {
     struct N {
         #[diesel(sql_type = BigInt)]
         n: i64,
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct CacheSize {
+        #[diesel(sql_type = BigInt)]
+        cache_size: i64,
+    }
+
+    fn cache_size(c: &mut SqliteConnection) -> diesel::QueryResult<i64> {
+        let rows: Vec<CacheSize> =
+            diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA cache_size"), c)?;
+        Ok(rows[0].cache_size)
+    }
+
+    #[tokio::test]
+    async fn a_bulk_write_has_a_bigger_cache_for_its_job_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = open(&dir).await;
+        let before = db.run_write(cache_size).await.expect("read");
+        assert_eq!(
+            db.run_bulk_write(cache_size).await.expect("bulk"),
+            -BULK_CACHE_KIB
+        );
+        assert_eq!(db.run_write(cache_size).await.expect("read"), before);
+        // Also after a job that failed.
+        let failed = db
+            .run_bulk_write(|_| Err::<(), _>(diesel::result::Error::RollbackTransaction))
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(db.run_write(cache_size).await.expect("read"), before);
     }
 
     async fn open(dir: &tempfile::TempDir) -> SqliteDb {

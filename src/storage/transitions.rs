@@ -45,6 +45,9 @@ pub struct FlowRunContext {
 #[derive(Debug, Clone, Default)]
 pub struct FlowRunWrite {
     pub state: Option<FlowRunStateRow>,
+    /// The state being left, when it had no row yet (`flow_runs::unstored_state`): written
+    /// before `state`, so the history keeps it. Set by the storage layer, not by decisions.
+    pub unstored_current: Option<FlowRunStateRow>,
     /// The run with its new values, when they changed; only the columns a transition owns are
     /// written (`FlowRunOrchestrated`).
     pub run: Option<FlowRunRow>,
@@ -127,6 +130,14 @@ pub trait StepWrites {
 macro_rules! step_statements {
     (flow, $c:expr, $w:expr, $expected:expr, $push:ident) => {{
         let mut run_at = None;
+        if let Some(s) = &$w.unstored_current {
+            // A concurrent step may have written it; the guarded update below then finds the
+            // run changed and the step is retried.
+            let _ = $push!(diesel::insert_into(flow_run_states::table)
+                .values(s)
+                .on_conflict_do_nothing()
+                .execute($c));
+        }
         if let Some(s) = &$w.state {
             let _ = $push!(diesel::insert_into(flow_run_states::table)
                 .values(s)
@@ -242,6 +253,30 @@ fn is_race(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::QueryBuilderError(m) if m.to_string() == RACE)
 }
 
+/// The current state to decide on (the row, or the run's state without one) and, when it has no
+/// row, that state to write with the next one.
+fn with_unstored(
+    run: &FlowRunRow,
+    current: Option<FlowRunStateRow>,
+) -> (Option<FlowRunStateRow>, Option<FlowRunStateRow>) {
+    match current {
+        Some(s) => (Some(s), None),
+        None => {
+            let unstored = crate::storage::flow_runs::unstored_state(run);
+            (unstored.clone(), unstored)
+        }
+    }
+}
+
+/// `write`, which also writes the state it leaves when that had no row (and a new state is
+/// written: a decision that writes no state leaves the run as it was).
+fn keep_unstored(mut write: FlowRunWrite, unstored: Option<FlowRunStateRow>) -> FlowRunWrite {
+    if write.state.is_some() {
+        write.unstored_current = unstored;
+    }
+    write
+}
+
 /// What a flow-run decision needs besides the run itself: the subflow's parent task run (with
 /// its state) and the deployment's concurrency (taking the deployment's lock when it has a
 /// limit). Each is read only when the run has one.
@@ -351,12 +386,16 @@ macro_rules! flow_step {
             return Err(diesel::result::Error::NotFound);
         }
         let (parent_task, deployment_concurrency) = flow_related!($c, &run, [$($aw)*]);
+        let (current, unstored) = with_unstored(&run, current);
         // States are written with the time of their transition, so when the current state is
         // older than `since` no other state can be newer (short of clocks that disagree by more
         // than a transition): skip the lookup then.
         let taken_timestamps: Vec<NaiveDateTime> =
             if current.as_ref().is_some_and(|s| s.timestamp < $since) {
                 Vec::new()
+            } else if let Some(u) = &unstored {
+                // The run's only state.
+                vec![u.timestamp]
             } else {
                 flow_run_states::table
                     .filter(flow_run_states::flow_run_id.eq($run_id))
@@ -374,6 +413,7 @@ macro_rules! flow_step {
             taken_timestamps,
             deployment_concurrency,
         });
+        let write = keep_unstored(write, unstored);
         if !$c.write_flow(&write, expected_state.as_deref())$($aw)*? {
             return Err(race());
         }
@@ -563,6 +603,7 @@ macro_rules! task_step {
                                 .optional()?,
                             None => None,
                         };
+                        let s = crate::storage::flow_runs::state_or_unstored(&fr, s);
                         Some((fr, s))
                     }
                     None => None,
@@ -769,7 +810,9 @@ mod pg_fast {
     const FLOW_CREATE: &str = then_state_and_outbox!(
         concat!(
             "WITH ins AS (",
-            crate::storage::flow_runs::insert_runs_from_arrays!(),
+            crate::storage::flow_runs::insert_runs_from_arrays!(
+                "ON CONFLICT DO NOTHING RETURNING id"
+            ),
             ")"
         ),
         "ins"
@@ -788,7 +831,8 @@ mod pg_fast {
         q: Statement<'a>,
         w: &'a FlowRunWrite,
     ) -> QueryResult<bool> {
-        let states: Vec<&FlowRunStateRow> = w.state.iter().collect();
+        let states: Vec<&FlowRunStateRow> =
+            w.unstored_current.iter().chain(w.state.iter()).collect();
         let o = w.outbox.iter();
         macro_rules! col {
             ($it:expr, $f:ident) => {
@@ -842,10 +886,13 @@ mod pg_fast {
         if run.parent_task_run_id.is_some() || limit.is_some() {
             return Ok(None);
         }
+        let (current, unstored) = with_unstored(&run, current);
         // As in `flow_step!`: only a current state at or after `since` can have company there.
         let taken_timestamps: Vec<NaiveDateTime> =
             if current.as_ref().is_some_and(|s| s.timestamp < since) {
                 Vec::new()
+            } else if let Some(u) = &unstored {
+                vec![u.timestamp]
             } else {
                 flow_run_states::table
                     .filter(flow_run_states::flow_run_id.eq(run_id))
@@ -863,6 +910,7 @@ mod pg_fast {
             taken_timestamps,
             deployment_concurrency: None,
         });
+        let write = keep_unstored(write, unstored);
         let Some(r) = &write.run else {
             // Nothing to write (a rejection or a wait that changed nothing).
             return if write.state.is_none() && write.outbox.is_empty() {

@@ -875,17 +875,17 @@ pub async fn poll(
                 }
             }
             let mut states = std::collections::HashMap::new();
-            let state_ids: Vec<&str> = runs
-                .iter()
-                .filter_map(|r| r.run.state_id.as_deref())
-                .collect();
-            if with_states && !state_ids.is_empty() {
-                let rows: Vec<super::rows::FlowRunStateRow> = flow_run_states::table
-                    .filter(flow_run_states::id.eq_any(&state_ids))
-                    .select(super::rows::FlowRunStateRow::as_select())
-                    .load(c)
-                    .await?;
-                states = rows.into_iter().map(|s| (s.id.clone(), s)).collect();
+            if with_states {
+                let state_ids = super::flow_runs::stored_state_ids(runs.iter().map(|r| &r.run));
+                if !state_ids.is_empty() {
+                    let rows: Vec<super::rows::FlowRunStateRow> = flow_run_states::table
+                        .filter(flow_run_states::id.eq_any(&state_ids))
+                        .select(super::rows::FlowRunStateRow::as_select())
+                        .load(c)
+                        .await?;
+                    states = rows.into_iter().map(|s| (s.id.clone(), s)).collect();
+                }
+                super::flow_runs::add_unstored(&mut states, runs.iter().map(|r| &r.run));
             }
             Ok(Poll::Runs {
                 pool: Box::new(pool),

@@ -2843,6 +2843,171 @@ async fn overdue_scheduled_runs_are_marked_late() {
     app.stop().await;
 }
 
+/// A scheduled run whose idempotency key was taken after the scheduler looked (another
+/// scheduler's insert) is skipped, and the rest of its batch still goes in (on PostgreSQL the
+/// plain INSERT fails on the taken key and the batch is inserted again skipping it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
+    let app = TestApp::builder()
+        .setting("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS", "0")
+        .setting("ORRERY__SERVICES__RECENT_SCHEDULER_INTERVAL_MS", "0")
+        .start()
+        .await;
+    let flow_id = create_flow(&app, "etl").await;
+    let d = create_deployment(
+        &app,
+        json!({"name": "d", "flow_id": flow_id,
+               "schedules": [{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z"}}]}),
+    )
+    .await;
+    let id = d["id"].as_str().expect("id").to_string();
+    let (s, body) = call(
+        &app,
+        "POST",
+        &format!("/api/deployments/{id}/schedule"),
+        Some(json!({"min_runs": 3, "max_runs": 3})),
+    )
+    .await;
+    assert_eq!((s, body), (200, Value::Null));
+    let before = auto_scheduled(&runs_of(&app, &id).await);
+    assert_eq!(before.len(), 3);
+    let state = app.app_state();
+    let db = &state.stores.orion;
+    let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+    let (first, _) =
+        orrery::storage::flow_runs::find(db, ws, before[0]["id"].as_str().expect("id"))
+            .await
+            .expect("read")
+            .expect("the run");
+    // Two runs with taken keys between two new ones.
+    let mut rows = Vec::new();
+    for (i, key) in ["new 1", "", "", "new 2"].iter().enumerate() {
+        let mut r = first.clone();
+        r.id = uuid::Uuid::new_v4().to_string();
+        r.state_id = Some(r.id.clone());
+        r.name = format!("copy-{i}");
+        r.idempotency_key = if key.is_empty() {
+            before[i]["idempotency_key"].as_str().map(str::to_string)
+        } else {
+            Some(format!(
+                "{}{key}",
+                first.idempotency_key.clone().expect("key")
+            ))
+        };
+        rows.push(r);
+    }
+    let n = orrery::storage::deployments::insert_scheduled_runs(db, rows)
+        .await
+        .expect("the batch goes in");
+    assert_eq!(n, 2);
+    let after = auto_scheduled(&runs_of(&app, &id).await);
+    let mut names: Vec<&str> = after.iter().filter_map(|r| r["name"].as_str()).collect();
+    names.retain(|n| n.starts_with("copy-"));
+    names.sort();
+    assert_eq!(names, ["copy-0", "copy-3"]);
+    assert_eq!(after.len(), 5);
+    app.stop().await;
+}
+
+/// The scheduler writes no state row for its runs: the single read, a list, a poll, the state by
+/// id and the history all show the same SCHEDULED state, and the first transition writes it into
+/// the history (through PostgreSQL's one-statement path, and through the transaction path that a
+/// deployment with a concurrency limit takes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_runs_first_state_reads_the_same_everywhere_and_stays_in_the_history() {
+    let app = TestApp::builder()
+        .setting("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS", "300")
+        .start()
+        .await;
+    create_pool(&app, "p", json!({})).await;
+    let flow_id = create_flow(&app, "etl").await;
+    let schedules = json!([{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z", "timezone": "UTC"}}]);
+    for (name, limit) in [("free", Value::Null), ("limited", json!(5))] {
+        let d = create_deployment(
+            &app,
+            json!({"name": name, "flow_id": flow_id, "work_pool_name": "p",
+                   "concurrency_limit": limit, "schedules": schedules}),
+        )
+        .await;
+        let dep = d["id"].as_str().expect("id").to_string();
+        let runs = wait_for(
+            "the scheduler to create runs",
+            30,
+            || async { runs_of(&app, &dep).await },
+            |r| auto_scheduled(r).len() >= 3,
+        )
+        .await;
+        let run = auto_scheduled(&runs)[0].clone();
+        let rid = run["id"].as_str().expect("run id").to_string();
+        let state = run["state"].clone();
+        assert_eq!(state["type"], "SCHEDULED", "{run}");
+        assert_eq!(state["name"], "Scheduled");
+        assert_eq!(state["message"], "Flow run scheduled");
+        assert_eq!(state["id"], run["state_id"]);
+        assert_eq!(state["timestamp"], run["state"]["timestamp"]);
+        assert_eq!(
+            state["state_details"]["scheduled_time"],
+            run["next_scheduled_start_time"]
+        );
+        assert_eq!(state["state_details"]["flow_run_id"], json!(rid));
+        // Every detail is there, with the defaults a stored state has.
+        let manual = scheduled_run(&app, &dep, None, 7200, &format!("manual-{name}")).await;
+        let keys = |v: &Value| {
+            let mut k: Vec<String> = v["state_details"]
+                .as_object()
+                .expect("details")
+                .keys()
+                .cloned()
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&state), keys(&manual["state"]));
+        assert_eq!(state["state_details"]["deferred"], json!(false));
+        assert_eq!(state["state_details"]["pause_reschedule"], json!(false));
+
+        let (s, one) = call(&app, "GET", &format!("/api/flow_runs/{rid}"), None).await;
+        assert_eq!((s, &one["state"]), (200, &state));
+        let sid = state["id"].as_str().expect("state id");
+        let (s, by_id) = call(&app, "GET", &format!("/api/flow_run_states/{sid}"), None).await;
+        assert_eq!((s, &by_id), (200, &state));
+        let history = format!("/api/flow_run_states/?flow_run_id={rid}");
+        assert_eq!(
+            call(&app, "GET", &history, None).await,
+            (200, json!([state]))
+        );
+        let polled_run = poll_pool(&app, "p", json!({"scheduled_before": at(100_000)}))
+            .await
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|e| e["flow_run"]["id"] == json!(rid))
+            .cloned()
+            .expect("the run is handed out");
+        assert_eq!(polled_run["flow_run"]["state"], state);
+
+        // The first transition keeps the SCHEDULED state in the history.
+        set_state(&app, &run, json!({"type": "PENDING"}), false).await;
+        let (s, h) = call(&app, "GET", &history, None).await;
+        assert_eq!(s, 200);
+        let h = h.as_array().expect("list").clone();
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h[0], state);
+        assert_eq!(h[1]["type"], "PENDING");
+        let (_, now) = call(&app, "GET", &format!("/api/flow_runs/{rid}"), None).await;
+        assert_eq!(now["state"], h[1]);
+        let (s, by_id) = call(&app, "GET", &format!("/api/flow_run_states/{sid}"), None).await;
+        assert_eq!((s, &by_id), (200, &state));
+        // An unknown state id is still 404, also one that is a run's id with a stored state.
+        let (s, _) = call(&app, "GET", &format!("/api/flow_run_states/{rid}x"), None).await;
+        assert_ne!(s, 200);
+        let mid = manual["id"].as_str().expect("id");
+        let (s, body) = call(&app, "GET", &format!("/api/flow_run_states/{mid}"), None).await;
+        assert_eq!(s, 404, "{body}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_parent_cancels_its_subflows_and_task_runs() {
     let app = TestApp::builder()
