@@ -2909,6 +2909,71 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
     app.stop().await;
 }
 
+/// Workers racing to take a scheduled run whose state has no row yet: one PENDING is accepted,
+/// and the history holds the SCHEDULED state once and that PENDING (PostgreSQL's one-statement
+/// path, and the transaction path of a deployment with a concurrency limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_first_transitions_of_a_scheduled_run_write_its_state_once() {
+    let app = TestApp::builder()
+        .setting("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS", "300")
+        .start()
+        .await;
+    create_pool(&app, "p", json!({})).await;
+    let flow_id = create_flow(&app, "etl").await;
+    let schedules =
+        json!([{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z"}}]);
+    for (name, limit) in [("free", Value::Null), ("limited", json!(50))] {
+        let d = create_deployment(
+            &app,
+            json!({"name": name, "flow_id": flow_id, "work_pool_name": "p",
+                   "concurrency_limit": limit, "schedules": schedules}),
+        )
+        .await;
+        let dep = d["id"].as_str().expect("id").to_string();
+        let runs = wait_for(
+            "the scheduler to create runs",
+            30,
+            || async { runs_of(&app, &dep).await },
+            |r| auto_scheduled(r).len() >= 3,
+        )
+        .await;
+        let run = auto_scheduled(&runs)[0].clone();
+        let rid = run["id"].as_str().expect("run id").to_string();
+        let path = format!("/api/flow_runs/{rid}/set_state");
+        let body = json!({"state": {"type": "PENDING"}, "force": false});
+        let answers = futures_util::future::join_all(
+            (0..8).map(|_| call(&app, "POST", &path, Some(body.clone()))),
+        )
+        .await;
+        // One wins (201); each loser is told the run moved on (200, not an error).
+        assert!(
+            answers.iter().all(|(s, _)| *s == 200 || *s == 201),
+            "{name}: {answers:?}"
+        );
+        let accepted = answers
+            .iter()
+            .filter(|(_, r)| r["status"] == "ACCEPT")
+            .count();
+        assert_eq!(accepted, 1, "{name}: {answers:?}");
+        let (_, h) = call(
+            &app,
+            "GET",
+            &format!("/api/flow_run_states/?flow_run_id={rid}"),
+            None,
+        )
+        .await;
+        let types: Vec<&str> = h
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|s| s["type"].as_str())
+            .collect();
+        assert_eq!(types, ["SCHEDULED", "PENDING"], "{name}: {h}");
+        assert_eq!(h[0], run["state"], "{name}");
+    }
+    app.stop().await;
+}
+
 /// The scheduler writes no state row for its runs: the single read, a list, a poll, the state by
 /// id and the history all show the same SCHEDULED state, and the first transition writes it into
 /// the history (through PostgreSQL's one-statement path, and through the transaction path that a
