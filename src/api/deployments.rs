@@ -662,11 +662,7 @@ async fn update(
             .map(|v| (!v.is_null()).then(|| v.to_string()))
     );
     d.updated = now;
-    if let Some(rows) = &schedules {
-        deps::replace_schedules(db, &d.id, rows).await?;
-    }
-    deps::save(db, &d).await?;
-    deps::delete_future_auto_runs(db, &d.id, now).await?;
+    deps::update(db, &d, schedules.as_deref(), now).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

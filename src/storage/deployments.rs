@@ -251,17 +251,6 @@ pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<
     crate::count_in_workspace!(db, deployments, ws, deployments_cond(related))
 }
 
-pub async fn save(db: &Database, row: &DeploymentRow) -> StorageResult<()> {
-    let mut conn = db.write().await?;
-    db_run!(conn, |c| diesel::update(
-        deployments::table.filter(deployments::id.eq(&row.id))
-    )
-    .set(row)
-    .execute(c)
-    .await)?;
-    Ok(())
-}
-
 /// Pauses or resumes deployment `id` of `ws`, writing only `paused` and `updated` (so a
 /// concurrent PATCH or poll is not undone); false when there is no such deployment.
 pub async fn set_paused(
@@ -311,6 +300,41 @@ pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
 
 /// Deletes the deployment's SCHEDULED auto-scheduled runs at or after `from` (so the scheduler
 /// regenerates them from the current schedules).
+/// Inside a transaction on `$c`: deletes the schedules of deployment `$replacing` (an
+/// `Option<&str>`) if given, then inserts `$rows`.
+macro_rules! schedules_written_on {
+    ($c:expr, $replacing:expr, $rows:expr) => {
+        if let Some(id) = $replacing {
+            diesel::delete(
+                deployment_schedules::table.filter(deployment_schedules::deployment_id.eq(id)),
+            )
+            .execute($c)
+            .await?;
+        }
+        for r in $rows {
+            diesel::insert_into(deployment_schedules::table)
+                .values(r)
+                .execute($c)
+                .await?;
+        }
+    };
+}
+
+/// Deletes the auto-scheduled runs of deployment `$id` still SCHEDULED from `$from` on; the
+/// statement's future, for either backend.
+macro_rules! delete_future_auto_runs_on {
+    ($c:expr, $id:expr, $from:expr) => {
+        diesel::delete(
+            flow_runs::table
+                .filter(flow_runs::deployment_id.eq($id))
+                .filter(flow_runs::auto_scheduled.eq(true))
+                .filter(flow_runs::state_type.eq("SCHEDULED"))
+                .filter(flow_runs::next_scheduled_start_time.ge($from)),
+        )
+        .execute($c)
+    };
+}
+
 pub async fn delete_future_auto_runs(
     db: &Database,
     deployment_id: &str,
@@ -318,17 +342,37 @@ pub async fn delete_future_auto_runs(
 ) -> StorageResult<usize> {
     let mut conn = db.write().await?;
     let n = db_run!(conn, |c| {
-        diesel::delete(
-            flow_runs::table
-                .filter(flow_runs::deployment_id.eq(deployment_id))
-                .filter(flow_runs::auto_scheduled.eq(true))
-                .filter(flow_runs::state_type.eq("SCHEDULED"))
-                .filter(flow_runs::next_scheduled_start_time.ge(from)),
-        )
-        .execute(c)
-        .await
+        delete_future_auto_runs_on!(c, deployment_id, from).await
     })?;
     Ok(n)
+}
+
+/// A deployment's PATCH, all or nothing in one transaction: its schedules replaced (when
+/// given), its row saved, and its future auto-scheduled runs deleted, for the scheduler to
+/// create again from what is now stored.
+pub async fn update(
+    db: &Database,
+    row: &DeploymentRow,
+    schedules: Option<&[ScheduleRow]>,
+    now: NaiveDateTime,
+) -> StorageResult<()> {
+    let mut conn = db.write().await?;
+    db_run!(conn, |c| {
+        use diesel_async::AsyncConnection;
+        c.transaction::<_, diesel::result::Error, _>(async |c| {
+            if let Some(rows) = schedules {
+                schedules_written_on!(c, Some(row.id.as_str()), rows);
+            }
+            diesel::update(deployments::table.filter(deployments::id.eq(&row.id)))
+                .set(row)
+                .execute(c)
+                .await?;
+            delete_future_auto_runs_on!(c, &row.id, now).await?;
+            Ok(())
+        })
+        .await
+    })?;
+    Ok(())
 }
 
 pub async fn schedules(
@@ -352,42 +396,11 @@ pub async fn schedules(
 
 /// Inserts schedules, all or none (a duplicate slug adds nothing).
 pub async fn insert_schedules(db: &Database, rows: &[ScheduleRow]) -> StorageResult<()> {
-    write_schedules(db, None, rows).await
-}
-
-/// Replaces all of a deployment's schedules with `rows`, all or nothing (a duplicate slug
-/// keeps the old schedules).
-pub async fn replace_schedules(
-    db: &Database,
-    deployment_id: &str,
-    rows: &[ScheduleRow],
-) -> StorageResult<()> {
-    write_schedules(db, Some(deployment_id), rows).await
-}
-
-/// Inserts `rows` in one transaction, first deleting the schedules of `replacing` if given.
-async fn write_schedules(
-    db: &Database,
-    replacing: Option<&str>,
-    rows: &[ScheduleRow],
-) -> StorageResult<()> {
     let mut conn = db.write().await?;
     db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
-            if let Some(id) = replacing {
-                diesel::delete(
-                    deployment_schedules::table.filter(deployment_schedules::deployment_id.eq(id)),
-                )
-                .execute(c)
-                .await?;
-            }
-            for r in rows {
-                diesel::insert_into(deployment_schedules::table)
-                    .values(r)
-                    .execute(c)
-                    .await?;
-            }
+            schedules_written_on!(c, None::<&str>, rows);
             Ok(())
         })
         .await
