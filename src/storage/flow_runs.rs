@@ -534,8 +534,9 @@ pub async fn orphaned_task_runs(
     Ok(rows)
 }
 
-/// PostgreSQL: `INSERT INTO flow_runs (every column) SELECT * FROM unnest(one array per column)
-/// ON CONFLICT DO NOTHING RETURNING id`, the text whose binds [`bind_run_arrays`] supplies.
+/// PostgreSQL: `INSERT INTO flow_runs (every column) SELECT * FROM unnest(one array per column)`
+/// followed by `$tail` (`RETURNING id`, with or without `ON CONFLICT DO NOTHING` before it): the
+/// text whose binds [`bind_run_arrays`] supplies.
 macro_rules! insert_runs_from_arrays {
     ($tail:literal) => {
         concat!(
@@ -609,26 +610,45 @@ pub(super) fn bind_run_arrays<'a>(
     col!(q, Text, |r| r.job_variables.as_str())
 }
 
-/// PostgreSQL: every column of `states` as one array parameter each, in the table's column
-/// order (`id` … `state_details`).
-pub(super) fn bind_state_arrays<'a>(
-    q: super::postgres::Statement<'a>,
-    states: &[&'a FlowRunStateRow],
-) -> super::postgres::Statement<'a> {
-    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
-    macro_rules! col {
-        ($q:expr, $st:ty, |$s:ident| $e:expr) => {
-            $q.bind::<Array<$st>, _>(states.iter().map(|$s| $e).collect::<Vec<_>>())
-        };
-    }
-    let q = col!(q, Text, |s| s.id.as_str());
-    let q = col!(q, Text, |s| s.workspace_id.as_str());
-    let q = col!(q, Timestamp, |s| s.created);
-    let q = col!(q, Text, |s| s.flow_run_id.as_str());
-    let q = col!(q, Text, |s| s.state_type.as_str());
-    let q = col!(q, Text, |s| s.name.as_str());
-    let q = col!(q, Timestamp, |s| s.timestamp);
-    let q = col!(q, Nullable<Text>, |s| s.message.as_deref());
-    let q = col!(q, Nullable<Text>, |s| s.data.as_deref());
-    col!(q, Text, |s| s.state_details.as_str())
+/// PostgreSQL: binds every column of `$states` (a slice of flow-run or task-run state rows;
+/// `$run` names their run-id field) to `$q` as one array parameter each, in the order of both
+/// state tables' columns (`id` … `state_details`).
+macro_rules! bind_state_arrays {
+    ($q:expr, $states:expr, $run:ident) => {{
+        use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+        let states = $states;
+        $q.bind::<Array<Text>, _>(states.iter().map(|s| s.id.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(
+                states
+                    .iter()
+                    .map(|s| s.workspace_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Timestamp>, _>(states.iter().map(|s| s.created).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(states.iter().map(|s| s.$run.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(
+                states
+                    .iter()
+                    .map(|s| s.state_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(states.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Timestamp>, _>(states.iter().map(|s| s.timestamp).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Text>>, _>(
+                states
+                    .iter()
+                    .map(|s| s.message.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Nullable<Text>>, _>(
+                states.iter().map(|s| s.data.as_deref()).collect::<Vec<_>>(),
+            )
+            .bind::<Array<Text>, _>(
+                states
+                    .iter()
+                    .map(|s| s.state_details.as_str())
+                    .collect::<Vec<_>>(),
+            )
+    }};
 }
+pub(super) use bind_state_arrays;

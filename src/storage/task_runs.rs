@@ -331,12 +331,7 @@ async fn pg_record(
                 .collect::<Vec<_>>()
         };
     }
-    macro_rules! state_col {
-        (|$s:ident| $e:expr) => {
-            states.iter().map(|$s| $e).collect::<Vec<_>>()
-        };
-    }
-    let written: Vec<Written> = super::postgres::Statement::new(PG_RECORD)
+    let q = super::postgres::Statement::new(PG_RECORD)
         .bind::<Array<Text>, _>(run_col!(|r| r.id.as_str()))
         .bind::<Array<Text>, _>(run_col!(|r| r.workspace_id.as_str()))
         .bind::<Array<Timestamp>, _>(run_col!(|r| r.created))
@@ -362,17 +357,8 @@ async fn pg_record(
         .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.next_scheduled_start_time))
         .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.start_time))
         .bind::<Array<Nullable<Timestamp>>, _>(run_col!(|r| r.end_time))
-        .bind::<Array<Double>, _>(run_col!(|r| r.total_run_time))
-        .bind::<Array<Text>, _>(state_col!(|s| s.id.as_str()))
-        .bind::<Array<Text>, _>(state_col!(|s| s.workspace_id.as_str()))
-        .bind::<Array<Timestamp>, _>(state_col!(|s| s.created))
-        .bind::<Array<Text>, _>(state_col!(|s| s.task_run_id.as_str()))
-        .bind::<Array<Text>, _>(state_col!(|s| s.state_type.as_str()))
-        .bind::<Array<Text>, _>(state_col!(|s| s.name.as_str()))
-        .bind::<Array<Timestamp>, _>(state_col!(|s| s.timestamp))
-        .bind::<Array<Nullable<Text>>, _>(state_col!(|s| s.message.as_deref()))
-        .bind::<Array<Nullable<Text>>, _>(state_col!(|s| s.data.as_deref()))
-        .bind::<Array<Text>, _>(state_col!(|s| s.state_details.as_str()))
+        .bind::<Array<Double>, _>(run_col!(|r| r.total_run_time));
+    let written: Vec<Written> = super::flow_runs::bind_state_arrays!(q, &states, task_run_id)
         .load(c)
         .await?;
     // One row: the count of task runs written.

@@ -364,6 +364,31 @@ macro_rules! flow_related {
 /// the workspace's runs, 1.3 ms a read on average over a 20 s lifecycle bench and growing with
 /// the table (auto_explain showed 5,900 rows removed by the filter), until autovacuum's first
 /// ANALYZE of the table replaced the plan.
+/// The timestamps of the flow run's states at or after `$since`, for a step whose current state
+/// is `$current` and, when that has no row, `$unstored`. States are written with the time of
+/// their transition, so when the current state is older than `since` no other state can be newer
+/// (short of clocks that disagree by more than a transition): no lookup then; nor for a state
+/// without a row, the run's only one.
+macro_rules! taken_timestamps {
+    ($c:ident, $current:expr, $unstored:expr, $run_id:expr, $since:expr, [$($aw:tt)*]) => {{
+        let current: &Option<FlowRunStateRow> = $current;
+        let unstored: &Option<FlowRunStateRow> = $unstored;
+        let taken: Vec<NaiveDateTime> = if current.as_ref().is_some_and(|s| s.timestamp < $since) {
+            Vec::new()
+        } else if let Some(u) = unstored {
+            vec![u.timestamp]
+        } else {
+            flow_run_states::table
+                .filter(flow_run_states::flow_run_id.eq($run_id))
+                .filter(flow_run_states::timestamp.ge($since))
+                .select(flow_run_states::timestamp)
+                .load($c)
+                $($aw)*?
+        };
+        taken
+    }};
+}
+
 macro_rules! flow_step {
     ($c:ident, $ws:expr, $run_id:expr, $since:expr, $decide:expr, [$($aw:tt)*]) => {{
         // The run, its current state and its flow in one round trip.
@@ -387,23 +412,8 @@ macro_rules! flow_step {
         }
         let (parent_task, deployment_concurrency) = flow_related!($c, &run, [$($aw)*]);
         let (current, unstored) = with_unstored(&run, current);
-        // States are written with the time of their transition, so when the current state is
-        // older than `since` no other state can be newer (short of clocks that disagree by more
-        // than a transition): skip the lookup then.
-        let taken_timestamps: Vec<NaiveDateTime> =
-            if current.as_ref().is_some_and(|s| s.timestamp < $since) {
-                Vec::new()
-            } else if let Some(u) = &unstored {
-                // The run's only state.
-                vec![u.timestamp]
-            } else {
-                flow_run_states::table
-                    .filter(flow_run_states::flow_run_id.eq($run_id))
-                    .filter(flow_run_states::timestamp.ge($since))
-                    .select(flow_run_states::timestamp)
-                    .load($c)
-                    $($aw)*?
-            };
+        let taken_timestamps =
+            taken_timestamps!($c, &current, &unstored, $run_id, $since, [$($aw)*]);
         let expected_state = run.state_id.clone();
         let (write, out) = $decide(FlowRunContext {
             run,
@@ -839,13 +849,14 @@ mod pg_fast {
                 $it.clone().map(|x| x.$f.clone()).collect::<Vec<_>>()
             };
         }
-        let counted: Vec<Count> = crate::storage::flow_runs::bind_state_arrays(q, &states)
-            .bind::<Array<Text>, _>(col!(o, workspace_id))
-            .bind::<Array<Timestamp>, _>(col!(o, created))
-            .bind::<Array<Text>, _>(col!(o, event_id))
-            .bind::<Array<Text>, _>(col!(o, event))
-            .load(c)
-            .await?;
+        let counted: Vec<Count> =
+            crate::storage::flow_runs::bind_state_arrays!(q, &states, flow_run_id)
+                .bind::<Array<Text>, _>(col!(o, workspace_id))
+                .bind::<Array<Timestamp>, _>(col!(o, created))
+                .bind::<Array<Text>, _>(col!(o, event_id))
+                .bind::<Array<Text>, _>(col!(o, event))
+                .load(c)
+                .await?;
         Ok(matches!(counted.as_slice(), [Count { n: 1 }]))
     }
 
@@ -887,20 +898,7 @@ mod pg_fast {
             return Ok(None);
         }
         let (current, unstored) = with_unstored(&run, current);
-        // As in `flow_step!`: only a current state at or after `since` can have company there.
-        let taken_timestamps: Vec<NaiveDateTime> =
-            if current.as_ref().is_some_and(|s| s.timestamp < since) {
-                Vec::new()
-            } else if let Some(u) = &unstored {
-                vec![u.timestamp]
-            } else {
-                flow_run_states::table
-                    .filter(flow_run_states::flow_run_id.eq(run_id))
-                    .filter(flow_run_states::timestamp.ge(since))
-                    .select(flow_run_states::timestamp)
-                    .load(c)
-                    .await?
-            };
+        let taken_timestamps = taken_timestamps!(c, &current, &unstored, run_id, since, [.await]);
         let expected = run.state_id.clone();
         let (write, out) = decide(FlowRunContext {
             run,
