@@ -1,9 +1,8 @@
-//! The application: shared state (settings, stores, brokers, readiness) and `serve`, which wires
-//! the HTTP listener, migrations and background loops together and shuts them down gracefully.
+//! The composition root: `serve` builds the shared state (`state::AppState`), wires the HTTP
+//! listener, migrations and background loops together and shuts them down gracefully. Nothing
+//! but the command line imports it.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::middleware::Compress;
@@ -11,88 +10,9 @@ use actix_web::{web, App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{BrokerConfig, Brokers};
-use crate::cli::Roles;
-use crate::error::ApiError;
 use crate::settings::Settings;
-use crate::storage::{accounts, Stores};
-
-/// Everything a request handler or background loop may use. No global statics.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub stores: Stores,
-    pub brokers: Brokers,
-    pub roles: Roles,
-    /// Events read by this process's distributor, fanned out to `/events/out` subscribers.
-    pub live_events: tokio::sync::broadcast::Sender<Arc<crate::events::Envelope>>,
-    /// Wakes the outbox relay when a transaction wrote events.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
-    migrated: AtomicBool,
-    known_workspaces: RwLock<HashSet<(String, String)>>,
-}
-
-impl AppState {
-    pub fn new(settings: Arc<Settings>, stores: Stores, brokers: Brokers, roles: Roles) -> Self {
-        AppState {
-            settings,
-            stores,
-            brokers,
-            roles,
-            outbox_wake: Arc::new(tokio::sync::Notify::new()),
-            live_events: tokio::sync::broadcast::channel(4096).0,
-            migrated: AtomicBool::new(false),
-            known_workspaces: RwLock::default(),
-        }
-    }
-
-    pub fn mark_migrated(&self) {
-        self.migrated.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_migrated(&self) -> bool {
-        self.migrated.load(Ordering::SeqCst)
-    }
-
-    /// Ok when migrations are done and every configured store and broker answers.
-    pub async fn check_ready(&self) -> Result<(), String> {
-        if !self.is_migrated() {
-            return Err("Database migrations are not finished".into());
-        }
-        if let Err(e) = self.stores.ping().await {
-            tracing::warn!(error = %e, "database ping failed");
-            return Err("Database is not available".into());
-        }
-        if let Err(e) = self.brokers.ping().await {
-            tracing::warn!(error = %e, "broker ping failed");
-            return Err("Broker is not available".into());
-        }
-        Ok(())
-    }
-
-    /// Whether workspace `workspace` of account `account` exists; positive answers are cached.
-    pub async fn workspace_exists(&self, account: &str, workspace: &str) -> Result<bool, ApiError> {
-        let key = (account.to_string(), workspace.to_string());
-        if self
-            .known_workspaces
-            .read()
-            .map(|s| s.contains(&key))
-            .unwrap_or(false)
-        {
-            return Ok(true);
-        }
-        if !self.is_migrated() {
-            return Err(ApiError::Unavailable("migrations are not finished".into()));
-        }
-        let found = accounts::find_workspace(&self.stores.nebula, account, workspace)
-            .await?
-            .is_some();
-        if found {
-            if let Ok(mut s) = self.known_workspaces.write() {
-                s.insert(key);
-            }
-        }
-        Ok(found)
-    }
-}
+use crate::state::{AppState, Roles};
+use crate::storage::Stores;
 
 pub fn broker_config(settings: &Settings) -> BrokerConfig {
     BrokerConfig {
@@ -229,7 +149,7 @@ fn start_services(
     state: Arc<AppState>,
     token: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    use crate::services::{spawn, Service};
+    use crate::service::{spawn, Service};
     let mut list: Vec<Arc<dyn Service>> = Vec::new();
     if state.roles.events {
         let consumer = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::settings::Settings;
+use crate::state::Roles;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,59 +45,6 @@ enum Command {
 enum ConfigAction {
     /// Print the effective settings, with passwords redacted.
     Show,
-}
-
-/// Which parts of Orrery one process runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Roles {
-    pub api: bool,
-    pub ui: bool,
-    pub services: bool,
-    pub events: bool,
-}
-
-impl Roles {
-    pub fn all() -> Roles {
-        Roles {
-            api: true,
-            ui: true,
-            services: true,
-            events: true,
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Roles, String> {
-        let mut roles = Roles {
-            api: false,
-            ui: false,
-            services: false,
-            events: false,
-        };
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "api" => roles.api = true,
-                "ui" => roles.ui = true,
-                "services" => roles.services = true,
-                "events" => roles.events = true,
-                other => {
-                    return Err(format!(
-                        "--roles: unknown role `{other}` (expected api, ui, services, events)"
-                    ))
-                }
-            }
-        }
-        if roles
-            == (Roles {
-                api: false,
-                ui: false,
-                services: false,
-                events: false,
-            })
-        {
-            return Err("--roles: name at least one of api, ui, services, events".into());
-        }
-        Ok(roles)
-    }
 }
 
 /// Parses the command line, loads settings and runs the command.
@@ -164,18 +112,4 @@ async fn migrate(settings: Arc<Settings>) -> Result<(), String> {
     tracing::info!(applied, "migrations applied");
     println!("applied {applied} migration(s)");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Roles;
-
-    #[test]
-    fn roles_parse_and_reject_unknown_names() {
-        assert_eq!(Roles::parse("api,ui,services,events"), Ok(Roles::all()));
-        let only_api = Roles::parse("api").expect("valid");
-        assert!(only_api.api && !only_api.ui && !only_api.services && !only_api.events);
-        assert!(Roles::parse("api,bogus").is_err());
-        assert!(Roles::parse("").is_err());
-    }
 }

@@ -7,15 +7,15 @@ use actix_web::middleware::from_fn;
 use actix_web::{guard, web, HttpResponse};
 
 use crate::api;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Registers every route of one HTTP worker's application.
 pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     let roles = state.roles.clone();
     cfg.app_data(state.clone())
-        .app_data(web::PayloadConfig::new(api::json::MAX_BODY))
-        .app_data(web::JsonConfig::default().limit(api::json::MAX_BODY));
+        .app_data(web::PayloadConfig::new(crate::extract::json::MAX_BODY))
+        .app_data(web::JsonConfig::default().limit(crate::extract::json::MAX_BODY));
     if let Some(host) = state.settings.api_host() {
         cfg.service(
             web::scope("")

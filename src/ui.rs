@@ -7,8 +7,8 @@ use std::path::{Component, Path};
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::api::{API_VERSION, PREFECT_VERSION};
-use crate::app::AppState;
+use crate::state::AppState;
+use crate::version::{API_VERSION, PREFECT_VERSION};
 
 const INDEX: &str = include_str!("../static/index.html");
 const EMBEDDED: &[(&str, &str)] = &[("style.css", include_str!("../static/style.css"))];

@@ -6,11 +6,11 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::common::PathView;
-use super::json::Json;
-use super::workspace::Workspace;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::Json;
+use crate::extract::params::PathView;
+use crate::extract::Workspace;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/storage", web::get().to(read_storage))

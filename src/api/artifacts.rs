@@ -10,11 +10,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{opt_json_col, present, to_text, ts, Paging, PathId, PathKeyStr};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::{opt_json_col, present, to_text, ts};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{Paging, PathId, PathKeyStr};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::artifacts::{
     self, ArtifactChanges, ArtifactFilter, ArtifactRow, ArtifactSort, CollectionRow, Query,
 };

@@ -5,7 +5,7 @@
 
 use actix_web::HttpResponse;
 
-use super::common::PathResourceId;
+use crate::extract::params::PathResourceId;
 
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     cfg.route(

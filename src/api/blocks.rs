@@ -13,9 +13,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::common::{present, ts};
-use super::workspace::Workspace;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::blocks::documents::{DocNode, DocView};
 use crate::storage::blocks::schemas::SchemaView;
 use crate::storage::blocks::{json_text, system, BlockError, BlockTypeRow};
@@ -149,7 +149,7 @@ pub(crate) fn include_secrets(req: &HttpRequest) -> ApiResult<bool> {
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> ApiResult<(T, Option<Value>)> {
-    let value = super::json::parse::<T>(bytes)?;
+    let value = crate::extract::json::parse::<T>(bytes)?;
     Ok((value, serde_json::from_slice(bytes).ok()))
 }
 

@@ -12,11 +12,12 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::common::{ts, Paging, PathId, PathTag};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::ts;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{Paging, PathId, PathTag};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::concurrency::{
     self, AcquireRequest, Acquired, LeaseRow, LimitChanges, LimitRow,
 };

@@ -8,12 +8,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{ts, Paging};
-use super::common::{PathKey, PathLeaseId};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::ts;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::Paging;
+use crate::extract::params::{PathKey, PathLeaseId};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::concurrency::{self, AcquireRequest, Acquired, LimitChanges, LimitRow};
 
 /// The longest `Retry-After` a full limit answers with (Prefect's maximum slot wait).

@@ -9,22 +9,23 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::common::{
-    json_col, limit, opt_json_col, opt_ts, page_of, paginated, to_text, ts, Paging,
-    PathDeploymentName, PathFlowName, PathId, PathScheduleId,
-};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::{json_col, opt_json_col, opt_ts, page_of, paginated, to_text, ts};
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{
+    limit, Paging, PathDeploymentName, PathFlowName, PathId, PathScheduleId,
+};
+use crate::extract::Workspace;
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateDetails, StateType};
 use crate::runs::convert::{flow_run_json, flow_state};
-use crate::schedules::Schedule;
+use crate::scheduling::Schedule;
+use crate::state::AppState;
 use crate::storage::deployments::{
     self as deps, DeploymentFilter, DeploymentRow, DeploymentSort, ScheduleRow,
 };
 use crate::storage::filters::{Page, Related};
 use crate::storage::rows::FlowRunRow;
+use crate::storage::transitions::Created;
 use crate::storage::{flow_runs, flows, work_pools as wp};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -889,8 +890,8 @@ async fn new_run(
         ..StateCreate::of(StateType::Scheduled)
     });
     match crate::runs::create_flow_run(state, row, None, initial).await? {
-        Ok(a) => Ok((a.run, a.state, true)),
-        Err(existing) => {
+        Created::New(a) => Ok((a.run, a.state, true)),
+        Created::Existing(existing) => {
             let (run, s) = flow_runs::find(db, ws.id(), &existing)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
@@ -1013,7 +1014,7 @@ async fn schedule_now(
             .checked_add_signed(chrono::Duration::days(100))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
     });
-    let window = crate::services::scheduler::Window {
+    let window = crate::scheduling::plan::Window {
         start,
         end,
         min_runs: run_count("min_runs", b.min_runs, 3)?,
@@ -1025,7 +1026,7 @@ async fn schedule_now(
     let Some(d) = deps::find(&state.stores.orion, ws.id(), &id).await? else {
         return Ok(HttpResponse::Ok().json(Value::Null));
     };
-    crate::services::scheduler::schedule_deployment(&state, &d, &window)
+    crate::scheduling::plan::schedule_deployment(&state, &d, &window)
         .await
         .map_err(ApiError::Internal)?;
     Ok(HttpResponse::Ok().json(Value::Null))

@@ -2,11 +2,11 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::json::Json;
-use super::workspace::Workspace;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, Event};
+use crate::extract::json::Json;
+use crate::extract::Workspace;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/events/in", web::get().to(events::websocket::events_in))

@@ -16,14 +16,15 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::common::{ts, PathId, PathKeyStr};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::ts;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{PathId, PathKeyStr};
+use crate::extract::Workspace;
 use crate::orchestration::{SetStateStatus, State, StateCreate, StateDetails, StateType};
 use crate::runs::convert::{flow_state, state_json};
 use crate::runs::{self, Request};
+use crate::state::AppState;
 use crate::storage::flow_run_input::{self, InputRow, Inserted};
 use crate::storage::{flow_runs, variables};
 

@@ -9,17 +9,19 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::common::PathId;
-use super::common::{limit, page_of, paginated, to_text, Paging};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::{page_of, paginated, to_text};
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::PathId;
+use crate::extract::params::{limit, Paging};
+use crate::extract::Workspace;
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
 use crate::runs::convert::{flow_run_json, flow_state, state_json, FlowRunOut};
 use crate::runs::{self, Request};
+use crate::state::AppState;
 use crate::storage::filters::{FlowRunFilter, FlowRunSort, Related};
 use crate::storage::rows::FlowRunRow;
+use crate::storage::transitions::Created;
 use crate::storage::{flow_runs, flows};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -199,10 +201,10 @@ async fn create(
         .state
         .unwrap_or_else(|| StateCreate::of(StateType::Pending));
     match runs::create_flow_run(&state, row, Some(&flow), initial).await? {
-        Ok(applied) => {
+        Created::New(applied) => {
             Ok(HttpResponse::Created().json(now_json(&applied.run, applied.state.as_ref())))
         }
-        Err(existing) => {
+        Created::Existing(existing) => {
             let (run, s) = flow_runs::find(db, ws.id(), &existing)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Flow run not found"))?;

@@ -7,12 +7,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::common::{json_col, page_of, paginated, to_text, ts, Paging};
-use super::common::{PathId, PathName};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::{json_col, page_of, paginated, to_text, ts};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::Paging;
+use crate::extract::params::{PathId, PathName};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::filters::{FlowSort, Related};
 use crate::storage::flows;
 use crate::storage::rows::FlowRow;
@@ -152,7 +153,7 @@ async fn paginate(
     body: JsonOrDefault<FlowListBody>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let limit = super::common::limit(&state, body.paging.limit)?;
+    let limit = crate::extract::params::limit(&state, body.paging.limit)?;
     let (page_no, page) = page_of(body.page, limit)?;
     let db = &state.stores.orion;
     let rows = flows::list(
@@ -207,7 +208,7 @@ async fn bulk_delete(
     body: JsonOrDefault<BulkDeleteBody>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let limit = super::common::limit(&state, body.limit)?;
+    let limit = crate::extract::params::limit(&state, body.limit)?;
     let related = Related {
         flows: body.flows,
         ..Default::default()

@@ -7,11 +7,11 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::common::opt_ts;
-use super::common::PathId;
-use super::workspace::Workspace;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::params::PathId;
+use crate::extract::Workspace;
 use crate::runs::convert::{flow_state, task_run_json};
+use crate::state::AppState;
 use crate::storage::filters::{FlowRunFilter, FlowRunSort, NullableIdFilter, Page, Related};
 use crate::storage::rows::TaskRunRow;
 use crate::storage::{flow_runs, task_runs};

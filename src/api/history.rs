@@ -8,11 +8,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::json::Json;
-use super::workspace::Workspace;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::Json;
+use crate::extract::Workspace;
 use crate::runs::convert::{flow_run_json, task_run_json};
+use crate::state::AppState;
 use crate::storage::filters::Related;
 use crate::storage::{flow_runs, task_runs};
 

@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{ts, Paging};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::ts;
 use crate::error::ApiResult;
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::Paging;
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::filters::{LogFilter, LogSort};
 use crate::storage::logs;
 use crate::storage::rows::LogRow;

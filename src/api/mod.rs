@@ -16,7 +16,6 @@ pub mod flow_runs;
 pub mod flows;
 pub mod graph;
 pub mod history;
-pub mod json;
 pub mod logs;
 pub mod root;
 pub mod saved_searches;
@@ -24,7 +23,6 @@ pub mod task_runs;
 pub mod variables;
 pub mod work_pools;
 pub mod work_queues;
-pub mod workspace;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -33,18 +31,16 @@ use actix_web::{web, Error};
 
 use crate::error::ApiError;
 
-/// The API version the 3.9.1 client speaks (`X-PREFECT-API-VERSION`), answered by `/version`.
-pub const API_VERSION: &str = "0.8.4";
+pub use crate::version::{API_VERSION, PREFECT_VERSION};
+
 /// The oldest `X-PREFECT-API-VERSION` accepted.
 const MINIMUM_API_VERSION: (u64, u64, u64) = (0, 8, 0);
-/// The Prefect server version reported by `/admin/version` (the client requires the same major).
-pub const PREFECT_VERSION: &str = "3.9.1";
 
 /// Registers every API route on `cfg` twice: plainly and under the workspace prefix.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/accounts/{account_id}/workspaces/{workspace_id}")
-            .wrap(from_fn(workspace::resolve))
+            .wrap(from_fn(crate::extract::workspace::resolve))
             .configure(routes),
     );
     routes(cfg);
@@ -86,7 +82,7 @@ async fn ready_gate(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let migrated = req
-        .app_data::<web::Data<crate::app::AppState>>()
+        .app_data::<web::Data<crate::state::AppState>>()
         .is_some_and(|s| s.is_migrated());
     if !migrated {
         return Err(ApiError::Unavailable("migrations are not finished".into()).into());

@@ -6,11 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{json_col, to_text, ts, Paging, PathId};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::{json_col, to_text, ts};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{Paging, PathId};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::saved_searches::{self, SavedSearchRow};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

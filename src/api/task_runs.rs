@@ -9,18 +9,20 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::common::PathId;
-use super::common::{limit, page_of, paginated, to_text, Paging};
+use super::common::{page_of, paginated, to_text};
 use super::flow_runs::{client_version, result_json, SetStateBody};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::PathId;
+use crate::extract::params::{limit, Paging};
+use crate::extract::Workspace;
 use crate::orchestration::{StateCreate, StateType, TaskRunPolicy};
 use crate::runs::convert::{state_json, task_run_json, task_state};
 use crate::runs::{self, Request};
+use crate::state::AppState;
 use crate::storage::filters::{Related, TaskRunSort};
 use crate::storage::rows::TaskRunRow;
+use crate::storage::transitions::Created;
 use crate::storage::{flow_runs, task_runs};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -150,10 +152,10 @@ async fn create(
         .state
         .unwrap_or_else(|| StateCreate::of(StateType::Pending));
     match runs::create_task_run(&state, row, initial).await? {
-        Ok(applied) => {
+        Created::New(applied) => {
             Ok(HttpResponse::Created().json(one_json(&applied.run, applied.state.as_ref())))
         }
-        Err(existing) => {
+        Created::Existing(existing) => {
             let (run, s) = task_runs::find(db, ws.id(), &existing)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Task not found"))?;

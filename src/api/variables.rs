@@ -7,11 +7,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{present, to_text, ts, Paging, PathId, PathName};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::{present, to_text, ts};
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{Paging, PathId, PathName};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::variables::{
     self, Key, VariableChanges, VariableFilter, VariableRow, VariableSort,
 };

@@ -8,12 +8,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::common::{opt_ts, to_text, ts, Paging, PathName, PathPool};
-use super::json::{Json, JsonOrDefault};
-use super::workspace::Workspace;
-use crate::app::AppState;
+use super::common::{opt_ts, to_text, ts};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{Paging, PathName, PathPool};
+use crate::extract::Workspace;
 use crate::runs::convert::{flow_state, FlowRunOut};
+use crate::state::AppState;
 use crate::storage::filters::Page;
 use crate::storage::work_pools::{
     self as wp, PoolRow, QueueRow, WorkPoolFilter, WorkQueueFilter, WorkerFilter, WorkerRow,
@@ -574,7 +575,7 @@ async fn scheduled_runs(
     body: JsonOrDefault<ScheduledBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let lim = super::common::limit(&state, b.limit)?;
+    let lim = crate::extract::params::limit(&state, b.limit)?;
     let now = crate::time::now();
     let names = b.work_queue_names.unwrap_or_default();
     // One transaction: the pool, its queues, the "polled" updates, the due runs of all its

@@ -5,16 +5,16 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::common::{Paging, PathId, PathName};
-use super::json::{Json, JsonOrDefault};
 use super::work_pools::{
     apply_queue_update, insert_queue, one_queue_json, queue_json, queues_json, QueueCreate,
     QueueUpdate,
 };
-use super::workspace::Workspace;
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{Paging, PathId, PathName};
+use crate::extract::Workspace;
 use crate::runs::convert::{flow_run_json, flow_state};
+use crate::state::AppState;
 use crate::storage::work_pools::{self as wp, PoolRow, QueueRow, WorkQueueFilter};
 
 /// Where queues created without a pool live (Prefect's name).
@@ -193,7 +193,7 @@ async fn get_runs(
     body: JsonOrDefault<GetRunsBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let lim = super::common::limit(&state, b.limit)?;
+    let lim = crate::extract::params::limit(&state, b.limit)?;
     let q = find(&state, &ws, &id, || {
         ApiError::ObjectNotFound(format!("Work queue with id {} not found.", id.0))
     })

@@ -4,7 +4,6 @@
 //! that moves outbox rows to the stream.
 
 pub mod filter;
-pub mod model;
 pub mod persister;
 pub mod recorder;
 pub mod relay;
@@ -13,20 +12,13 @@ pub mod websocket;
 
 use std::time::Duration;
 
-pub use model::{Event, ReceivedEvent};
+pub use crate::event_model::{Envelope, Event, ReceivedEvent};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::storage::outbox::{self, NewOutboxRow};
 
 /// The stream every event goes through.
 pub const STREAM: &str = "events";
-
-/// What travels on the stream: the event and the workspace it belongs to.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Envelope {
-    pub workspace_id: String,
-    pub event: ReceivedEvent,
-}
 
 /// Publishes events to the streams role; any that cannot be published go to the outbox, so
 /// nothing accepted is lost while the broker is down.

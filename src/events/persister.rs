@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Envelope, STREAM};
-use crate::app::AppState;
 use crate::broker::Message;
-use crate::services::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick};
+use crate::state::AppState;
 use crate::storage::events::{self, EventResourceRow, EventRow};
 
 const GROUP: &str = "event-persister";
@@ -45,7 +45,12 @@ impl Service for Persister {
                     }
                 }
             }
-            match events::insert(&s.stores.events, &rows).await {
+            let inserted = s
+                .stores
+                .events
+                .transaction(async move |c| events::insert(c, &rows).await)
+                .await;
+            match inserted {
                 Ok(_) => ack(s, &msgs).await?,
                 Err(e) => {
                     dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{Envelope, STREAM};
-use crate::app::AppState;
 use crate::broker::{BrokerError, Message};
-use crate::services::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick};
+use crate::state::AppState;
 use crate::storage::rows::{TaskRunRow, TaskRunStateRow};
 use crate::storage::task_runs::{self, Recorded};
 
@@ -76,13 +76,24 @@ impl Service for Recorder {
             let recorded = collect(&envelopes);
             let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
             super::persister::dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;
-            if let Err(e) = task_runs::record(&s.stores.orion, &recorded).await {
+            let recorded = std::sync::Arc::new(recorded);
+            let all = recorded.clone();
+            let whole = s
+                .stores
+                .orion
+                .transaction(async move |c| task_runs::record(c, &all).await)
+                .await;
+            if let Err(e) = whole {
                 // One bad run (e.g. its flow run was deleted) must not hold back the others.
                 tracing::warn!(error = %e, "batch failed; recording task runs one by one");
-                for r in &recorded {
-                    if let Err(e) =
-                        task_runs::record(&s.stores.orion, std::slice::from_ref(r)).await
-                    {
+                for r in recorded.iter() {
+                    let one = [r.clone()];
+                    let written = s
+                        .stores
+                        .orion
+                        .transaction(async move |c| task_runs::record(c, &one).await)
+                        .await;
+                    if let Err(e) = written {
                         tracing::error!(error = %e, task_run_id = %r.run.id, "cannot record a task run; skipping it");
                     }
                 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::STREAM;
-use crate::app::AppState;
-use crate::services::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick};
+use crate::state::AppState;
 use crate::storage::outbox;
 
 const BATCH: i64 = 500;

@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use super::filter::EventFilter;
 use super::websocket::{close, handshake, upgrade};
 use super::{Envelope, ReceivedEvent, STREAM};
-use crate::api::workspace::Workspace;
-use crate::app::AppState;
-use crate::services::{BoxFuture, Service, Tick};
+use crate::extract::workspace::Workspace;
+use crate::service::{BoxFuture, Service, Tick};
+use crate::state::AppState;
 
 /// Prefect's `maximum_websocket_backfill`.
 const MAX_BACKFILL: chrono::Duration = chrono::Duration::minutes(15);

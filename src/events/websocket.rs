@@ -9,8 +9,8 @@ use futures_util::FutureExt;
 use serde_json::Value;
 
 use super::Event;
-use crate::api::workspace::Workspace;
-use crate::app::AppState;
+use crate::extract::workspace::Workspace;
+use crate::state::AppState;
 
 /// Largest frame accepted (Prefect's maximum event size is 1.5 MB).
 const MAX_FRAME: usize = 4 * 1024 * 1024;

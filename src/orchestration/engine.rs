@@ -12,7 +12,6 @@
 //!
 //! Owns: `Ctx`, `Rule`, the loop, and `orchestrate*`. Must not touch: I/O, clocks.
 
-use super::datetime::truncate_micros;
 use super::global;
 use super::proposal::{
     CacheInsert, OrchestrationConfig, Outcome, PolicyKind, Proposal, RunKind, RunSnapshot,
@@ -21,6 +20,7 @@ use super::proposal::{
 use super::results::{OrchestrationDetails, SetStateStatus};
 use super::run_policy::FlowRunPolicy;
 use super::states::{State, StateType};
+use crate::time::truncate_micros;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 

@@ -5,9 +5,9 @@
 //! Owns: these rules' conditions, alternative states and reason strings (Prefect's wording).
 //! Must not touch: I/O, clocks (`ctx.now`), deployment concurrency (see `policy.rs`).
 
-use super::datetime::add_seconds;
 use super::engine::{Ctx, Deferred, Hooks};
 use super::states::StateType;
+use crate::time::add_seconds;
 use serde_json::Value;
 
 /// Prefect's `_has_persisted_result`: a result-record dict that is not `"unpersisted"`.

@@ -5,9 +5,9 @@
 //! scheduled start times, run counts, `state_details` back-references, the resuming flag and
 //! unique flow-run state timestamps. Must not touch: I/O, clocks.
 
-use super::datetime::{seconds_between, truncate_micros};
 use super::engine::Ctx;
 use super::proposal::RunKind;
+use crate::time::{seconds_between, truncate_micros};
 use chrono::TimeDelta;
 
 /// Applies `GlobalFlowPolicy` or `GlobalTaskPolicy` to `ctx` (no-op when nothing is proposed).

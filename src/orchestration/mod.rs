@@ -12,7 +12,6 @@
 //! and a fresh state id, and performs the writes listed in `Outcome`.
 
 mod common_rules;
-pub mod datetime;
 mod engine;
 mod flow_rules;
 mod global;

@@ -4,7 +4,7 @@
 //! Owns: field names, defaults and (de)serialisation leniency of states. Must not touch:
 //! storage rows, HTTP, clocks (callers pass ids and `now`).
 
-use super::datetime;
+use crate::time;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -124,17 +124,17 @@ pub struct StateDetails {
     pub task_run_id: Option<Uuid>,
     /// For task runs that stand for subflows: the subflow's run id.
     pub child_flow_run_id: Option<Uuid>,
-    #[serde(with = "datetime::option")]
+    #[serde(with = "crate::time::lenient::option")]
     pub scheduled_time: Option<DateTime<Utc>>,
     pub cache_key: Option<String>,
-    #[serde(with = "datetime::option")]
+    #[serde(with = "crate::time::lenient::option")]
     pub cache_expiration: Option<DateTime<Utc>>,
     /// Prefect default `false`.
     pub deferred: Option<bool>,
     /// Non-optional in Prefect (default `false`); `null` is read as `false`.
     #[serde(deserialize_with = "null_as_false")]
     pub untrackable_result: bool,
-    #[serde(with = "datetime::option")]
+    #[serde(with = "crate::time::lenient::option")]
     pub pause_timeout: Option<DateTime<Utc>>,
     /// Non-optional in Prefect (default `false`); `null` is read as `false`.
     #[serde(deserialize_with = "null_as_false")]
@@ -182,7 +182,7 @@ pub struct State {
     #[serde(rename = "type")]
     pub state_type: StateType,
     pub name: String,
-    #[serde(with = "datetime")]
+    #[serde(with = "crate::time::lenient")]
     pub timestamp: DateTime<Utc>,
     pub message: Option<String>,
     pub data: Option<Value>,
@@ -197,7 +197,7 @@ struct StateWire {
     state_type: StateType,
     #[serde(default)]
     name: Option<String>,
-    #[serde(with = "datetime")]
+    #[serde(with = "crate::time::lenient")]
     timestamp: DateTime<Utc>,
     #[serde(default)]
     message: Option<String>,
@@ -231,7 +231,7 @@ impl State {
     /// A state of `state_type` with its default name and default details. As in Prefect, a
     /// SCHEDULED state without a scheduled time is scheduled for `timestamp`.
     pub fn new(state_type: StateType, id: Uuid, timestamp: DateTime<Utc>) -> State {
-        let timestamp = datetime::truncate_micros(timestamp);
+        let timestamp = time::truncate_micros(timestamp);
         let mut state = State {
             id,
             state_type,
@@ -249,7 +249,7 @@ impl State {
     /// `now` become the id and timestamp (a `timestamp` or `id` in the body is ignored), the
     /// name defaults from the type, and SCHEDULED gets `scheduled_time = now` when unset.
     pub fn from_create(create: StateCreate, id: Uuid, now: DateTime<Utc>) -> State {
-        let now = datetime::truncate_micros(now);
+        let now = time::truncate_micros(now);
         let mut state = State {
             id,
             name: create
@@ -269,7 +269,7 @@ impl State {
     pub fn fresh_copy(&self, id: Uuid, now: DateTime<Utc>) -> State {
         State {
             id,
-            timestamp: datetime::truncate_micros(now),
+            timestamp: time::truncate_micros(now),
             ..self.clone()
         }
     }
@@ -332,7 +332,7 @@ pub struct StateCreate {
     pub data: Option<Value>,
     #[serde(default)]
     pub state_details: Option<StateDetails>,
-    #[serde(default, with = "datetime::option")]
+    #[serde(default, with = "crate::time::lenient::option")]
     pub timestamp: Option<DateTime<Utc>>,
     #[serde(default)]
     pub id: Option<Uuid>,

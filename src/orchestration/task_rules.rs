@@ -5,10 +5,10 @@
 //! Owns: these rules' conditions, alternative states and reasons. Must not touch: I/O, clocks,
 //! randomness (jitter draws a reproducible number from the run id and run count).
 
-use super::datetime::add_seconds;
 use super::engine::{Ctx, Deferred, Hooks};
 use super::flow_rules::holds_persisted_result;
 use super::states::StateType;
+use crate::time::add_seconds;
 
 /// CacheRetrieval (→ RUNNING): with a `cache_key` (and no `refresh_cache`) and a cached
 /// state supplied by the caller, REJECT into a fresh copy of it named "Cached".

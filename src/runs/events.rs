@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::events::Event;
+use crate::event_model::Event;
 use crate::orchestration::State;
 use crate::storage::outbox::NewOutboxRow;
 use crate::storage::rows::{FlowRow, FlowRunRow, TaskRunRow};
@@ -189,7 +189,7 @@ pub fn work_pool_event(
 
 /// Writes `events` to the outbox and wakes the relay; failures are logged (events about
 /// status changes must not fail the request that caused them).
-pub async fn emit(state: &crate::app::AppState, ws: &str, events: Vec<Event>) {
+pub async fn emit(state: &crate::state::AppState, ws: &str, events: Vec<Event>) {
     let now = crate::time::now();
     let rows: Vec<NewOutboxRow> = events.into_iter().map(|e| outbox_row(ws, e, now)).collect();
     match crate::storage::outbox::append(&state.stores.orion, &rows).await {
@@ -199,7 +199,7 @@ pub async fn emit(state: &crate::app::AppState, ws: &str, events: Vec<Event>) {
 }
 
 pub async fn emit_work_pool(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     ws: &str,
     pool: &crate::storage::work_pools::PoolRow,
     name: &str,

@@ -11,14 +11,14 @@ pub mod params;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::orchestration::{
     orchestrate, subflow_parent_task_state, OrchestrationConfig, OrchestrationResult, Outcome,
     Proposal, RunKind, State, StateCreate,
 };
+use crate::state::AppState;
 use crate::storage::rows::{FlowRow, FlowRunRow, TaskRunRow};
 use crate::storage::transitions::{
-    self, CacheRow, FlowRunContext, FlowRunWrite, TaskRunContext, TaskRunWrite,
+    self, CacheRow, Created, FlowRunContext, FlowRunWrite, TaskRunContext, TaskRunWrite,
 };
 use crate::storage::StorageResult;
 use convert::{
@@ -195,7 +195,7 @@ pub async fn mark_flow_run_late(
     Ok(out)
 }
 
-/// Creates a flow run with its first state (applied with force, as Prefect does). `Err` holds
+/// Creates a flow run with its first state (applied with force, as Prefect does), or answers
 /// the id of the existing run with the same idempotency key.
 /// `flow` is the run's flow when the caller has already read it.
 pub async fn create_flow_run(
@@ -203,18 +203,18 @@ pub async fn create_flow_run(
     row: FlowRunRow,
     flow: Option<&FlowRow>,
     initial: StateCreate,
-) -> StorageResult<Result<Applied<FlowRunRow>, String>> {
+) -> StorageResult<Created<Applied<FlowRunRow>>> {
     let now = row.created.and_utc();
     let req = Request {
         state: initial,
         force: true,
         client_version: None,
     };
-    let out = transitions::create_flow_run(&state.stores.orion, &row, flow, move |ctx| {
+    let out = transitions::create_flow_run(&state.stores.orion, row, flow.cloned(), move |ctx| {
         decide_flow(ctx, &req, now)
     })
     .await?;
-    if out.is_ok() {
+    if matches!(out, Created::New(_)) {
         state.outbox_wake.notify_one();
     }
     Ok(out)
@@ -294,13 +294,13 @@ pub async fn set_task_run_state(
     .await
 }
 
-/// Creates a task run (REST) with its first state. `Err` holds the id of the existing run with
+/// Creates a task run (REST) with its first state, or answers the id of the existing run with
 /// the same (flow_run_id, task_key, dynamic_key).
 pub async fn create_task_run(
     state: &AppState,
     row: TaskRunRow,
     initial: StateCreate,
-) -> StorageResult<Result<Applied<TaskRunRow>, String>> {
+) -> StorageResult<Created<Applied<TaskRunRow>>> {
     let now = row.created.and_utc();
     let cache_key = initial
         .state_details
@@ -311,11 +311,8 @@ pub async fn create_task_run(
         force: true,
         client_version: None,
     };
-    transitions::create_task_run(
-        &state.stores.orion,
-        &row,
-        cache_key.as_deref(),
-        move |ctx| decide_task(ctx, &req, now),
-    )
+    transitions::create_task_run(&state.stores.orion, row, cache_key, move |ctx| {
+        decide_task(ctx, &req, now)
+    })
     .await
 }

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BoxFuture, Service, Tick};
-use crate::app::AppState;
 use crate::orchestration::{StateCreate, StateType};
 use crate::runs::Request;
+use crate::service::{BoxFuture, Service, Tick};
+use crate::state::AppState;
 use crate::storage::flow_runs::{orphaned_subflows, orphaned_task_runs};
 
 const BATCH: i64 = 200;

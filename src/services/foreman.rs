@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BoxFuture, Service, Tick};
-use crate::app::AppState;
+use crate::service::{BoxFuture, Service, Tick};
+use crate::state::AppState;
 
 const INACTIVITY_MULTIPLE: i64 = 3;
 const FALLBACK_HEARTBEAT_SECONDS: i64 = 30;

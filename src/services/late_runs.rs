@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BoxFuture, Service, Tick};
-use crate::app::AppState;
+use crate::service::{BoxFuture, Service, Tick};
+use crate::state::AppState;
 
 const BATCH: i64 = 500;
 

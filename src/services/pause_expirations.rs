@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BoxFuture, Service, Tick};
-use crate::app::AppState;
 use crate::orchestration::{StateCreate, StateDetails, StateType};
 use crate::runs::convert::flow_state;
 use crate::runs::{self, Request};
+use crate::service::{BoxFuture, Service, Tick};
+use crate::state::AppState;
 use crate::storage::{flow_run_input, flow_runs};
 
 const BATCH: i64 = 200;

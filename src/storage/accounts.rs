@@ -1,7 +1,6 @@
 //! Accounts and workspaces (nebula): the default pair created at first start, and the lookups
 //! that resolve a workspace-scoped URL.
 
-use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -25,8 +24,8 @@ pub struct Workspace {
 
 /// Creates the default account and workspace if they are missing (idempotent).
 pub async fn ensure_defaults(db: &Database) -> StorageResult<()> {
-    let now = Utc::now().naive_utc();
-    let mut conn = db.write().await?;
+    let now = crate::time::now_naive();
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         diesel::insert_into(accounts::table)
             .values((

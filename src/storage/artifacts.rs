@@ -289,7 +289,7 @@ where
 
 /// Inserts an artifact and, when it has a key, makes it its key's latest.
 pub async fn insert(db: &Database, row: &ArtifactRow) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -445,7 +445,7 @@ pub async fn update(
         description: changes.description.clone(),
         metadata_: changes.metadata_.clone(),
     };
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -476,7 +476,7 @@ pub async fn update(
 /// becomes the latest (or the collection goes). False when no such artifact.
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
     use artifact_collections as ac;
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let deleted = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {

@@ -56,7 +56,7 @@ fn is_uuid(s: &str) -> bool {
 }
 
 pub async fn insert(db: &Database, row: &LimitRow) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| diesel::insert_into(concurrency_limits::table)
         .values(row)
         .execute(c)
@@ -107,7 +107,7 @@ pub async fn update(
     id: &str,
     changes: &LimitChanges,
 ) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::update(
             concurrency_limits::table
@@ -122,7 +122,7 @@ pub async fn update(
 }
 
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::delete(
             concurrency_limits::table
@@ -174,7 +174,7 @@ const ATTEMPTS: usize = 20;
 /// Takes `slots` on every active limit named in `req.names`, all or nothing.
 pub async fn acquire(db: &Database, ws: &str, req: &AcquireRequest<'_>) -> StorageResult<Acquired> {
     for _ in 0..ATTEMPTS {
-        let mut conn = db.write().await?;
+        let mut conn = db.session().await?;
         let result = db_run!(conn, |c| {
             use diesel_async::AsyncConnection;
             c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -292,7 +292,7 @@ pub async fn release(
     slots: i32,
     occupancy_seconds: Option<f64>,
 ) -> StorageResult<Vec<LimitRow>> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let rows = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -402,7 +402,7 @@ pub async fn release_lease(
     lease_id: &str,
     now: NaiveDateTime,
 ) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let found = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -438,7 +438,7 @@ pub async fn renew_lease(
     lease_id: &str,
     expiration: NaiveDateTime,
 ) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::update(
             concurrency_leases::table
@@ -570,7 +570,7 @@ pub async fn reset_holders(
     expiration: NaiveDateTime,
     now: NaiveDateTime,
 ) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let found = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -631,7 +631,7 @@ pub async fn reset_holders(
 /// Deletes limit `limit_id` and ends its leases (their slots on other limits go back).
 /// False when there is no such limit.
 pub async fn delete_with_leases(db: &Database, ws: &str, limit_id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let found = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {

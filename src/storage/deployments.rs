@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::filters::{backend, FilterSql, NameFilter, Page, Related, StringsFilter, TagsFilter};
 use super::rows::FlowRunRow;
 use super::schema::{deployment_schedules, deployments, flow_runs, flows};
-use super::{Database, StorageResult};
+use super::{Backend, Conn, Database, StorageResult};
 use crate::db_run;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -91,7 +91,7 @@ pub async fn upsert(
     schedules: &[ScheduleRow],
     now: NaiveDateTime,
 ) -> StorageResult<(DeploymentRow, bool)> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let out = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -260,7 +260,7 @@ pub async fn set_paused(
     paused: bool,
     now: NaiveDateTime,
 ) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| diesel::update(
         deployments::table
             .filter(deployments::workspace_id.eq(ws))
@@ -273,7 +273,7 @@ pub async fn set_paused(
 }
 
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -340,7 +340,7 @@ pub async fn delete_future_auto_runs(
     deployment_id: &str,
     from: NaiveDateTime,
 ) -> StorageResult<usize> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         delete_future_auto_runs_on!(c, deployment_id, from).await
     })?;
@@ -356,7 +356,7 @@ pub async fn update(
     schedules: Option<&[ScheduleRow]>,
     now: NaiveDateTime,
 ) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -396,7 +396,7 @@ pub async fn schedules(
 
 /// Inserts schedules, all or none (a duplicate slug adds nothing).
 pub async fn insert_schedules(db: &Database, rows: &[ScheduleRow]) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -409,7 +409,7 @@ pub async fn insert_schedules(db: &Database, rows: &[ScheduleRow]) -> StorageRes
 }
 
 pub async fn save_schedule(db: &Database, row: &ScheduleRow) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| diesel::update(
         deployment_schedules::table.filter(deployment_schedules::id.eq(&row.id))
     )
@@ -420,7 +420,7 @@ pub async fn save_schedule(db: &Database, row: &ScheduleRow) -> StorageResult<()
 }
 
 pub async fn delete_schedule(db: &Database, deployment_id: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::delete(
             deployment_schedules::table
@@ -443,7 +443,7 @@ pub async fn scheduled_runs(
     limit: i64,
     now: NaiveDateTime,
 ) -> StorageResult<Vec<FlowRunRow>> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let rows = db_run!(conn, |c| {
         diesel::update(
             deployments::table
@@ -591,39 +591,37 @@ async fn pg_insert_scheduled(
 /// concurrent schedulers never create a run twice. PostgreSQL: [`PG_INSERT_SCHEDULED`] per
 /// chunk. SQLite (one serialized writer): `INSERT OR IGNORE` of each run. Returns how many
 /// runs were new.
-pub async fn insert_scheduled_runs(db: &Database, runs: Vec<FlowRunRow>) -> StorageResult<usize> {
+pub async fn insert_scheduled_runs(c: &mut Conn, runs: Vec<FlowRunRow>) -> StorageResult<usize> {
     if runs.is_empty() {
         return Ok(0);
     }
-    let n = match db {
-        Database::Postgres(pg) => {
-            let mut pg = pg.get().await?;
-            use diesel_async::AsyncConnection;
-            pg.transaction::<_, diesel::result::Error, _>(async |c| {
-                let mut n = 0;
-                for chunk in runs.chunks(PG_CHUNK) {
-                    n += pg_insert_scheduled(c, chunk).await?;
-                }
-                Ok(n)
-            })
-            .await?
-        }
-        Database::Sqlite(sq) => {
-            sq.run_bulk_write(move |c| {
-                use diesel::Connection;
-                c.transaction::<_, diesel::result::Error, _>(|c| {
-                    // Row by row through one cached prepared statement (as fast as 500-row
-                    // INSERTs, measured).
+    c.transaction(async move |c| {
+        {
+            // Two arms: PostgreSQL inserts chunks from array parameters; SQLite row by row
+            // through one cached prepared statement on its writer (as fast as 500-row INSERTs,
+            // measured).
+            let n = match c.backend() {
+                Backend::Pg(pg) => {
                     let mut n = 0;
-                    for run in &runs {
-                        let run = diesel::insert_or_ignore_into(flow_runs::table).values(run);
-                        n += diesel::RunQueryDsl::execute(run, c)?;
+                    for chunk in runs.chunks(PG_CHUNK) {
+                        n += pg_insert_scheduled(pg, chunk).await?;
                     }
-                    Ok(n)
-                })
-            })
-            .await?
+                    n
+                }
+                Backend::Sqlite(sq) => {
+                    sq.spawn_blocking(move |raw| {
+                        let mut n = 0;
+                        for run in &runs {
+                            let run = diesel::insert_or_ignore_into(flow_runs::table).values(run);
+                            n += diesel::RunQueryDsl::execute(run, raw)?;
+                        }
+                        Ok(n)
+                    })
+                    .await?
+                }
+            };
+            Ok(n)
         }
-    };
-    Ok(n)
+    })
+    .await
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::{event_resources, events};
-use super::{Database, StorageResult};
+use super::{Backend, Conn, Database, StorageResult};
 use crate::db_run;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -36,8 +36,9 @@ pub struct EventResourceRow {
 }
 
 /// Inserts events and their resources, skipping ids already stored; returns how many were new.
+/// Run it in a transaction.
 pub async fn insert(
-    db: &Database,
+    c: &mut Conn,
     batch: &[(EventRow, Vec<EventResourceRow>)],
 ) -> StorageResult<usize> {
     if batch.is_empty() {
@@ -45,14 +46,12 @@ pub async fn insert(
     }
     // PostgreSQL takes the batch as multi-row statements; SQLite, one event at a time on its
     // single writer.
-    let mut h = match db.write().await? {
-        super::Conn::Pg(mut c) => return insert_batched(&mut c, batch).await,
-        super::Conn::Sqlite(h) => h,
+    let c = match c.backend() {
+        Backend::Pg(c) => return insert_batched(c, batch).await,
+        Backend::Sqlite(c) => c,
     };
     let n = {
-        use diesel_async::AsyncConnection;
-        let c: &mut super::SqliteConn = &mut h;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
+        async {
             let mut n = 0;
             for (event, resources) in batch {
                 let inserted = diesel::insert_into(events::table)
@@ -71,8 +70,8 @@ pub async fn insert(
                     }
                 }
             }
-            Ok(n)
-        })
+            Ok::<_, diesel::result::Error>(n)
+        }
         .await?
     };
     Ok(n)

@@ -54,7 +54,7 @@ const NO_RUN: &str = "orrery: no such flow run";
 
 pub async fn insert(db: &Database, row: &InputRow) -> StorageResult<Inserted> {
     use diesel::result::{DatabaseErrorKind, Error};
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let out = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, Error, _>(async |c| {
@@ -128,7 +128,7 @@ pub async fn list(
 
 /// Deletes an input; false when there is none.
 pub async fn delete(db: &Database, ws: &str, run: &str, key: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| diesel::delete(
         flow_run_inputs::table
             .filter(flow_run_inputs::workspace_id.eq(ws))

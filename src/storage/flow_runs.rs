@@ -1,7 +1,7 @@
 //! Flow runs and their state history: reads, filters, updates and deletes. State transitions
 //! (which run orchestration inside one transaction) live in `transitions.rs`.
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -187,7 +187,7 @@ pub async fn history_rows(
 /// Saves the run's editable columns (name, flow_version, parameters, policy, tags, pid, job
 /// variables, labels); false when no such run.
 pub async fn save(db: &Database, ws: &str, run: &FlowRunRow) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::update(
             flow_runs::table
@@ -203,7 +203,7 @@ pub async fn save(db: &Database, ws: &str, run: &FlowRunRow) -> StorageResult<bo
             flow_runs::labels.eq(&run.labels),
             flow_runs::infrastructure_pid.eq(&run.infrastructure_pid),
             flow_runs::job_variables.eq(&run.job_variables),
-            flow_runs::updated.eq(Utc::now().naive_utc()),
+            flow_runs::updated.eq(crate::time::now_naive()),
         ))
         .execute(c)
         .await
@@ -212,7 +212,7 @@ pub async fn save(db: &Database, ws: &str, run: &FlowRunRow) -> StorageResult<bo
 }
 
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::delete(
             flow_runs::table
@@ -232,7 +232,7 @@ pub async fn bulk_delete(
     related: &Related,
     limit: i64,
 ) -> StorageResult<Vec<String>> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let ids = db_run!(conn, |c| {
         let cond = runs_cond(c, related);
         let ids: Vec<String> = flow_runs::table
@@ -421,9 +421,9 @@ pub async fn average_lateness(
     const UNFINISHED: &str = "start_time IS NULL AND state_type NOT IN ('COMPLETED', 'FAILED', \
                               'CANCELLED', 'CRASHED') AND expected_start_time < ";
     let mut conn = db.read().await?;
-    let avg = match conn {
-        super::Conn::Pg(ref mut pooled) => {
-            let c: &mut diesel_async::AsyncPgConnection = &mut *pooled;
+    // Two arms: the date arithmetic differs (EXTRACT EPOCH vs julianday).
+    let avg = match conn.backend() {
+        super::Backend::Pg(c) => {
             let cond = runs_cond(c, related);
             flow_runs::table
                 .filter(flow_runs::workspace_id.eq(ws))
@@ -442,8 +442,7 @@ pub async fn average_lateness(
                 .get_result::<Option<f64>>(c)
                 .await?
         }
-        super::Conn::Sqlite(ref mut handle) => {
-            let c: &mut super::SqliteConn = &mut *handle;
+        super::Backend::Sqlite(c) => {
             let cond = runs_cond(c, related);
             flow_runs::table
                 .filter(flow_runs::workspace_id.eq(ws))

@@ -1,7 +1,6 @@
 //! Flows: created idempotently by name, read, filtered, counted, updated and deleted, always
 //! within one workspace.
 
-use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -19,7 +18,7 @@ pub async fn insert_or_get(
     tags: &str,
     labels: &str,
 ) -> StorageResult<(FlowRow, bool)> {
-    let now = Utc::now().naive_utc();
+    let now = crate::time::now_naive();
     let row = FlowRow {
         id: uuid::Uuid::new_v4().to_string(),
         workspace_id: ws.to_string(),
@@ -29,7 +28,7 @@ pub async fn insert_or_get(
         tags: tags.to_string(),
         labels: labels.to_string(),
     };
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let (flow, inserted) = db_run!(conn, |c| {
         let inserted = diesel::insert_into(flows::table)
             .values(&row)
@@ -116,8 +115,8 @@ where
 
 /// Replaces the flow's tags; false when no such flow.
 pub async fn update_tags(db: &Database, ws: &str, id: &str, tags: &str) -> StorageResult<bool> {
-    let now = Utc::now().naive_utc();
-    let mut conn = db.write().await?;
+    let now = crate::time::now_naive();
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::update(
             flows::table
@@ -133,7 +132,7 @@ pub async fn update_tags(db: &Database, ws: &str, id: &str, tags: &str) -> Stora
 
 /// Deletes the flow (and, by cascade, its runs); false when no such flow.
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::delete(
             flows::table
@@ -153,7 +152,7 @@ pub async fn bulk_delete(
     related: &Related,
     limit: i64,
 ) -> StorageResult<Vec<String>> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let ids = db_run!(conn, |c| {
         let cond = flows_cond(c, related);
         let ids: Vec<String> = flows::table

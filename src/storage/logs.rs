@@ -13,7 +13,7 @@ pub async fn insert(db: &Database, rows: &[LogRow]) -> StorageResult<usize> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {

@@ -8,7 +8,7 @@ use diesel::sqlite::Sqlite;
 use diesel_async::{AsyncMigrationHarness, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::{Conn, Database, DbName, StorageError, StorageResult};
+use super::{Backend, Database, DbName, StorageError, StorageResult};
 
 pub const PG_ORION: EmbeddedMigrations = embed_migrations!("migrations/postgres/orion");
 pub const PG_NEBULA: EmbeddedMigrations = embed_migrations!("migrations/postgres/nebula");
@@ -43,16 +43,16 @@ pub fn versions_sqlite(name: DbName) -> Vec<String> {
 /// Applies the pending migrations of `name` (or, with `apply` false, only counts them); returns
 /// how many ran or are pending.
 pub async fn run(name: DbName, db: &Database, apply: bool) -> StorageResult<usize> {
-    let err = |reason: String| StorageError::Migrate {
+    let err = move |reason: String| StorageError::Migrate {
         db: name.as_str(),
         reason,
     };
     let (pg, sq) = sets(name);
-    let conn = db.write().await?;
     // Two arms: each backend runs its own migration set, and PostgreSQL additionally takes an
     // advisory lock so that replicas starting at once do not race on the same schema.
-    match conn {
-        Conn::Pg(mut pooled) => {
+    match db {
+        Database::Postgres(pool) => {
+            let mut pooled = pool.get().await?;
             let lock = format!(
                 "SELECT pg_advisory_lock(hashtext('orrery.migrate.{}'))",
                 name.as_str()
@@ -61,7 +61,7 @@ pub async fn run(name: DbName, db: &Database, apply: bool) -> StorageResult<usiz
                 .batch_execute(&lock)
                 .await
                 .map_err(|e| err(e.to_string()))?;
-            let conn = deadpool_object_take(*pooled);
+            let conn = deadpool_object_take(pooled);
             let (result, conn) = tokio::task::spawn_blocking(move || {
                 let mut harness = AsyncMigrationHarness::new(conn);
                 let r = pending_or_run(&mut harness, pg, apply);
@@ -79,20 +79,18 @@ pub async fn run(name: DbName, db: &Database, apply: bool) -> StorageResult<usiz
                 .map_err(|e| err(e.to_string()))?;
             result.map_err(err)
         }
-        Conn::Sqlite(mut handle) => {
-            let conn = std::mem::replace(
-                &mut *handle,
-                placeholder_sqlite().await.map_err(|e| err(e.to_string()))?,
-            );
-            let (result, conn) = tokio::task::spawn_blocking(move || {
-                let mut harness = AsyncMigrationHarness::new(conn);
-                let r = pending_or_run(&mut harness, sq, apply);
-                (r, harness.into_inner())
+        // The synchronous harness runs on the writer thread's own connection.
+        Database::Sqlite(_) => {
+            db.write(async move |c| {
+                let Backend::Sqlite(w) = c.backend() else {
+                    return Err(StorageError::Internal("not an SQLite connection".into()));
+                };
+                let outcome = w
+                    .spawn_blocking(move |raw| Ok(pending_or_run(raw, sq, apply)))
+                    .await?;
+                outcome.map_err(err)
             })
             .await
-            .map_err(|e| err(e.to_string()))?;
-            *handle = conn;
-            result.map_err(err)
         }
     }
 }
@@ -103,11 +101,6 @@ fn deadpool_object_take(
     obj: diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>,
 ) -> diesel_async::AsyncPgConnection {
     diesel_async::pooled_connection::deadpool::Object::take(obj)
-}
-
-async fn placeholder_sqlite() -> diesel::ConnectionResult<super::SqliteConn> {
-    use diesel_async::AsyncConnection;
-    super::SqliteConn::establish(":memory:").await
 }
 
 fn pending_or_run<DB: diesel::backend::Backend>(

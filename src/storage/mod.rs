@@ -1,9 +1,12 @@
 //! Storage (all SQL lives here): the three logical databases — orion, nebula, events — on either
 //! backend, PostgreSQL through diesel-async or embedded SQLite files.
 //!
-//! Queries are written once against [`Conn`] and dispatched to the backend by [`db_run!`], so the
-//! compiler checks every query for both backends. Backend-specific SQL appears only here, as an
-//! explicit two-arm match with a comment saying why. This module knows nothing of HTTP.
+//! Storage functions take the connection they run on first (`c: &mut Conn`), so a change of
+//! several statements is a transaction that calls several functions
+//! (`db.transaction(|c| ...)`). Queries are written once against [`Conn`] and dispatched to the
+//! backend by [`db_run!`], so the compiler checks every query for both backends.
+//! Backend-specific SQL appears only here, as an explicit two-arm match on [`Conn::backend`]
+//! with a comment saying why. This module knows nothing of HTTP.
 
 pub mod accounts;
 pub mod artifacts;
@@ -29,7 +32,6 @@ pub mod transitions;
 pub mod variables;
 pub mod work_pools;
 
-use std::ops::DerefMut;
 use std::time::Duration;
 
 use diesel_async::pooled_connection::deadpool;
@@ -80,6 +82,13 @@ pub enum StorageError {
     Rejected(String),
     #[error("database error: {0}")]
     Query(diesel::result::Error),
+    /// The row changed between the read and the write of a step (a concurrent transition);
+    /// the step is retried, so this never reaches a caller outside storage.
+    #[error("the row changed during the write")]
+    Raced,
+    /// A fault of the server itself (a write that panicked).
+    #[error("internal storage error: {0}")]
+    Internal(String),
 }
 
 impl From<diesel::result::Error> for StorageError {
@@ -109,26 +118,65 @@ pub enum Database {
     Sqlite(sqlite::SqliteDb),
 }
 
-/// A connection checked out of a [`Database`]; dispatch on it with [`db_run!`].
-pub enum Conn {
+/// An async closure whose future is `Send`, named so that a bound can say so (diesel-async's
+/// workaround until return-type notation is stable).
+pub trait AsyncFunc<A, R>:
+    AsyncFnOnce(A) -> R + FnOnce(A) -> <Self as AsyncFunc<A, R>>::Fut
+{
+    type Fut: std::future::Future<Output = R>;
+}
+
+impl<F, A, Fut, R> AsyncFunc<A, R> for F
+where
+    F: AsyncFnOnce(A) -> R + FnOnce(A) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
+    type Fut = Fut;
+}
+
+/// The body of a write or a transaction: an async closure that gets a connection and runs
+/// storage functions on it (`async move |c| flows::delete(c, &ws, &id).await`). Writes take it
+/// `'static`, because on SQLite it runs on the writer's own thread.
+pub trait WriteFn<'c, T>:
+    AsyncFnOnce(&'c mut Conn) -> StorageResult<T>
+    + AsyncFunc<&'c mut Conn, StorageResult<T>, Fut: Send>
+    + Send
+{
+}
+
+impl<'c, T, F> WriteFn<'c, T> for F where
+    F: AsyncFnOnce(&'c mut Conn) -> StorageResult<T>
+        + AsyncFunc<&'c mut Conn, StorageResult<T>, Fut: Send>
+        + Send
+{
+}
+
+/// A connection of either backend, checked out of a [`Database`]. Storage functions take it as
+/// their first argument; dispatch on it with [`db_run!`] or match [`Conn::backend`].
+pub struct Conn(ConnKind);
+
+enum ConnKind {
     Pg(Box<deadpool::Object<AsyncPgConnection>>),
-    Sqlite(sqlite::SqliteHandle),
+    SqliteRead(sqlite::Reader),
+    /// The writer connection, owned by the SQLite writer thread.
+    SqliteWriter(SqliteConn),
+}
+
+/// The concrete connection behind a [`Conn`].
+pub enum Backend<'a> {
+    Pg(&'a mut AsyncPgConnection),
+    Sqlite(&'a mut SqliteConn),
 }
 
 /// Runs `$body` with `$c` bound to the concrete connection of either backend; the body is
-/// compiled once per backend, so every query is type-checked for both.
+/// compiled once per backend, so every query is type-checked for both. The one dispatch
+/// mechanism of storage.
 #[macro_export]
 macro_rules! db_run {
     ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            $crate::storage::Conn::Pg(ref mut pooled) => {
-                let $c: &mut diesel_async::AsyncPgConnection = &mut *pooled;
-                $body
-            }
-            $crate::storage::Conn::Sqlite(ref mut handle) => {
-                let $c: &mut $crate::storage::SqliteConn = &mut *handle;
-                $body
-            }
+        match ($conn).backend() {
+            $crate::storage::Backend::Pg($c) => $body,
+            $crate::storage::Backend::Sqlite($c) => $body,
         }
     };
 }
@@ -152,6 +200,52 @@ macro_rules! count_in_workspace {
     }};
 }
 
+impl Conn {
+    pub(crate) fn sqlite_writer(c: SqliteConn) -> Conn {
+        Conn(ConnKind::SqliteWriter(c))
+    }
+
+    pub fn backend(&mut self) -> Backend<'_> {
+        match &mut self.0 {
+            ConnKind::Pg(c) => Backend::Pg(&mut **c),
+            ConnKind::SqliteRead(r) => Backend::Sqlite(r.conn_mut()),
+            ConnKind::SqliteWriter(c) => Backend::Sqlite(c),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.0, ConnKind::Pg(_))
+    }
+
+    /// Runs `f` inside a transaction on this connection (a savepoint when one is open): all of
+    /// its statements or none. SQLite's outermost transactions are `BEGIN IMMEDIATE`.
+    pub async fn transaction<T, F>(&mut self, f: F) -> StorageResult<T>
+    where
+        F: for<'c> WriteFn<'c, T>,
+    {
+        use diesel_async::TransactionManager;
+        type PgTm = diesel_async::AnsiTransactionManager;
+        match self.backend() {
+            Backend::Pg(c) => PgTm::begin_transaction(c).await?,
+            Backend::Sqlite(c) => sqlite::begin(c).await?,
+        }
+        let out = f(self).await;
+        let end = match (&out, self.backend()) {
+            (Ok(_), Backend::Pg(c)) => PgTm::commit_transaction(c).await,
+            (Ok(_), Backend::Sqlite(c)) => sqlite::commit(c).await,
+            (Err(_), Backend::Pg(c)) => PgTm::rollback_transaction(c).await,
+            (Err(_), Backend::Sqlite(c)) => sqlite::rollback(c).await,
+        };
+        match (out, end) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Ok(_), Err(e)) => Err(e.into()),
+            // The body's error is the one that matters; a failed rollback leaves the connection
+            // marked broken, and the pool (or the SQLite writer) resets it.
+            (Err(e), _) => Err(e),
+        }
+    }
+}
+
 impl Database {
     /// Opens (and for SQLite creates) the database `name` at `location`.
     pub async fn open(
@@ -173,16 +267,56 @@ impl Database {
     /// A connection for reads (SQLite: from the reader pool).
     pub async fn read(&self) -> StorageResult<Conn> {
         match self {
-            Database::Postgres(db) => db.get().await.map(|c| Conn::Pg(Box::new(c))),
-            Database::Sqlite(db) => db.read().await.map(Conn::Sqlite),
+            Database::Postgres(db) => db.get().await.map(|c| Conn(ConnKind::Pg(Box::new(c)))),
+            Database::Sqlite(db) => db.read().await.map(|r| Conn(ConnKind::SqliteRead(r))),
         }
     }
 
-    /// A connection for writes (SQLite: the one serialized writer).
-    pub async fn write(&self) -> StorageResult<Conn> {
+    /// TRANSITIONAL (removed once every caller uses [`Database::write`]): a connection for
+    /// writes held across statements; on SQLite a second writer connection.
+    pub async fn session(&self) -> StorageResult<Conn> {
         match self {
-            Database::Postgres(db) => db.get().await.map(|c| Conn::Pg(Box::new(c))),
-            Database::Sqlite(db) => db.write().await.map(Conn::Sqlite),
+            Database::Postgres(db) => db.get().await.map(|c| Conn(ConnKind::Pg(Box::new(c)))),
+            Database::Sqlite(db) => db.session().await.map(|r| Conn(ConnKind::SqliteRead(r))),
+        }
+    }
+
+    /// Runs `f` with a connection for writes; each statement commits on its own unless `f`
+    /// opens a transaction. On SQLite `f` runs on the writer thread, after the writes queued
+    /// before it.
+    pub async fn write<T, F>(&self, f: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> WriteFn<'c, T> + 'static,
+    {
+        match self {
+            Database::Postgres(db) => {
+                let mut c = Conn(ConnKind::Pg(Box::new(db.get().await?)));
+                f(&mut c).await
+            }
+            Database::Sqlite(db) => db.write(f).await,
+        }
+    }
+
+    /// [`write`](Self::write) inside one transaction: all of `f`'s statements or none.
+    pub async fn transaction<T, F>(&self, f: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> WriteFn<'c, T> + 'static,
+    {
+        self.write(async move |c| c.transaction(f).await).await
+    }
+
+    /// [`write`](Self::write) for a job that writes thousands of rows (SQLite: a bigger page
+    /// cache for the job).
+    pub async fn write_bulk<T, F>(&self, f: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> WriteFn<'c, T> + 'static,
+    {
+        match self {
+            Database::Postgres(_) => self.write(f).await,
+            Database::Sqlite(db) => db.write_bulk(f).await,
         }
     }
 
@@ -206,19 +340,6 @@ impl Database {
         let mut conn = self.read().await?;
         db_run!(conn, |c| c.batch_execute("SELECT 1").await)?;
         Ok(())
-    }
-}
-
-impl std::ops::Deref for sqlite::SqliteHandle {
-    type Target = SqliteConn;
-    fn deref(&self) -> &SqliteConn {
-        self.conn()
-    }
-}
-
-impl DerefMut for sqlite::SqliteHandle {
-    fn deref_mut(&mut self) -> &mut SqliteConn {
-        self.conn_mut()
     }
 }
 

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::event_outbox;
-use super::{Conn, Database, StorageResult};
+use super::{Backend, Database, StorageResult};
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = event_outbox)]
@@ -32,7 +32,7 @@ pub async fn append(db: &Database, rows: &[NewOutboxRow]) -> StorageResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     crate::db_run!(conn, |c| {
         for row in rows {
             diesel::insert_into(event_outbox::table)
@@ -54,10 +54,10 @@ where
     Fut: std::future::Future<Output = Vec<i64>> + Send,
 {
     use diesel_async::AsyncConnection;
-    let conn = db.write().await?;
+    let mut conn = db.read().await?;
     // Two arms: only PostgreSQL can lock rows with SKIP LOCKED.
-    let n = match conn {
-        Conn::Pg(mut pg) => {
+    let n = match conn.backend() {
+        Backend::Pg(pg) => {
             // Claim and delete in one statement; if publishing fails the transaction rolls
             // back and the rows are there for the next attempt.
             let result = pg
@@ -86,20 +86,28 @@ where
             vacuum_when_due(db, n);
             n
         }
-        Conn::Sqlite(mut sq) => {
-            let c = &mut *sq;
+        // One process relays an embedded database: read, publish, then delete what was
+        // published on the writer.
+        Backend::Sqlite(c) => {
             let rows: Vec<OutboxRow> = event_outbox::table
                 .order(event_outbox::seq.asc())
                 .limit(limit)
                 .select(OutboxRow::as_select())
                 .load(c)
                 .await?;
+            drop(conn);
             let done = publish(rows).await;
             let n = done.len();
             if !done.is_empty() {
-                diesel::delete(event_outbox::table.filter(event_outbox::seq.eq_any(done)))
-                    .execute(c)
-                    .await?;
+                db.write(async move |c| {
+                    crate::db_run!(c, |c| {
+                        diesel::delete(event_outbox::table.filter(event_outbox::seq.eq_any(done)))
+                            .execute(c)
+                            .await
+                    })?;
+                    Ok(())
+                })
+                .await?;
             }
             n
         }
@@ -133,12 +141,14 @@ fn vacuum_when_due(db: &Database, deleted: usize) {
     let db = db.clone();
     tokio::spawn(async move {
         use diesel_async::SimpleAsyncConnection;
-        let result = match db.write().await {
-            Ok(Conn::Pg(mut pg)) => pg
-                .batch_execute("VACUUM (SKIP_LOCKED, TRUNCATE false) event_outbox")
-                .await
-                .map_err(|e| e.to_string()),
-            Ok(Conn::Sqlite(_)) => Ok(()),
+        let result = match db.read().await {
+            Ok(mut conn) => match conn.backend() {
+                Backend::Pg(pg) => pg
+                    .batch_execute("VACUUM (SKIP_LOCKED, TRUNCATE false) event_outbox")
+                    .await
+                    .map_err(|e| e.to_string()),
+                Backend::Sqlite(_) => Ok(()),
+            },
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = result {

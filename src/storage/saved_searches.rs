@@ -38,7 +38,7 @@ pub struct SavedSearchRow {
 /// Inserts the search, or replaces the filters of the one with its name. Returns the stored
 /// row and whether it is new.
 pub async fn upsert(db: &Database, row: &SavedSearchRow) -> StorageResult<(SavedSearchRow, bool)> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let out = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -98,7 +98,7 @@ pub async fn list(db: &Database, ws: &str, page: Page) -> StorageResult<Vec<Save
 
 /// Deletes a saved search; false when there is none.
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| diesel::delete(
         saved_searches::table
             .filter(saved_searches::workspace_id.eq(ws))

@@ -22,8 +22,8 @@ pub async fn get(db: &Database, ws: &str, key: &str) -> StorageResult<Option<Str
 }
 
 pub async fn set(db: &Database, ws: &str, key: &str, value: Option<&str>) -> StorageResult<()> {
-    let now = chrono::Utc::now().naive_utc();
-    let mut conn = db.write().await?;
+    let now = crate::time::now_naive();
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         diesel::insert_into(configuration::table)
             .values((

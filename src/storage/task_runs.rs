@@ -2,14 +2,13 @@
 //! batched upsert the task-run recorder applies from `prefect.task-run.*` events (last writer by
 //! state timestamp wins; replaying events changes nothing).
 
-use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::filters::{backend, Cond, FilterSql, Page, Related, TaskRunSort};
 use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
-use super::{Database, StorageResult};
+use super::{Backend, Conn, Database, StorageResult};
 use crate::db_run;
 
 pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
@@ -188,7 +187,7 @@ pub async fn find_state(
 }
 
 pub async fn rename(db: &Database, ws: &str, id: &str, name: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::update(
             task_runs::table
@@ -197,7 +196,7 @@ pub async fn rename(db: &Database, ws: &str, id: &str, name: &str) -> StorageRes
         )
         .set((
             task_runs::name.eq(name),
-            task_runs::updated.eq(Utc::now().naive_utc()),
+            task_runs::updated.eq(crate::time::now_naive()),
         ))
         .execute(c)
         .await
@@ -206,7 +205,7 @@ pub async fn rename(db: &Database, ws: &str, id: &str, name: &str) -> StorageRes
 }
 
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::delete(
             task_runs::table
@@ -226,46 +225,44 @@ pub struct Recorded {
     pub states: Vec<TaskRunStateRow>,
 }
 
-/// Upserts recorded task runs and inserts their states in one transaction. A row is updated only
-/// when the incoming state is newer than the stored one; states are keyed by id, so replays
-/// change nothing. Returns how many task runs were written.
-pub async fn record(db: &Database, batch: &[Recorded]) -> StorageResult<usize> {
+/// Upserts recorded task runs and inserts their states (run it in a transaction). A row is
+/// updated only when the incoming state is newer than the stored one; states are keyed by id, so
+/// replays change nothing. Returns how many task runs were written.
+pub async fn record(c: &mut Conn, batch: &[Recorded]) -> StorageResult<usize> {
     use diesel::query_dsl::methods::FilterDsl;
-    use diesel_async::AsyncConnection;
     if batch.is_empty() {
         return Ok(0);
     }
-    let mut h = match db.write().await? {
-        super::Conn::Pg(mut c) => return Ok(pg_record(&mut c, batch).await?),
-        super::Conn::Sqlite(h) => h,
+    // PostgreSQL: one statement for the batch (below); SQLite: row by row on its writer.
+    let c = match c.backend() {
+        Backend::Pg(c) => return Ok(pg_record(c, batch).await?),
+        Backend::Sqlite(c) => c,
     };
-    let c: &mut super::SqliteConn = &mut h;
-    let written = c
-        .transaction::<_, diesel::result::Error, _>(async |c| {
-            let mut written = 0;
-            for r in batch {
-                let newer = task_runs::state_timestamp
-                    .is_null()
-                    .or(task_runs::state_timestamp
-                        .lt(r.run.state_timestamp)
-                        .assume_not_null());
-                let upsert = diesel::insert_into(task_runs::table)
-                    .values(&r.run)
-                    .on_conflict(task_runs::id)
-                    .do_update()
-                    .set(RecordedUpdate::from(&r.run));
-                written += FilterDsl::filter(upsert, newer).execute(c).await?;
-                for state in &r.states {
-                    diesel::insert_into(task_run_states::table)
-                        .values(state)
-                        .on_conflict_do_nothing()
-                        .execute(c)
-                        .await?;
-                }
+    let written = async {
+        let mut written = 0;
+        for r in batch {
+            let newer = task_runs::state_timestamp
+                .is_null()
+                .or(task_runs::state_timestamp
+                    .lt(r.run.state_timestamp)
+                    .assume_not_null());
+            let upsert = diesel::insert_into(task_runs::table)
+                .values(&r.run)
+                .on_conflict(task_runs::id)
+                .do_update()
+                .set(RecordedUpdate::from(&r.run));
+            written += FilterDsl::filter(upsert, newer).execute(c).await?;
+            for state in &r.states {
+                diesel::insert_into(task_run_states::table)
+                    .values(state)
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
             }
-            Ok(written)
-        })
-        .await?;
+        }
+        Ok::<_, diesel::result::Error>(written)
+    }
+    .await?;
     Ok(written)
 }
 

@@ -153,7 +153,7 @@ where
 
 /// Inserts a variable; `StorageError::Conflict` when the name is taken.
 pub async fn insert(db: &Database, row: &VariableRow) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| diesel::insert_into(variables::table)
         .values(row)
         .execute(c)
@@ -258,7 +258,7 @@ pub async fn update(
     key: Key<'_>,
     changes: &VariableChanges,
 ) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         match key {
             Key::Id(id) => {
@@ -288,7 +288,7 @@ pub async fn update(
 
 /// Deletes a variable; false when no such variable.
 pub async fn delete(db: &Database, ws: &str, key: Key<'_>) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         match key {
             Key::Id(id) => {

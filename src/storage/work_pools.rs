@@ -96,7 +96,7 @@ pub async fn insert_pool(
     pool: &PoolRow,
     default_queue: &QueueRow,
 ) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -236,7 +236,7 @@ pub async fn count_pools(db: &Database, ws: &str, f: &WorkPoolFilter) -> Storage
 }
 
 pub async fn save_pool(db: &Database, pool: &PoolRow) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| diesel::update(
         work_pools::table.filter(work_pools::id.eq(&pool.id))
     )
@@ -249,7 +249,7 @@ pub async fn save_pool(db: &Database, pool: &PoolRow) -> StorageResult<()> {
 /// Deletes a pool with its queues and workers; its deployments lose their queue (id and name),
 /// as the reference server's do.
 pub async fn delete_pool(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -306,7 +306,7 @@ async fn write_queue(
     insert: bool,
     rebalance: bool,
 ) -> StorageResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -469,7 +469,7 @@ pub async fn save_queue(
 /// Deletes a queue; its deployments keep the queue name but lose the id (the reference's
 /// `ON DELETE SET NULL`).
 pub async fn delete_queue(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -510,7 +510,7 @@ pub async fn heartbeat(
         heartbeat_interval_seconds: interval,
         status: "ONLINE".into(),
     };
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         diesel::insert_into(workers::table)
             .values(&row)
@@ -573,7 +573,7 @@ pub async fn delete_worker(
     pool_id: &str,
     name: &str,
 ) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::delete(
             workers::table
@@ -723,8 +723,8 @@ pub async fn poll(
 ) -> StorageResult<Poll> {
     use super::schema::flow_run_states;
     use diesel::sql_types::{BigInt, Text, Timestamp};
-    let mut conn = db.write().await?;
-    let pg = matches!(conn, super::Conn::Pg(_));
+    let mut conn = db.session().await?;
+    let pg = conn.is_postgres();
     let out = db_run!(conn, |c| {
         use diesel_async::AsyncConnection;
         c.transaction::<_, diesel::result::Error, _>(async |c| {
@@ -909,7 +909,7 @@ pub async fn mark_unhealthy(
     fallback_interval: i64,
     polled_before: NaiveDateTime,
 ) -> StorageResult<(Vec<WorkerRow>, Vec<PoolRow>, Vec<QueueRow>, Vec<String>)> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let out = db_run!(conn, |c| {
         let online: Vec<WorkerRow> = workers::table
             .filter(workers::status.eq("ONLINE"))
@@ -992,7 +992,7 @@ pub async fn mark_unhealthy(
 
 /// Marks a pool READY after a heartbeat (unless paused).
 pub async fn mark_pool_ready(db: &Database, pool_id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::update(
             work_pools::table

@@ -2896,7 +2896,10 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
         };
         rows.push(r);
     }
-    let n = orrery::storage::deployments::insert_scheduled_runs(db, rows)
+    let n = db
+        .write_bulk(async move |c| {
+            orrery::storage::deployments::insert_scheduled_runs(c, rows).await
+        })
         .await
         .expect("the batch goes in");
     assert_eq!(n, 2);

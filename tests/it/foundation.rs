@@ -185,7 +185,7 @@ async fn ui_root_shows_version_and_health_and_serves_assets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_without_api_or_ui_keep_only_probes() {
     let app = TestApp::builder()
-        .roles(orrery::cli::Roles::parse("services,events").expect("roles"))
+        .roles(orrery::state::Roles::parse("services,events").expect("roles"))
         .start()
         .await;
     assert_eq!(get(&app, "/api/health").await, (200, json!(true)));

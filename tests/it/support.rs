@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use orrery::app::{self, Running};
-use orrery::cli::Roles;
 use orrery::settings::Settings;
+use orrery::state::Roles;
 use serde_json::Value;
 
 pub fn pg_url() -> Option<String> {
@@ -176,7 +176,7 @@ impl TestApp {
         panic!("migrations did not finish");
     }
 
-    pub fn app_state(&self) -> actix_web::web::Data<orrery::app::AppState> {
+    pub fn app_state(&self) -> actix_web::web::Data<orrery::state::AppState> {
         self.running
             .as_ref()
             .map(|r| r.state.clone())

@@ -7,15 +7,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::super::common::{Paging, PathId};
-use super::super::json::{Json, JsonOrDefault};
-use super::super::workspace::Workspace;
 use super::{
     block_document_json, check_dashes, check_name, include_secrets, parse_body, ready, required,
     with_body,
 };
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{Paging, PathId};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::blocks::documents::{self, DocumentUpdate, NewDocument};
 use crate::storage::blocks::filters::{
     BlockDocumentFilter, BlockDocumentSort, BlockSchemaFilter, BlockTypeFilter, DocumentQuery,

@@ -7,12 +7,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::super::common::{Paging, PathChecksum, PathId};
-use super::super::json::JsonOrDefault;
-use super::super::workspace::Workspace;
 use super::{block_schema_json, parse_body, query_param, ready, required, with_body};
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::JsonOrDefault;
+use crate::extract::params::{Paging, PathChecksum, PathId};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::blocks::filters::BlockSchemaFilter;
 use crate::storage::blocks::schemas::{self, NewBlockSchema};
 use crate::storage::blocks::DEFAULT_SCHEMA_VERSION;

@@ -6,15 +6,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::super::common::{Paging, PathBlockDocumentName, PathId, PathSlug};
-use super::super::json::{Json, JsonOrDefault};
-use super::super::workspace::Workspace;
 use super::{
     block_document_json, block_type_json, check_dashes, check_name, include_secrets, parse_body,
     present, ready, required, with_body,
 };
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{Paging, PathBlockDocumentName, PathId, PathSlug};
+use crate::extract::Workspace;
+use crate::state::AppState;
 use crate::storage::blocks::filters::{
     AnyIds, BlockDocumentFilter, BlockDocumentSort, BlockSchemaFilter, BlockTypeFilter,
     DocumentQuery,

@@ -403,7 +403,7 @@ pub async fn create(db: &Database, ws: &str, new: NewDocument) -> BlockResult<Do
         _ => format!("anonymous-{}", uuid::Uuid::new_v4()),
     };
     let (own, refs) = separate_refs(new.data.clone())?;
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let view = db_run!(conn, |c| {
         c.transaction::<_, BlockError, _>(async |c| {
             let exists = block_documents::table
@@ -464,7 +464,7 @@ pub async fn create(db: &Database, ws: &str, new: NewDocument) -> BlockResult<Do
 /// Updates a document's data (merging into the stored data unless told not to), its schema
 /// and its references. Posted-back masks of secrets keep the stored secrets.
 pub async fn update(db: &Database, ws: &str, id: &str, upd: DocumentUpdate) -> BlockResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         c.transaction::<_, BlockError, _>(async |c| {
             let Some(current) = c.doc_by_id(ws, id).await? else {
@@ -545,7 +545,7 @@ pub async fn update(db: &Database, ws: &str, id: &str, upd: DocumentUpdate) -> B
 
 /// Deletes a document (references to it go with it); false when no such document.
 pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::delete(
             block_documents::table

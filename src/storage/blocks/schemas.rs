@@ -157,7 +157,7 @@ pub async fn create(
     new: &NewBlockSchema,
 ) -> BlockResult<(SchemaView, bool)> {
     let checksum = schema_checksum(&new.fields);
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         c.transaction::<_, BlockError, _>(async |c| {
             if c.type_by_id(ws, &new.block_type_id).await?.is_none() {
@@ -332,7 +332,7 @@ async fn run_steps<C: BlockConn>(c: &mut C, ws: &str, root: Step) -> BlockResult
 
 /// Deletes a schema (and its documents); schemas of protected types are refused.
 pub async fn delete(db: &Database, ws: &str, id: &str) -> BlockResult<()> {
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         c.transaction::<_, BlockError, _>(async |c| {
             let found: Option<bool> = block_schemas::table

@@ -112,7 +112,7 @@ pub async fn register(db: &Database, ws: &str, protected_only: bool) -> BlockRes
         .enumerate()
         .filter(|(_, s)| wanted.contains(&s.block_type_slug))
         .collect();
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         c.transaction::<_, BlockError, _>(async |c| {
             let t0 = now();

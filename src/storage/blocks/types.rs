@@ -65,7 +65,7 @@ pub async fn insert(db: &Database, ws: &str, new: &NewBlockType) -> BlockResult<
         code_example: new.code_example.as_deref().map(html_escape),
         is_protected: false,
     };
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::insert_into(block_types::table)
             .values(&row)
@@ -162,7 +162,7 @@ pub async fn update(
         && changes.description.is_none()
         && changes.code_example.is_none();
     let t = now();
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     db_run!(conn, |c| {
         let target = block_types::table
             .filter(block_types::workspace_id.eq(ws))
@@ -192,7 +192,7 @@ pub async fn delete(db: &Database, ws: &str, id: &str) -> BlockResult<()> {
             "protected block types cannot be deleted.".into(),
         ));
     }
-    let mut conn = db.write().await?;
+    let mut conn = db.session().await?;
     let n = db_run!(conn, |c| {
         diesel::delete(
             block_types::table

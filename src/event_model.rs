@@ -123,3 +123,10 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 }
+
+/// What travels on the stream: the event and the workspace it belongs to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Envelope {
+    pub workspace_id: String,
+    pub event: ReceivedEvent,
+}

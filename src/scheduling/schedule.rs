@@ -317,7 +317,7 @@ mod tests {
     fn interval_steps_from_the_anchor() {
         let s = Schedule::parse(
             &json!({"interval": 3600, "anchor_date": "2026-01-01T00:30:00Z"}),
-            Utc::now(),
+            crate::time::now(),
         )
         .expect("valid");
         let d = s.dates(at("2026-03-01T10:00:00Z"), at("2026-03-01T14:00:00Z"), 10);
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn daily_interval_keeps_wall_clock_across_dst() {
-        let s = Schedule::parse(&json!({"interval": 86400, "anchor_date": "2026-03-01T09:00:00-05:00", "timezone": "America/New_York"}), Utc::now())
+        let s = Schedule::parse(&json!({"interval": 86400, "anchor_date": "2026-03-01T09:00:00-05:00", "timezone": "America/New_York"}), crate::time::now())
             .expect("valid");
         let d = s.dates(at("2026-03-07T00:00:00Z"), at("2026-03-10T00:00:00Z"), 10);
         // DST starts 2026-03-08 in New York: 09:00 EST is 14:00Z, 09:00 EDT is 13:00Z.
@@ -352,7 +352,7 @@ mod tests {
     fn cron_in_a_timezone_across_dst_and_day_or() {
         let s = Schedule::parse(
             &json!({"cron": "0 9 * * *", "timezone": "Europe/Berlin"}),
-            Utc::now(),
+            crate::time::now(),
         )
         .expect("valid");
         let d = s.dates(at("2026-03-28T00:00:00Z"), at("2026-03-31T00:00:00Z"), 10);
@@ -365,9 +365,12 @@ mod tests {
             ]
         );
         // 1st of the month OR Mondays (day_or true) vs AND (false).
-        let or = Schedule::parse(&json!({"cron": "0 0 1 * 1"}), Utc::now()).expect("valid");
-        let and = Schedule::parse(&json!({"cron": "0 0 1 * 1", "day_or": false}), Utc::now())
-            .expect("valid");
+        let or = Schedule::parse(&json!({"cron": "0 0 1 * 1"}), crate::time::now()).expect("valid");
+        let and = Schedule::parse(
+            &json!({"cron": "0 0 1 * 1", "day_or": false}),
+            crate::time::now(),
+        )
+        .expect("valid");
         let (a, b) = (at("2026-06-01T00:00:00Z"), at("2026-07-01T00:00:00Z"));
         assert_eq!(
             or.dates(a, b, 50).len(),
@@ -383,7 +386,7 @@ mod tests {
 
     #[test]
     fn rrule_with_timezone() {
-        let s = Schedule::parse(&json!({"rrule": "FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=8;BYMINUTE=0;BYSECOND=0", "timezone": "UTC"}), Utc::now())
+        let s = Schedule::parse(&json!({"rrule": "FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=8;BYMINUTE=0;BYSECOND=0", "timezone": "UTC"}), crate::time::now())
             .expect("valid");
         let d = s.dates(at("2026-06-01T00:00:00Z"), at("2026-06-08T00:00:00Z"), 10);
         assert_eq!(
@@ -399,20 +402,20 @@ mod tests {
         for interval in [1e13, 8_640_000_000_000.0, 1e300] {
             let s = Schedule::parse(
                 &json!({"interval": interval, "anchor_date": "2026-06-02T00:00:00Z"}),
-                Utc::now(),
+                crate::time::now(),
             )
             .expect("valid");
             assert_eq!(s.dates(a, b, 10), vec![at("2026-06-02T00:00:00Z")]);
         }
         let old = Schedule::parse(
             &json!({"interval": 3600, "anchor_date": "0001-01-01T00:00:00+00:00"}),
-            Utc::now(),
+            crate::time::now(),
         )
         .expect("valid");
         // Years Python cannot represent are refused rather than computed with.
         assert!(Schedule::parse(
             &json!({"interval": 3600, "anchor_date": "-200000-01-01T00:00:00+00:00"}),
-            Utc::now(),
+            crate::time::now(),
         )
         .is_err());
         assert_eq!(old.dates(a, b, 2).len(), 2);
@@ -422,7 +425,7 @@ mod tests {
 
     #[test]
     fn invalid_schedules_are_rejected_with_a_reason() {
-        let now = Utc::now();
+        let now = crate::time::now();
         assert!(Schedule::parse(&json!({"cron": "not a cron"}), now)
             .expect_err("bad")
             .contains("Invalid cron"));

@@ -1,0 +1,7 @@
+//! Scheduling: deployment schedules (`schedule`: parsing, validation, next dates; pure) and the
+//! planning of scheduled runs (`plan`), shared by the scheduler service and the API.
+
+pub mod plan;
+pub mod schedule;
+
+pub use schedule::Schedule;

@@ -1,0 +1,157 @@
+//! The shared state of one process: settings, the three stores, the brokers, the roles this
+//! process runs and its readiness. Request handlers and background loops take it; it knows
+//! nothing of HTTP routing or of the composition root (`app`), which builds it.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::broker::Brokers;
+use crate::error::ApiError;
+use crate::settings::Settings;
+use crate::storage::{accounts, Stores};
+
+/// Which parts of Orrery one process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub ui: bool,
+    pub services: bool,
+    pub events: bool,
+}
+
+impl Roles {
+    pub fn all() -> Roles {
+        Roles {
+            api: true,
+            ui: true,
+            services: true,
+            events: true,
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Roles, String> {
+        let mut roles = Roles {
+            api: false,
+            ui: false,
+            services: false,
+            events: false,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "api" => roles.api = true,
+                "ui" => roles.ui = true,
+                "services" => roles.services = true,
+                "events" => roles.events = true,
+                other => {
+                    return Err(format!(
+                        "--roles: unknown role `{other}` (expected api, ui, services, events)"
+                    ))
+                }
+            }
+        }
+        if roles
+            == (Roles {
+                api: false,
+                ui: false,
+                services: false,
+                events: false,
+            })
+        {
+            return Err("--roles: name at least one of api, ui, services, events".into());
+        }
+        Ok(roles)
+    }
+}
+
+/// Everything a request handler or background loop may use. No global statics.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub stores: Stores,
+    pub brokers: Brokers,
+    pub roles: Roles,
+    /// Events read by this process's distributor, fanned out to `/events/out` subscribers.
+    pub live_events: tokio::sync::broadcast::Sender<Arc<crate::event_model::Envelope>>,
+    /// Wakes the outbox relay when a transaction wrote events.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+    migrated: AtomicBool,
+    known_workspaces: RwLock<HashSet<(String, String)>>,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, stores: Stores, brokers: Brokers, roles: Roles) -> Self {
+        AppState {
+            settings,
+            stores,
+            brokers,
+            roles,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            live_events: tokio::sync::broadcast::channel(4096).0,
+            migrated: AtomicBool::new(false),
+            known_workspaces: RwLock::default(),
+        }
+    }
+
+    pub fn mark_migrated(&self) {
+        self.migrated.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::SeqCst)
+    }
+
+    /// Ok when migrations are done and every configured store and broker answers.
+    pub async fn check_ready(&self) -> Result<(), String> {
+        if !self.is_migrated() {
+            return Err("Database migrations are not finished".into());
+        }
+        if let Err(e) = self.stores.ping().await {
+            tracing::warn!(error = %e, "database ping failed");
+            return Err("Database is not available".into());
+        }
+        if let Err(e) = self.brokers.ping().await {
+            tracing::warn!(error = %e, "broker ping failed");
+            return Err("Broker is not available".into());
+        }
+        Ok(())
+    }
+
+    /// Whether workspace `workspace` of account `account` exists; positive answers are cached.
+    pub async fn workspace_exists(&self, account: &str, workspace: &str) -> Result<bool, ApiError> {
+        let key = (account.to_string(), workspace.to_string());
+        if self
+            .known_workspaces
+            .read()
+            .map(|s| s.contains(&key))
+            .unwrap_or(false)
+        {
+            return Ok(true);
+        }
+        if !self.is_migrated() {
+            return Err(ApiError::Unavailable("migrations are not finished".into()));
+        }
+        let found = accounts::find_workspace(&self.stores.nebula, account, workspace)
+            .await?
+            .is_some();
+        if found {
+            if let Ok(mut s) = self.known_workspaces.write() {
+                s.insert(key);
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Roles;
+
+    #[test]
+    fn roles_parse_and_reject_unknown_names() {
+        assert_eq!(Roles::parse("api,ui,services,events"), Ok(Roles::all()));
+        let only_api = Roles::parse("api").expect("valid");
+        assert!(only_api.api && !only_api.ui && !only_api.services && !only_api.events);
+        assert!(Roles::parse("api,bogus").is_err());
+        assert!(Roles::parse("").is_err());
+    }
+}
