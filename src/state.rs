@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::broker::Brokers;
-use crate::error::ApiError;
 use crate::settings::Settings;
-use crate::storage::{accounts, Stores};
+use crate::storage::{accounts, StorageResult, Stores};
 
 /// Which parts of Orrery one process runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +116,8 @@ impl AppState {
     }
 
     /// Whether workspace `workspace` of account `account` exists; positive answers are cached.
-    pub async fn workspace_exists(&self, account: &str, workspace: &str) -> Result<bool, ApiError> {
+    /// Ask only once migrations are done.
+    pub async fn workspace_exists(&self, account: &str, workspace: &str) -> StorageResult<bool> {
         let key = (account.to_string(), workspace.to_string());
         if self
             .known_workspaces
@@ -126,9 +126,6 @@ impl AppState {
             .unwrap_or(false)
         {
             return Ok(true);
-        }
-        if !self.is_migrated() {
-            return Err(ApiError::Unavailable("migrations are not finished".into()));
         }
         let found = accounts::find_workspace(&self.stores.nebula, account, workspace)
             .await?

@@ -45,7 +45,14 @@ pub async fn resolve(
     if uuid::Uuid::parse_str(&account).is_err() || uuid::Uuid::parse_str(&workspace).is_err() {
         return Err(ApiError::not_found("Workspace not found").into());
     }
-    if !state.workspace_exists(&account, &workspace).await? {
+    if !state.is_migrated() {
+        return Err(ApiError::Unavailable("migrations are not finished".into()).into());
+    }
+    if !state
+        .workspace_exists(&account, &workspace)
+        .await
+        .map_err(ApiError::from)?
+    {
         return Err(ApiError::not_found("Workspace not found").into());
     }
     req.extensions_mut().insert(Workspace(workspace));

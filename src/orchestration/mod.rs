@@ -23,15 +23,7 @@ mod states;
 mod task_rules;
 
 #[cfg(test)]
-mod test_support;
-#[cfg(test)]
-mod tests_e2e;
-#[cfg(test)]
-mod tests_flow;
-#[cfg(test)]
-mod tests_flow_lifecycle;
-#[cfg(test)]
-mod tests_task;
+mod tests;
 
 pub use engine::{mark_late, orchestrate, orchestrate_with};
 pub use policy::rule_names;

@@ -9,6 +9,7 @@ mod broker;
 mod deployments;
 mod flow_run_input;
 mod foundation;
+mod layers;
 mod limits_v1;
 mod orion;
 mod support;

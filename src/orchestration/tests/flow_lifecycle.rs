@@ -2,8 +2,8 @@
 //! and forced transitions (HandlePausingFlows, HandleResumingPausedFlows, CopyScheduledTime,
 //! WaitForScheduledTime, RetryFailedFlows, MinimalFlowPolicy), plus policy rule order.
 
-use super::test_support::*;
-use super::*;
+use super::support::*;
+use crate::orchestration::*;
 use StateType::*;
 
 fn accepted(o: &Outcome) -> bool {
@@ -196,7 +196,7 @@ fn wait_for_scheduled_time_rounds_like_prefect() {
     let mut cases = vec![(10_700, 11), (10_300, 10), (10_500, 10), (400, 0), (600, 1)];
     cases.push((-1_500, -2));
     for (ms, expected) in cases {
-        let delay = super::common_rules::wait_delay_seconds(at_ms(ms), at(0));
+        let delay = crate::orchestration::common_rules::wait_delay_seconds(at_ms(ms), at(0));
         assert_eq!(delay, expected, "{ms}ms");
     }
     // 0.4 s early rounds to 0: no wait.

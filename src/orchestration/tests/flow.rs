@@ -1,8 +1,8 @@
 //! Unit tests of the flow-run rules for duplicates, terminal states, cancellation, pending
 //! submissions, leases and lateness, one group per rule, accepting and refusing cases.
 
-use super::test_support::*;
-use super::*;
+use super::support::*;
+use crate::orchestration::*;
 use uuid::Uuid;
 use StateType::*;
 
@@ -366,7 +366,7 @@ fn ensure_only_scheduled_flows_marked_late_accepts_scheduled() {
 }
 
 mod secure_flow_concurrency_slots {
-    use crate::orchestration::test_support::*;
+    use crate::orchestration::tests::support::*;
     use crate::orchestration::*;
 
     fn with_limit(limit: i64, active: i64, strategy: &str) -> Proposal {

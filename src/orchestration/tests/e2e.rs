@@ -2,8 +2,8 @@
 //! pause/resume and suspend/resume, cancellation with and without infrastructure, a worker
 //! submission, and `force`.
 
-use super::test_support::*;
-use super::*;
+use super::support::*;
+use crate::orchestration::*;
 use StateType::*;
 
 fn assert_accept(o: &Outcome) {

@@ -1,7 +1,7 @@
 //! Test builders for orchestration: fixed instants, states, run snapshots, proposals, and a
 //! tiny in-memory "caller" that applies outcomes the way storage will.
 
-use super::*;
+use crate::orchestration::*;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};

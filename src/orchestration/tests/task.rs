@@ -1,8 +1,8 @@
 //! Unit tests of the task-run rules (CoreTaskPolicy, BackgroundTaskPolicy, MinimalTaskPolicy),
 //! one group per rule, accepting and refusing cases.
 
-use super::test_support::*;
-use super::*;
+use super::support::*;
+use crate::orchestration::*;
 use uuid::Uuid;
 use StateType::*;
 
@@ -257,7 +257,7 @@ fn retry_failed_tasks_accepts_when_exhausted_or_not_retriable() {
 
 #[test]
 fn retry_failed_tasks_jitter_stays_within_prefect_bounds() {
-    use super::task_rules::{clamped_poisson_interval, unit_sample};
+    use crate::orchestration::task_rules::{clamped_poisson_interval, unit_sample};
     let lower = 10.0 * (2f64.powf(1.5) / (2f64.powf(1.5) - 1.0)).log2();
     for u in [0.0, 0.25, 0.5, 0.999_999] {
         let d = clamped_poisson_interval(10.0, 0.5, u);

@@ -1,0 +1,407 @@
+//! Filters (API.md §3): the request shapes of `/…/filter`, `/…/count` and `/…/paginate`, their
+//! sorts and paging, and their translation into SQL conditions: [`sql::Where`] (a condition
+//! value for either backend) built by the plain functions of [`build`].
+
+pub mod build;
+pub mod sql;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::schema::{deployments, flow_runs, flows, logs, task_runs, work_queues};
+
+/// A boxed SQL condition on table `T` for backend `DB`.
+pub type Cond<T, DB> = Box<dyn BoxableExpression<T, DB, SqlType = Bool>>;
+
+diesel::define_sql_function! {
+    /// Lower-cases text (both backends have it); used for case-insensitive `like_`.
+    fn lower(x: Text) -> Text;
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum Operator {
+    #[default]
+    #[serde(rename = "and_")]
+    And,
+    #[serde(rename = "or_")]
+    Or,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IdFilter {
+    pub any_: Option<Vec<Uuid>>,
+    pub not_any_: Option<Vec<Uuid>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NameFilter {
+    pub any_: Option<Vec<String>>,
+    pub not_any_: Option<Vec<String>>,
+    pub like_: Option<String>,
+    pub startswith_: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TagsFilter {
+    pub all_: Option<Vec<String>>,
+    pub any_: Option<Vec<String>>,
+    pub is_null_: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TimeFilter {
+    #[serde(with = "crate::time::opt")]
+    pub before_: Option<DateTime<Utc>>,
+    #[serde(with = "crate::time::opt")]
+    pub after_: Option<DateTime<Utc>>,
+    pub is_null_: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NullableIdFilter {
+    pub any_: Option<Vec<Uuid>>,
+    pub not_any_: Option<Vec<Uuid>>,
+    pub is_null_: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StringsFilter {
+    pub any_: Option<Vec<String>>,
+    pub not_any_: Option<Vec<String>>,
+    pub is_null_: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StateFilter {
+    pub operator: Operator,
+    #[serde(rename = "type")]
+    pub state_type: Option<StringsFilter>,
+    pub name: Option<StringsFilter>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ExistsFilter {
+    pub exists_: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IsNullFilter {
+    pub is_null_: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CreatedByFilter {
+    pub id_: Option<Vec<Uuid>>,
+    pub type_: Option<Vec<String>>,
+    pub is_null_: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FlowFilter {
+    pub operator: Operator,
+    pub id: Option<IdFilter>,
+    pub deployment: Option<IsNullFilter>,
+    pub name: Option<NameFilter>,
+    pub tags: Option<TagsFilter>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FlowRunFilter {
+    pub operator: Operator,
+    pub id: Option<IdFilter>,
+    pub name: Option<NameFilter>,
+    pub tags: Option<TagsFilter>,
+    pub deployment_id: Option<NullableIdFilter>,
+    pub work_queue_name: Option<StringsFilter>,
+    pub state: Option<StateFilter>,
+    pub flow_version: Option<StringsFilter>,
+    pub start_time: Option<TimeFilter>,
+    pub end_time: Option<TimeFilter>,
+    pub expected_start_time: Option<TimeFilter>,
+    pub next_scheduled_start_time: Option<TimeFilter>,
+    pub parent_flow_run_id: Option<IdFilter>,
+    pub parent_task_run_id: Option<NullableIdFilter>,
+    pub idempotency_key: Option<StringsFilter>,
+    pub created_by: Option<CreatedByFilter>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TaskRunFilter {
+    pub operator: Operator,
+    pub id: Option<IdFilter>,
+    pub name: Option<NameFilter>,
+    pub tags: Option<TagsFilter>,
+    pub state: Option<StateFilter>,
+    pub start_time: Option<TimeFilter>,
+    pub end_time: Option<TimeFilter>,
+    pub expected_start_time: Option<TimeFilter>,
+    pub subflow_runs: Option<ExistsFilter>,
+    pub flow_run_id: Option<NullableIdFilter>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LevelFilter {
+    pub ge_: Option<i32>,
+    pub le_: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TextFilter {
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LogFilter {
+    pub operator: Operator,
+    pub level: Option<LevelFilter>,
+    pub timestamp: Option<TimeFilter>,
+    pub flow_run_id: Option<IdFilter>,
+    pub task_run_id: Option<NullableIdFilter>,
+    pub text: Option<TextFilter>,
+}
+
+/// The sub-filters every run/flow query may combine. Filters of objects Orrery does not store
+/// yet (deployments, work pools, work queues) are kept: when present they require a related
+/// object to exist, exactly as Prefect's join does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Related {
+    pub flows: Option<FlowFilter>,
+    pub flow_runs: Option<FlowRunFilter>,
+    pub task_runs: Option<TaskRunFilter>,
+    pub deployments: Option<super::deployments::DeploymentFilter>,
+    pub work_pools: Option<super::work_pools::WorkPoolFilter>,
+    pub work_pool_queues: Option<super::work_pools::WorkQueueFilter>,
+    pub work_queues: Option<super::work_pools::WorkQueueFilter>,
+}
+
+pub(crate) fn ids(v: &[Uuid]) -> Vec<String> {
+    v.iter().map(|u| u.to_string()).collect()
+}
+
+pub(crate) fn naive(t: &DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc()
+}
+
+/// `%"tag"%` with LIKE's own wildcards escaped: matches one element of a compact JSON array.
+pub fn tag_pattern(tag: &str) -> String {
+    let json = serde_json::to_string(tag).unwrap_or_default();
+    format!("%{}%", escape_like(&json))
+}
+
+/// `s` with LIKE's wildcards and its escape character escaped, for `LIKE … ESCAPE '\'`.
+pub fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// TRANSITIONAL (until the blocks, variables and artifacts filters are `Where` builders):
+/// combines boxed conditions with the filter's operator; no conditions means "true".
+macro_rules! combine {
+    ($db:ty, $table:ty, $op:expr, $conds:expr) => {{
+        use $crate::storage::filters::{Cond, Operator};
+        let conds: Vec<Cond<$table, $db>> = $conds;
+        let mut it = conds.into_iter();
+        match it.next() {
+            None => {
+                Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("1=1")) as Cond<$table, $db>
+            }
+            Some(first) => it.fold(first, |acc, c| match $op {
+                Operator::And => Box::new(acc.and(c)) as Cond<$table, $db>,
+                Operator::Or => Box::new(acc.or(c)) as Cond<$table, $db>,
+            }),
+        }
+    }};
+}
+pub(crate) use combine;
+
+/// Condition builders per backend: TRANSITIONAL, the boxed form of the [`build`] conditions for
+/// the call sites not yet using them directly.
+pub trait FilterSql: diesel::backend::Backend + Sized + 'static {
+    fn flow(f: &FlowFilter) -> Cond<flows::table, Self>;
+    fn flow_run(f: &FlowRunFilter) -> Cond<flow_runs::table, Self>;
+    fn task_run(f: &TaskRunFilter) -> Cond<task_runs::table, Self>;
+    fn log(f: &LogFilter) -> Cond<logs::table, Self>;
+    fn flow_runs_related(r: &Related) -> Cond<flow_runs::table, Self>;
+    fn task_runs_related(r: &Related) -> Cond<task_runs::table, Self>;
+    fn flows_related(r: &Related) -> Cond<flows::table, Self>;
+    fn deployment(f: &super::deployments::DeploymentFilter) -> Cond<deployments::table, Self>;
+    fn queues_in_pools(
+        pools: Option<&super::work_pools::WorkPoolFilter>,
+        queues: Option<&super::work_pools::WorkQueueFilter>,
+    ) -> Cond<work_queues::table, Self>;
+    fn deployments_related(r: &Related) -> Cond<deployments::table, Self>;
+    fn runs_in_pools(
+        pools: Option<&super::work_pools::WorkPoolFilter>,
+        queues: Option<&super::work_pools::WorkQueueFilter>,
+    ) -> Cond<flow_runs::table, Self>;
+}
+
+impl<DB> FilterSql for DB
+where
+    DB: sql::Dialect
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Integer>
+        + diesel::sql_types::HasSqlType<Bool>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>
+        + 'static,
+    String: diesel::serialize::ToSql<Text, DB>,
+    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
+    bool: diesel::serialize::ToSql<Bool, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn flow(f: &FlowFilter) -> Cond<flows::table, Self> {
+        Box::new(build::flow(f))
+    }
+    fn flow_run(f: &FlowRunFilter) -> Cond<flow_runs::table, Self> {
+        Box::new(build::flow_run(f))
+    }
+    fn task_run(f: &TaskRunFilter) -> Cond<task_runs::table, Self> {
+        Box::new(build::task_run(f))
+    }
+    fn log(f: &LogFilter) -> Cond<logs::table, Self> {
+        Box::new(build::log(f))
+    }
+    fn flow_runs_related(r: &Related) -> Cond<flow_runs::table, Self> {
+        Box::new(build::flow_runs_related(r))
+    }
+    fn task_runs_related(r: &Related) -> Cond<task_runs::table, Self> {
+        Box::new(build::task_runs_related(r))
+    }
+    fn flows_related(r: &Related) -> Cond<flows::table, Self> {
+        Box::new(build::flows_related(r))
+    }
+    fn deployment(f: &super::deployments::DeploymentFilter) -> Cond<deployments::table, Self> {
+        Box::new(build::deployment(f))
+    }
+    fn queues_in_pools(
+        pools: Option<&super::work_pools::WorkPoolFilter>,
+        queues: Option<&super::work_pools::WorkQueueFilter>,
+    ) -> Cond<work_queues::table, Self> {
+        Box::new(build::queues_in_pools(pools, queues))
+    }
+    fn deployments_related(r: &Related) -> Cond<deployments::table, Self> {
+        Box::new(build::deployments_related(r))
+    }
+    fn runs_in_pools(
+        pools: Option<&super::work_pools::WorkPoolFilter>,
+        queues: Option<&super::work_pools::WorkQueueFilter>,
+    ) -> Cond<flow_runs::table, Self> {
+        Box::new(build::runs_in_pools(pools, queues))
+    }
+}
+
+/// The backend of a connection, for calling [`FilterSql`] from a `db_run!` body.
+pub fn backend<C: diesel_async::AsyncConnection>(_c: &C) -> std::marker::PhantomData<C::Backend> {
+    std::marker::PhantomData
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_patterns_match_whole_elements_only() {
+        assert_eq!(tag_pattern("db"), "%\"db\"%");
+        assert_eq!(tag_pattern("50%_off"), "%\"50\\%\\_off\"%");
+    }
+
+    #[test]
+    fn filters_accept_explicit_nulls() {
+        let r: Related = serde_json::from_str(
+            r#"{"flows":null,"flow_runs":{"parent_task_run_id":{"any_":["9f2a0b8e-5d1c-4c7e-8f00-000000000001"]}},"task_runs":null,"deployments":null}"#,
+        )
+        .expect("parses");
+        assert!(r.flow_runs.is_some() && r.flows.is_none() && r.deployments.is_none());
+    }
+}
+
+/// Sorts of `/flows/filter` (and deployments later).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FlowSort {
+    CreatedDesc,
+    UpdatedDesc,
+    #[default]
+    NameAsc,
+    NameDesc,
+}
+
+/// Sorts of `/flow_runs/filter`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FlowRunSort {
+    #[default]
+    IdDesc,
+    StartTimeAsc,
+    StartTimeDesc,
+    ExpectedStartTimeAsc,
+    ExpectedStartTimeDesc,
+    NameAsc,
+    NameDesc,
+    NextScheduledStartTimeAsc,
+    EndTimeDesc,
+}
+
+/// Sorts of `/task_runs/filter`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskRunSort {
+    #[default]
+    IdDesc,
+    ExpectedStartTimeAsc,
+    ExpectedStartTimeDesc,
+    NameAsc,
+    NameDesc,
+    NextScheduledStartTimeAsc,
+    EndTimeDesc,
+    DurationDesc,
+    DurationAsc,
+}
+
+/// Sorts of `/logs/filter`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LogSort {
+    #[default]
+    TimestampAsc,
+    TimestampDesc,
+}
+
+/// Limit and offset of a list query, already validated.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Page {
+    /// Page `number` (from 1) of `limit` rows, as the `/paginate` routes count; a number too
+    /// large to reach gives an offset past every row instead of overflowing.
+    pub fn numbered(number: i64, limit: i64) -> Page {
+        Page {
+            limit,
+            offset: number.saturating_sub(1).max(0).saturating_mul(limit),
+        }
+    }
+}

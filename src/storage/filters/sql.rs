@@ -1,0 +1,455 @@
+//! `Where`: a SQL condition built at run time from a request's filter, for either backend.
+//!
+//! Filter builders (`filters::runs`, `filters::deployments`, the other resources' filters) are
+//! plain functions from a parsed filter to a `Where`; the value is a diesel expression of type
+//! `Bool` on every table, rendered by one generic [`QueryFragment`] impl, so a query uses it as
+//! `.filter(cond)` inside `db_run!` and both backends compile it. Columns are named through
+//! [`col!`](crate::col), which checks them against `schema.rs` at compile time. Values are
+//! always bind parameters, never SQL text. The one backend difference, a list of ids, is the
+//! [`Dialect`] trait: PostgreSQL binds one array (`= ANY(?)`, a statement that stays prepared),
+//! SQLite a parameter per element.
+
+use chrono::NaiveDateTime;
+use diesel::backend::Backend;
+use diesel::expression::ValidGrouping;
+use diesel::expression::{is_aggregate, AppearsOnTable, Expression, SelectableExpression};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sql_types::{Array, Bool, Integer, Text, Timestamp};
+use diesel::QueryResult;
+
+/// A column, as `table.column` in SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Col {
+    pub table: &'static str,
+    pub name: &'static str,
+}
+
+/// `col!(flow_runs::id)`: the [`Col`] of a column declared in `storage::schema`, checked at
+/// compile time (`sql_name` renames are honoured).
+#[macro_export]
+macro_rules! col {
+    ($table:ident :: $column:ident) => {
+        $crate::storage::filters::sql::Col {
+            table: stringify!($table),
+            name: <$crate::storage::schema::$table::$column as diesel::Column>::NAME,
+        }
+    };
+}
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(String),
+    Int(i32),
+    Bool(bool),
+    Time(NaiveDateTime),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::Text(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Text(s)
+    }
+}
+
+impl From<NaiveDateTime> for Value {
+    fn from(t: NaiveDateTime) -> Value {
+        Value::Time(t)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Bool(b)
+    }
+}
+
+impl From<i32> for Value {
+    fn from(i: i32) -> Value {
+        Value::Int(i)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Le,
+    Ge,
+    Gt,
+    Lt,
+}
+
+impl CmpOp {
+    fn sql(self) -> &'static str {
+        match self {
+            CmpOp::Eq => " = ",
+            CmpOp::Ne => " != ",
+            CmpOp::Le => " <= ",
+            CmpOp::Ge => " >= ",
+            CmpOp::Gt => " > ",
+            CmpOp::Lt => " < ",
+        }
+    }
+}
+
+/// A condition. Build it with the constructors below; `and`/`or` of nothing is true.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Where {
+    True,
+    False,
+    And(Vec<Where>),
+    Or(Vec<Where>),
+    Not(Box<Where>),
+    Cmp(Col, CmpOp, Value),
+    /// `col IN (values)`, or `NOT IN` when `negated`; text values only (ids, names).
+    In {
+        col: Col,
+        values: Vec<String>,
+        negated: bool,
+    },
+    IsNull(Col, bool),
+    /// `col LIKE pattern [ESCAPE '\']`, on `lower(col)` when `lower`.
+    Like {
+        col: Col,
+        pattern: String,
+        lower: bool,
+        escape: bool,
+    },
+    /// `col IN (SELECT select FROM select.table WHERE cond)`.
+    InSelect {
+        col: Col,
+        select: Col,
+        cond: Box<Where>,
+    },
+}
+
+impl Where {
+    /// All of `conds` (true when empty).
+    pub fn all(conds: Vec<Where>) -> Where {
+        match conds.len() {
+            0 => Where::True,
+            1 => conds.into_iter().next().unwrap_or(Where::True),
+            _ => Where::And(conds),
+        }
+    }
+
+    /// Any of `conds` (true when empty, as a filter that names nothing restricts nothing).
+    pub fn any(conds: Vec<Where>) -> Where {
+        match conds.len() {
+            0 => Where::True,
+            1 => conds.into_iter().next().unwrap_or(Where::True),
+            _ => Where::Or(conds),
+        }
+    }
+
+    pub fn not(self) -> Where {
+        Where::Not(Box::new(self))
+    }
+
+    pub fn eq(col: Col, v: impl Into<Value>) -> Where {
+        Where::Cmp(col, CmpOp::Eq, v.into())
+    }
+
+    pub fn ne(col: Col, v: impl Into<Value>) -> Where {
+        Where::Cmp(col, CmpOp::Ne, v.into())
+    }
+
+    pub fn cmp(col: Col, op: CmpOp, v: impl Into<Value>) -> Where {
+        Where::Cmp(col, op, v.into())
+    }
+
+    pub fn is_in(col: Col, values: Vec<String>) -> Where {
+        Where::In {
+            col,
+            values,
+            negated: false,
+        }
+    }
+
+    pub fn not_in(col: Col, values: Vec<String>) -> Where {
+        Where::In {
+            col,
+            values,
+            negated: true,
+        }
+    }
+
+    pub fn is_null(col: Col) -> Where {
+        Where::IsNull(col, true)
+    }
+
+    pub fn not_null(col: Col) -> Where {
+        Where::IsNull(col, false)
+    }
+
+    /// `col LIKE pattern ESCAPE '\'`.
+    pub fn like(col: Col, pattern: String) -> Where {
+        Where::Like {
+            col,
+            pattern,
+            lower: false,
+            escape: true,
+        }
+    }
+
+    /// `col LIKE pattern` without an escape character.
+    pub fn like_raw(col: Col, pattern: String) -> Where {
+        Where::Like {
+            col,
+            pattern,
+            lower: false,
+            escape: false,
+        }
+    }
+
+    /// `lower(col) LIKE pattern`, with `ESCAPE '\'` when `escape`.
+    pub fn ilike(col: Col, pattern: String, escape: bool) -> Where {
+        Where::Like {
+            col,
+            pattern,
+            lower: true,
+            escape,
+        }
+    }
+
+    /// `col IN (SELECT select FROM … WHERE cond)`.
+    pub fn in_select(col: Col, select: Col, cond: Where) -> Where {
+        Where::InSelect {
+            col,
+            select,
+            cond: Box::new(cond),
+        }
+    }
+}
+
+/// What differs between the backends when rendering a [`Where`].
+pub trait Dialect: Backend + Sized {
+    /// `col IN (values)` / `NOT IN`, `values` not empty.
+    fn push_in<'b>(
+        out: &mut AstPass<'_, 'b, Self>,
+        values: &'b Vec<String>,
+        negated: bool,
+    ) -> QueryResult<()>;
+}
+
+impl Dialect for diesel::pg::Pg {
+    fn push_in<'b>(
+        out: &mut AstPass<'_, 'b, Self>,
+        values: &'b Vec<String>,
+        negated: bool,
+    ) -> QueryResult<()> {
+        out.push_sql(if negated { " != ALL(" } else { " = ANY(" });
+        out.push_bind_param::<Array<Text>, Vec<String>>(values)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl Dialect for diesel::sqlite::Sqlite {
+    fn push_in<'b>(
+        out: &mut AstPass<'_, 'b, Self>,
+        values: &'b Vec<String>,
+        negated: bool,
+    ) -> QueryResult<()> {
+        // One parameter per element: the statement text depends on the list's length.
+        out.unsafe_to_cache_prepared();
+        out.push_sql(if negated { " NOT IN (" } else { " IN (" });
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_bind_param::<Text, String>(v)?;
+        }
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+fn push_col<DB: Backend>(out: &mut AstPass<'_, '_, DB>, col: &Col) -> QueryResult<()> {
+    out.push_identifier(col.table)?;
+    out.push_sql(".");
+    out.push_identifier(col.name)
+}
+
+impl<DB> QueryFragment<DB> for Where
+where
+    DB: Dialect
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<Integer>
+        + diesel::sql_types::HasSqlType<Bool>
+        + diesel::sql_types::HasSqlType<Timestamp>,
+    String: diesel::serialize::ToSql<Text, DB>,
+    i32: diesel::serialize::ToSql<Integer, DB>,
+    bool: diesel::serialize::ToSql<Bool, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        match self {
+            Where::True => out.push_sql("1=1"),
+            Where::False => out.push_sql("1=0"),
+            Where::And(conds) | Where::Or(conds) => {
+                let joiner = if matches!(self, Where::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                out.push_sql("(");
+                for (i, c) in conds.iter().enumerate() {
+                    if i > 0 {
+                        out.push_sql(joiner);
+                    }
+                    c.walk_ast(out.reborrow())?;
+                }
+                out.push_sql(")");
+            }
+            Where::Not(c) => {
+                out.push_sql("NOT (");
+                c.walk_ast(out.reborrow())?;
+                out.push_sql(")");
+            }
+            Where::Cmp(col, op, v) => {
+                push_col(&mut out, col)?;
+                out.push_sql(op.sql());
+                match v {
+                    Value::Text(s) => out.push_bind_param::<Text, String>(s)?,
+                    Value::Int(i) => out.push_bind_param::<Integer, i32>(i)?,
+                    Value::Bool(b) => out.push_bind_param::<Bool, bool>(b)?,
+                    Value::Time(t) => out.push_bind_param::<Timestamp, NaiveDateTime>(t)?,
+                }
+            }
+            Where::In {
+                col,
+                values,
+                negated,
+            } => {
+                if values.is_empty() {
+                    out.push_sql(if *negated { "1=1" } else { "1=0" });
+                } else {
+                    push_col(&mut out, col)?;
+                    DB::push_in(&mut out, values, *negated)?;
+                }
+            }
+            Where::IsNull(col, null) => {
+                push_col(&mut out, col)?;
+                out.push_sql(if *null { " IS NULL" } else { " IS NOT NULL" });
+            }
+            Where::Like {
+                col,
+                pattern,
+                lower,
+                escape,
+            } => {
+                if *lower {
+                    out.push_sql("lower(");
+                    push_col(&mut out, col)?;
+                    out.push_sql(")");
+                } else {
+                    push_col(&mut out, col)?;
+                }
+                out.push_sql(" LIKE ");
+                out.push_bind_param::<Text, String>(pattern)?;
+                if *escape {
+                    out.push_sql(" ESCAPE '\\'");
+                }
+            }
+            Where::InSelect { col, select, cond } => {
+                push_col(&mut out, col)?;
+                out.push_sql(" IN (SELECT ");
+                push_col(&mut out, select)?;
+                out.push_sql(" FROM ");
+                out.push_identifier(select.table)?;
+                out.push_sql(" WHERE ");
+                cond.walk_ast(out.reborrow())?;
+                out.push_sql(")");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Expression for Where {
+    type SqlType = Bool;
+}
+
+impl<QS> AppearsOnTable<QS> for Where {}
+
+impl<QS> SelectableExpression<QS> for Where {}
+
+impl ValidGrouping<()> for Where {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl QueryId for Where {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::prelude::*;
+
+    use crate::storage::schema::flow_runs;
+
+    fn pg(w: &Where) -> String {
+        diesel::debug_query::<diesel::pg::Pg, _>(
+            &flow_runs::table.select(flow_runs::id).filter(w.clone()),
+        )
+        .to_string()
+    }
+
+    fn sqlite(w: &Where) -> String {
+        diesel::debug_query::<diesel::sqlite::Sqlite, _>(
+            &flow_runs::table.select(flow_runs::id).filter(w.clone()),
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn renders_lists_per_backend_and_values_as_binds() {
+        let w = Where::all(vec![
+            Where::is_in(col!(flow_runs::id), vec!["a".into(), "b".into()]),
+            Where::any(vec![
+                Where::ilike(col!(flow_runs::name), "%x%".into(), true),
+                Where::is_null(col!(flow_runs::end_time)),
+            ]),
+        ]);
+        let p = pg(&w);
+        assert!(
+            p.contains(r#"("flow_runs"."id" = ANY($1) AND (lower("flow_runs"."name") LIKE $2 ESCAPE '\' OR "flow_runs"."end_time" IS NULL))"#),
+            "{p}"
+        );
+        let s = sqlite(&w);
+        assert!(s.contains("`flow_runs`.`id` IN (?, ?)"), "{s}");
+        assert!(!s.contains("'a'"), "values are binds: {s}");
+    }
+
+    #[test]
+    fn empty_lists_and_empty_combinations() {
+        assert!(pg(&Where::is_in(col!(flow_runs::id), vec![])).contains("WHERE 1=0"));
+        assert!(pg(&Where::not_in(col!(flow_runs::id), vec![])).contains("WHERE 1=1"));
+        assert_eq!(Where::all(vec![]), Where::True);
+        assert_eq!(Where::any(vec![]), Where::True);
+    }
+
+    #[test]
+    fn subselects_name_their_table_and_renamed_columns_use_their_sql_name() {
+        let w = Where::in_select(
+            col!(flow_runs::parent_task_run_id),
+            col!(task_runs::id),
+            Where::not_null(col!(task_runs::flow_run_id)),
+        );
+        let s = sqlite(&w);
+        assert!(
+            s.contains("`flow_runs`.`parent_task_run_id` IN (SELECT `task_runs`.`id` FROM `task_runs` WHERE `task_runs`.`flow_run_id` IS NOT NULL)"),
+            "{s}"
+        );
+        assert_eq!(col!(work_pools::pool_type).name, "type");
+    }
+}
