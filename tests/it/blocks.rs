@@ -4,8 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
-use crate::support::{call, raw};
+use crate::support::{call, err_loc, names, raw, TestApp};
 
 const SYSTEM: &str = include_str!("../../src/storage/blocks_system.json");
 const SECRET_CHECKSUM: &str =
@@ -13,18 +12,6 @@ const SECRET_CHECKSUM: &str =
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
-}
-
-fn names(v: &Value) -> Vec<String> {
-    v.as_array()
-        .expect("list")
-        .iter()
-        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-fn loc(v: &Value) -> Value {
-    v["exception_detail"][0]["loc"].clone()
 }
 
 /// A block type with a schema that has a secret field; returns (type id, schema id).
@@ -285,7 +272,7 @@ async fn block_types_are_created_read_updated_and_deleted() {
         Some(json!({"name": "Bad", "slug": "Bad_Slug"})),
     )
     .await;
-    assert_eq!((s, loc(&b)), (422, json!(["body", "slug"])));
+    assert_eq!((s, err_loc(&b)), (422, json!(["body", "slug"])));
     assert_eq!(
         b["exception_detail"][0]["msg"],
         "Value error, Block type slug must only contain lowercase letters, numbers, and dashes."
@@ -297,7 +284,7 @@ async fn block_types_are_created_read_updated_and_deleted() {
         json!({"name": 1, "slug": "ab"}),
     ] {
         let (s, b) = call(&app, "POST", "/api/block_types/", Some(body)).await;
-        assert_eq!((s, loc(&b)), (422, json!(["body", "name"])), "{b}");
+        assert_eq!((s, err_loc(&b)), (422, json!(["body", "name"])), "{b}");
     }
     let (s, b) = call(
         &app,
@@ -354,7 +341,7 @@ async fn block_types_are_created_read_updated_and_deleted() {
         Some(json!({"name": "zz"})),
     )
     .await;
-    assert_eq!((s, loc(&b)), (422, json!(["body", "name"])));
+    assert_eq!((s, err_loc(&b)), (422, json!(["body", "name"])));
     let (s, b) = call(
         &app,
         "PATCH",
@@ -420,7 +407,7 @@ async fn block_types_are_created_read_updated_and_deleted() {
         Some(json!({"offset": -1})),
     )
     .await;
-    assert_eq!((s, loc(&b)), (422, json!(["body", "offset"])));
+    assert_eq!((s, err_loc(&b)), (422, json!(["body", "offset"])));
     let (s, b) = call(
         &app,
         "POST",
@@ -512,7 +499,7 @@ async fn block_schemas_are_keyed_by_checksum_and_version() {
         Some(json!({"fields": {}})),
     )
     .await;
-    assert_eq!((s, loc(&b)), (422, json!(["body", "block_type_id"])));
+    assert_eq!((s, err_loc(&b)), (422, json!(["body", "block_type_id"])));
     let (s, b) = call(
         &app,
         "POST",
@@ -520,7 +507,7 @@ async fn block_schemas_are_keyed_by_checksum_and_version() {
         Some(json!({"block_type_id": "nope", "fields": {}})),
     )
     .await;
-    assert_eq!((s, loc(&b)), (422, json!(["body", "block_type_id"])));
+    assert_eq!((s, err_loc(&b)), (422, json!(["body", "block_type_id"])));
     let (s, b) = call(
         &app,
         "POST",
@@ -752,7 +739,10 @@ async fn block_documents_mask_secrets_and_filter() {
         None,
     )
     .await;
-    assert_eq!((st, loc(&b)), (422, json!(["query", "include_secrets"])));
+    assert_eq!(
+        (st, err_loc(&b)),
+        (422, json!(["query", "include_secrets"]))
+    );
     let (st, r) = call(
         &app,
         "GET",
@@ -803,18 +793,18 @@ async fn block_documents_mask_secrets_and_filter() {
     assert_eq!((st, b), (409, json!({"detail": "Block already exists"})));
     let (st, b) =
         create(json!({"name": "Doc One", "block_type_id": t, "block_schema_id": s})).await;
-    assert_eq!((st, loc(&b)), (422, json!(["body", "name"])));
+    assert_eq!((st, err_loc(&b)), (422, json!(["body", "name"])));
     let (st, b) = create(json!({"block_type_id": t, "block_schema_id": s})).await;
-    assert_eq!((st, loc(&b)), (422, json!(["body"])));
+    assert_eq!((st, err_loc(&b)), (422, json!(["body"])));
     assert_eq!(
         b["exception_detail"][0]["msg"],
         "Value error, Names must be provided for block documents."
     );
     let (st, b) = create(json!({"name": "x", "block_type_id": t})).await;
-    assert_eq!((st, loc(&b)), (422, json!(["body", "block_schema_id"])));
+    assert_eq!((st, err_loc(&b)), (422, json!(["body", "block_schema_id"])));
     let (st, b) =
         create(json!({"name": "x", "block_type_id": t, "block_schema_id": s, "data": []})).await;
-    assert_eq!((st, loc(&b)), (422, json!(["body", "data"])));
+    assert_eq!((st, err_loc(&b)), (422, json!(["body", "data"])));
     let (st, _) =
         create(json!({"name": "x", "block_type_id": missing, "block_schema_id": s})).await;
     assert_eq!(st, 409);
@@ -912,7 +902,7 @@ async fn block_documents_mask_secrets_and_filter() {
         Some(json!({"sort": "BAD"})),
     )
     .await;
-    assert_eq!((st, loc(&b)), (422, json!(["body", "sort"])));
+    assert_eq!((st, err_loc(&b)), (422, json!(["body", "sort"])));
     let (st, _) = call(
         &app,
         "POST",
@@ -1067,9 +1057,9 @@ async fn block_documents_reference_each_other_and_update() {
     assert_eq!(st, 204);
     assert_eq!(get(cid.clone()).await["data"], json!({}));
     let (st, b) = patch(cpath.clone(), json!({"name": "x"})).await;
-    assert_eq!((st, loc(&b)), (422, json!(["body", "name"])));
+    assert_eq!((st, err_loc(&b)), (422, json!(["body", "name"])));
     let (st, b) = patch(cpath.clone(), json!({"data": null})).await;
-    assert_eq!((st, loc(&b)), (422, json!(["body", "data"])));
+    assert_eq!((st, err_loc(&b)), (422, json!(["body", "data"])));
     let missing = "00000000-0000-4000-8000-00000000abcd";
     let (st, b) = patch(format!("/api/block_documents/{missing}"), json!({})).await;
     assert_eq!(

@@ -6,37 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{call, TestApp};
-
-async fn raw(app: &TestApp, path: &str, body: &'static str) -> (u16, Value) {
-    crate::support::raw(app, "POST", path, body).await
-}
-
-async fn flow(app: &TestApp, name: &str) -> String {
-    let (s, f) = call(app, "POST", "/api/flows/", Some(json!({"name": name}))).await;
-    assert!(s == 201 || s == 200, "{s} {f}");
-    f["id"].as_str().expect("id").to_string()
-}
-
-async fn flow_run(app: &TestApp, flow_id: &str, extra: Value) -> Value {
-    let mut body = json!({"flow_id": flow_id, "state": {"type": "PENDING"}});
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
-    let (s, r) = call(app, "POST", "/api/flow_runs/", Some(body)).await;
-    assert_eq!(s, 201, "{r}");
-    r
-}
-
-async fn set_state(app: &TestApp, run: &str, state: Value) -> (u16, Value) {
-    call(
-        app,
-        "POST",
-        &format!("/api/flow_runs/{run}/set_state"),
-        Some(json!({ "state": state })),
-    )
-    .await
-}
+use crate::support::{call, create_flow, names, raw, set_state, wait_for, FlowRunBuilder, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_are_idempotent_by_name_and_validated() {
@@ -88,7 +58,7 @@ async fn flows_are_idempotent_by_name_and_validated() {
         (s, &e["exception_detail"][0]["type"]),
         (422, &json!("missing"))
     );
-    let (s, e) = raw(&app, "/api/flows/", "{\"name\": ").await;
+    let (s, e) = raw(&app, "POST", "/api/flows/", "{\"name\": ").await;
     assert_eq!(s, 422);
     assert_eq!(e["exception_detail"][0]["type"], "json_invalid");
     assert_eq!(e["request_body"], "{\"name\": ");
@@ -205,13 +175,13 @@ async fn list_limits_are_capped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flow_run_lifecycle_records_states_and_times() {
     let app = TestApp::start().await;
-    let f = flow(&app, "lifecycle").await;
-    let run = flow_run(
-        &app,
-        &f,
-        json!({"tags": ["nightly"], "parameters": {"n": 3}}),
-    )
-    .await;
+    let f = create_flow(&app, "lifecycle").await;
+    let run = FlowRunBuilder::flow_id(&f)
+        .state(json!({"type": "PENDING"}))
+        .tags(&["nightly"])
+        .with(json!({"parameters": {"n": 3}}))
+        .create(&app)
+        .await;
     let id = run["id"].as_str().expect("id").to_string();
     let name = run["name"].as_str().expect("name");
     assert!(name.split('-').count() >= 2, "generated name {name}");
@@ -219,12 +189,12 @@ async fn flow_run_lifecycle_records_states_and_times() {
     assert_eq!(run["labels"]["prefect.flow.id"], json!(f));
     assert_eq!(run["expected_start_time"], run["state"]["timestamp"]);
     assert_eq!(run["state"]["state_details"]["flow_run_id"], json!(id));
-    let (s, r) = set_state(&app, &id, json!({"type": "RUNNING"})).await;
+    let (s, r) = set_state(&app, &id, json!({"type": "RUNNING"}), None).await;
     assert_eq!(
         (s, &r["status"], &r["details"]),
         (201, &json!("ACCEPT"), &json!({"type": "accept_details"}))
     );
-    let (s, r) = set_state(&app, &id, json!({"type": "PENDING"})).await;
+    let (s, r) = set_state(&app, &id, json!({"type": "PENDING"}), None).await;
     assert_eq!((s, &r["status"]), (200, &json!("ABORT")));
     assert_eq!(
         r["details"]["reason"],
@@ -234,7 +204,7 @@ async fn flow_run_lifecycle_records_states_and_times() {
         r["state"]["type"], "RUNNING",
         "ABORT answers with the current state"
     );
-    let (s, r) = set_state(&app, &id, json!({"type": "COMPLETED"})).await;
+    let (s, r) = set_state(&app, &id, json!({"type": "COMPLETED"}), None).await;
     assert_eq!((s, &r["status"]), (201, &json!("ACCEPT")));
     let (_, done) = call(&app, "GET", &format!("/api/flow_runs/{id}"), None).await;
     assert_eq!(done["state_type"], "COMPLETED");
@@ -267,27 +237,21 @@ async fn flow_run_lifecycle_records_states_and_times() {
         call(&app, "GET", "/api/flow_run_states/", None).await.0,
         422
     );
-    let (s, r) = set_state(&app, &id, json!({"type": "CANCELLING"})).await;
+    let (s, r) = set_state(&app, &id, json!({"type": "CANCELLING"}), None).await;
     assert_eq!((s, &r["status"]), (200, &json!("ABORT")));
     let unknown = uuid::Uuid::new_v4();
     assert_eq!(
-        set_state(&app, &unknown.to_string(), json!({"type": "RUNNING"})).await,
+        set_state(&app, &unknown.to_string(), json!({"type": "RUNNING"}), None).await,
         (404, json!({"detail": "Flow run not found"}))
     );
-    let (s, e) = set_state(&app, &id, json!({"type": "RUNNING", "bogus": 1})).await;
+    let (s, e) = set_state(&app, &id, json!({"type": "RUNNING", "bogus": 1}), None).await;
     assert_eq!(
         (s, &e["exception_detail"][0]["type"]),
         (422, &json!("extra_forbidden"))
     );
-    let (s, e) = set_state(&app, &id, json!({"type": "SIDEWAYS"})).await;
+    let (s, e) = set_state(&app, &id, json!({"type": "SIDEWAYS"}), None).await;
     assert_eq!(s, 422, "{e}");
-    let forced = call(
-        &app,
-        "POST",
-        &format!("/api/flow_runs/{id}/set_state"),
-        Some(json!({"state": {"type": "RUNNING"}, "force": true})),
-    )
-    .await;
+    let forced = set_state(&app, &id, json!({"type": "RUNNING"}), true).await;
     assert_eq!((forced.0, &forced.1["status"]), (201, &json!("ACCEPT")));
     app.stop().await;
 }
@@ -295,16 +259,14 @@ async fn flow_run_lifecycle_records_states_and_times() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_reject_to_awaiting_retry() {
     let app = TestApp::start().await;
-    let f = flow(&app, "retrying").await;
-    let run = flow_run(
-        &app,
-        &f,
-        json!({"empirical_policy": {"retries": 1, "retry_delay": 0}}),
-    )
-    .await;
+    let run = FlowRunBuilder::flow("retrying")
+        .state(json!({"type": "PENDING"}))
+        .with(json!({"empirical_policy": {"retries": 1, "retry_delay": 0}}))
+        .create(&app)
+        .await;
     let id = run["id"].as_str().expect("id");
-    set_state(&app, id, json!({"type": "RUNNING"})).await;
-    let (s, r) = set_state(&app, id, json!({"type": "FAILED", "message": "boom"})).await;
+    set_state(&app, id, json!({"type": "RUNNING"}), None).await;
+    let (s, r) = set_state(&app, id, json!({"type": "FAILED", "message": "boom"}), None).await;
     assert_eq!(
         (s, &r["status"], &r["details"]["reason"]),
         (201, &json!("REJECT"), &json!("Retrying"))
@@ -317,8 +279,13 @@ async fn retries_reject_to_awaiting_retry() {
         ),
         (&json!("SCHEDULED"), &json!("AwaitingRetry"), &json!("boom"))
     );
-    assert_eq!(set_state(&app, id, json!({"type": "RUNNING"})).await.0, 201);
-    let (s, r) = set_state(&app, id, json!({"type": "FAILED"})).await;
+    assert_eq!(
+        set_state(&app, id, json!({"type": "RUNNING"}), None)
+            .await
+            .0,
+        201
+    );
+    let (s, r) = set_state(&app, id, json!({"type": "FAILED"}), None).await;
     assert_eq!(
         (s, &r["status"]),
         (201, &json!("ACCEPT")),
@@ -336,7 +303,7 @@ async fn retries_reject_to_awaiting_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flow_run_create_errors_idempotency_and_queries() {
     let app = TestApp::start().await;
-    let f = flow(&app, "queries").await;
+    let f = create_flow(&app, "queries").await;
     let unknown = uuid::Uuid::new_v4();
     let (s, e) = call(
         &app,
@@ -375,12 +342,12 @@ async fn flow_run_create_errors_idempotency_and_queries() {
         (201, &json!("PENDING")),
         "no state means PENDING"
     );
-    let first = flow_run(
-        &app,
-        &f,
-        json!({"idempotency_key": "k1", "name": "alpha-run", "tags": ["a", "b"]}),
-    )
-    .await;
+    let first = FlowRunBuilder::flow_id(&f)
+        .state(json!({"type": "PENDING"}))
+        .tags(&["a", "b"])
+        .with(json!({"idempotency_key": "k1", "name": "alpha-run"}))
+        .create(&app)
+        .await;
     let (s, again) = call(
         &app,
         "POST",
@@ -389,14 +356,12 @@ async fn flow_run_create_errors_idempotency_and_queries() {
     )
     .await;
     assert_eq!((s, &again["id"]), (200, &first["id"]));
-    flow_run(&app, &f, json!({"name": "beta-run", "tags": ["b"]})).await;
-    let names = |v: &Value| {
-        v.as_array()
-            .expect("list")
-            .iter()
-            .map(|r| r["name"].as_str().unwrap_or("").to_string())
-            .collect::<Vec<_>>()
-    };
+    FlowRunBuilder::flow_id(&f)
+        .state(json!({"type": "PENDING"}))
+        .tags(&["b"])
+        .with(json!({"name": "beta-run"}))
+        .create(&app)
+        .await;
     let (_, by_tag) = call(
         &app,
         "POST",
@@ -543,10 +508,13 @@ async fn flow_run_create_errors_idempotency_and_queries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_task_runs_subflow_parent_mirrors_the_subflow() {
     let app = TestApp::start().await;
-    let f = flow(&app, "parent").await;
-    let parent = flow_run(&app, &f, json!({})).await;
+    let f = create_flow(&app, "parent").await;
+    let parent = FlowRunBuilder::flow_id(&f)
+        .state(json!({"type": "PENDING"}))
+        .create(&app)
+        .await;
     let pid = parent["id"].as_str().expect("id");
-    set_state(&app, pid, json!({"type": "RUNNING"})).await;
+    set_state(&app, pid, json!({"type": "RUNNING"}), None).await;
     let body = json!({"flow_run_id": pid, "task_key": "child-abc", "dynamic_key": "0", "name": "child-0", "state": {"type": "PENDING"}});
     let (s, task) = call(&app, "POST", "/api/task_runs/", Some(body.clone())).await;
     assert_eq!(s, 201, "{task}");
@@ -554,10 +522,14 @@ async fn rest_task_runs_subflow_parent_mirrors_the_subflow() {
     let (s, again) = call(&app, "POST", "/api/task_runs/", Some(body)).await;
     assert_eq!((s, &again["id"]), (200, &task["id"]));
     let tid = task["id"].as_str().expect("id");
-    let child = flow_run(&app, &f, json!({"parent_task_run_id": tid})).await;
+    let child = FlowRunBuilder::flow_id(&f)
+        .state(json!({"type": "PENDING"}))
+        .with(json!({"parent_task_run_id": tid}))
+        .create(&app)
+        .await;
     let cid = child["id"].as_str().expect("id");
-    set_state(&app, cid, json!({"type": "RUNNING"})).await;
-    set_state(&app, cid, json!({"type": "COMPLETED"})).await;
+    set_state(&app, cid, json!({"type": "RUNNING"}), None).await;
+    set_state(&app, cid, json!({"type": "COMPLETED"}), None).await;
     let (_, t) = call(&app, "GET", &format!("/api/task_runs/{tid}"), None).await;
     assert_eq!(t["state_type"], "COMPLETED", "{t}");
     assert_eq!(t["state"]["state_details"]["child_flow_run_id"], json!(cid));
@@ -622,27 +594,15 @@ fn task_event(
     })
 }
 
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// An event older than the recorded state, arriving in a later batch, adds its state to the
 /// history but does not move the task run back; a newer one does move it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_older_task_run_event_does_not_move_the_run_back() {
     let app = TestApp::start().await;
-    let f = flow(&app, "late-events").await;
-    let run = flow_run(&app, &f, json!({})).await;
+    let run = FlowRunBuilder::flow("late-events")
+        .state(json!({"type": "PENDING"}))
+        .create(&app)
+        .await;
     let fr = run["id"].as_str().expect("id").to_string();
     let task = uuid::Uuid::now_v7().to_string();
     let t0 = chrono::Utc::now();
@@ -659,14 +619,12 @@ async fn a_late_older_task_run_event_does_not_move_the_run_back() {
         let event = task_event(&task, &fr, state, name, at(ms));
         let (s, _) = call(&app, "POST", "/api/events", Some(json!([event]))).await;
         assert_eq!(s, 204);
-        wait_for("the recorder", || async {
-            call(&app, "GET", &states_path, None)
-                .await
-                .1
-                .as_array()
-                .map_or(0, Vec::len)
-                == i + 1
-        })
+        wait_for(
+            "the recorder",
+            10,
+            || async { call(&app, "GET", &states_path, None).await.1 },
+            |states| states.as_array().map_or(0, Vec::len) == i + 1,
+        )
         .await;
         let (_, t) = call(&app, "GET", &path, None).await;
         assert_eq!(t["state_type"], expected, "after the {state} event");
@@ -677,8 +635,10 @@ async fn a_late_older_task_run_event_does_not_move_the_run_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_become_task_runs_and_are_persisted_idempotently() {
     let app = TestApp::start().await;
-    let f = flow(&app, "evented").await;
-    let run = flow_run(&app, &f, json!({})).await;
+    let run = FlowRunBuilder::flow("evented")
+        .state(json!({"type": "PENDING"}))
+        .create(&app)
+        .await;
     let fr = run["id"].as_str().expect("id").to_string();
     let task = uuid::Uuid::now_v7().to_string();
     let t0 = chrono::Utc::now();
@@ -711,9 +671,12 @@ async fn events_become_task_runs_and_are_persisted_idempotently() {
         assert_eq!(s, 204);
     }
     let path = format!("/api/task_runs/{task}");
-    wait_for("the recorder", || async {
-        call(&app, "GET", &path, None).await.1["state_type"] == "COMPLETED"
-    })
+    wait_for(
+        "the recorder",
+        10,
+        || async { call(&app, "GET", &path, None).await.1 },
+        |t| t["state_type"] == "COMPLETED",
+    )
     .await;
     let (_, t) = call(&app, "GET", &path, None).await;
     assert_eq!(
@@ -738,19 +701,25 @@ async fn events_become_task_runs_and_are_persisted_idempotently() {
     // The persister stored each client event once, and the server's flow-run event too.
     let state = app.app_state();
     let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
-    wait_for("the persister", || {
-        let state = state.clone();
-        async move {
-            let rows = orrery::storage::events::recent(&state.stores.events, ws, 100)
-                .await
-                .unwrap_or_default();
+    wait_for(
+        "the persister",
+        10,
+        || {
+            let state = state.clone();
+            async move {
+                orrery::storage::events::recent(&state.stores.events, ws, 100)
+                    .await
+                    .unwrap_or_default()
+            }
+        },
+        |rows| {
             rows.iter()
                 .filter(|r| r.event.starts_with("prefect.task-run."))
                 .count()
                 == 3
                 && rows.iter().any(|r| r.event == "prefect.flow-run.Pending")
-        }
-    })
+        },
+    )
     .await;
     let rows = orrery::storage::events::recent(&state.stores.events, ws, 100)
         .await
@@ -1004,8 +973,10 @@ async fn concurrent_lease_holders_never_exceed_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extreme_inputs_get_answers_not_errors() {
     let app = TestApp::start().await;
-    let flow_id = flow(&app, "extremes").await;
-    flow_run(&app, &flow_id, json!({})).await;
+    FlowRunBuilder::flow("extremes")
+        .state(json!({"type": "PENDING"}))
+        .create(&app)
+        .await;
 
     for path in [
         "/api/flows/paginate",
@@ -1152,8 +1123,10 @@ fn running_write(
 async fn a_transition_does_not_overwrite_a_concurrent_patch() {
     use orrery::storage::transitions::transition_flow_run;
     let app = TestApp::start().await;
-    let flow_id = flow(&app, "narrow-writes").await;
-    let run = flow_run(&app, &flow_id, json!({"state": {"type": "PENDING"}})).await;
+    let run = FlowRunBuilder::flow("narrow-writes")
+        .state(json!({"type": "PENDING"}))
+        .create(&app)
+        .await;
     let id = run["id"].as_str().expect("id").to_string();
     let state = app.app_state();
     let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
@@ -1207,8 +1180,10 @@ async fn a_transition_does_not_overwrite_a_concurrent_patch() {
 async fn concurrent_transitions_of_one_run_lose_no_write() {
     use orrery::storage::transitions::transition_flow_run;
     let app = TestApp::start().await;
-    let flow_id = flow(&app, "racing-transitions").await;
-    let run = flow_run(&app, &flow_id, json!({"state": {"type": "PENDING"}})).await;
+    let run = FlowRunBuilder::flow("racing-transitions")
+        .state(json!({"type": "PENDING"}))
+        .create(&app)
+        .await;
     let id = run["id"].as_str().expect("id").to_string();
     let state = app.app_state();
     let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
