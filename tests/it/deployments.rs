@@ -4,38 +4,15 @@
 //! paused pools and queues) and the scheduler, late-runs, foreman and cancellation-cleanup
 //! services. Nothing answers 500.
 
-use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::support::{call, TestApp};
-
-/// Sends `body` as raw bytes (for malformed JSON).
-async fn raw(app: &TestApp, path: &str, body: &'static str) -> (u16, Value) {
-    crate::support::raw(app, "POST", path, body).await
-}
-
-fn detail(msg: &str) -> Value {
-    json!({ "detail": msg })
-}
-
-fn err_type(body: &Value) -> Value {
-    body["exception_detail"][0]["type"].clone()
-}
-
-fn err_loc(body: &Value) -> Value {
-    body["exception_detail"][0]["loc"].clone()
-}
-
-fn names(list: &Value) -> Vec<String> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|v| v["name"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
+use crate::support::{
+    assert_accepted, call, create_flow, create_queue, detail, err_loc, err_type, names, raw,
+    set_state, wait_for, DeploymentBuilder, FlowRunBuilder, TestApp, WorkPoolBuilder,
+};
 
 /// Names of the flow runs in a worker poll answer (`[{work_pool_id, work_queue_id, flow_run}]`).
 fn polled(list: &Value) -> Vec<String> {
@@ -59,59 +36,6 @@ fn parse_ts(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}")))
         .expect("RFC 3339")
         .with_timezone(&Utc)
-}
-
-/// Calls `f` until `ok` holds for its value, for at most `secs` seconds.
-async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F, ok: impl Fn(&Value) -> bool) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Value>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = f().await;
-        if ok(&v) {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {secs}s waiting for {what}; last value: {v}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn create_pool(app: &TestApp, name: &str, extra: Value) -> Value {
-    let mut body = json!({"name": name, "type": "process"});
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
-    let (s, p) = call(app, "POST", "/api/work_pools/", Some(body)).await;
-    assert_eq!(s, 201, "{p}");
-    p
-}
-
-async fn create_queue(app: &TestApp, pool: &str, body: Value) -> Value {
-    let (s, q) = call(
-        app,
-        "POST",
-        &format!("/api/work_pools/{pool}/queues"),
-        Some(body),
-    )
-    .await;
-    assert_eq!(s, 201, "{q}");
-    q
-}
-
-async fn create_flow(app: &TestApp, name: &str) -> String {
-    let (s, f) = call(app, "POST", "/api/flows/", Some(json!({ "name": name }))).await;
-    assert!(s == 201 || s == 200, "{s} {f}");
-    f["id"].as_str().expect("id").to_string()
-}
-
-async fn create_deployment(app: &TestApp, body: Value) -> Value {
-    let (s, d) = call(app, "POST", "/api/deployments/", Some(body)).await;
-    assert_eq!(s, 201, "{d}");
-    d
 }
 
 /// A run of deployment `dep` named `name`, SCHEDULED at now + `offset` seconds, in `queue`.
@@ -138,18 +62,6 @@ async fn scheduled_run(
     .await;
     assert_eq!(s, 201, "{r}");
     r
-}
-
-async fn set_state(app: &TestApp, run: &Value, state: Value, force: bool) {
-    let id = run["id"].as_str().expect("run id");
-    let (s, r) = call(
-        app,
-        "POST",
-        &format!("/api/flow_runs/{id}/set_state"),
-        Some(json!({"state": state, "force": force})),
-    )
-    .await;
-    assert_eq!((s, &r["status"]), (201, &json!("ACCEPT")), "{r}");
 }
 
 async fn poll_pool(app: &TestApp, pool: &str, body: Value) -> Value {
@@ -190,7 +102,7 @@ fn auto_scheduled(runs: &Value) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_pools_create_read_update_delete() {
     let app = TestApp::start().await;
-    let p = create_pool(&app, "p", json!({})).await;
+    let p = WorkPoolBuilder::new("p").create(&app).await;
     assert_eq!(p["name"], "p");
     assert_eq!(p["type"], "process");
     assert_eq!(p["status"], "NOT_READY");
@@ -320,7 +232,7 @@ async fn work_pools_create_read_update_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_pool_errors_match_prefect() {
     let app = TestApp::start().await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     let not_found = || (404, detail("Work pool \"nope\" not found."));
     assert_eq!(
         call(&app, "GET", "/api/work_pools/nope", None).await,
@@ -447,7 +359,7 @@ async fn work_pool_errors_match_prefect() {
             json!("greater_than_equal")
         )
     );
-    let (s, e) = raw(&app, "/api/work_pools/", "{\"name\": ").await;
+    let (s, e) = raw(&app, "POST", "/api/work_pools/", "{\"name\": ").await;
     assert_eq!((s, err_type(&e)), (422, json!("json_invalid")));
 
     // PATCH validates like create: no unknown fields (the name is not updatable), limit >= 0.
@@ -598,7 +510,7 @@ async fn work_pool_errors_match_prefect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_pool_and_queue_bodies_carry_active_slots_and_storage_configuration() {
     let app = TestApp::start().await;
-    let p = create_pool(&app, "p", json!({})).await;
+    let p = WorkPoolBuilder::new("p").create(&app).await;
     assert_eq!(p["active_slots"], Value::Null, "{p}");
     assert_eq!(
         p["storage_configuration"],
@@ -640,7 +552,7 @@ async fn work_pool_and_queue_bodies_carry_active_slots_and_storage_configuration
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_queues_crud_priorities_and_errors() {
     let app = TestApp::start().await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     let q1 = create_queue(
         &app,
         "p",
@@ -885,7 +797,7 @@ async fn pool_queues_crud_priorities_and_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deployments_naming_a_missing_queue_share_it() {
     let app = TestApp::start().await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     let flow_id = create_flow(&app, "f").await;
     // Each request finds the queue missing and creates it; the ones that lose the race get the
     // winner's queue, not a 409. Both ways a queue is named: in a pool, and (legacy) queue only.
@@ -1091,7 +1003,7 @@ async fn heartbeats_register_workers_and_the_foreman_marks_them_offline() {
         .setting("ORRERY__SERVICES__FOREMAN_INTERVAL_MS", "200")
         .start()
         .await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     // The client also sends Cloud-only keys (return_id, metadata); OSS ignores them.
     let (s, _) = call(
         &app,
@@ -1218,7 +1130,7 @@ async fn heartbeats_register_workers_and_the_foreman_marks_them_offline() {
         (422, json!(["body", "heartbeat_interval_seconds"])),
         "{e}"
     );
-    let (s, e) = raw(&app, "/api/work_pools/p/workers/heartbeat", "{").await;
+    let (s, e) = raw(&app, "POST", "/api/work_pools/p/workers/heartbeat", "{").await;
     assert_eq!((s, err_type(&e)), (422, json!("json_invalid")));
     app.stop().await;
 }
@@ -1239,7 +1151,7 @@ fn param_schema() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_upsert_read_filter_update_delete() {
     let app = TestApp::start().await;
-    let p = create_pool(&app, "p", json!({})).await;
+    let p = WorkPoolBuilder::new("p").create(&app).await;
     let flow_id = create_flow(&app, "etl").await;
     let body = json!({
         "name": "d1", "flow_id": flow_id, "work_pool_name": "p", "parameters": {"n": 1},
@@ -1249,7 +1161,8 @@ async fn deployments_upsert_read_filter_update_delete() {
         "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": "/tmp"}}],
         "version_info": {"type": "prefect:simple", "version": "1"},
     });
-    let d = create_deployment(&app, body.clone()).await;
+    let (s, d) = call(&app, "POST", "/api/deployments/", Some(body.clone())).await;
+    assert_eq!(s, 201, "{d}");
     let id = d["id"].as_str().expect("id").to_string();
     assert_eq!(d["name"], "d1");
     assert_eq!(d["flow_id"], flow_id);
@@ -1308,7 +1221,10 @@ async fn deployments_upsert_read_filter_update_delete() {
     }
 
     // A deployment without a pool; another naming a queue the pool lacks (the queue is created).
-    let bare = create_deployment(&app, json!({"name": "bare", "flow_id": flow_id})).await;
+    let bare = DeploymentBuilder::new("bare")
+        .flow_id(&flow_id)
+        .create(&app)
+        .await;
     assert_eq!(
         (
             &bare["work_pool_name"],
@@ -1317,11 +1233,12 @@ async fn deployments_upsert_read_filter_update_delete() {
         ),
         (&Value::Null, &Value::Null, &Value::Null)
     );
-    let newq = create_deployment(
-        &app,
-        json!({"name": "d3", "flow_id": flow_id, "work_pool_name": "p", "work_queue_name": "newq"}),
-    )
-    .await;
+    let newq = DeploymentBuilder::new("d3")
+        .flow_id(&flow_id)
+        .pool("p")
+        .queue("newq")
+        .create(&app)
+        .await;
     assert_eq!(newq["work_queue_name"], "newq");
     let (s, q) = call(&app, "GET", "/api/work_pools/p/queues/newq", None).await;
     assert_eq!((s, &q["id"]), (200, &newq["work_queue_id"]));
@@ -1504,7 +1421,7 @@ async fn deployments_upsert_read_filter_update_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_create_rejects_bad_input_like_prefect() {
     let app = TestApp::start().await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     let flow_id = create_flow(&app, "etl").await;
     let with = |extra: Value| {
         let mut b = json!({"name": "d", "flow_id": flow_id});
@@ -1589,7 +1506,7 @@ async fn deployment_create_rejects_bad_input_like_prefect() {
     )
     .await;
     assert_eq!((s, err_loc(&e)), (422, json!(["body", "flow_id"])), "{e}");
-    let (s, e) = raw(&app, "/api/deployments/", "{\"name\": \"d\",").await;
+    let (s, e) = raw(&app, "POST", "/api/deployments/", "{\"name\": \"d\",").await;
     assert_eq!((s, err_type(&e)), (422, json!("json_invalid")));
     // Nothing was created by any of these.
     let (_, n) = call(&app, "POST", "/api/deployments/count", None).await;
@@ -1638,12 +1555,11 @@ async fn deployment_numbers_out_of_range_are_422_and_huge_schedules_do_not_panic
     // An interval beyond i64 microseconds and a whole-day one beyond chrono's calendar: one run
     // at the anchor, no overflow.
     for (name, interval) in [("huge", json!(1e13)), ("days", json!(8_640_000_000_000u64))] {
-        let d = create_deployment(
-            &app,
-            json!({"name": name, "flow_id": flow_id,
-                "schedules": [{"schedule": {"interval": interval, "anchor_date": at(86_400)}}]}),
-        )
-        .await;
+        let d = DeploymentBuilder::new(name)
+            .flow_id(&flow_id)
+            .schedule(json!({"interval": interval, "anchor_date": at(86_400)}))
+            .create(&app)
+            .await;
         let id = d["id"].as_str().expect("id");
         let (s, r) = call(
             &app,
@@ -1656,11 +1572,11 @@ async fn deployment_numbers_out_of_range_are_422_and_huge_schedules_do_not_panic
         let runs = runs_of(&app, id).await;
         assert_eq!(auto_scheduled(&runs).len(), 1, "{name}: {runs}");
     }
-    let d = create_deployment(
-        &app,
-        json!({"name": "ok", "flow_id": flow_id, "schedules": [{"schedule": {"interval": 3600}}]}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("ok")
+        .flow_id(&flow_id)
+        .schedule(json!({"interval": 3600}))
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id");
     let schedule = format!("/api/deployments/{id}/schedule");
     for min_time in [1e20, -1e20] {
@@ -1808,7 +1724,10 @@ async fn deployment_defaults_match_prefect() {
     let app = TestApp::start().await;
     let flow_id = create_flow(&app, "etl").await;
     // What the reference server fills in when the client leaves fields out.
-    let d = create_deployment(&app, json!({"name": "bare", "flow_id": flow_id})).await;
+    let d = DeploymentBuilder::new("bare")
+        .flow_id(&flow_id)
+        .create(&app)
+        .await;
     assert_eq!(d["pull_steps"], json!([]), "{d}");
     assert_eq!(d["parameter_openapi_schema"], json!({}), "{d}");
     assert_eq!(d["job_variables"], json!({}));
@@ -1819,11 +1738,11 @@ async fn deployment_defaults_match_prefect() {
     assert_eq!(d["concurrency_limit"], Value::Null);
     assert_eq!(d["global_concurrency_limit"], Value::Null);
     // Only a queue name: the queue is created in the default agent pool.
-    let legacy = create_deployment(
-        &app,
-        json!({"name": "legacy", "flow_id": flow_id, "work_queue_name": "legacyq"}),
-    )
-    .await;
+    let legacy = DeploymentBuilder::new("legacy")
+        .flow_id(&flow_id)
+        .queue("legacyq")
+        .create(&app)
+        .await;
     assert_eq!(legacy["work_queue_name"], "legacyq");
     assert_eq!(legacy["work_pool_name"], "default-agent-pool", "{legacy}");
     let (s, q) = call(
@@ -1841,11 +1760,11 @@ async fn deployment_defaults_match_prefect() {
 async fn deployment_schedules_crud() {
     let app = TestApp::start().await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(
-        &app,
-        json!({"name": "d", "flow_id": flow_id, "schedules": [{"schedule": {"interval": 3600}}]}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .schedule(json!({"interval": 3600}))
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     let base = format!("/api/deployments/{id}/schedules");
 
@@ -2035,15 +1954,21 @@ async fn deployment_schedules_crud() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_flow_run_from_deployment() {
     let app = TestApp::start().await;
-    let pool = create_pool(&app, "p", json!({})).await;
-    create_queue(&app, "p", json!({"name": "q1"})).await;
+    let pool = WorkPoolBuilder::new("p")
+        .queue(json!({"name": "q1"}))
+        .create(&app)
+        .await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(
-        &app,
-        json!({"name": "d", "flow_id": flow_id, "work_pool_name": "p", "parameters": {"n": 1},
-               "parameter_openapi_schema": param_schema(), "tags": ["dep-tag"], "job_variables": {"env": {"A": "1"}}}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .pool("p")
+        .parameters(json!({"n": 1}))
+        .with(
+            json!({"parameter_openapi_schema": param_schema(), "tags": ["dep-tag"],
+                     "job_variables": {"env": {"A": "1"}}}),
+        )
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     let path = format!("/api/deployments/{id}/create_flow_run");
 
@@ -2163,7 +2088,10 @@ async fn create_flow_run_from_deployment() {
     );
 
     // A deployment without a pool can't put a run in a named queue.
-    let bare = create_deployment(&app, json!({"name": "bare", "flow_id": flow_id})).await;
+    let bare = DeploymentBuilder::new("bare")
+        .flow_id(&flow_id)
+        .create(&app)
+        .await;
     let bare_id = bare["id"].as_str().expect("id");
     let (s, e) = call(
         &app,
@@ -2194,7 +2122,12 @@ async fn create_flow_run_from_deployment() {
 async fn create_flow_run_bulk_reports_each_run() {
     let app = TestApp::start().await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(&app, json!({"name": "d", "flow_id": flow_id, "parameters": {"n": 1}, "parameter_openapi_schema": param_schema()})).await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .parameters(json!({"n": 1}))
+        .with(json!({"parameter_openapi_schema": param_schema()}))
+        .create(&app)
+        .await;
     let path = format!(
         "/api/deployments/{}/create_flow_run/bulk",
         d["id"].as_str().expect("id")
@@ -2235,8 +2168,14 @@ async fn create_flow_run_bulk_reports_each_run() {
 async fn runner_poll_returns_due_runs_and_marks_the_deployment_ready() {
     let app = TestApp::start().await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(&app, json!({"name": "d", "flow_id": flow_id})).await;
-    let other = create_deployment(&app, json!({"name": "other", "flow_id": flow_id})).await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .create(&app)
+        .await;
+    let other = DeploymentBuilder::new("other")
+        .flow_id(&flow_id)
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     scheduled_run(&app, &id, None, -20, "late").await;
     scheduled_run(&app, &id, None, -40, "later").await;
@@ -2251,7 +2190,8 @@ async fn runner_poll_returns_due_runs_and_marks_the_deployment_ready() {
     )
     .await;
     let running = scheduled_run(&app, &id, None, -30, "running").await;
-    set_state(&app, &running, json!({"type": "RUNNING"}), false).await;
+    let running = running["id"].as_str().expect("run id");
+    assert_accepted(set_state(&app, running, json!({"type": "RUNNING"}), false).await);
 
     // The runner sends str(datetime): a space instead of "T".
     let before = (Utc::now() + chrono::Duration::seconds(10))
@@ -2341,17 +2281,20 @@ async fn runner_poll_returns_due_runs_and_marks_the_deployment_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_poll_honours_queue_priority_limits_and_pauses() {
     let app = TestApp::start().await;
-    let pool = create_pool(&app, "p", json!({})).await;
-    create_queue(&app, "p", json!({"name": "urgent", "priority": 1})).await; // default becomes 2
-    create_queue(&app, "p", json!({"name": "bulk", "concurrency_limit": 1})).await; // 3
+    let pool = WorkPoolBuilder::new("p")
+        .queue(json!({"name": "urgent", "priority": 1})) // default becomes 2
+        .queue(json!({"name": "bulk", "concurrency_limit": 1})) // 3
+        .create(&app)
+        .await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(
-        &app,
-        json!({"name": "d", "flow_id": flow_id, "work_pool_name": "p"}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .pool("p")
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     let b1 = scheduled_run(&app, &id, Some("bulk"), -300, "b1").await;
+    let b1 = b1["id"].as_str().expect("run id");
     scheduled_run(&app, &id, Some("bulk"), -290, "b2").await;
     scheduled_run(&app, &id, Some("default"), -200, "df").await;
     scheduled_run(&app, &id, Some("urgent"), -100, "u1").await;
@@ -2436,13 +2379,13 @@ async fn worker_poll_honours_queue_priority_limits_and_pauses() {
         ["u1", "df"]
     );
     // A PENDING run in bulk uses bulk's only slot and one of the pool's.
-    set_state(&app, &b1, json!({"type": "PENDING"}), false).await;
+    assert_accepted(set_state(&app, b1, json!({"type": "PENDING"}), false).await);
     assert_eq!(polled(&poll_pool(&app, "p", before.clone()).await), ["u1"]);
     let (_, bulk_while_pending) = call(&app, "GET", "/api/work_pools/p/queues/bulk", None).await;
     // RUNNING counts; CANCELLING does not (the reference counts PENDING and RUNNING only).
-    set_state(&app, &b1, json!({"type": "RUNNING"}), false).await;
+    assert_accepted(set_state(&app, b1, json!({"type": "RUNNING"}), false).await);
     assert_eq!(polled(&poll_pool(&app, "p", before.clone()).await), ["u1"]);
-    set_state(&app, &b1, json!({"type": "CANCELLING"}), true).await;
+    assert_accepted(set_state(&app, b1, json!({"type": "CANCELLING"}), true).await);
     assert_eq!(
         polled(&poll_pool(&app, "p", before.clone()).await),
         ["u1", "df"]
@@ -2541,16 +2484,21 @@ async fn scheduler_creates_runs_and_pause_removes_them() {
         .setting("ORRERY__SERVICES__RECENT_SCHEDULER_INTERVAL_MS", "200")
         .start()
         .await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     let flow_id = create_flow(&app, "etl").await;
     let anchor = "2026-01-01T00:00:00Z";
     let created_at = Utc::now();
-    let d = create_deployment(
-        &app,
-        json!({"name": "d", "flow_id": flow_id, "work_pool_name": "p", "parameters": {"a": 1, "b": 1}, "tags": ["t"],
-               "schedules": [{"schedule": {"interval": 600, "anchor_date": anchor, "timezone": "UTC"}, "parameters": {"b": 2}, "slug": "every10"}]}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .pool("p")
+        .parameters(json!({"a": 1, "b": 1}))
+        .with(json!({"tags": ["t"]}))
+        .schedules(
+            json!([{"schedule": {"interval": 600, "anchor_date": anchor, "timezone": "UTC"},
+                           "parameters": {"b": 2}, "slug": "every10"}]),
+        )
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     let sched_id = d["schedules"][0]["id"]
         .as_str()
@@ -2732,12 +2680,12 @@ async fn schedule_route_and_cron_runs() {
         .start()
         .await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(
-        &app,
-        json!({"name": "d", "flow_id": flow_id, "paused": true,
-               "schedules": [{"schedule": {"cron": "0 9 * * *", "timezone": "Europe/Paris"}}]}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .with(json!({"paused": true}))
+        .schedule(json!({"cron": "0 9 * * *", "timezone": "Europe/Paris"}))
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     let (s, body) = call(
         &app,
@@ -2787,13 +2735,13 @@ async fn overdue_scheduled_runs_are_marked_late() {
         .setting("ORRERY__SERVICES__LATE_RUNS_INTERVAL_MS", "200")
         .start()
         .await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(
-        &app,
-        json!({"name": "d", "flow_id": flow_id, "work_pool_name": "p"}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .pool("p")
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     let overdue = scheduled_run(&app, &id, None, -60, "overdue").await;
     let recent = scheduled_run(&app, &id, None, -2, "recent").await;
@@ -2854,12 +2802,11 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
         .start()
         .await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(
-        &app,
-        json!({"name": "d", "flow_id": flow_id,
-               "schedules": [{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z"}}]}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .schedule(json!({"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z"}))
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     let (s, body) = call(
         &app,
@@ -2918,17 +2865,18 @@ async fn racing_first_transitions_of_a_scheduled_run_write_its_state_once() {
         .setting("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS", "300")
         .start()
         .await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     let flow_id = create_flow(&app, "etl").await;
     let schedules =
         json!([{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z"}}]);
     for (name, limit) in [("free", Value::Null), ("limited", json!(50))] {
-        let d = create_deployment(
-            &app,
-            json!({"name": name, "flow_id": flow_id, "work_pool_name": "p",
-                   "concurrency_limit": limit, "schedules": schedules}),
-        )
-        .await;
+        let d = DeploymentBuilder::new(name)
+            .flow_id(&flow_id)
+            .pool("p")
+            .with(json!({ "concurrency_limit": limit }))
+            .schedules(schedules.clone())
+            .create(&app)
+            .await;
         let dep = d["id"].as_str().expect("id").to_string();
         let runs = wait_for(
             "the scheduler to create runs",
@@ -2984,16 +2932,17 @@ async fn a_scheduled_runs_first_state_reads_the_same_everywhere_and_stays_in_the
         .setting("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS", "300")
         .start()
         .await;
-    create_pool(&app, "p", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
     let flow_id = create_flow(&app, "etl").await;
     let schedules = json!([{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z", "timezone": "UTC"}}]);
     for (name, limit) in [("free", Value::Null), ("limited", json!(5))] {
-        let d = create_deployment(
-            &app,
-            json!({"name": name, "flow_id": flow_id, "work_pool_name": "p",
-                   "concurrency_limit": limit, "schedules": schedules}),
-        )
-        .await;
+        let d = DeploymentBuilder::new(name)
+            .flow_id(&flow_id)
+            .pool("p")
+            .with(json!({ "concurrency_limit": limit }))
+            .schedules(schedules.clone())
+            .create(&app)
+            .await;
         let dep = d["id"].as_str().expect("id").to_string();
         let runs = wait_for(
             "the scheduler to create runs",
@@ -3052,7 +3001,7 @@ async fn a_scheduled_runs_first_state_reads_the_same_everywhere_and_stays_in_the
         assert_eq!(polled_run["flow_run"]["state"], state);
 
         // The first transition keeps the SCHEDULED state in the history.
-        set_state(&app, &run, json!({"type": "PENDING"}), false).await;
+        assert_accepted(set_state(&app, &rid, json!({"type": "PENDING"}), false).await);
         let (s, h) = call(&app, "GET", &history, None).await;
         assert_eq!(s, 200);
         let h = h.as_array().expect("list").clone();
@@ -3080,14 +3029,10 @@ async fn cancelling_a_parent_cancels_its_subflows_and_task_runs() {
         .start()
         .await;
     let flow_id = create_flow(&app, "parent").await;
-    let (s, parent) = call(
-        &app,
-        "POST",
-        "/api/flow_runs/",
-        Some(json!({"flow_id": flow_id, "state": {"type": "RUNNING"}})),
-    )
-    .await;
-    assert_eq!(s, 201, "{parent}");
+    let parent = FlowRunBuilder::flow_id(&flow_id)
+        .state(json!({"type": "RUNNING"}))
+        .create(&app)
+        .await;
     let pid = parent["id"].as_str().expect("id").to_string();
     let (s, task) = call(
         &app,
@@ -3098,17 +3043,14 @@ async fn cancelling_a_parent_cancels_its_subflows_and_task_runs() {
     .await;
     assert_eq!(s, 201, "{task}");
     let tid = task["id"].as_str().expect("id").to_string();
-    let (s, child) = call(
-        &app,
-        "POST",
-        "/api/flow_runs/",
-        Some(json!({"flow_id": flow_id, "parent_task_run_id": tid, "state": {"type": "RUNNING"}})),
-    )
-    .await;
-    assert_eq!(s, 201, "{child}");
+    let child = FlowRunBuilder::flow_id(&flow_id)
+        .state(json!({"type": "RUNNING"}))
+        .with(json!({ "parent_task_run_id": tid }))
+        .create(&app)
+        .await;
     let cid = child["id"].as_str().expect("id").to_string();
 
-    set_state(&app, &parent, json!({"type": "CANCELLED"}), true).await;
+    assert_accepted(set_state(&app, &pid, json!({"type": "CANCELLED"}), true).await);
     // A subflow without a deployment goes straight to CANCELLED (one with a deployment would be
     // CANCELLING, for its worker to kill).
     let child = wait_for(
@@ -3149,21 +3091,21 @@ async fn cancelling_a_parent_cancels_its_subflows_and_task_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_flow_and_deployment_filters_know_deployments_pools_and_queues() {
     let app = TestApp::start().await;
-    create_pool(&app, "p", json!({})).await;
-    create_pool(&app, "other", json!({})).await;
+    WorkPoolBuilder::new("p").create(&app).await;
+    WorkPoolBuilder::new("other").create(&app).await;
     create_queue(&app, "p", json!({"name": "side"})).await;
     let with_dep = create_flow(&app, "with-dep").await;
     let no_dep = create_flow(&app, "no-dep").await;
-    let d = create_deployment(
-        &app,
-        json!({"name": "d", "flow_id": with_dep, "work_pool_name": "p"}),
-    )
-    .await;
-    create_deployment(
-        &app,
-        json!({"name": "elsewhere", "flow_id": with_dep, "work_pool_name": "other"}),
-    )
-    .await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&with_dep)
+        .pool("p")
+        .create(&app)
+        .await;
+    DeploymentBuilder::new("elsewhere")
+        .flow_id(&with_dep)
+        .pool("other")
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     scheduled_run(&app, &id, None, 0, "in-default").await;
     scheduled_run(&app, &id, Some("side"), 0, "in-side").await;
@@ -3272,8 +3214,14 @@ async fn run_flow_and_deployment_filters_know_deployments_pools_and_queues() {
 async fn flow_run_lateness_averages_over_matching_runs() {
     let app = TestApp::start().await;
     let flow_id = create_flow(&app, "etl").await;
-    let d = create_deployment(&app, json!({"name": "d", "flow_id": flow_id})).await;
-    let other = create_deployment(&app, json!({"name": "other", "flow_id": flow_id})).await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .create(&app)
+        .await;
+    let other = DeploymentBuilder::new("other")
+        .flow_id(&flow_id)
+        .create(&app)
+        .await;
     let id = d["id"].as_str().expect("id").to_string();
     let other_id = other["id"].as_str().expect("id").to_string();
     // Overdue by 100 s, and one not due yet (0): an average of about 50 s.
@@ -3282,7 +3230,8 @@ async fn flow_run_lateness_averages_over_matching_runs() {
     // A run forced to COMPLETED gets its start time then (as on the reference server): it
     // counts as started 1000 s late.
     let done = scheduled_run(&app, &other_id, None, -1000, "done").await;
-    set_state(&app, &done, json!({"type": "COMPLETED"}), true).await;
+    let done = done["id"].as_str().expect("run id");
+    assert_accepted(set_state(&app, done, json!({"type": "COMPLETED"}), true).await);
     let lateness = |body: Value| {
         let app = &app;
         async move {

@@ -12,7 +12,7 @@ use orrery::settings::Settings;
 use serde_json::{json, Value};
 
 mod builders;
-pub use builders::{create_flow, FlowRunBuilder};
+pub use builders::{create_flow, create_queue, DeploymentBuilder, FlowRunBuilder, WorkPoolBuilder};
 
 pub fn pg_url() -> Option<String> {
     std::env::var("ORRERY_TEST_DATABASE_URL")
@@ -287,6 +287,16 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `{"detail": msg}`, the body of most error answers.
+pub fn detail(msg: &str) -> Value {
+    json!({ "detail": msg })
+}
+
+/// The `type` of the first validation error of a 422 body.
+pub fn err_type(body: &Value) -> Value {
+    body["exception_detail"][0]["type"].clone()
 }
 
 /// The `loc` of the first validation error of a 422 body.
