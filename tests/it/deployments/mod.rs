@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::support::{call, TestApp};
+use crate::support::{call, create_flow, DeploymentBuilder, TestApp};
 
 mod crud;
 mod poll;
@@ -98,6 +98,22 @@ fn auto_scheduled(runs: &Value) -> Vec<Value> {
         .filter(|r| r["auto_scheduled"] == json!(true))
         .cloned()
         .collect()
+}
+
+/// Deployments "d" and "other" of a flow "etl", with neither pool nor schedule; answers their
+/// ids.
+async fn two_deployments(app: &TestApp) -> (String, String) {
+    let flow_id = create_flow(app, "etl").await;
+    let d = DeploymentBuilder::new("d")
+        .flow_id(&flow_id)
+        .create(app)
+        .await;
+    let other = DeploymentBuilder::new("other")
+        .flow_id(&flow_id)
+        .create(app)
+        .await;
+    let id = |d: &Value| d["id"].as_str().expect("id").to_string();
+    (id(&d), id(&other))
 }
 
 /// A parameter schema: `n` an integer (required), `s` a string defaulting to "x".

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde_json::json;
 
-use super::{at, parse_ts, poll_pool, polled, scheduled_run};
+use super::{at, parse_ts, poll_pool, polled, scheduled_run, two_deployments};
 use crate::support::{
     assert_accepted, call, create_flow, detail, err_loc, err_type, names, set_state,
     DeploymentBuilder, TestApp, WorkPoolBuilder,
@@ -13,28 +13,12 @@ use crate::support::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runner_poll_returns_due_runs_and_marks_the_deployment_ready() {
     let app = TestApp::start().await;
-    let flow_id = create_flow(&app, "etl").await;
-    let d = DeploymentBuilder::new("d")
-        .flow_id(&flow_id)
-        .create(&app)
-        .await;
-    let other = DeploymentBuilder::new("other")
-        .flow_id(&flow_id)
-        .create(&app)
-        .await;
-    let id = d["id"].as_str().expect("id").to_string();
+    let (id, other) = two_deployments(&app).await;
     scheduled_run(&app, &id, None, -20, "late").await;
     scheduled_run(&app, &id, None, -40, "later").await;
     scheduled_run(&app, &id, None, 5, "soon").await;
     scheduled_run(&app, &id, None, 3600, "next-hour").await;
-    scheduled_run(
-        &app,
-        other["id"].as_str().expect("id"),
-        None,
-        -10,
-        "not-mine",
-    )
-    .await;
+    scheduled_run(&app, &other, None, -10, "not-mine").await;
     let running = scheduled_run(&app, &id, None, -30, "running").await;
     let running = running["id"].as_str().expect("run id");
     assert_accepted(set_state(&app, running, json!({"type": "RUNNING"}), false).await);
@@ -77,13 +61,7 @@ async fn runner_poll_returns_due_runs_and_marks_the_deployment_ready() {
             < 30,
         "{read}"
     );
-    let (_, read) = call(
-        &app,
-        "GET",
-        &format!("/api/deployments/{}", other["id"].as_str().expect("id")),
-        None,
-    )
-    .await;
+    let (_, read) = call(&app, "GET", &format!("/api/deployments/{}", &other), None).await;
     assert_eq!(
         read["status"], "NOT_READY",
         "only polled deployments become READY"

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::{param_schema, parse_ts, scheduled_run};
+use super::{param_schema, parse_ts, scheduled_run, two_deployments};
 use crate::support::{
     assert_accepted, call, create_flow, create_queue, detail, err_loc, err_type, names, set_state,
     wait_for, DeploymentBuilder, FlowRunBuilder, TestApp, WorkPoolBuilder,
@@ -347,17 +347,7 @@ async fn run_flow_and_deployment_filters_know_deployments_pools_and_queues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flow_run_lateness_averages_over_matching_runs() {
     let app = TestApp::start().await;
-    let flow_id = create_flow(&app, "etl").await;
-    let d = DeploymentBuilder::new("d")
-        .flow_id(&flow_id)
-        .create(&app)
-        .await;
-    let other = DeploymentBuilder::new("other")
-        .flow_id(&flow_id)
-        .create(&app)
-        .await;
-    let id = d["id"].as_str().expect("id").to_string();
-    let other_id = other["id"].as_str().expect("id").to_string();
+    let (id, other_id) = two_deployments(&app).await;
     // Overdue by 100 s, and one not due yet (0): an average of about 50 s.
     scheduled_run(&app, &id, None, -100, "overdue").await;
     scheduled_run(&app, &id, None, 600, "future").await;

@@ -10,6 +10,33 @@ use crate::support::{
     WorkPoolBuilder,
 };
 
+/// Deployment `name` of `flow_id` in pool "p" with `schedules` and concurrency limit `limit`
+/// (null for none); answers its id and the first of the runs the scheduler made for it.
+async fn first_scheduled_run(
+    app: &TestApp,
+    flow_id: &str,
+    name: &str,
+    limit: Value,
+    schedules: &Value,
+) -> (String, Value) {
+    let d = DeploymentBuilder::new(name)
+        .flow_id(flow_id)
+        .pool("p")
+        .with(json!({ "concurrency_limit": limit }))
+        .schedules(schedules.clone())
+        .create(app)
+        .await;
+    let dep = d["id"].as_str().expect("id").to_string();
+    let runs = wait_for(
+        "the scheduler to create runs",
+        30,
+        || async { runs_of(app, &dep).await },
+        |r| auto_scheduled(r).len() >= 3,
+    )
+    .await;
+    (dep, auto_scheduled(&runs)[0].clone())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overdue_scheduled_runs_are_marked_late() {
     let app = TestApp::builder()
@@ -86,22 +113,7 @@ async fn racing_first_transitions_of_a_scheduled_run_write_its_state_once() {
     let schedules =
         json!([{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z"}}]);
     for (name, limit) in [("free", Value::Null), ("limited", json!(50))] {
-        let d = DeploymentBuilder::new(name)
-            .flow_id(&flow_id)
-            .pool("p")
-            .with(json!({ "concurrency_limit": limit }))
-            .schedules(schedules.clone())
-            .create(&app)
-            .await;
-        let dep = d["id"].as_str().expect("id").to_string();
-        let runs = wait_for(
-            "the scheduler to create runs",
-            30,
-            || async { runs_of(&app, &dep).await },
-            |r| auto_scheduled(r).len() >= 3,
-        )
-        .await;
-        let run = auto_scheduled(&runs)[0].clone();
+        let (_, run) = first_scheduled_run(&app, &flow_id, name, limit, &schedules).await;
         let rid = run["id"].as_str().expect("run id").to_string();
         let path = format!("/api/flow_runs/{rid}/set_state");
         let body = json!({"state": {"type": "PENDING"}, "force": false});
@@ -152,22 +164,7 @@ async fn a_scheduled_runs_first_state_reads_the_same_everywhere_and_stays_in_the
     let flow_id = create_flow(&app, "etl").await;
     let schedules = json!([{"schedule": {"interval": 3600, "anchor_date": "2026-01-01T00:00:00Z", "timezone": "UTC"}}]);
     for (name, limit) in [("free", Value::Null), ("limited", json!(5))] {
-        let d = DeploymentBuilder::new(name)
-            .flow_id(&flow_id)
-            .pool("p")
-            .with(json!({ "concurrency_limit": limit }))
-            .schedules(schedules.clone())
-            .create(&app)
-            .await;
-        let dep = d["id"].as_str().expect("id").to_string();
-        let runs = wait_for(
-            "the scheduler to create runs",
-            30,
-            || async { runs_of(&app, &dep).await },
-            |r| auto_scheduled(r).len() >= 3,
-        )
-        .await;
-        let run = auto_scheduled(&runs)[0].clone();
+        let (dep, run) = first_scheduled_run(&app, &flow_id, name, limit, &schedules).await;
         let rid = run["id"].as_str().expect("run id").to_string();
         let state = run["state"].clone();
         assert_eq!(state["type"], "SCHEDULED", "{run}");
