@@ -4,8 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
-use crate::support::{call, raw};
+use crate::support::{call, raw, FlowRunBuilder, TestApp};
 
 async fn create(app: &TestApp, body: Value) -> Value {
     let (s, a) = call(app, "POST", "/api/artifacts/", Some(body)).await;
@@ -287,15 +286,11 @@ async fn artifact_updates_and_deletes_keep_the_latest_current() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_filter_by_artifact_and_run_criteria() {
     let app = TestApp::start().await;
-    let (_, flow) = call(&app, "POST", "/api/flows/", Some(json!({"name": "arts"}))).await;
-    let (s, run) = call(
-        &app,
-        "POST",
-        "/api/flow_runs/",
-        Some(json!({"flow_id": flow["id"], "state": {"type": "PENDING"}, "tags": ["t1"]})),
-    )
-    .await;
-    assert_eq!(s, 201);
+    let run = FlowRunBuilder::flow("arts")
+        .state(json!({"type": "PENDING"}))
+        .tags(&["t1"])
+        .create(&app)
+        .await;
     let run_id = run["id"].as_str().unwrap().to_string();
     let (s, task) = call(
         &app,

@@ -6,31 +6,18 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
-use crate::support::{call, raw};
+use crate::support::{assert_accepted, call, raw, set_state, wait_for, FlowRunBuilder, TestApp};
 
-async fn running_run(app: &TestApp, extra: Value) -> String {
-    let (_, flow) = call(app, "POST", "/api/flows/", Some(json!({"name": "pausing"}))).await;
-    let mut body = json!({"flow_id": flow["id"], "state": {"type": "PENDING"}});
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
+/// A run of the flow "pausing" (of `deployment`, if given), created PENDING and moved to RUNNING.
+async fn running_run(app: &TestApp, deployment: Option<&str>) -> String {
+    let mut run = FlowRunBuilder::flow("pausing").state(json!({"type": "PENDING"}));
+    if let Some(d) = deployment {
+        run = run.deployment(d);
     }
-    let (s, run) = call(app, "POST", "/api/flow_runs/", Some(body)).await;
-    assert_eq!(s, 201, "{run}");
+    let run = run.create(app).await;
     let id = run["id"].as_str().unwrap().to_string();
-    let (s, r) = set_state(app, &id, json!({"type": "RUNNING"})).await;
-    assert_eq!((s, r["status"].clone()), (201, json!("ACCEPT")), "{r}");
+    assert_accepted(set_state(app, &id, json!({"type": "RUNNING"}), None).await);
     id
-}
-
-async fn set_state(app: &TestApp, run: &str, state: Value) -> (u16, Value) {
-    call(
-        app,
-        "POST",
-        &format!("/api/flow_runs/{run}/set_state"),
-        Some(json!({"state": state})),
-    )
-    .await
 }
 
 fn keyset(base: &str) -> Value {
@@ -38,13 +25,15 @@ fn keyset(base: &str) -> Value {
 }
 
 async fn pause(app: &TestApp, run: &str, details: Value) {
-    let (s, r) = set_state(
-        app,
-        run,
-        json!({"type": "PAUSED", "name": "Paused", "state_details": details}),
-    )
-    .await;
-    assert_eq!((s, r["status"].clone()), (201, json!("ACCEPT")), "{r}");
+    assert_accepted(
+        set_state(
+            app,
+            run,
+            json!({"type": "PAUSED", "name": "Paused", "state_details": details}),
+            None,
+        )
+        .await,
+    );
 }
 
 async fn input(app: &TestApp, run: &str, key: &str) -> (u16, String, String) {
@@ -75,7 +64,7 @@ fn approval_schema() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inputs_are_created_filtered_read_and_deleted() {
     let app = TestApp::start().await;
-    let run = running_run(&app, json!({})).await;
+    let run = running_run(&app, None).await;
     let base = format!("/api/flow_runs/{run}/input");
     let (s, b) = call(
         &app,
@@ -230,7 +219,7 @@ async fn inputs_are_created_filtered_read_and_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_validates_run_input_against_the_pause_schema() {
     let app = TestApp::start().await;
-    let run = running_run(&app, json!({})).await;
+    let run = running_run(&app, None).await;
     let resume = format!("/api/flow_runs/{run}/resume");
 
     let (s, r) = call(&app, "POST", &resume, None).await;
@@ -365,7 +354,7 @@ async fn resume_validates_run_input_against_the_pause_schema() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_without_input_and_after_a_rescheduling_pause() {
     let app = TestApp::start().await;
-    let run = running_run(&app, json!({})).await;
+    let run = running_run(&app, None).await;
     pause(&app, &run, json!({"pause_key": "1"})).await;
     let (s, r) = call(
         &app,
@@ -381,18 +370,16 @@ async fn resume_without_input_and_after_a_rescheduling_pause() {
     );
 
     // A rescheduling pause (the run has a deployment) resumes as Scheduled "Resuming".
-    let deployed = running_run(
-        &app,
-        json!({"deployment_id": "9f2a0b8e-5d1c-4c7e-8f00-0000000000dd"}),
-    )
-    .await;
-    let (s, r) = set_state(
-        &app,
-        &deployed,
-        json!({"type": "PAUSED", "name": "Suspended", "state_details": {"pause_key": "1", "pause_reschedule": true}}),
-    )
-    .await;
-    assert_eq!((s, r["status"].clone()), (201, json!("ACCEPT")), "{r}");
+    let deployed = running_run(&app, Some("9f2a0b8e-5d1c-4c7e-8f00-0000000000dd")).await;
+    assert_accepted(
+        set_state(
+            &app,
+            &deployed,
+            json!({"type": "PAUSED", "name": "Suspended", "state_details": {"pause_key": "1", "pause_reschedule": true}}),
+            None,
+        )
+        .await,
+    );
     let (s, r) = call(
         &app,
         "POST",
@@ -414,8 +401,8 @@ async fn expired_pauses_fail_the_run() {
         .setting("ORRERY__SERVICES__PAUSE_EXPIRATIONS_INTERVAL_MS", "100")
         .start()
         .await;
-    let expiring = running_run(&app, json!({})).await;
-    let waiting = running_run(&app, json!({})).await;
+    let expiring = running_run(&app, None).await;
+    let waiting = running_run(&app, None).await;
     let soon = orrery::time::format(&(orrery::time::now() + chrono::Duration::milliseconds(500)));
     let later = orrery::time::format(&(orrery::time::now() + chrono::Duration::hours(1)));
     pause(
@@ -431,15 +418,17 @@ async fn expired_pauses_fail_the_run() {
     )
     .await;
 
-    let mut failed = Value::Null;
-    for _ in 0..100 {
-        let (_, fr) = call(&app, "GET", &format!("/api/flow_runs/{expiring}"), None).await;
-        if fr["state_type"] == "FAILED" {
-            failed = fr;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let failed = wait_for(
+        "the expired pause to fail the run",
+        10,
+        || async {
+            call(&app, "GET", &format!("/api/flow_runs/{expiring}"), None)
+                .await
+                .1
+        },
+        |fr| fr["state_type"] == "FAILED",
+    )
+    .await;
     assert_eq!(
         failed["state"]["message"], "The flow was paused and never resumed.",
         "{failed}"
@@ -452,7 +441,7 @@ async fn expired_pauses_fail_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_hydrates_workspace_variables_in_run_input() {
     let app = TestApp::start().await;
-    let run = running_run(&app, json!({})).await;
+    let run = running_run(&app, None).await;
     let resume = format!("/api/flow_runs/{run}/resume");
     pause(
         &app,

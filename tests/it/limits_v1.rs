@@ -48,6 +48,17 @@ async fn increment(app: &TestApp, names: Value, run: &str) -> reqwest::Response 
         .expect("request")
 }
 
+/// `POST /api/concurrency_limits/` for `tag` with `limit` (set-up; the answer is not checked).
+async fn tag_limit(app: &TestApp, tag: &str, limit: i64) {
+    call(
+        app,
+        "POST",
+        "/api/concurrency_limits/",
+        Some(json!({"tag": tag, "concurrency_limit": limit})),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tag_limits_are_v2_limits_named_by_tag() {
     let app = TestApp::start().await;
@@ -122,20 +133,8 @@ async fn tag_limits_are_v2_limits_named_by_tag() {
     )
     .await;
     assert_eq!(s, 404);
-    call(
-        &app,
-        "POST",
-        "/api/concurrency_limits/",
-        Some(json!({"tag": "", "concurrency_limit": 1})),
-    )
-    .await;
-    call(
-        &app,
-        "POST",
-        "/api/concurrency_limits/",
-        Some(json!({"tag": "zero", "concurrency_limit": 0})),
-    )
-    .await;
+    tag_limit(&app, "", 1).await;
+    tag_limit(&app, "zero", 0).await;
     let (s, list) = call(&app, "POST", "/api/concurrency_limits/filter", None).await;
     assert_eq!(s, 200);
     let tags: Vec<Value> = list
@@ -181,20 +180,8 @@ async fn tag_limits_are_v2_limits_named_by_tag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn increment_and_decrement_hold_slots_for_task_runs() {
     let app = TestApp::start().await;
-    call(
-        &app,
-        "POST",
-        "/api/concurrency_limits/",
-        Some(json!({"tag": "db", "concurrency_limit": 2})),
-    )
-    .await;
-    call(
-        &app,
-        "POST",
-        "/api/concurrency_limits/",
-        Some(json!({"tag": "zero", "concurrency_limit": 0})),
-    )
-    .await;
+    tag_limit(&app, "db", 2).await;
+    tag_limit(&app, "zero", 0).await;
 
     let r = increment(&app, json!(["db", "other"]), RUN_A).await;
     assert_eq!(r.status().as_u16(), 200);
@@ -302,13 +289,7 @@ async fn increment_and_decrement_hold_slots_for_task_runs() {
 async fn filter_lists_each_limits_holders() {
     let app = TestApp::start().await;
     for tag in ["api", "db", "idle"] {
-        call(
-            &app,
-            "POST",
-            "/api/concurrency_limits/",
-            Some(json!({"tag": tag, "concurrency_limit": 5})),
-        )
-        .await;
+        tag_limit(&app, tag, 5).await;
     }
     assert_eq!(
         increment(&app, json!(["api", "db"]), RUN_A)
@@ -358,13 +339,7 @@ async fn filter_lists_each_limits_holders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tagged_task_leases_show_as_active_slots() {
     let app = TestApp::start().await;
-    call(
-        &app,
-        "POST",
-        "/api/concurrency_limits/",
-        Some(json!({"tag": "db", "concurrency_limit": 1})),
-    )
-    .await;
+    tag_limit(&app, "db", 1).await;
     // What the 3.9.1 client sends for `@task(tags=["db"])`.
     let (s, lease) = call(
         &app,
@@ -405,20 +380,8 @@ async fn tagged_task_leases_show_as_active_slots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_and_delete_release_the_holders() {
     let app = TestApp::start().await;
-    call(
-        &app,
-        "POST",
-        "/api/concurrency_limits/",
-        Some(json!({"tag": "db", "concurrency_limit": 3})),
-    )
-    .await;
-    call(
-        &app,
-        "POST",
-        "/api/concurrency_limits/",
-        Some(json!({"tag": "other", "concurrency_limit": 3})),
-    )
-    .await;
+    tag_limit(&app, "db", 3).await;
+    tag_limit(&app, "other", 3).await;
     assert_eq!(
         increment(&app, json!(["db", "other"]), RUN_A)
             .await

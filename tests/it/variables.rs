@@ -3,19 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{call, raw, TestApp};
-
-fn loc(body: &Value) -> Value {
-    body["exception_detail"][0]["loc"].clone()
-}
-
-fn names(list: &Value) -> Vec<String> {
-    list.as_array()
-        .expect("list")
-        .iter()
-        .map(|v| v["name"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
+use crate::support::{call, err_loc, names, raw, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variables_are_created_read_and_conflict_by_name() {
@@ -105,7 +93,7 @@ async fn variable_names_and_values_are_validated_as_prefect_does() {
     )
     .await;
     assert_eq!(s, 422);
-    assert_eq!(loc(&b), json!(["body", "name"]));
+    assert_eq!(err_loc(&b), json!(["body", "name"]));
     assert_eq!(
         b["exception_detail"][0]["msg"],
         "Value error, Variable name must only contain lowercase letters, numbers, and dashes or underscores."
@@ -150,7 +138,7 @@ async fn variable_names_and_values_are_validated_as_prefect_does() {
     )
     .await;
     assert_eq!(s, 422);
-    assert_eq!(loc(&b), json!(["body", "value"]));
+    assert_eq!(err_loc(&b), json!(["body", "value"]));
     assert_eq!(
         b["exception_detail"][0]["msg"],
         "Value error, Variable value must be less than 5000 characters"
@@ -283,7 +271,7 @@ async fn variables_update_and_delete_by_id_and_name() {
         Some(json!({"name": "Bad"})),
     )
     .await;
-    assert_eq!((s, loc(&b)), (422, json!(["body", "name"])));
+    assert_eq!((s, err_loc(&b)), (422, json!(["body", "name"])));
     let (s, b) = call(
         &app,
         "PATCH",
@@ -491,7 +479,7 @@ async fn variables_filter_sort_and_count() {
         Some(json!({"sort": "BOGUS"})),
     )
     .await;
-    assert_eq!((s, loc(&b)), (422, json!(["body", "sort"])));
+    assert_eq!((s, err_loc(&b)), (422, json!(["body", "sort"])));
     let (s, _) = call(
         &app,
         "POST",
@@ -582,7 +570,7 @@ async fn saved_searches_upsert_read_list_and_delete() {
         Some(json!({"name": "s3", "filters": [{"object": "flow"}]})),
     )
     .await;
-    assert_eq!((s, loc(&e)[1].clone()), (422, json!("filters")));
+    assert_eq!((s, err_loc(&e)[1].clone()), (422, json!("filters")));
     let (s, e) = call(
         &app,
         "PUT",

@@ -1,4 +1,6 @@
-//! `TestApp`: a real Orrery server started in-process on an ephemeral port.
+//! `TestApp`: a real Orrery server started in-process on an ephemeral port; `call`/`raw` to
+//! send it requests; the helpers every test file shares (`set_state`, `wait_for`, error-body
+//! accessors) and, in `builders`, the set-up builders.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +9,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use orrery::app::{self, Running};
 use orrery::settings::Settings;
 use orrery::state::Roles;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+mod builders;
+pub use builders::{create_flow, create_queue, DeploymentBuilder, FlowRunBuilder, WorkPoolBuilder};
 
 pub fn pg_url() -> Option<String> {
     std::env::var("ORRERY_TEST_DATABASE_URL")
@@ -234,4 +239,76 @@ pub async fn raw(app: &TestApp, method: &str, path: &str, body: &'static str) ->
     let status = r.status().as_u16();
     assert_ne!(status, 500, "{method} {path} answered 500");
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// `POST /api/flow_runs/{run_id}/set_state` with `{"state": state}`; `force` adds `"force": …`
+/// (`None` leaves it out, for the server's default). Answers (status, body) unchecked.
+pub async fn set_state(
+    app: &TestApp,
+    run_id: &str,
+    state: Value,
+    force: impl Into<Option<bool>>,
+) -> (u16, Value) {
+    let mut body = json!({ "state": state });
+    if let Some(force) = force.into() {
+        body["force"] = json!(force);
+    }
+    call(
+        app,
+        "POST",
+        &format!("/api/flow_runs/{run_id}/set_state"),
+        Some(body),
+    )
+    .await
+}
+
+/// Asserts that a `set_state` (or resume) answer is `201 ACCEPT`.
+#[track_caller]
+pub fn assert_accepted((status, body): (u16, Value)) {
+    assert_eq!((status, &body["status"]), (201, &json!("ACCEPT")), "{body}");
+}
+
+/// Calls `f` every 100 ms until `ok` holds for its value and answers that value; panics after
+/// `secs` seconds with the last value.
+pub async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F, ok: impl Fn(&T) -> bool) -> T
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = f().await;
+        if ok(&v) {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}; last value: {v:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `{"detail": msg}`, the body of most error answers.
+pub fn detail(msg: &str) -> Value {
+    json!({ "detail": msg })
+}
+
+/// The `type` of the first validation error of a 422 body.
+pub fn err_type(body: &Value) -> Value {
+    body["exception_detail"][0]["type"].clone()
+}
+
+/// The `loc` of the first validation error of a 422 body.
+pub fn err_loc(body: &Value) -> Value {
+    body["exception_detail"][0]["loc"].clone()
+}
+
+/// The `name` of every item of a list body.
+pub fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|v| v["name"].as_str().unwrap_or_default().to_string())
+        .collect()
 }

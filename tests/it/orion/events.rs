@@ -1,0 +1,229 @@
+//! Events and logs: task-run events become task runs through the recorder (idempotently, in
+//! event-time order) and are persisted; logs are stored and filtered.
+
+use serde_json::{json, Value};
+
+use crate::support::{call, wait_for, FlowRunBuilder, TestApp};
+
+fn task_event(
+    task_id: &str,
+    flow_run_id: &str,
+    state: &str,
+    name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    json!({
+        "id": uuid::Uuid::now_v7(),
+        "occurred": at.to_rfc3339(),
+        "event": format!("prefect.task-run.{name}"),
+        "resource": {"prefect.resource.id": format!("prefect.task-run.{task_id}"), "prefect.resource.name": "double-0", "prefect.orchestration": "client"},
+        "related": [{"prefect.resource.id": format!("prefect.flow-run.{flow_run_id}"), "prefect.resource.role": "flow-run"}],
+        "payload": {
+            "intended": {"from": null, "to": state},
+            "validated_state": {"type": state, "name": name, "message": "", "state_details": {}, "data": null},
+            "task_run": {"name": "double-0", "task_key": "double-1", "dynamic_key": "0", "tags": ["t"], "labels": {}, "task_inputs": {},
+                "empirical_policy": {"max_retries": 0, "retry_delay_seconds": 0.0, "retries": 0, "retry_delay": 0},
+                "run_count": if state == "PENDING" { 0 } else { 1 }, "flow_run_run_count": 1, "expected_start_time": at.to_rfc3339(), "total_run_time": 0.0}
+        },
+        "follows": null
+    })
+}
+
+/// An event older than the recorded state, arriving in a later batch, adds its state to the
+/// history but does not move the task run back; a newer one does move it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_older_task_run_event_does_not_move_the_run_back() {
+    let app = TestApp::start().await;
+    let run = FlowRunBuilder::flow("late-events")
+        .state(json!({"type": "PENDING"}))
+        .create(&app)
+        .await;
+    let fr = run["id"].as_str().expect("id").to_string();
+    let task = uuid::Uuid::now_v7().to_string();
+    let t0 = chrono::Utc::now();
+    let path = format!("/api/task_runs/{task}");
+    let states_path = format!("/api/task_run_states/?task_run_id={task}");
+    let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+    let steps = [
+        ("RUNNING", "Running", 10, "RUNNING"),
+        // Older than the recorded RUNNING: kept in the history, the run stays RUNNING.
+        ("PENDING", "Pending", 0, "RUNNING"),
+        ("COMPLETED", "Completed", 20, "COMPLETED"),
+    ];
+    for (i, (state, name, ms, expected)) in steps.into_iter().enumerate() {
+        let event = task_event(&task, &fr, state, name, at(ms));
+        let (s, _) = call(&app, "POST", "/api/events", Some(json!([event]))).await;
+        assert_eq!(s, 204);
+        wait_for(
+            "the recorder",
+            10,
+            || async { call(&app, "GET", &states_path, None).await.1 },
+            |states| states.as_array().map_or(0, Vec::len) == i + 1,
+        )
+        .await;
+        let (_, t) = call(&app, "GET", &path, None).await;
+        assert_eq!(t["state_type"], expected, "after the {state} event");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_become_task_runs_and_are_persisted_idempotently() {
+    let app = TestApp::start().await;
+    let run = FlowRunBuilder::flow("evented")
+        .state(json!({"type": "PENDING"}))
+        .create(&app)
+        .await;
+    let fr = run["id"].as_str().expect("id").to_string();
+    let task = uuid::Uuid::now_v7().to_string();
+    let t0 = chrono::Utc::now();
+    let events = vec![
+        task_event(&task, &fr, "PENDING", "Pending", t0),
+        task_event(
+            &task,
+            &fr,
+            "COMPLETED",
+            "Completed",
+            t0 + chrono::Duration::milliseconds(20),
+        ),
+        task_event(
+            &task,
+            &fr,
+            "RUNNING",
+            "Running",
+            t0 + chrono::Duration::milliseconds(10),
+        ),
+    ];
+    // Out of order, and twice: the newest state wins and nothing is doubled.
+    for _ in 0..2 {
+        let (s, _) = call(
+            &app,
+            "POST",
+            "/api/events",
+            Some(Value::Array(events.clone())),
+        )
+        .await;
+        assert_eq!(s, 204);
+    }
+    let path = format!("/api/task_runs/{task}");
+    wait_for(
+        "the recorder",
+        10,
+        || async { call(&app, "GET", &path, None).await.1 },
+        |t| t["state_type"] == "COMPLETED",
+    )
+    .await;
+    let (_, t) = call(&app, "GET", &path, None).await;
+    assert_eq!(
+        (&t["flow_run_id"], &t["tags"], &t["name"]),
+        (&json!(fr), &json!(["t"]), &json!("double-0"))
+    );
+    let (_, states) = call(
+        &app,
+        "GET",
+        &format!("/api/task_run_states/?task_run_id={task}"),
+        None,
+    )
+    .await;
+    let types: Vec<&str> = states
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["type"].as_str())
+        .collect();
+    assert_eq!(types, ["PENDING", "RUNNING", "COMPLETED"]);
+    assert_eq!(states[2]["state_details"]["task_run_id"], json!(task));
+    // The persister stored each client event once, and the server's flow-run event too.
+    let state = app.app_state();
+    let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+    wait_for(
+        "the persister",
+        10,
+        || {
+            let state = state.clone();
+            async move {
+                orrery::storage::events::recent(&state.stores.events, ws, 100)
+                    .await
+                    .unwrap_or_default()
+            }
+        },
+        |rows| {
+            rows.iter()
+                .filter(|r| r.event.starts_with("prefect.task-run."))
+                .count()
+                == 3
+                && rows.iter().any(|r| r.event == "prefect.flow-run.Pending")
+        },
+    )
+    .await;
+    let rows = orrery::storage::events::recent(&state.stores.events, ws, 100)
+        .await
+        .expect("events");
+    let pending = rows
+        .iter()
+        .find(|r| r.event == "prefect.flow-run.Pending")
+        .expect("flow-run event");
+    assert_eq!(pending.resource_id, format!("prefect.flow-run.{fr}"));
+    let (s, e) = call(&app, "POST", "/api/events", Some(json!([{"id": uuid::Uuid::new_v4(), "occurred": t0.to_rfc3339(), "event": "x", "resource": {}}]))).await;
+    assert_eq!(
+        (s, &e["exception_detail"][0]["loc"]),
+        (422, &json!(["body", 0]))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_stored_and_filtered() {
+    let app = TestApp::start().await;
+    let run = uuid::Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let logs = json!([
+        {"name": "prefect.flow_runs", "level": 20, "message": "hello", "timestamp": now.to_rfc3339(), "flow_run_id": run, "task_run_id": null},
+        {"name": "prefect.task_runs", "level": 40, "message": "Bad thing", "timestamp": (now + chrono::Duration::seconds(1)).to_rfc3339(), "flow_run_id": run}
+    ]);
+    assert_eq!(
+        call(&app, "POST", "/api/logs/", Some(logs)).await,
+        (201, Value::Null)
+    );
+    let (_, all) = call(
+        &app,
+        "POST",
+        "/api/logs/filter",
+        Some(json!({"logs": {"flow_run_id": {"any_": [run]}}})),
+    )
+    .await;
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    assert_eq!(all[0]["message"], "hello", "oldest first by default");
+    let (_, errors) = call(
+        &app,
+        "POST",
+        "/api/logs/filter",
+        Some(json!({"logs": {"level": {"ge_": 30}}, "sort": "TIMESTAMP_DESC"})),
+    )
+    .await;
+    assert_eq!(errors.as_array().map(Vec::len), Some(1));
+    let (_, text) = call(
+        &app,
+        "POST",
+        "/api/logs/filter",
+        Some(json!({"logs": {"text": {"query": "bad"}}})),
+    )
+    .await;
+    assert_eq!(text[0]["level"], 40);
+    let (s, e) = call(
+        &app,
+        "POST",
+        "/api/logs/",
+        Some(json!([{"name": "x", "level": 20, "message": "m"}])),
+    )
+    .await;
+    assert_eq!(
+        (s, &e["exception_detail"][0]["loc"]),
+        (422, &json!(["body", 0]))
+    );
+    assert_eq!(
+        call(&app, "GET", "/api/admin/storage", None).await,
+        (200, json!({"default_result_storage_block_id": null}))
+    );
+    app.stop().await;
+}
