@@ -113,6 +113,7 @@ impl From<StorageError> for ApiError {
                 ApiError::conflict(INTEGRITY_CONFLICT)
             }
             StorageError::Rejected(m) => ApiError::unprocessable(m),
+            StorageError::Blocks(e) => e.into(),
             StorageError::Pool(m) | StorageError::Connect { reason: m, .. } => {
                 ApiError::Unavailable(m)
             }

@@ -193,12 +193,18 @@ async fn create(
         flow_run_id: b.flow_run_id.map(|u| u.to_string()),
         task_run_id: b.task_run_id.map(|u| u.to_string()),
     };
-    artifacts::insert(&state.stores.orion, &row).await?;
+    let stored = row.clone();
+    state
+        .stores
+        .orion
+        .write(async move |c| artifacts::insert(c, &stored).await)
+        .await?;
     Ok(HttpResponse::Created().json(artifact_json(&row)))
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let row = artifacts::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let row = artifacts::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(artifact_json(&row)))
@@ -211,10 +217,11 @@ async fn read_latest(
     ws: Workspace,
     key: PathKeyStr,
 ) -> ApiResult<HttpResponse> {
-    let c = artifacts::find_latest(&state.stores.orion, ws.id(), &key)
+    let mut c = state.stores.orion.read().await?;
+    let latest = artifacts::find_latest(&mut c, ws.id(), &key)
         .await?
         .ok_or_else(not_found)?;
-    let mut body = collection_json(&c);
+    let mut body = collection_json(&latest);
     if let Value::Object(m) = &mut body {
         m.remove("latest_id");
     }
@@ -229,14 +236,8 @@ async fn filter(
     let mut b = body.into_inner();
     let page = b.paging.page(&state)?;
     let q = b.query();
-    let rows = artifacts::list(
-        &state.stores.orion,
-        ws.id(),
-        &q,
-        b.sort.unwrap_or_default(),
-        page,
-    )
-    .await?;
+    let mut c = state.stores.orion.read().await?;
+    let rows = artifacts::list(&mut c, ws.id(), &q, b.sort.unwrap_or_default(), page).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(artifact_json).collect::<Vec<_>>()))
 }
 
@@ -246,7 +247,8 @@ async fn count(
     body: JsonOrDefault<ListBody>,
 ) -> ApiResult<HttpResponse> {
     let q = body.into_inner().query();
-    Ok(HttpResponse::Ok().json(artifacts::count(&state.stores.orion, ws.id(), &q).await?))
+    let mut c = state.stores.orion.read().await?;
+    Ok(HttpResponse::Ok().json(artifacts::count(&mut c, ws.id(), &q).await?))
 }
 
 async fn filter_latest(
@@ -257,14 +259,9 @@ async fn filter_latest(
     let mut b = body.into_inner();
     let page = b.paging.page(&state)?;
     let q = b.query();
-    let rows = artifacts::list_latest(
-        &state.stores.orion,
-        ws.id(),
-        &q,
-        b.sort.unwrap_or_default(),
-        page,
-    )
-    .await?;
+    let mut c = state.stores.orion.read().await?;
+    let rows =
+        artifacts::list_latest(&mut c, ws.id(), &q, b.sort.unwrap_or_default(), page).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(collection_json).collect::<Vec<_>>()))
 }
 
@@ -274,7 +271,8 @@ async fn count_latest(
     body: JsonOrDefault<ListBody>,
 ) -> ApiResult<HttpResponse> {
     let q = body.into_inner().query();
-    let n = artifacts::count_latest(&state.stores.orion, ws.id(), &q).await?;
+    let mut c = state.stores.orion.read().await?;
+    let n = artifacts::count_latest(&mut c, ws.id(), &q).await?;
     Ok(HttpResponse::Ok().json(n))
 }
 
@@ -291,14 +289,26 @@ async fn update(
         description: b.description,
         metadata_: b.metadata_.map(|m| m.map(metadata_text)),
     };
-    if !artifacts::update(&state.stores.orion, ws.id(), &id, &changes).await? {
+    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let updated = state
+        .stores
+        .orion
+        .write(async move |c| artifacts::update(c, &ws, &id, &changes).await)
+        .await?;
+    if !updated {
         return Err(not_found());
     }
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    if !artifacts::delete(&state.stores.orion, ws.id(), &id).await? {
+    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let deleted = state
+        .stores
+        .orion
+        .write(async move |c| artifacts::delete(c, &ws, &id).await)
+        .await?;
+    if !deleted {
         return Err(not_found());
     }
     Ok(HttpResponse::NoContent().finish())

@@ -90,7 +90,8 @@ fn holder_task_run(holder: Option<&str>) -> Option<String> {
 
 /// A limit in the v1 shape, with the task runs holding its slots.
 async fn v1_json(state: &AppState, ws: &Workspace, l: &LimitRow) -> ApiResult<Value> {
-    let leases = concurrency::leases_on_limit(&state.stores.orion, ws.id(), &l.id).await?;
+    let mut c = state.stores.orion.read().await?;
+    let leases = concurrency::leases_on_limit(&mut c, ws.id(), &l.id).await?;
     let mut holders = holders_by_limit(&leases);
     Ok(v1_value(l, holders.remove(&l.id).unwrap_or_default()))
 }
@@ -123,7 +124,8 @@ fn v1_value(l: &LimitRow, holders: Vec<String>) -> Value {
 }
 
 async fn find_tag(state: &AppState, ws: &Workspace, tag: &str) -> ApiResult<Option<LimitRow>> {
-    Ok(concurrency::find(&state.stores.orion, ws.id(), &v2_name(tag)).await?)
+    let mut c = state.stores.orion.read().await?;
+    Ok(concurrency::find(&mut c, ws.id(), &v2_name(tag)).await?)
 }
 
 async fn create(
@@ -162,7 +164,11 @@ async fn create(
             slot_decay_per_second: 0.0,
             avg_slot_occupancy_seconds: 2.0,
         };
-        match concurrency::insert(db, &row).await {
+        let stored = row.clone();
+        let inserted = db
+            .write(async move |c| concurrency::insert(c, &stored).await)
+            .await;
+        match inserted {
             Ok(()) => return Ok(HttpResponse::Created().json(v1_json(&state, &ws, &row).await?)),
             // Created concurrently: update it below.
             Err(StorageError::Conflict(_)) => {}
@@ -175,7 +181,9 @@ async fn create(
         limit_: Some(b.concurrency_limit),
         ..Default::default()
     };
-    concurrency::update(db, ws.id(), &existing.id, &changes).await?;
+    let (wsid, id) = (ws.id().to_string(), existing.id.clone());
+    db.write(async move |c| concurrency::update(c, &wsid, &id, &changes).await)
+        .await?;
     let row = LimitRow {
         updated: now,
         limit_: b.concurrency_limit,
@@ -185,7 +193,8 @@ async fn create(
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let l = concurrency::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let l = concurrency::find(&mut c, ws.id(), &id)
         .await?
         .filter(|l| l.name.starts_with(PREFIX))
         .ok_or_else(not_found)?;
@@ -207,12 +216,12 @@ async fn filter(
     body: JsonOrDefault<Paging>,
 ) -> ApiResult<HttpResponse> {
     let page = body.into_inner().page(&state)?;
-    let db = &state.stores.orion;
-    let rows = concurrency::list_by_prefix(db, ws.id(), PREFIX, page).await?;
+    let mut c = state.stores.orion.read().await?;
+    let rows = concurrency::list_by_prefix(&mut c, ws.id(), PREFIX, page).await?;
     let leases = if rows.is_empty() {
         Vec::new()
     } else {
-        concurrency::leases_in_workspace(db, ws.id()).await?
+        concurrency::leases_in_workspace(&mut c, ws.id()).await?
     };
     let mut holders = holders_by_limit(&leases);
     let out: Vec<Value> = rows
@@ -223,11 +232,13 @@ async fn filter(
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let l = concurrency::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let l = concurrency::find(&mut c, ws.id(), &id)
         .await?
         .filter(|l| l.name.starts_with(PREFIX))
         .ok_or_else(not_found)?;
-    if !concurrency::delete_with_leases(&state.stores.orion, ws.id(), &l.id).await? {
+    drop(c);
+    if !delete_with_leases(&state, &ws, l.id).await? {
         return Err(not_found());
     }
     Ok(HttpResponse::Ok().json(Value::Null))
@@ -239,7 +250,7 @@ async fn delete_by_tag(
     tag: PathTag,
 ) -> ApiResult<HttpResponse> {
     let l = find_tag(&state, &ws, &tag).await?.ok_or_else(not_found)?;
-    if !concurrency::delete_with_leases(&state.stores.orion, ws.id(), &l.id).await? {
+    if !delete_with_leases(&state, &ws, l.id).await? {
         return Err(not_found());
     }
     Ok(HttpResponse::Ok().json(Value::Null))
@@ -265,8 +276,13 @@ async fn reset(
         .map(task_run_holder)
         .collect();
     let now = crate::time::now().naive_utc();
-    let db = &state.stores.orion;
-    if !concurrency::reset_holders(db, ws.id(), &l.id, &holders, v1_expiration(), now).await? {
+    let (ws, exp) = (ws.id().to_string(), v1_expiration());
+    let reset = state
+        .stores
+        .orion
+        .write(async move |c| concurrency::reset_holders(c, &ws, &l.id, &holders, exp, now).await)
+        .await?;
+    if !reset {
         return Err(not_found());
     }
     Ok(HttpResponse::Ok().json(Value::Null))
@@ -307,13 +323,19 @@ async fn increment(
     };
     let names: Vec<String> = active.iter().map(|(_, l)| l.name.clone()).collect();
     let req = AcquireRequest {
-        names: &names,
+        names,
         slots: 1,
         rate_limit: false,
         lease: Some((v1_expiration(), Some(task_run_holder(&b.task_run_id)))),
         now: crate::time::now().naive_utc(),
     };
-    match concurrency::acquire(&state.stores.orion, ws.id(), &req).await? {
+    let wsid = ws.id().to_string();
+    let acquired = state
+        .stores
+        .orion
+        .write(async move |c| concurrency::acquire(c, &wsid, &req).await)
+        .await?;
+    match acquired {
         Acquired::Granted { limits, .. } => {
             let out: Vec<Value> = active
                 .iter()
@@ -347,15 +369,28 @@ async fn decrement(
         let Some(l) = find_tag(&state, &ws, tag).await? else {
             continue;
         };
-        for lease in concurrency::leases_on_limit(db, ws.id(), &l.id).await? {
+        let leases = concurrency::leases_on_limit(&mut db.read().await?, ws.id(), &l.id).await?;
+        for lease in leases {
             if holder_task_run(lease.holder.as_deref()).as_deref() == Some(run.as_str())
                 && !released.contains(&lease.id)
             {
-                concurrency::release_lease(db, ws.id(), &lease.id, now).await?;
+                let (wsid, id) = (ws.id().to_string(), lease.id.clone());
+                db.write(async move |c| concurrency::release_lease(c, &wsid, &id, now).await)
+                    .await?;
                 released.push(lease.id);
             }
         }
         out.push(json!({"id": l.id, "name": l.name, "limit": l.limit_}));
     }
     Ok(HttpResponse::Ok().json(out))
+}
+
+/// Deletes limit `id` with its leases; false when it is gone.
+async fn delete_with_leases(state: &AppState, ws: &Workspace, id: String) -> ApiResult<bool> {
+    let ws = ws.id().to_string();
+    Ok(state
+        .stores
+        .orion
+        .write(async move |c| concurrency::delete_with_leases(c, &ws, &id).await)
+        .await?)
 }

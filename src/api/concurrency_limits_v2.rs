@@ -186,7 +186,13 @@ async fn create(
         slot_decay_per_second: b.slot_decay_per_second,
         avg_slot_occupancy_seconds: 2.0,
     };
-    match concurrency::insert(&state.stores.orion, &row).await {
+    let stored = row.clone();
+    let inserted = state
+        .stores
+        .orion
+        .write(async move |c| concurrency::insert(c, &stored).await)
+        .await;
+    match inserted {
         Ok(()) => Ok(HttpResponse::Created().json(limit_json(&row))),
         Err(crate::storage::StorageError::Conflict(_)) => Err(ApiError::conflict(format!(
             "Concurrency limit with name {:?} already exists.",
@@ -197,7 +203,8 @@ async fn create(
 }
 
 async fn find(state: &AppState, ws: &Workspace, key: &str) -> ApiResult<LimitRow> {
-    concurrency::find(&state.stores.orion, ws.id(), key)
+    let mut c = state.stores.orion.read().await?;
+    concurrency::find(&mut c, ws.id(), key)
         .await?
         .ok_or_else(|| ApiError::not_found("Concurrency Limit not found"))
 }
@@ -212,7 +219,8 @@ async fn filter(
     body: JsonOrDefault<Paging>,
 ) -> ApiResult<HttpResponse> {
     let page = body.into_inner().page(&state)?;
-    let rows = concurrency::list(&state.stores.orion, ws.id(), page).await?;
+    let mut c = state.stores.orion.read().await?;
+    let rows = concurrency::list(&mut c, ws.id(), page).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(limit_json).collect::<Vec<_>>()))
 }
 
@@ -242,7 +250,13 @@ async fn update(
         denied_slots: b.denied_slots,
         slot_decay_per_second: b.slot_decay_per_second,
     };
-    if !concurrency::update(&state.stores.orion, ws.id(), &l.id, &changes).await? {
+    let ws = ws.id().to_string();
+    let updated = state
+        .stores
+        .orion
+        .write(async move |c| concurrency::update(c, &ws, &l.id, &changes).await)
+        .await?;
+    if !updated {
         return Err(ApiError::not_found("Concurrency Limit not found"));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -254,7 +268,12 @@ async fn delete(
     key: PathKey,
 ) -> ApiResult<HttpResponse> {
     let l = find(&state, &ws, &key).await?;
-    concurrency::delete(&state.stores.orion, ws.id(), &l.id).await?;
+    let ws = ws.id().to_string();
+    state
+        .stores
+        .orion
+        .write(async move |c| concurrency::delete(c, &ws, &l.id).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -277,36 +296,47 @@ async fn take(
     }
     if b.create_if_missing == Some(true) {
         let now = crate::time::now().naive_utc();
-        for name in &b.names {
-            if concurrency::find(&state.stores.orion, ws.id(), name)
-                .await?
-                .is_none()
-            {
-                let row = LimitRow {
-                    id: Uuid::new_v4().to_string(),
-                    workspace_id: ws.id().to_string(),
-                    created: now,
-                    updated: now,
-                    active: false,
-                    name: name.clone(),
-                    limit_: 1,
-                    active_slots: 0,
-                    denied_slots: 0,
-                    slot_decay_per_second: 0.0,
-                    avg_slot_occupancy_seconds: 2.0,
-                };
-                let _ = concurrency::insert(&state.stores.orion, &row).await;
-            }
-        }
+        let (ws, names) = (ws.id().to_string(), b.names.clone());
+        state
+            .stores
+            .orion
+            .write(async move |c| {
+                for name in &names {
+                    if concurrency::find(c, &ws, name).await?.is_none() {
+                        let row = LimitRow {
+                            id: Uuid::new_v4().to_string(),
+                            workspace_id: ws.clone(),
+                            created: now,
+                            updated: now,
+                            active: false,
+                            name: name.clone(),
+                            limit_: 1,
+                            active_slots: 0,
+                            denied_slots: 0,
+                            slot_decay_per_second: 0.0,
+                            avg_slot_occupancy_seconds: 2.0,
+                        };
+                        let _ = concurrency::insert(c, &row).await;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
     }
     let req = AcquireRequest {
-        names: &b.names,
+        names: b.names.clone(),
         slots: b.slots,
         rate_limit: b.mode == Mode::RateLimit,
         lease,
         now: crate::time::now().naive_utc(),
     };
-    match concurrency::acquire(&state.stores.orion, ws.id(), &req).await? {
+    let ws = ws.id().to_string();
+    let acquired = state
+        .stores
+        .orion
+        .write(async move |c| concurrency::acquire(c, &ws, &req).await)
+        .await?;
+    match acquired {
         Acquired::Granted { limits, lease_id } => Ok(Ok((limits, lease_id))),
         Acquired::Denied {
             retry_after,
@@ -369,14 +399,14 @@ async fn decrement(
     if b.slots < 1 {
         return Err(invalid("slots", "Input should be greater than 0"));
     }
-    let rows = concurrency::release(
-        &state.stores.orion,
-        ws.id(),
-        &b.names,
-        b.slots,
-        b.occupancy_seconds,
-    )
-    .await?;
+    let ws = ws.id().to_string();
+    let rows = state
+        .stores
+        .orion
+        .write(async move |c| {
+            concurrency::release(c, &ws, &b.names, b.slots, b.occupancy_seconds).await
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(minimal).collect::<Vec<_>>()))
 }
 
@@ -386,13 +416,13 @@ async fn decrement_with_lease(
     body: Json<LeaseBody>,
 ) -> ApiResult<HttpResponse> {
     let lease = body.into_inner().lease_id.to_string();
-    concurrency::release_lease(
-        &state.stores.orion,
-        ws.id(),
-        &lease,
-        crate::time::now().naive_utc(),
-    )
-    .await?;
+    let ws = ws.id().to_string();
+    let now = crate::time::now().naive_utc();
+    state
+        .stores
+        .orion
+        .write(async move |c| concurrency::release_lease(c, &ws, &lease, now).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -406,7 +436,13 @@ async fn renew(
     let id = Uuid::parse_str(&lease_id)
         .map_err(|_| ApiError::not_found("Not Found"))?
         .to_string();
-    if !concurrency::renew_lease(&state.stores.orion, ws.id(), &id, exp).await? {
+    let ws = ws.id().to_string();
+    let renewed = state
+        .stores
+        .orion
+        .write(async move |c| concurrency::renew_lease(c, &ws, &id, exp).await)
+        .await?;
+    if !renewed {
         return Err(ApiError::Detail(
             actix_web::http::StatusCode::GONE,
             "Lease not found.".into(),

@@ -210,7 +210,7 @@ async fn hydrated(
     names.sort();
     names.dedup();
     let vars: HashMap<String, Value> =
-        variables::find_by_names(&state.stores.orion, ws.id(), &names)
+        variables::find_by_names(&mut state.stores.orion.read().await?, ws.id(), &names)
             .await?
             .into_iter()
             .map(|v| (v.name, super::common::json_col(&v.value, Value::Null)))

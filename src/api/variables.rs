@@ -148,7 +148,13 @@ async fn create(
         value,
         tags: to_text(&b.tags),
     };
-    match variables::insert(&state.stores.orion, &row).await {
+    let stored = row.clone();
+    let inserted = state
+        .stores
+        .orion
+        .write(async move |c| variables::insert(c, &stored).await)
+        .await;
+    match inserted {
         Ok(()) => Ok(HttpResponse::Created().json(variable_json(&row))),
         Err(StorageError::Conflict(_)) => Err(ApiError::conflict(format!(
             "A variable with the name '{}' already exists.",
@@ -159,7 +165,8 @@ async fn create(
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let row = variables::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let row = variables::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(variable_json(&row)))
@@ -170,7 +177,8 @@ async fn read_by_name(
     ws: Workspace,
     name: PathName,
 ) -> ApiResult<HttpResponse> {
-    let row = variables::find_by_name(&state.stores.orion, ws.id(), &name)
+    let mut c = state.stores.orion.read().await?;
+    let row = variables::find_by_name(&mut c, ws.id(), &name)
         .await?
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(variable_json(&row)))
@@ -183,8 +191,9 @@ async fn filter(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let page = b.paging.page(&state)?;
+    let mut c = state.stores.orion.read().await?;
     let rows = variables::list(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         &b.variables.unwrap_or_default(),
         b.sort.unwrap_or_default(),
@@ -200,14 +209,15 @@ async fn count(
     body: JsonOrDefault<CountBody>,
 ) -> ApiResult<HttpResponse> {
     let f = body.into_inner().variables.unwrap_or_default();
-    let n = variables::count(&state.stores.orion, ws.id(), &f).await?;
+    let mut c = state.stores.orion.read().await?;
+    let n = variables::count(&mut c, ws.id(), &f).await?;
     Ok(HttpResponse::Ok().json(n))
 }
 
 async fn apply_update(
     state: &AppState,
     ws: &Workspace,
-    key: Key<'_>,
+    key: Key,
     b: VariableUpdate,
 ) -> ApiResult<HttpResponse> {
     // An explicit `null` name or tags would null a NOT NULL column: Prefect answers 409.
@@ -224,7 +234,13 @@ async fn apply_update(
         value,
         tags: b.tags.flatten().map(|t| to_text(&t)),
     };
-    match variables::update(&state.stores.orion, ws.id(), key, &changes).await {
+    let ws = ws.id().to_string();
+    let updated = state
+        .stores
+        .orion
+        .write(async move |c| variables::update(c, &ws, &key, &changes).await)
+        .await;
+    match updated {
         Ok(true) => Ok(HttpResponse::NoContent().finish()),
         Ok(false) => Err(not_found()),
         Err(StorageError::Conflict(_)) => Err(ApiError::conflict(INTEGRITY_CONFLICT)),
@@ -238,7 +254,7 @@ async fn update(
     id: PathId,
     body: Json<VariableUpdate>,
 ) -> ApiResult<HttpResponse> {
-    apply_update(&state, &ws, Key::Id(&id), body.into_inner()).await
+    apply_update(&state, &ws, Key::Id(id.to_string()), body.into_inner()).await
 }
 
 async fn update_by_name(
@@ -247,11 +263,11 @@ async fn update_by_name(
     name: PathName,
     body: Json<VariableUpdate>,
 ) -> ApiResult<HttpResponse> {
-    apply_update(&state, &ws, Key::Name(&name), body.into_inner()).await
+    apply_update(&state, &ws, Key::Name(name.to_string()), body.into_inner()).await
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    if !variables::delete(&state.stores.orion, ws.id(), Key::Id(&id)).await? {
+    if !delete_key(&state, &ws, Key::Id(id.to_string())).await? {
         return Err(not_found());
     }
     Ok(HttpResponse::NoContent().finish())
@@ -262,8 +278,18 @@ async fn delete_by_name(
     ws: Workspace,
     name: PathName,
 ) -> ApiResult<HttpResponse> {
-    if !variables::delete(&state.stores.orion, ws.id(), Key::Name(&name)).await? {
+    if !delete_key(&state, &ws, Key::Name(name.to_string())).await? {
         return Err(not_found());
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes the variable `key` addresses; false when there is none.
+async fn delete_key(state: &AppState, ws: &Workspace, key: Key) -> ApiResult<bool> {
+    let ws = ws.id().to_string();
+    Ok(state
+        .stores
+        .orion
+        .write(async move |c| variables::delete(c, &ws, &key).await)
+        .await?)
 }

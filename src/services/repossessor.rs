@@ -28,14 +28,18 @@ impl Service for Repossessor {
         Box::pin(async move {
             let db = &self.state.stores.orion;
             let now = crate::time::now().naive_utc();
-            let expired = concurrency::expired_leases(db, now, BATCH)
+            let mut c = db.read().await.map_err(|e| e.to_string())?;
+            let expired = concurrency::expired_leases(&mut c, now, BATCH)
                 .await
                 .map_err(|e| e.to_string())?;
+            drop(c);
             for lease in &expired {
-                if concurrency::release_lease(db, &lease.workspace_id, &lease.id, now)
+                let (ws, id) = (lease.workspace_id.clone(), lease.id.clone());
+                let released = db
+                    .write(async move |c| concurrency::release_lease(c, &ws, &id, now).await)
                     .await
-                    .map_err(|e| e.to_string())?
-                {
+                    .map_err(|e| e.to_string())?;
+                if released {
                     tracing::info!(lease_id = %lease.id, "revoked an expired concurrency lease");
                 }
             }

@@ -86,6 +86,10 @@ pub enum StorageError {
     /// the step is retried, so this never reaches a caller outside storage.
     #[error("the row changed during the write")]
     Raced,
+    /// A rule of the blocks feature refused the request (a transaction it ran in is rolled
+    /// back).
+    #[error("refused by the blocks rules: {0:?}")]
+    Blocks(blocks::BlockError),
     /// A fault of the server itself (a write that panicked).
     #[error("internal storage error: {0}")]
     Internal(String),
@@ -382,7 +386,9 @@ impl Stores {
             applied += migrations::run(name, self.get(name), true).await?;
         }
         accounts::ensure_defaults(&self.nebula).await?;
-        blocks::system::register_default(&self.orion).await?;
+        self.orion
+            .write(async move |c| blocks::system::register_default(c).await)
+            .await?;
         Ok(applied)
     }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::filters::{backend, combine, lower, tag_pattern, Cond, Operator, Page};
-use super::{Database, StorageResult};
+use super::{Conn, StorageResult};
 use crate::db_run;
 
 pub mod schema {
@@ -152,18 +152,16 @@ where
 }
 
 /// Inserts a variable; `StorageError::Conflict` when the name is taken.
-pub async fn insert(db: &Database, row: &VariableRow) -> StorageResult<()> {
-    let mut conn = db.session().await?;
-    db_run!(conn, |c| diesel::insert_into(variables::table)
+pub async fn insert(c: &mut Conn, row: &VariableRow) -> StorageResult<()> {
+    db_run!(c, |c| diesel::insert_into(variables::table)
         .values(row)
         .execute(c)
         .await)?;
     Ok(())
 }
 
-pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<VariableRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| variables::table
+pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<VariableRow>> {
+    let row = db_run!(c, |c| variables::table
         .filter(variables::workspace_id.eq(ws))
         .filter(variables::id.eq(id))
         .select(VariableRow::as_select())
@@ -174,12 +172,11 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Var
 }
 
 pub async fn find_by_name(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     name: &str,
 ) -> StorageResult<Option<VariableRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| variables::table
+    let row = db_run!(c, |c| variables::table
         .filter(variables::workspace_id.eq(ws))
         .filter(variables::name.eq(name))
         .select(VariableRow::as_select())
@@ -192,17 +189,13 @@ pub async fn find_by_name(
 /// The variables of `names` that exist (one query per 500 names, within SQLite's limit on
 /// bound parameters).
 pub async fn find_by_names(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     names: &[String],
 ) -> StorageResult<Vec<VariableRow>> {
     let mut rows = Vec::new();
-    if names.is_empty() {
-        return Ok(rows);
-    }
-    let mut conn = db.read().await?;
     for chunk in names.chunks(500) {
-        let found: Vec<VariableRow> = db_run!(conn, |c| variables::table
+        let found: Vec<VariableRow> = db_run!(c, |c| variables::table
             .filter(variables::workspace_id.eq(ws))
             .filter(variables::name.eq_any(chunk))
             .select(VariableRow::as_select())
@@ -214,14 +207,13 @@ pub async fn find_by_names(
 }
 
 pub async fn list(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     filter: &VariableFilter,
     sort: VariableSort,
     page: Page,
 ) -> StorageResult<Vec<VariableRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         let cond = cond(c, filter);
         let mut q = variables::table
             .filter(variables::workspace_id.eq(ws))
@@ -239,27 +231,35 @@ pub async fn list(
     Ok(rows)
 }
 
-pub async fn count(db: &Database, ws: &str, filter: &VariableFilter) -> StorageResult<i64> {
-    crate::count_in_workspace!(db, variables, ws, cond(filter))
+pub async fn count(c: &mut Conn, ws: &str, filter: &VariableFilter) -> StorageResult<i64> {
+    let n = db_run!(c, |c| {
+        let cond = cond(c, filter);
+        variables::table
+            .filter(variables::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
 }
 
 /// Which variable an update or delete addresses.
-#[derive(Debug, Clone, Copy)]
-pub enum Key<'a> {
-    Id(&'a str),
-    Name(&'a str),
+#[derive(Debug, Clone)]
+pub enum Key {
+    Id(String),
+    Name(String),
 }
 
 /// Applies `changes`; false when no such variable. A new name that is taken is a
 /// `StorageError::Conflict`.
 pub async fn update(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
-    key: Key<'_>,
+    key: &Key,
     changes: &VariableChanges,
 ) -> StorageResult<bool> {
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
+    let n = db_run!(c, |c| {
         match key {
             Key::Id(id) => {
                 diesel::update(
@@ -287,9 +287,8 @@ pub async fn update(
 }
 
 /// Deletes a variable; false when no such variable.
-pub async fn delete(db: &Database, ws: &str, key: Key<'_>) -> StorageResult<bool> {
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
+pub async fn delete(c: &mut Conn, ws: &str, key: &Key) -> StorageResult<bool> {
+    let n = db_run!(c, |c| {
         match key {
             Key::Id(id) => {
                 diesel::delete(

@@ -121,7 +121,12 @@ async fn create(
         block_type_id: block_type_id.to_string(),
         is_anonymous: body.is_anonymous,
     };
-    let view = documents::create(&state.stores.orion, ws.id(), new).await?;
+    let ws = ws.id().to_string();
+    let view = state
+        .stores
+        .orion
+        .write(async move |c| documents::create(c, &ws, &new).await)
+        .await?;
     Ok(HttpResponse::Created().json(block_document_json(&view)))
 }
 
@@ -133,7 +138,8 @@ async fn read(
 ) -> ApiResult<HttpResponse> {
     let secrets = include_secrets(&req)?;
     ready(&state, &ws).await?;
-    let view = documents::find(&state.stores.orion, ws.id(), &id, secrets)
+    let mut c = state.stores.orion.read().await?;
+    let view = documents::find(&mut c, ws.id(), &id, secrets)
         .await?
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(block_document_json(&view)))
@@ -147,8 +153,9 @@ async fn filter(
     let body = body.into_inner();
     let page = body.paging.page(&state)?;
     ready(&state, &ws).await?;
+    let mut c = state.stores.orion.read().await?;
     let views = documents::list(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         &body.query(),
         body.sort.unwrap_or_default(),
@@ -166,7 +173,8 @@ async fn count(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     ready(&state, &ws).await?;
-    let n = documents::count(&state.stores.orion, ws.id(), &body.query()).await?;
+    let mut c = state.stores.orion.read().await?;
+    let n = documents::count(&mut c, ws.id(), &body.query()).await?;
     Ok(HttpResponse::Ok().json(n))
 }
 
@@ -189,13 +197,24 @@ async fn update(
         data,
         merge_existing_data: body.merge_existing_data,
     };
-    documents::update(&state.stores.orion, ws.id(), &id, upd).await?;
+    let (ws, id) = (ws.id().to_string(), id.to_string());
+    state
+        .stores
+        .orion
+        .write(async move |c| documents::update(c, &ws, &id, &upd).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    if !documents::delete(&state.stores.orion, ws.id(), &id).await? {
+    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let deleted = state
+        .stores
+        .orion
+        .write(async move |c| documents::delete(c, &ws, &id).await)
+        .await?;
+    if !deleted {
         return Err(not_found());
     }
     Ok(HttpResponse::NoContent().finish())

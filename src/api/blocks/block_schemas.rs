@@ -73,7 +73,12 @@ async fn create(
         capabilities: body.capabilities,
         version: body.version,
     };
-    let (view, created) = schemas::create(&state.stores.orion, ws.id(), &new).await?;
+    let ws = ws.id().to_string();
+    let (view, created) = state
+        .stores
+        .orion
+        .write(async move |c| schemas::create(c, &ws, &new).await)
+        .await?;
     let mut resp = if created {
         HttpResponse::Created()
     } else {
@@ -84,7 +89,8 @@ async fn create(
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    let view = schemas::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let view = schemas::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(block_schema_json(&view)))
@@ -98,10 +104,10 @@ async fn read_by_checksum(
 ) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
     let version = query_param(&req, "version");
-    let view =
-        schemas::find_by_checksum(&state.stores.orion, ws.id(), &checksum, version.as_deref())
-            .await?
-            .ok_or_else(not_found)?;
+    let mut c = state.stores.orion.read().await?;
+    let view = schemas::find_by_checksum(&mut c, ws.id(), &checksum, version.as_deref())
+        .await?
+        .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(block_schema_json(&view)))
 }
 
@@ -113,18 +119,18 @@ async fn filter(
     let body = body.into_inner();
     let page = body.paging.page(&state)?;
     ready(&state, &ws).await?;
-    let views = schemas::list(
-        &state.stores.orion,
-        ws.id(),
-        body.block_schemas.as_ref(),
-        page,
-    )
-    .await?;
+    let mut c = state.stores.orion.read().await?;
+    let views = schemas::list(&mut c, ws.id(), body.block_schemas.as_ref(), page).await?;
     Ok(HttpResponse::Ok().json(views.iter().map(block_schema_json).collect::<Vec<_>>()))
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    schemas::delete(&state.stores.orion, ws.id(), &id).await?;
+    let (ws, id) = (ws.id().to_string(), id.to_string());
+    state
+        .stores
+        .orion
+        .write(async move |c| schemas::delete(c, &ws, &id).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -112,7 +112,12 @@ async fn create(
         description: body.description,
         code_example: body.code_example,
     };
-    let row = types::insert(&state.stores.orion, ws.id(), &new).await?;
+    let ws = ws.id().to_string();
+    let row = state
+        .stores
+        .orion
+        .write(async move |c| types::insert(c, &ws, &new).await)
+        .await?;
     Ok(HttpResponse::Created().json(block_type_json(&row)))
 }
 
@@ -122,7 +127,8 @@ fn type_not_found() -> ApiError {
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    let row = types::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let row = types::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(type_not_found)?;
     Ok(HttpResponse::Ok().json(block_type_json(&row)))
@@ -134,7 +140,8 @@ async fn read_by_slug(
     slug: PathSlug,
 ) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    let row = types::find_by_slug(&state.stores.orion, ws.id(), &slug)
+    let mut c = state.stores.orion.read().await?;
+    let row = types::find_by_slug(&mut c, ws.id(), &slug)
         .await?
         .ok_or_else(type_not_found)?;
     Ok(HttpResponse::Ok().json(block_type_json(&row)))
@@ -148,8 +155,9 @@ async fn filter(
     let body = body.into_inner();
     let page = body.paging.page(&state)?;
     ready(&state, &ws).await?;
+    let mut c = state.stores.orion.read().await?;
     let rows = types::list(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         body.block_types.as_ref(),
         body.block_schemas.as_ref(),
@@ -173,7 +181,13 @@ async fn update(
         description: body.description,
         code_example: body.code_example,
     };
-    if !types::update(&state.stores.orion, ws.id(), &id, &changes).await? {
+    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let updated = state
+        .stores
+        .orion
+        .write(async move |c| types::update(c, &ws, &id, &changes).await)
+        .await?;
+    if !updated {
         return Err(type_not_found());
     }
     Ok(HttpResponse::NoContent().finish())
@@ -181,7 +195,12 @@ async fn update(
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    types::delete(&state.stores.orion, ws.id(), &id).await?;
+    let (ws, id) = (ws.id().to_string(), id.to_string());
+    state
+        .stores
+        .orion
+        .write(async move |c| types::delete(c, &ws, &id).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -193,8 +212,8 @@ async fn documents_of_type(
 ) -> ApiResult<HttpResponse> {
     let secrets = include_secrets(&req)?;
     ready(&state, &ws).await?;
-    let db = &state.stores.orion;
-    let block_type = types::find_by_slug(db, ws.id(), &slug)
+    let mut c = state.stores.orion.read().await?;
+    let block_type = types::find_by_slug(&mut c, ws.id(), &slug)
         .await?
         .ok_or_else(type_not_found)?;
     let q = DocumentQuery {
@@ -206,7 +225,15 @@ async fn documents_of_type(
         },
         ..Default::default()
     };
-    let docs = documents::list(db, ws.id(), &q, BlockDocumentSort::NameAsc, None, secrets).await?;
+    let docs = documents::list(
+        &mut c,
+        ws.id(),
+        &q,
+        BlockDocumentSort::NameAsc,
+        None,
+        secrets,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(docs.iter().map(block_document_json).collect::<Vec<_>>()))
 }
 
@@ -219,7 +246,8 @@ async fn document_by_name(
 ) -> ApiResult<HttpResponse> {
     let secrets = include_secrets(&req)?;
     ready(&state, &ws).await?;
-    let doc = documents::find_by_name(&state.stores.orion, ws.id(), &slug, &name, secrets)
+    let mut c = state.stores.orion.read().await?;
+    let doc = documents::find_by_name(&mut c, ws.id(), &slug, &name, secrets)
         .await?
         .ok_or_else(|| ApiError::not_found("Block document not found"))?;
     Ok(HttpResponse::Ok().json(block_document_json(&doc)))
@@ -227,6 +255,11 @@ async fn document_by_name(
 
 async fn install_system(state: web::Data<AppState>, ws: Workspace) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    system::register(&state.stores.orion, ws.id(), true).await?;
+    let ws = ws.id().to_string();
+    state
+        .stores
+        .orion
+        .write(async move |c| system::register(c, &ws, true).await)
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::Value::Null))
 }

@@ -6,22 +6,24 @@
 use std::collections::{HashSet, VecDeque};
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use serde_json::Value;
 
 use super::checksum::{schema_checksum, truthy};
-use super::conn::BlockConn;
 use super::definitions::{
     child_fields, declared_refs, stored_fields, with_definitions, SchemaGraph,
 };
 use super::filters::{AnyIds, BlockFilterSql, BlockSchemaFilter};
+use super::queries::{
+    insert_schema, link_schema, newest_schema, schema_by_id, schema_graph, type_by_id, type_by_slug,
+};
 use super::schema::{block_schemas, block_types};
 use super::{
     new_id, now, BlockError, BlockResult, BlockSchemaRow, BlockTypeRow, DEFAULT_SCHEMA_VERSION,
 };
 use crate::db_run;
 use crate::storage::filters::{backend, Cond, Page};
-use crate::storage::{Database, StorageError, StorageResult};
+use crate::storage::{Conn, StorageError, StorageResult};
 
 /// A schema as read: its row, its full fields and its block type.
 #[derive(Debug, Clone)]
@@ -62,17 +64,16 @@ where
 
 /// Schemas matching the filter, newest first.
 pub async fn list(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     f: Option<&BlockSchemaFilter>,
     page: Page,
 ) -> StorageResult<Vec<SchemaView>> {
     let all = BlockSchemaFilter::default();
     let f = f.unwrap_or(&all);
-    let mut conn = db.read().await?;
-    let out = db_run!(conn, |c| {
+    let rows: Vec<BlockSchemaRow> = db_run!(c, |c| {
         let cond = schemas_cond(c, f);
-        let rows: Vec<BlockSchemaRow> = block_schemas::table
+        block_schemas::table
             .filter(block_schemas::workspace_id.eq(ws))
             .filter(cond)
             .order((block_schemas::created.desc(), block_schemas::id.desc()))
@@ -80,16 +81,15 @@ pub async fn list(
             .offset(page.offset)
             .select(BlockSchemaRow::as_select())
             .load(c)
-            .await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let graph = c.schema_graph(ws, &ids).await?;
-        Ok::<_, diesel::result::Error>(views(rows, &graph))
+            .await
     })?;
-    Ok(out)
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let graph = schema_graph(c, ws, &ids).await?;
+    Ok(views(rows, &graph))
 }
 
 /// One schema by id.
-pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<SchemaView>> {
+pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<SchemaView>> {
     let Ok(uuid) = uuid::Uuid::parse_str(id) else {
         return Ok(None);
     };
@@ -103,27 +103,23 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Sch
         limit: 1,
         offset: 0,
     };
-    Ok(list(db, ws, Some(&f), page).await?.into_iter().next())
+    Ok(list(c, ws, Some(&f), page).await?.into_iter().next())
 }
 
 /// The newest schema with `checksum` (and `version`, when given).
 pub async fn find_by_checksum(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     checksum: &str,
     version: Option<&str>,
 ) -> StorageResult<Option<SchemaView>> {
-    let mut conn = db.read().await?;
-    let out = db_run!(conn, |c| {
-        match c.newest_schema(ws, checksum, version).await? {
-            None => Ok::<_, diesel::result::Error>(None),
-            Some(row) => {
-                let graph = c.schema_graph(ws, std::slice::from_ref(&row.id)).await?;
-                Ok(views(vec![row], &graph).into_iter().next())
-            }
+    match newest_schema(c, ws, checksum, version).await? {
+        None => Ok(None),
+        Some(row) => {
+            let graph = schema_graph(c, ws, std::slice::from_ref(&row.id)).await?;
+            Ok(views(vec![row], &graph).into_iter().next())
         }
-    })?;
-    Ok(out)
+    }
 }
 
 /// Work of one schema creation: the schema itself, then the references it declares.
@@ -149,55 +145,52 @@ enum Step {
     },
 }
 
-/// Creates a block schema or returns the one with the same checksum and version; returns the
-/// view and whether it is new.
+/// Creates a block schema (with the nested schemas it declares, in one transaction) or returns
+/// the one with the same checksum and version; returns the view and whether it is new.
 pub async fn create(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     new: &NewBlockSchema,
 ) -> BlockResult<(SchemaView, bool)> {
     let checksum = schema_checksum(&new.fields);
-    let mut conn = db.session().await?;
-    db_run!(conn, |c| {
-        c.transaction::<_, BlockError, _>(async |c| {
-            if c.type_by_id(ws, &new.block_type_id).await?.is_none() {
-                return Err(BlockError::NotFound(format!(
-                    "Block type {} not found.",
-                    new.block_type_id
-                )));
+    c.transaction(async |c| {
+        if type_by_id(c, ws, &new.block_type_id).await?.is_none() {
+            return Err(BlockError::NotFound(format!(
+                "Block type {} not found.",
+                new.block_type_id
+            ))
+            .into());
+        }
+        let (id, fresh) = match newest_schema(c, ws, &checksum, Some(&new.version)).await? {
+            Some(existing) => (existing.id, false),
+            None => {
+                let root = Step::Create {
+                    fields: new.fields.clone(),
+                    block_type_id: new.block_type_id.clone(),
+                    capabilities: new.capabilities.clone(),
+                    version: new.version.clone(),
+                    definitions: None,
+                    parent: None,
+                };
+                (run_steps(c, ws, root).await?, true)
             }
-            let (id, fresh) = match c.newest_schema(ws, &checksum, Some(&new.version)).await? {
-                Some(existing) => (existing.id, false),
-                None => {
-                    let root = Step::Create {
-                        fields: new.fields.clone(),
-                        block_type_id: new.block_type_id.clone(),
-                        capabilities: new.capabilities.clone(),
-                        version: new.version.clone(),
-                        definitions: None,
-                        parent: None,
-                    };
-                    (run_steps(c, ws, root).await?, true)
-                }
-            };
-            let row = c
-                .schema_by_id(ws, &id)
-                .await?
-                .ok_or(BlockError::Storage(StorageError::NotFound))?;
-            let graph = c.schema_graph(ws, std::slice::from_ref(&row.id)).await?;
-            let mut view = views(vec![row], &graph)
-                .into_iter()
-                .next()
-                .ok_or(BlockError::Storage(StorageError::NotFound))?;
-            if fresh {
-                // Prefect answers a new schema with the stored fields plus the posted
-                // references and definitions (a later read rebuilds the definitions).
-                view.fields = created_fields(&view.row.fields, &new.fields);
-            }
-            Ok((view, fresh))
-        })
-        .await
+        };
+        let row = schema_by_id(c, ws, &id)
+            .await?
+            .ok_or(StorageError::NotFound)?;
+        let graph = schema_graph(c, ws, std::slice::from_ref(&row.id)).await?;
+        let mut view = views(vec![row], &graph)
+            .into_iter()
+            .next()
+            .ok_or(StorageError::NotFound)?;
+        if fresh {
+            // Prefect answers a new schema with the stored fields plus the posted
+            // references and definitions (a later read rebuilds the definitions).
+            view.fields = created_fields(&view.row.fields, &new.fields);
+        }
+        Ok((view, fresh))
     })
+    .await
 }
 
 fn created_fields(stored: &str, posted: &Value) -> Value {
@@ -224,16 +217,14 @@ fn missing_type(slug: &str) -> BlockError {
 
 /// Runs the creation steps depth-first, in the order Prefect registers nested schemas;
 /// returns the id of the root schema.
-async fn run_steps<C: BlockConn>(c: &mut C, ws: &str, root: Step) -> BlockResult<String> {
+async fn run_steps(c: &mut Conn, ws: &str, root: Step) -> BlockResult<String> {
     let mut queue: VecDeque<Step> = VecDeque::from([root]);
     let mut root_id: Option<String> = None;
     let mut steps = 0usize;
     while let Some(step) = queue.pop_front() {
         steps += 1;
         if steps > 10_000 {
-            return Err(BlockError::Invalid(
-                "Block schema nesting is too deep.".into(),
-            ));
+            return Err(BlockError::Invalid("Block schema nesting is too deep.".into()).into());
         }
         match step {
             Step::Create {
@@ -248,7 +239,7 @@ async fn run_steps<C: BlockConn>(c: &mut C, ws: &str, root: Step) -> BlockResult
                     .filter(truthy)
                     .or_else(|| fields.get("definitions").cloned());
                 let checksum = schema_checksum(&with_definitions(&fields, defs.as_ref()));
-                let existing = c.newest_schema(ws, &checksum, Some(&version)).await?;
+                let existing = newest_schema(c, ws, &checksum, Some(&version)).await?;
                 let (id, fresh) = match existing {
                     Some(existing) => (existing.id, false),
                     None => {
@@ -265,7 +256,7 @@ async fn run_steps<C: BlockConn>(c: &mut C, ws: &str, root: Step) -> BlockResult
                             version,
                             block_type_id,
                         };
-                        c.insert_schema(&row).await?;
+                        insert_schema(c, &row).await?;
                         (row.id, true)
                     }
                 };
@@ -273,7 +264,7 @@ async fn run_steps<C: BlockConn>(c: &mut C, ws: &str, root: Step) -> BlockResult
                     root_id = Some(id.clone());
                 }
                 if let Some((parent, name)) = parent {
-                    c.link_schema(ws, &parent, &id, &name).await?;
+                    link_schema(c, ws, &parent, &id, &name).await?;
                 }
                 if fresh {
                     let base = stored_fields(&fields, defs.as_ref());
@@ -298,23 +289,23 @@ async fn run_steps<C: BlockConn>(c: &mut C, ws: &str, root: Step) -> BlockResult
                 base,
                 definitions,
             } => {
-                let Some(block_type) = c.type_by_slug(ws, &slug).await? else {
-                    return Err(missing_type(&slug));
+                let Some(block_type) = type_by_slug(c, ws, &slug).await? else {
+                    return Err(missing_type(&slug).into());
                 };
-                if let Some(existing) = c.newest_schema(ws, &checksum, None).await? {
-                    c.link_schema(ws, &parent, &existing.id, &name).await?;
+                if let Some(existing) = newest_schema(c, ws, &checksum, None).await? {
+                    link_schema(c, ws, &parent, &existing.id, &name).await?;
                     continue;
                 }
                 let Some(defs) = definitions else {
                     return Err(BlockError::Invalid(
                         "Unable to create nested block schema due to missing definitions in root block schema fields".into(),
-                    ));
+                    ).into());
                 };
                 let Some(fields) = child_fields(&defs, &base, &name, &slug) else {
                     return Err(BlockError::Invalid(format!(
                         "Unable to create nested block schema for block type '{}' due to missing definition.",
                         block_type.name
-                    )));
+                    )).into());
                 };
                 queue.push_front(Step::Create {
                     fields,
@@ -327,47 +318,49 @@ async fn run_steps<C: BlockConn>(c: &mut C, ws: &str, root: Step) -> BlockResult
             }
         }
     }
-    root_id.ok_or(BlockError::Storage(StorageError::NotFound))
+    root_id.ok_or(StorageError::NotFound)
 }
 
-/// Deletes a schema (and its documents); schemas of protected types are refused.
-pub async fn delete(db: &Database, ws: &str, id: &str) -> BlockResult<()> {
-    let mut conn = db.session().await?;
-    db_run!(conn, |c| {
-        c.transaction::<_, BlockError, _>(async |c| {
-            let found: Option<bool> = block_schemas::table
+/// Deletes a schema (and its documents), in one transaction; schemas of protected types are
+/// refused.
+pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> BlockResult<()> {
+    c.transaction(async |c| {
+        let found: Option<bool> = db_run!(c, |c| {
+            block_schemas::table
                 .inner_join(block_types::table.on(block_types::id.eq(block_schemas::block_type_id)))
                 .filter(block_schemas::workspace_id.eq(ws))
                 .filter(block_schemas::id.eq(id))
                 .select(block_types::is_protected)
                 .first(c)
                 .await
-                .optional()?;
-            match found {
-                None => Err(BlockError::NotFound("Block schema not found".into())),
-                Some(true) => Err(BlockError::Forbidden(
-                    "Block schemas for protected block types cannot be deleted.".into(),
-                )),
-                Some(false) => {
+                .optional()
+        })?;
+        match found {
+            None => Err(BlockError::NotFound("Block schema not found".into()).into()),
+            Some(true) => Err(BlockError::Forbidden(
+                "Block schemas for protected block types cannot be deleted.".into(),
+            )
+            .into()),
+            Some(false) => {
+                db_run!(c, |c| {
                     diesel::delete(
                         block_schemas::table
                             .filter(block_schemas::workspace_id.eq(ws))
                             .filter(block_schemas::id.eq(id)),
                     )
                     .execute(c)
-                    .await?;
-                    Ok(())
-                }
+                    .await
+                })?;
+                Ok(())
             }
-        })
-        .await
+        }
     })
+    .await
 }
 
 /// Every capability any schema of the workspace declares, sorted.
-pub async fn capabilities(db: &Database, ws: &str) -> StorageResult<Vec<String>> {
-    let mut conn = db.read().await?;
-    let texts: Vec<String> = db_run!(conn, |c| {
+pub async fn capabilities(c: &mut Conn, ws: &str) -> StorageResult<Vec<String>> {
+    let texts: Vec<String> = db_run!(c, |c| {
         block_schemas::table
             .filter(block_schemas::workspace_id.eq(ws))
             .select(block_schemas::capabilities)

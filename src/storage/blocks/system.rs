@@ -11,19 +11,19 @@
 
 use std::collections::HashMap;
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::conn::BlockConn;
 use super::definitions::declared_refs;
+use super::queries::{link_schema, newest_schema, type_by_slug};
 use super::schema::{block_schemas, block_types};
 use super::{new_id, now, to_text, BlockError, BlockResult, BlockSchemaRow, BlockTypeRow};
 use crate::db_run;
 use crate::storage::accounts::DEFAULT_WORKSPACE_ID;
-use crate::storage::{Database, StorageError};
+use crate::storage::{Conn, StorageError, StorageResult};
 
 const DATA: &str = include_str!("../blocks_system.json");
 
@@ -69,36 +69,37 @@ pub fn data() -> Result<SystemData, StorageError> {
 
 /// At start (after migrations): registers, or refreshes, the system blocks of the default
 /// workspace, as Prefect's server does at each start.
-pub async fn register_default(db: &Database) -> Result<(), StorageError> {
-    register(db, DEFAULT_WORKSPACE_ID, false)
+pub async fn register_default(c: &mut Conn) -> StorageResult<()> {
+    register(c, DEFAULT_WORKSPACE_ID, false)
         .await
         .map_err(|e| match e {
-            BlockError::Storage(s) => s,
-            other => StorageError::Migrate {
+            StorageError::Blocks(refused) => StorageError::Migrate {
                 db: "orion",
-                reason: format!("cannot register the system block types: {other:?}"),
+                reason: format!("cannot register the system block types: {refused:?}"),
             },
+            other => other,
         })
 }
 
+/// Whether `ws` has the system blocks (one query); a read, so that a request can skip
+/// [`ensure`] and its write.
+pub async fn registered(c: &mut Conn, ws: &str) -> StorageResult<bool> {
+    Ok(newest_schema(c, ws, MARKER_CHECKSUM, Some(MARKER_VERSION))
+        .await?
+        .is_some())
+}
+
 /// Registers the system blocks in `ws` unless it already has them (one query when it has).
-pub async fn ensure(db: &Database, ws: &str) -> BlockResult<()> {
-    let mut conn = db.read().await?;
-    let found = db_run!(conn, |c| {
-        c.newest_schema(ws, MARKER_CHECKSUM, Some(MARKER_VERSION))
-            .await
-    })
-    .map_err(StorageError::from)?;
-    drop(conn);
-    if found.is_some() {
+pub async fn ensure(c: &mut Conn, ws: &str) -> BlockResult<()> {
+    if registered(c, ws).await? {
         return Ok(());
     }
-    register(db, ws, false).await
+    register(c, ws, false).await
 }
 
 /// Registers (or refreshes) the system blocks of `ws`; with `protected_only`, only Webhook,
-/// Secret and LocalFileSystem (`POST /block_types/install_system_block_types`).
-pub async fn register(db: &Database, ws: &str, protected_only: bool) -> BlockResult<()> {
+/// Secret and LocalFileSystem (`POST /block_types/install_system_block_types`). One transaction.
+pub async fn register(c: &mut Conn, ws: &str, protected_only: bool) -> BlockResult<()> {
     let data = data()?;
     let types: Vec<&SystemType> = data
         .block_types
@@ -112,142 +113,170 @@ pub async fn register(db: &Database, ws: &str, protected_only: bool) -> BlockRes
         .enumerate()
         .filter(|(_, s)| wanted.contains(&s.block_type_slug))
         .collect();
-    let mut conn = db.session().await?;
-    db_run!(conn, |c| {
-        c.transaction::<_, BlockError, _>(async |c| {
-            let t0 = now();
-            let existing: Vec<BlockTypeRow> = block_types::table
-                .filter(block_types::workspace_id.eq(ws))
-                .filter(block_types::slug.eq_any(&wanted))
-                .select(BlockTypeRow::as_select())
-                .load(c)
-                .await?;
-            let mut type_ids: HashMap<String, String> = HashMap::new();
-            for t in &types {
-                match existing.iter().find(|e| e.slug == t.slug) {
-                    None => {
-                        let row = BlockTypeRow {
-                            id: new_id(),
-                            workspace_id: ws.to_string(),
-                            created: t0,
-                            updated: t0,
-                            name: t.name.clone(),
-                            slug: t.slug.clone(),
-                            logo_url: t.logo_url.clone(),
-                            documentation_url: t.documentation_url.clone(),
-                            description: t.description.clone(),
-                            code_example: t.code_example.clone(),
-                            is_protected: t.is_protected,
-                        };
-                        diesel::insert_into(block_types::table)
-                            .values(&row)
-                            .on_conflict_do_nothing()
-                            .execute(c)
-                            .await?;
-                        let id = c
-                            .type_by_slug(ws, &t.slug)
-                            .await?
-                            .map(|r| r.id)
-                            .unwrap_or(row.id);
-                        type_ids.insert(t.slug.clone(), id);
-                    }
-                    Some(e) => {
-                        let differs = e.logo_url != t.logo_url
-                            || e.documentation_url != t.documentation_url
-                            || e.description != t.description
-                            || e.code_example != t.code_example
-                            || (t.is_protected && (e.name != t.name || !e.is_protected));
-                        if differs {
-                            let name = if t.is_protected { &t.name } else { &e.name };
-                            diesel::update(block_types::table.filter(block_types::id.eq(&e.id)))
-                                .set((
-                                    block_types::name.eq(name),
-                                    block_types::logo_url.eq(&t.logo_url),
-                                    block_types::documentation_url.eq(&t.documentation_url),
-                                    block_types::description.eq(&t.description),
-                                    block_types::code_example.eq(&t.code_example),
-                                    block_types::is_protected.eq(e.is_protected || t.is_protected),
-                                    block_types::updated.eq(t0),
-                                ))
-                                .execute(c)
-                                .await?;
-                        }
-                        type_ids.insert(t.slug.clone(), e.id.clone());
-                    }
-                }
-            }
-            let present: Vec<(String, String, String)> = block_schemas::table
-                .filter(block_schemas::workspace_id.eq(ws))
-                .select((
-                    block_schemas::checksum,
-                    block_schemas::version,
-                    block_schemas::id,
-                ))
-                .load(c)
-                .await?;
-            let present: HashMap<(String, String), String> = present
-                .into_iter()
-                .map(|(ch, v, id)| ((ch, v), id))
-                .collect();
-            let mut ids: HashMap<usize, String> = HashMap::new();
-            let mut fresh: Vec<usize> = Vec::new();
-            for (i, s) in &schemas {
-                let key = (s.checksum.clone(), s.version.clone());
-                if let Some(id) = present.get(&key) {
-                    ids.insert(*i, id.clone());
-                    continue;
-                }
-                let Some(type_id) = type_ids.get(&s.block_type_slug) else {
-                    continue;
-                };
-                let created = t0 + Duration::microseconds(*i as i64);
-                let row = BlockSchemaRow {
+    c.transaction(async |c| {
+        let t0 = now();
+        let type_ids = register_types(c, ws, &types, t0).await?;
+        register_schemas(c, ws, &data.block_schemas, &schemas, &type_ids, t0).await
+    })
+    .await
+}
+
+/// Adds the missing system types of `ws` and brings the present ones back to their captured
+/// values; returns the types' ids by slug.
+async fn register_types(
+    c: &mut Conn,
+    ws: &str,
+    types: &[&SystemType],
+    t0: NaiveDateTime,
+) -> StorageResult<HashMap<String, String>> {
+    let wanted: Vec<&str> = types.iter().map(|t| t.slug.as_str()).collect();
+    let existing: Vec<BlockTypeRow> = db_run!(c, |c| {
+        block_types::table
+            .filter(block_types::workspace_id.eq(ws))
+            .filter(block_types::slug.eq_any(&wanted))
+            .select(BlockTypeRow::as_select())
+            .load(c)
+            .await
+    })?;
+    let mut type_ids: HashMap<String, String> = HashMap::new();
+    for t in types {
+        match existing.iter().find(|e| e.slug == t.slug) {
+            None => {
+                let row = BlockTypeRow {
                     id: new_id(),
                     workspace_id: ws.to_string(),
-                    created,
-                    updated: created,
-                    checksum: s.checksum.clone(),
-                    fields: to_text(&captured_stored_fields(&s.fields)),
-                    capabilities: to_text(&s.capabilities),
-                    version: s.version.clone(),
-                    block_type_id: type_id.clone(),
+                    created: t0,
+                    updated: t0,
+                    name: t.name.clone(),
+                    slug: t.slug.clone(),
+                    logo_url: t.logo_url.clone(),
+                    documentation_url: t.documentation_url.clone(),
+                    description: t.description.clone(),
+                    code_example: t.code_example.clone(),
+                    is_protected: t.is_protected,
                 };
-                // Another replica or request may be registering the same workspace.
-                let inserted = diesel::insert_into(block_schemas::table)
-                    .values(&row)
-                    .on_conflict_do_nothing()
-                    .execute(c)
-                    .await?;
-                if inserted == 1 {
-                    ids.insert(*i, row.id);
-                    fresh.push(*i);
-                } else if let Some(other) =
-                    c.newest_schema(ws, &s.checksum, Some(&s.version)).await?
-                {
-                    ids.insert(*i, other.id);
-                }
+                db_run!(c, |c| {
+                    diesel::insert_into(block_types::table)
+                        .values(&row)
+                        .on_conflict_do_nothing()
+                        .execute(c)
+                        .await
+                })?;
+                let id = type_by_slug(c, ws, &t.slug)
+                    .await?
+                    .map(|r| r.id)
+                    .unwrap_or(row.id);
+                type_ids.insert(t.slug.clone(), id);
             }
-            for i in fresh {
-                let s = &data.block_schemas[i];
-                let Some(parent) = ids.get(&i).cloned() else {
-                    continue;
-                };
-                for r in declared_refs(&s.fields).map_err(BlockError::Invalid)? {
-                    let child = match child_index(&data.block_schemas, i, &r.checksum)
-                        .and_then(|j| ids.get(&j).cloned())
-                    {
-                        Some(id) => Some(id),
-                        None => c.newest_schema(ws, &r.checksum, None).await?.map(|s| s.id),
-                    };
-                    if let Some(child) = child {
-                        c.link_schema(ws, &parent, &child, &r.name).await?;
-                    }
+            Some(e) => {
+                let differs = e.logo_url != t.logo_url
+                    || e.documentation_url != t.documentation_url
+                    || e.description != t.description
+                    || e.code_example != t.code_example
+                    || (t.is_protected && (e.name != t.name || !e.is_protected));
+                if differs {
+                    let name = if t.is_protected { &t.name } else { &e.name };
+                    db_run!(c, |c| {
+                        diesel::update(block_types::table.filter(block_types::id.eq(&e.id)))
+                            .set((
+                                block_types::name.eq(name),
+                                block_types::logo_url.eq(&t.logo_url),
+                                block_types::documentation_url.eq(&t.documentation_url),
+                                block_types::description.eq(&t.description),
+                                block_types::code_example.eq(&t.code_example),
+                                block_types::is_protected.eq(e.is_protected || t.is_protected),
+                                block_types::updated.eq(t0),
+                            ))
+                            .execute(c)
+                            .await
+                    })?;
                 }
+                type_ids.insert(t.slug.clone(), e.id.clone());
             }
-            Ok(())
-        })
-        .await
-    })
+        }
+    }
+    Ok(type_ids)
+}
+
+/// Adds the missing system schemas `schemas` (indexes into `all`, the captured schemas) of
+/// `ws`, and the references of the ones it added.
+async fn register_schemas(
+    c: &mut Conn,
+    ws: &str,
+    all: &[SystemSchema],
+    schemas: &[(usize, &SystemSchema)],
+    type_ids: &HashMap<String, String>,
+    t0: NaiveDateTime,
+) -> BlockResult<()> {
+    let present: Vec<(String, String, String)> = db_run!(c, |c| {
+        block_schemas::table
+            .filter(block_schemas::workspace_id.eq(ws))
+            .select((
+                block_schemas::checksum,
+                block_schemas::version,
+                block_schemas::id,
+            ))
+            .load(c)
+            .await
+    })?;
+    let present: HashMap<(String, String), String> = present
+        .into_iter()
+        .map(|(ch, v, id)| ((ch, v), id))
+        .collect();
+    let mut ids: HashMap<usize, String> = HashMap::new();
+    let mut fresh: Vec<usize> = Vec::new();
+    for (i, s) in schemas {
+        let key = (s.checksum.clone(), s.version.clone());
+        if let Some(id) = present.get(&key) {
+            ids.insert(*i, id.clone());
+            continue;
+        }
+        let Some(type_id) = type_ids.get(&s.block_type_slug) else {
+            continue;
+        };
+        let created = t0 + Duration::microseconds(*i as i64);
+        let row = BlockSchemaRow {
+            id: new_id(),
+            workspace_id: ws.to_string(),
+            created,
+            updated: created,
+            checksum: s.checksum.clone(),
+            fields: to_text(&captured_stored_fields(&s.fields)),
+            capabilities: to_text(&s.capabilities),
+            version: s.version.clone(),
+            block_type_id: type_id.clone(),
+        };
+        // Another replica or request may be registering the same workspace.
+        let inserted = db_run!(c, |c| {
+            diesel::insert_into(block_schemas::table)
+                .values(&row)
+                .on_conflict_do_nothing()
+                .execute(c)
+                .await
+        })?;
+        if inserted == 1 {
+            ids.insert(*i, row.id);
+            fresh.push(*i);
+        } else if let Some(other) = newest_schema(c, ws, &s.checksum, Some(&s.version)).await? {
+            ids.insert(*i, other.id);
+        }
+    }
+    for i in fresh {
+        let s = &all[i];
+        let Some(parent) = ids.get(&i).cloned() else {
+            continue;
+        };
+        for r in declared_refs(&s.fields).map_err(BlockError::Invalid)? {
+            let child = match child_index(all, i, &r.checksum).and_then(|j| ids.get(&j).cloned()) {
+                Some(id) => Some(id),
+                None => newest_schema(c, ws, &r.checksum, None).await?.map(|s| s.id),
+            };
+            if let Some(child) = child {
+                link_schema(c, ws, &parent, &child, &r.name).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The stored form of captured (rebuilt) fields: without `block_schema_references` and without

@@ -3,13 +3,13 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::conn::BlockConn;
 use super::filters::{BlockFilterSql, BlockSchemaFilter, BlockTypeFilter};
+use super::queries::{type_by_id, type_by_slug};
 use super::schema::block_types;
 use super::{new_id, now, BlockError, BlockResult, BlockTypeRow};
 use crate::db_run;
 use crate::storage::filters::{backend, Cond, Page};
-use crate::storage::{Database, StorageResult};
+use crate::storage::{Conn, StorageResult};
 
 /// A block type as posted (`BlockTypeCreate`), already validated.
 #[derive(Debug, Clone, Default)]
@@ -50,7 +50,7 @@ fn html_unescape(s: &str) -> String {
 }
 
 /// Inserts a block type; a taken slug is a conflict with Prefect's message.
-pub async fn insert(db: &Database, ws: &str, new: &NewBlockType) -> BlockResult<BlockTypeRow> {
+pub async fn insert(c: &mut Conn, ws: &str, new: &NewBlockType) -> BlockResult<BlockTypeRow> {
     let t = now();
     let row = BlockTypeRow {
         id: new_id(),
@@ -65,36 +65,33 @@ pub async fn insert(db: &Database, ws: &str, new: &NewBlockType) -> BlockResult<
         code_example: new.code_example.as_deref().map(html_escape),
         is_protected: false,
     };
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
+    let n = db_run!(c, |c| {
         diesel::insert_into(block_types::table)
             .values(&row)
             .on_conflict_do_nothing()
             .execute(c)
             .await
-    })
-    .map_err(crate::storage::StorageError::from)?;
+    })?;
     if n == 0 {
         return Err(BlockError::Conflict(format!(
             "Block type with name \"{}\" already exists",
             new.name
-        )));
+        ))
+        .into());
     }
     Ok(row)
 }
 
-pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<BlockTypeRow>> {
-    let mut conn = db.read().await?;
-    Ok(db_run!(conn, |c| c.type_by_id(ws, id).await)?)
+pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<BlockTypeRow>> {
+    type_by_id(c, ws, id).await
 }
 
 pub async fn find_by_slug(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     slug: &str,
 ) -> StorageResult<Option<BlockTypeRow>> {
-    let mut conn = db.read().await?;
-    Ok(db_run!(conn, |c| c.type_by_slug(ws, slug).await)?)
+    type_by_slug(c, ws, slug).await
 }
 
 fn types_cond<C>(
@@ -113,14 +110,13 @@ where
 
 /// Block types matching the filters, by name.
 pub async fn list(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     t: Option<&BlockTypeFilter>,
     s: Option<&BlockSchemaFilter>,
     page: Page,
 ) -> StorageResult<Vec<BlockTypeRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         let cond = types_cond(c, ws, t, s);
         block_types::table
             .filter(block_types::workspace_id.eq(ws))
@@ -138,12 +134,12 @@ pub async fn list(
 /// Applies `changes` unless they would change nothing (Prefect compares, ignoring HTML
 /// escaping, to avoid needless writes); false when no such type.
 pub async fn update(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     id: &str,
     changes: &BlockTypeChanges,
 ) -> StorageResult<bool> {
-    let Some(current) = find(db, ws, id).await? else {
+    let Some(current) = find(c, ws, id).await? else {
         return Ok(false);
     };
     let same = |new: &Option<Option<String>>, old: &Option<String>| match new {
@@ -162,8 +158,7 @@ pub async fn update(
         && changes.description.is_none()
         && changes.code_example.is_none();
     let t = now();
-    let mut conn = db.session().await?;
-    db_run!(conn, |c| {
+    db_run!(c, |c| {
         let target = block_types::table
             .filter(block_types::workspace_id.eq(ws))
             .filter(block_types::id.eq(id));
@@ -183,17 +178,16 @@ pub async fn update(
 }
 
 /// Deletes a block type with its schemas and documents; protected types are refused.
-pub async fn delete(db: &Database, ws: &str, id: &str) -> BlockResult<()> {
-    let current = find(db, ws, id)
+pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> BlockResult<()> {
+    let current = find(c, ws, id)
         .await?
         .ok_or_else(|| BlockError::NotFound("Block type not found".into()))?;
     if current.is_protected {
-        return Err(BlockError::Forbidden(
-            "protected block types cannot be deleted.".into(),
-        ));
+        return Err(
+            BlockError::Forbidden("protected block types cannot be deleted.".into()).into(),
+        );
     }
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
+    let n = db_run!(c, |c| {
         diesel::delete(
             block_types::table
                 .filter(block_types::workspace_id.eq(ws))
@@ -202,10 +196,9 @@ pub async fn delete(db: &Database, ws: &str, id: &str) -> BlockResult<()> {
         )
         .execute(c)
         .await
-    })
-    .map_err(crate::storage::StorageError::from)?;
+    })?;
     if n == 0 {
-        return Err(BlockError::NotFound("Block type not found".into()));
+        return Err(BlockError::NotFound("Block type not found".into()).into());
     }
     Ok(())
 }

@@ -161,15 +161,22 @@ async fn every_workspace_gets_the_system_blocks_once() {
         limit: 200,
         offset: 0,
     };
-    assert!(types::list(db, ws, None, None, page)
+    let mut c = db.read().await.expect("read");
+    assert!(types::list(&mut c, ws, None, None, page)
         .await
         .expect("list")
         .is_empty());
     for _ in 0..2 {
-        system::ensure(db, ws).await.expect("registers");
+        db.write(async move |c| system::ensure(c, ws).await)
+            .await
+            .expect("registers");
     }
-    system::register(db, ws, false).await.expect("again");
-    let rows = types::list(db, ws, None, None, page).await.expect("list");
+    db.write(async move |c| system::register(c, ws, false).await)
+        .await
+        .expect("again");
+    let rows = types::list(&mut c, ws, None, None, page)
+        .await
+        .expect("list");
     assert_eq!(rows.len(), 54);
     assert_eq!(rows.iter().filter(|t| t.is_protected).count(), 3);
     let (_, default_types) = call(&app, "POST", "/api/block_types/filter", None).await;

@@ -9,9 +9,13 @@ use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use uuid::Uuid;
 
+mod write;
+
+pub use write::{delete, insert, update};
+
 use super::filters::{backend, combine, lower, Cond, FilterSql, Operator, Page, Related};
 use super::schema::{flow_runs, task_runs};
-use super::{Database, StorageResult};
+use super::{Conn, StorageResult};
 use crate::db_run;
 
 pub mod schema {
@@ -96,15 +100,6 @@ pub struct ArtifactChanges {
     pub data: Option<Option<String>>,
     pub description: Option<Option<String>>,
     pub metadata_: Option<Option<String>>,
-}
-
-#[derive(Debug, Clone, Default, AsChangeset)]
-#[diesel(table_name = artifact_collections)]
-struct CollectionChanges {
-    updated: Option<NaiveDateTime>,
-    data: Option<Option<String>>,
-    description: Option<Option<String>>,
-    metadata_: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -287,61 +282,8 @@ where
     <C::Backend as ArtifactSql>::collection(ws, q)
 }
 
-/// Inserts an artifact and, when it has a key, makes it its key's latest.
-pub async fn insert(db: &Database, row: &ArtifactRow) -> StorageResult<()> {
-    let mut conn = db.session().await?;
-    db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            diesel::insert_into(artifacts::table)
-                .values(row)
-                .execute(c)
-                .await?;
-            if let Some(key) = &row.key {
-                let collection = CollectionRow {
-                    id: Uuid::new_v4().to_string(),
-                    workspace_id: row.workspace_id.clone(),
-                    created: row.created,
-                    updated: row.updated,
-                    key: key.clone(),
-                    latest_id: row.id.clone(),
-                    artifact_type: row.artifact_type.clone(),
-                    description: row.description.clone(),
-                    data: row.data.clone(),
-                    metadata_: row.metadata_.clone(),
-                    flow_run_id: row.flow_run_id.clone(),
-                    task_run_id: row.task_run_id.clone(),
-                };
-                diesel::insert_into(artifact_collections::table)
-                    .values(&collection)
-                    .on_conflict((
-                        artifact_collections::workspace_id,
-                        artifact_collections::key,
-                    ))
-                    .do_update()
-                    .set((
-                        artifact_collections::updated.eq(row.updated),
-                        artifact_collections::latest_id.eq(&row.id),
-                        artifact_collections::artifact_type.eq(&row.artifact_type),
-                        artifact_collections::description.eq(&row.description),
-                        artifact_collections::data.eq(&row.data),
-                        artifact_collections::metadata_.eq(&row.metadata_),
-                        artifact_collections::flow_run_id.eq(&row.flow_run_id),
-                        artifact_collections::task_run_id.eq(&row.task_run_id),
-                    ))
-                    .execute(c)
-                    .await?;
-            }
-            Ok(())
-        })
-        .await
-    })?;
-    Ok(())
-}
-
-pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<ArtifactRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| artifacts::table
+pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<ArtifactRow>> {
+    let row = db_run!(c, |c| artifacts::table
         .filter(artifacts::workspace_id.eq(ws))
         .filter(artifacts::id.eq(id))
         .select(ArtifactRow::as_select())
@@ -353,12 +295,11 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Art
 
 /// The collection (latest artifact) of `key`.
 pub async fn find_latest(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     key: &str,
 ) -> StorageResult<Option<CollectionRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| artifact_collections::table
+    let row = db_run!(c, |c| artifact_collections::table
         .filter(artifact_collections::workspace_id.eq(ws))
         .filter(artifact_collections::key.eq(key))
         .select(CollectionRow::as_select())
@@ -369,14 +310,13 @@ pub async fn find_latest(
 }
 
 pub async fn list(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     q: &Query,
     sort: ArtifactSort,
     page: Page,
 ) -> StorageResult<Vec<ArtifactRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         let cond = artifact_cond(c, ws, q);
         let mut b = artifacts::table
             .filter(artifacts::workspace_id.eq(ws))
@@ -395,20 +335,28 @@ pub async fn list(
     Ok(rows)
 }
 
-pub async fn count(db: &Database, ws: &str, q: &Query) -> StorageResult<i64> {
-    crate::count_in_workspace!(db, artifacts, ws, artifact_cond(ws, q))
+pub async fn count(c: &mut Conn, ws: &str, q: &Query) -> StorageResult<i64> {
+    let n = db_run!(c, |c| {
+        let cond = artifact_cond(c, ws, q);
+        artifacts::table
+            .filter(artifacts::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
 }
 
 pub async fn list_latest(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     q: &Query,
     sort: ArtifactSort,
     page: Page,
 ) -> StorageResult<Vec<CollectionRow>> {
     use artifact_collections as ac;
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         let cond = collection_cond(c, ws, q);
         let mut b = ac::table
             .filter(ac::workspace_id.eq(ws))
@@ -427,111 +375,15 @@ pub async fn list_latest(
     Ok(rows)
 }
 
-pub async fn count_latest(db: &Database, ws: &str, q: &Query) -> StorageResult<i64> {
-    crate::count_in_workspace!(db, artifact_collections, ws, collection_cond(ws, q))
-}
-
-/// Updates an artifact and, when it is its key's latest, the collection; false when no such
-/// artifact.
-pub async fn update(
-    db: &Database,
-    ws: &str,
-    id: &str,
-    changes: &ArtifactChanges,
-) -> StorageResult<bool> {
-    let collection_changes = CollectionChanges {
-        updated: changes.updated,
-        data: changes.data.clone(),
-        description: changes.description.clone(),
-        metadata_: changes.metadata_.clone(),
-    };
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            let a = diesel::update(
-                artifacts::table
-                    .filter(artifacts::workspace_id.eq(ws))
-                    .filter(artifacts::id.eq(id)),
-            )
-            .set(changes)
-            .execute(c)
-            .await?;
-            let b = diesel::update(
-                artifact_collections::table
-                    .filter(artifact_collections::workspace_id.eq(ws))
-                    .filter(artifact_collections::latest_id.eq(id)),
-            )
-            .set(&collection_changes)
-            .execute(c)
-            .await?;
-            Ok(a + b)
-        })
-        .await
+pub async fn count_latest(c: &mut Conn, ws: &str, q: &Query) -> StorageResult<i64> {
+    let n = db_run!(c, |c| {
+        let cond = collection_cond(c, ws, q);
+        artifact_collections::table
+            .filter(artifact_collections::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
     })?;
-    Ok(n > 0)
-}
-
-/// Deletes an artifact; when it was its key's latest, the next most recent artifact of the key
-/// becomes the latest (or the collection goes). False when no such artifact.
-pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    use artifact_collections as ac;
-    let mut conn = db.session().await?;
-    let deleted = db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            let found: Option<ArtifactRow> = artifacts::table
-                .filter(artifacts::workspace_id.eq(ws))
-                .filter(artifacts::id.eq(id))
-                .select(ArtifactRow::as_select())
-                .first(c)
-                .await
-                .optional()?;
-            let Some(artifact) = found else {
-                return Ok(false);
-            };
-            if let Some(key) = &artifact.key {
-                let next: Option<ArtifactRow> = artifacts::table
-                    .filter(artifacts::workspace_id.eq(ws))
-                    .filter(artifacts::key.eq(key))
-                    .filter(artifacts::id.ne(id))
-                    .order((artifacts::created.desc(), artifacts::id.desc()))
-                    .select(ArtifactRow::as_select())
-                    .first(c)
-                    .await
-                    .optional()?;
-                let latest = ac::table
-                    .filter(ac::workspace_id.eq(ws))
-                    .filter(ac::key.eq(key))
-                    .filter(ac::latest_id.eq(id));
-                match next {
-                    Some(n) => {
-                        diesel::update(latest)
-                            .set((
-                                ac::latest_id.eq(&n.id),
-                                ac::artifact_type.eq(&n.artifact_type),
-                                ac::description.eq(&n.description),
-                                ac::data.eq(&n.data),
-                                ac::metadata_.eq(&n.metadata_),
-                                ac::flow_run_id.eq(&n.flow_run_id),
-                                ac::task_run_id.eq(&n.task_run_id),
-                                ac::created.eq(n.created),
-                                ac::updated.eq(n.updated),
-                            ))
-                            .execute(c)
-                            .await?;
-                    }
-                    None => {
-                        diesel::delete(latest).execute(c).await?;
-                    }
-                }
-            }
-            diesel::delete(artifacts::table.filter(artifacts::id.eq(id)))
-                .execute(c)
-                .await?;
-            Ok(true)
-        })
-        .await
-    })?;
-    Ok(deleted)
+    Ok(n)
 }

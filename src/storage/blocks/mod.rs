@@ -8,10 +8,10 @@
 //! masked on the way out unless asked for, and never logged.
 
 pub mod checksum;
-pub mod conn;
 pub mod definitions;
 pub mod documents;
 pub mod filters;
+pub mod queries;
 pub mod schemas;
 pub mod secrets;
 pub mod system;
@@ -19,6 +19,8 @@ pub mod types;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+
+use super::{StorageError, StorageResult};
 
 pub mod schema {
     diesel::table! {
@@ -178,11 +180,11 @@ pub struct BlockDocumentRefRow {
     pub reference_block_document_id: String,
 }
 
-/// Errors of the blocks rules that are not plain storage errors; the API maps each to the
-/// reference server's status and message.
+/// Refusals of the blocks rules (beyond plain storage errors); the API maps each to the
+/// reference server's status and message. They travel as [`StorageError::Blocks`], so a refusal
+/// inside a transaction rolls it back like any storage error.
 #[derive(Debug)]
 pub enum BlockError {
-    Storage(super::StorageError),
     /// 404 with this detail.
     NotFound(String),
     /// 409 with this detail.
@@ -195,19 +197,14 @@ pub enum BlockError {
     Integrity,
 }
 
-impl From<super::StorageError> for BlockError {
-    fn from(e: super::StorageError) -> Self {
-        BlockError::Storage(e)
+impl From<BlockError> for StorageError {
+    fn from(e: BlockError) -> Self {
+        StorageError::Blocks(e)
     }
 }
 
-impl From<diesel::result::Error> for BlockError {
-    fn from(e: diesel::result::Error) -> Self {
-        BlockError::Storage(e.into())
-    }
-}
-
-pub type BlockResult<T> = Result<T, BlockError>;
+/// The result of a blocks operation: a storage error or a refusal ([`StorageError::Blocks`]).
+pub type BlockResult<T> = StorageResult<T>;
 
 /// Parses a JSON text column (`default` if it is not JSON, which never happens for rows
 /// Orrery wrote).

@@ -31,7 +31,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 impl From<BlockError> for ApiError {
     fn from(e: BlockError) -> Self {
         match e {
-            BlockError::Storage(s) => s.into(),
             BlockError::NotFound(m) => ApiError::not_found(m),
             BlockError::Conflict(m) => ApiError::conflict(m),
             BlockError::Invalid(m) => ApiError::bad_request(m),
@@ -43,7 +42,13 @@ impl From<BlockError> for ApiError {
 
 /// Registers the system block types in the request's workspace on its first blocks request.
 pub(crate) async fn ready(state: &AppState, ws: &Workspace) -> ApiResult<()> {
-    system::ensure(&state.stores.orion, ws.id()).await?;
+    let db = &state.stores.orion;
+    if system::registered(&mut db.read().await?, ws.id()).await? {
+        return Ok(());
+    }
+    let ws = ws.id().to_string();
+    db.write(async move |c| system::ensure(c, &ws).await)
+        .await?;
     Ok(())
 }
 
@@ -213,6 +218,7 @@ pub(crate) fn check_dashes(field: &str, what: &str, value: &str) -> ApiResult<()
 
 async fn capabilities(state: web::Data<AppState>, ws: Workspace) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    let caps = crate::storage::blocks::schemas::capabilities(&state.stores.orion, ws.id()).await?;
+    let mut c = state.stores.orion.read().await?;
+    let caps = crate::storage::blocks::schemas::capabilities(&mut c, ws.id()).await?;
     Ok(HttpResponse::Ok().json(caps))
 }
