@@ -211,7 +211,7 @@ impl Conn {
 
     pub fn backend(&mut self) -> Backend<'_> {
         match &mut self.0 {
-            ConnKind::Pg(c) => Backend::Pg(&mut **c),
+            ConnKind::Pg(c) => Backend::Pg(c),
             ConnKind::SqliteRead(r) => Backend::Sqlite(r.conn_mut()),
             ConnKind::SqliteWriter(c) => Backend::Sqlite(c),
         }
