@@ -280,7 +280,9 @@ pub async fn queues_json(
         .filter(|q| q.concurrency_limit.is_some())
         .map(|q| q.id.clone())
         .collect();
-    let slots = wp::active_slots_by_queue(&state.stores.orion, &limited, slot_states).await?;
+    let slots =
+        wp::active_slots_by_queue(&mut state.stores.orion.read().await?, &limited, slot_states)
+            .await?;
     Ok(rows
         .iter()
         .map(|q| {
@@ -302,7 +304,7 @@ pub async fn one_queue_json(
 ) -> ApiResult<Value> {
     let slots = match q.concurrency_limit {
         Some(_) => wp::active_slots_by_queue(
-            &state.stores.orion,
+            &mut state.stores.orion.read().await?,
             std::slice::from_ref(&q.id),
             slot_states,
         )
@@ -317,10 +319,13 @@ pub async fn one_queue_json(
 /// The body of one pool, with its active slots when it has a limit.
 async fn one_pool_json(state: &AppState, p: &PoolRow) -> ApiResult<Value> {
     let slots = match p.concurrency_limit {
-        Some(_) => wp::active_slots_by_pool(&state.stores.orion, std::slice::from_ref(&p.id))
-            .await?
-            .get(&p.id)
-            .copied(),
+        Some(_) => wp::active_slots_by_pool(
+            &mut state.stores.orion.read().await?,
+            std::slice::from_ref(&p.id),
+        )
+        .await?
+        .get(&p.id)
+        .copied(),
         None => None,
     };
     Ok(pool_json(p, slots))
@@ -339,7 +344,8 @@ pub fn pool_not_found(name: &str) -> ApiError {
 }
 
 pub async fn pool(state: &AppState, ws: &Workspace, name: &str) -> ApiResult<PoolRow> {
-    wp::find_pool(&state.stores.orion, ws.id(), name)
+    let mut c = state.stores.orion.read().await?;
+    wp::find_pool(&mut c, ws.id(), name)
         .await?
         .ok_or_else(|| pool_not_found(name))
 }
@@ -398,7 +404,13 @@ pub async fn insert_pool(
         default_queue_id: Some(queue.id.clone()),
         storage_configuration: "{}".into(),
     };
-    match wp::insert_pool(&state.stores.orion, &row, &queue).await {
+    let written = row.clone();
+    let inserted = state
+        .stores
+        .orion
+        .write(async move |c| wp::insert_pool(c, &written, &queue).await)
+        .await;
+    match inserted {
         Ok(()) => Ok(row),
         Err(crate::storage::StorageError::Conflict(_)) => Err(ApiError::conflict(
             "A work pool with this name already exists.",
@@ -445,7 +457,12 @@ async fn create_pool(
         row.is_paused = b.is_paused;
         row.concurrency_limit = b.concurrency_limit;
         row.storage_configuration = to_text(&b.storage_configuration.unwrap_or_default());
-        wp::save_pool(&state.stores.orion, &row).await?;
+        let written = row.clone();
+        state
+            .stores
+            .orion
+            .write(async move |c| wp::update_pool(c, &written).await)
+            .await?;
     }
     // A new pool has no runs: a limit reports 0 active slots.
     Ok(HttpResponse::Created().json(pool_json(&row, None)))
@@ -474,8 +491,9 @@ async fn filter_pools(
     body: JsonOrDefault<PoolListBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
+    let mut c = state.stores.orion.read().await?;
     let rows = wp::list_pools(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         &b.work_pools.unwrap_or_default(),
         b.paging.page(&state)?,
@@ -486,7 +504,7 @@ async fn filter_pools(
         .filter(|p| p.concurrency_limit.is_some())
         .map(|p| p.id.clone())
         .collect();
-    let slots = wp::active_slots_by_pool(&state.stores.orion, &limited).await?;
+    let slots = wp::active_slots_by_pool(&mut c, &limited).await?;
     Ok(HttpResponse::Ok().json(
         rows.iter()
             .map(|p| pool_json(p, slots.get(&p.id).copied()))
@@ -501,7 +519,7 @@ async fn count_pools(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let n = wp::count_pools(
-        &state.stores.orion,
+        &mut state.stores.orion.read().await?,
         ws.id(),
         &b.work_pools.unwrap_or_default(),
     )
@@ -535,7 +553,12 @@ async fn update_pool(
         row.storage_configuration = to_text(&v);
     }
     row.updated = crate::time::now().naive_utc();
-    wp::save_pool(&state.stores.orion, &row).await?;
+    let written = row.clone();
+    state
+        .stores
+        .orion
+        .write(async move |c| wp::update_pool(c, &written).await)
+        .await?;
     if was_paused != row.is_paused {
         let name = if row.is_paused {
             "prefect.work-pool.paused"
@@ -553,7 +576,12 @@ async fn delete_pool(
     name: PathName,
 ) -> ApiResult<HttpResponse> {
     let row = pool(&state, &ws, &name).await?;
-    wp::delete_pool(&state.stores.orion, ws.id(), &row.id).await?;
+    let ws = ws.id().to_string();
+    state
+        .stores
+        .orion
+        .write(async move |c| wp::delete_pool(c, &ws, &row.id).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -580,20 +608,23 @@ async fn scheduled_runs(
     let names = b.work_queue_names.unwrap_or_default();
     // One transaction: the pool, its queues, the "polled" updates, the due runs of all its
     // queues (one statement), their rows and their states.
-    let found = wp::poll(
-        &state.stores.orion,
-        wp::PollPool::Name {
-            ws: ws.id(),
-            name: &name,
-        },
-        &names,
+    let (wsid, pool_name) = (ws.id().to_string(), name.0.clone());
+    let (before, after) = (
         b.scheduled_before.map(|t| t.naive_utc()),
         b.scheduled_after.map(|t| t.naive_utc()),
-        lim,
-        now.naive_utc(),
-        true,
-    )
-    .await?;
+    );
+    let polled = now.naive_utc();
+    let found = state
+        .stores
+        .orion
+        .write(async move |c| {
+            let target = wp::PollPool::Name {
+                ws: &wsid,
+                name: &pool_name,
+            };
+            wp::poll(c, target, &names, before, after, lim, polled, true).await
+        })
+        .await?;
     let (pool, runs, states) = match found {
         wp::Poll::NoPool => return Err(pool_not_found(&name)),
         wp::Poll::NoQueue { pool, queue } => {
@@ -663,13 +694,15 @@ pub async fn find_or_create_queue(
     b: QueueCreate,
 ) -> ApiResult<QueueRow> {
     let db = &state.stores.orion;
-    if let Some(q) = wp::find_queue(db, ws.id(), &pool.id, &b.name).await? {
+    if let Some(q) = wp::find_queue(&mut db.read().await?, ws.id(), &pool.id, &b.name).await? {
         return Ok(q);
     }
     let name = b.name.clone();
     match insert_queue(state, ws, pool, b).await {
         Ok(q) => Ok(q),
-        Err(e) => wp::find_queue(db, ws.id(), &pool.id, &name).await?.ok_or(e),
+        Err(e) => wp::find_queue(&mut db.read().await?, ws.id(), &pool.id, &name)
+            .await?
+            .ok_or(e),
     }
 }
 
@@ -687,7 +720,7 @@ pub async fn insert_queue(
             // The first free priority (Prefect: the first gap in the sorted priorities, else
             // the highest plus one).
             let existing = wp::list_queues(
-                &state.stores.orion,
+                &mut state.stores.orion.read().await?,
                 ws.id(),
                 Some(&pool.id),
                 &WorkQueueFilter::default(),
@@ -719,7 +752,13 @@ pub async fn insert_queue(
     q.concurrency_limit = b.concurrency_limit;
     q.filter = b.filter.filter(|f| !f.is_null()).map(|f| f.to_string());
     // An explicit priority that is taken pushes the other queues down (priorities stay unique).
-    match wp::insert_queue(&state.stores.orion, &q, b.priority.is_some()).await {
+    let (written, explicit) = (q.clone(), b.priority.is_some());
+    let inserted = state
+        .stores
+        .orion
+        .write(async move |c| wp::insert_queue(c, &written, explicit).await)
+        .await;
+    match inserted {
         Ok(()) => Ok(q),
         Err(crate::storage::StorageError::Conflict(_)) => Err(ApiError::conflict(
             "A work queue with this name already exists.",
@@ -736,10 +775,11 @@ async fn queue_in_pool(
 ) -> ApiResult<(PoolRow, QueueRow)> {
     let missing =
         || ApiError::not_found(format!("Work pool queue '{pool_name}/{name}' not found."));
-    let p = wp::find_pool(&state.stores.orion, ws.id(), pool_name)
+    let mut c = state.stores.orion.read().await?;
+    let p = wp::find_pool(&mut c, ws.id(), pool_name)
         .await?
         .ok_or_else(missing)?;
-    let q = wp::find_queue(&state.stores.orion, ws.id(), &p.id, name)
+    let q = wp::find_queue(&mut c, ws.id(), &p.id, name)
         .await?
         .ok_or_else(missing)?;
     Ok((p, q))
@@ -772,7 +812,7 @@ async fn filter_queues(
     let p = pool(&state, &ws, &pool_name).await?;
     let b = body.into_inner();
     let rows = wp::list_queues(
-        &state.stores.orion,
+        &mut state.stores.orion.read().await?,
         ws.id(),
         Some(&p.id),
         &b.work_queues.unwrap_or_default(),
@@ -812,7 +852,11 @@ pub async fn apply_queue_update(
         q.filter = (!v.is_null()).then(|| v.to_string());
     }
     q.updated = crate::time::now().naive_utc();
-    wp::save_queue(&state.stores.orion, &q, new_priority).await?;
+    state
+        .stores
+        .orion
+        .write(async move |c| wp::update_queue(c, &q, new_priority).await)
+        .await?;
     Ok(())
 }
 
@@ -842,7 +886,12 @@ async fn delete_queue(
             "Can't delete a pool's default queue.",
         ));
     }
-    wp::delete_queue(&state.stores.orion, ws.id(), &q.id).await?;
+    let ws = ws.id().to_string();
+    state
+        .stores
+        .orion
+        .write(async move |c| wp::delete_queue(c, &ws, &q.id).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -861,17 +910,19 @@ async fn heartbeat(
 ) -> ApiResult<HttpResponse> {
     let p = pool(&state, &ws, &pool_name).await?;
     let b = body.into_inner();
-    let db = &state.stores.orion;
-    wp::heartbeat(
-        db,
-        ws.id(),
-        &p.id,
-        &b.name,
-        b.heartbeat_interval_seconds,
-        crate::time::now().naive_utc(),
-    )
-    .await?;
-    if !p.is_paused && wp::mark_pool_ready(db, &p.id).await? {
+    let (wsid, pool_id, paused) = (ws.id().to_string(), p.id.clone(), p.is_paused);
+    let now = crate::time::now().naive_utc();
+    // The heartbeat, then the pool READY (unless paused); true when the pool became READY.
+    let ready = state
+        .stores
+        .orion
+        .write(async move |c| {
+            let interval = b.heartbeat_interval_seconds;
+            wp::heartbeat(c, &wsid, &pool_id, &b.name, interval, now).await?;
+            Ok(!paused && wp::mark_pool_ready(c, &pool_id).await?)
+        })
+        .await?;
+    if ready {
         crate::runs::events::emit_work_pool(&state, ws.id(), &p, "prefect.work-pool.ready").await;
     }
     Ok(HttpResponse::NoContent().finish())
@@ -894,7 +945,7 @@ async fn filter_workers(
     let p = pool(&state, &ws, &pool_name).await?;
     let b = body.into_inner();
     let rows = wp::list_workers(
-        &state.stores.orion,
+        &mut state.stores.orion.read().await?,
         ws.id(),
         &p.id,
         &b.workers.unwrap_or_default(),
@@ -911,7 +962,13 @@ async fn delete_worker(
     name: PathName,
 ) -> ApiResult<HttpResponse> {
     let p = pool(&state, &ws, &pool_name).await?;
-    if !wp::delete_worker(&state.stores.orion, ws.id(), &p.id, &name).await? {
+    let (ws, name) = (ws.id().to_string(), name.0.clone());
+    let deleted = state
+        .stores
+        .orion
+        .write(async move |c| wp::delete_worker(c, &ws, &p.id, &name).await)
+        .await?;
+    if !deleted {
         return Err(ApiError::not_found("Worker not found."));
     }
     Ok(HttpResponse::NoContent().finish())

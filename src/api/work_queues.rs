@@ -39,7 +39,8 @@ async fn find(
     id: &str,
     missing: impl FnOnce() -> ApiError,
 ) -> ApiResult<QueueRow> {
-    wp::find_queue_by_id(&state.stores.orion, ws.id(), id)
+    let mut c = state.stores.orion.read().await?;
+    wp::find_queue_by_id(&mut c, ws.id(), id)
         .await?
         .ok_or_else(missing)
 }
@@ -52,16 +53,16 @@ fn not_found() -> ApiError {
 const SLOTS: &[&str] = &wp::LEGACY_QUEUE_ACTIVE;
 
 async fn pool_name(state: &AppState, ws: &Workspace, q: &QueueRow) -> ApiResult<Option<String>> {
-    Ok(
-        wp::find_pool_by_id(&state.stores.orion, ws.id(), &q.work_pool_id)
-            .await?
-            .map(|p| p.name),
-    )
+    let mut c = state.stores.orion.read().await?;
+    Ok(wp::find_pool_by_id(&mut c, ws.id(), &q.work_pool_id)
+        .await?
+        .map(|p| p.name))
 }
 
 /// The default agent pool, created (with its default queue) on first use.
 async fn default_agent_pool(state: &AppState, ws: &Workspace) -> ApiResult<PoolRow> {
-    if let Some(p) = wp::find_pool(&state.stores.orion, ws.id(), DEFAULT_AGENT_POOL).await? {
+    let db = &state.stores.orion;
+    if let Some(p) = wp::find_pool(&mut db.read().await?, ws.id(), DEFAULT_AGENT_POOL).await? {
         return Ok(p);
     }
     match super::work_pools::insert_pool(
@@ -75,7 +76,7 @@ async fn default_agent_pool(state: &AppState, ws: &Workspace) -> ApiResult<PoolR
     {
         Ok(p) => Ok(p),
         // Created concurrently: read the winner's.
-        Err(e) => wp::find_pool(&state.stores.orion, ws.id(), DEFAULT_AGENT_POOL)
+        Err(e) => wp::find_pool(&mut db.read().await?, ws.id(), DEFAULT_AGENT_POOL)
             .await?
             .ok_or(e),
     }
@@ -118,10 +119,11 @@ async fn read_by_name(
     ws: Workspace,
     name: PathName,
 ) -> ApiResult<HttpResponse> {
-    let pool = wp::find_pool(&state.stores.orion, ws.id(), DEFAULT_AGENT_POOL)
+    let mut c = state.stores.orion.read().await?;
+    let pool = wp::find_pool(&mut c, ws.id(), DEFAULT_AGENT_POOL)
         .await?
         .ok_or_else(not_found)?;
-    let q = wp::find_queue(&state.stores.orion, ws.id(), &pool.id, &name)
+    let q = wp::find_queue(&mut c, ws.id(), &pool.id, &name)
         .await?
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(one_queue_json(&state, &q, Some(&pool.name), SLOTS).await?))
@@ -141,8 +143,9 @@ async fn filter(
     body: JsonOrDefault<ListBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
+    let mut c = state.stores.orion.read().await?;
     let rows = wp::list_queues(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         None,
         &b.work_queues.unwrap_or_default(),
@@ -152,7 +155,8 @@ async fn filter(
     let mut pool_ids: Vec<String> = rows.iter().map(|q| q.work_pool_id.clone()).collect();
     pool_ids.sort_unstable();
     pool_ids.dedup();
-    let names = wp::pool_names(&state.stores.orion, ws.id(), &pool_ids).await?;
+    let names = wp::pool_names(&mut c, ws.id(), &pool_ids).await?;
+    drop(c);
     Ok(HttpResponse::Ok().json(queues_json(&state, &rows, &names, SLOTS).await?))
 }
 
@@ -174,7 +178,12 @@ async fn update(
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     let q = find(&state, &ws, &id, not_found).await?;
-    wp::delete_queue(&state.stores.orion, ws.id(), &q.id).await?;
+    let ws = ws.id().to_string();
+    state
+        .stores
+        .orion
+        .write(async move |c| wp::delete_queue(c, &ws, &q.id).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -198,25 +207,26 @@ async fn get_runs(
         ApiError::ObjectNotFound(format!("Work queue with id {} not found.", id.0))
     })
     .await?;
-    let pool = wp::find_pool_by_id(&state.stores.orion, ws.id(), &q.work_pool_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::ObjectNotFound(format!("Work queue with id {} not found.", id.0))
-        })?;
-    let now = crate::time::now();
-    // The run rows and their states come from the poll's one transaction.
-    let (runs, states) = match wp::poll(
-        &state.stores.orion,
-        wp::PollPool::Row(&pool),
-        std::slice::from_ref(&q.name),
-        b.scheduled_before.map(|t| t.naive_utc()),
-        None,
-        lim,
-        now.naive_utc(),
-        true,
+    let pool = wp::find_pool_by_id(
+        &mut state.stores.orion.read().await?,
+        ws.id(),
+        &q.work_pool_id,
     )
     .await?
-    {
+    .ok_or_else(|| ApiError::ObjectNotFound(format!("Work queue with id {} not found.", id.0)))?;
+    let now = crate::time::now();
+    // The run rows and their states come from the poll's one transaction.
+    let (before, polled) = (b.scheduled_before.map(|t| t.naive_utc()), now.naive_utc());
+    let found = state
+        .stores
+        .orion
+        .write(async move |c| {
+            let names = std::slice::from_ref(&q.name);
+            let target = wp::PollPool::Row(&pool);
+            wp::poll(c, target, names, before, None, lim, polled, true).await
+        })
+        .await?;
+    let (runs, states) = match found {
         wp::Poll::Runs { runs, states, .. } => (runs, states),
         wp::Poll::NoPool | wp::Poll::NoQueue { .. } => Default::default(),
     };

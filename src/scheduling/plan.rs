@@ -20,16 +20,6 @@ use crate::storage::rows::FlowRunRow;
 /// Prefect's defaults (PREFECT_SERVER_SERVICES_SCHEDULER_*).
 pub const MIN_RUNS: usize = 3;
 pub const MAX_RUNS: usize = 100;
-/// Deployments per pass step (PostgreSQL): `(PG_PARALLEL + 1)` × 100 × up to `max_runs` rows
-/// in memory at once (the batches being inserted and the one being planned).
-pub const BATCH: i64 = 100;
-/// SQLite: deployments per pass step. Fewer, bigger write transactions on the single writer:
-/// a cycle of 1,000 deployments × 61 runs took 1.45–1.77 s with 250 and 1.69–1.98 s with 100,
-/// for a peak RSS of 118–123 MB instead of 69–81 MB.
-pub const SQLITE_BATCH: i64 = 250;
-/// PostgreSQL: batch inserts in flight at once.
-pub const PG_PARALLEL: usize = 2;
-
 /// The span of time to fill.
 #[derive(Debug, Clone)]
 pub struct Window {
@@ -128,9 +118,9 @@ pub async fn plan_runs(
     if deployments.is_empty() {
         return Ok(Vec::new());
     }
-    let db = &state.stores.orion;
+    let mut c = state.stores.orion.read().await.map_err(|e| e.to_string())?;
     let ids: Vec<String> = deployments.iter().map(|d| d.id.clone()).collect();
-    let schedules: Vec<_> = deps::schedules(db, &ids)
+    let schedules: Vec<_> = deps::list_schedules(&mut c, &ids)
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
@@ -189,7 +179,7 @@ pub async fn plan_runs(
     }
     for (ws, ids) in &by_ws {
         taken.extend(
-            deps::scheduled_keys_in_window(db, ws, ids, from.naive_utc(), to.naive_utc())
+            deps::scheduled_keys_in_window(&mut c, ws, ids, from.naive_utc(), to.naive_utc())
                 .await
                 .map_err(|e| e.to_string())?,
         );
@@ -209,7 +199,7 @@ pub async fn plan_runs(
             .collect();
         set.into_iter().cloned().collect()
     };
-    let pools = crate::storage::work_pools::pools_of_queues(db, &queue_ids)
+    let pools = crate::storage::work_pools::pools_of_queues(&mut c, &queue_ids)
         .await
         .map_err(|e| e.to_string())?;
 

@@ -30,15 +30,22 @@ impl Service for Foreman {
             let s = &self.state;
             let now = crate::time::now();
             let polled_before = (now - chrono::Duration::seconds(POLL_TIMEOUT_SECONDS)).naive_utc();
-            let (workers, pools, queues, deployments) = crate::storage::work_pools::mark_unhealthy(
-                &s.stores.orion,
-                now.naive_utc(),
-                INACTIVITY_MULTIPLE,
-                FALLBACK_HEARTBEAT_SECONDS,
-                polled_before,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let at = now.naive_utc();
+            let (workers, pools, queues, deployments) = s
+                .stores
+                .orion
+                .write(async move |c| {
+                    crate::storage::work_pools::mark_unhealthy(
+                        c,
+                        at,
+                        INACTIVITY_MULTIPLE,
+                        FALLBACK_HEARTBEAT_SECONDS,
+                        polled_before,
+                    )
+                    .await
+                })
+                .await
+                .map_err(|e| e.to_string())?;
             for w in &workers {
                 tracing::info!(worker = %w.name, "worker went offline");
             }

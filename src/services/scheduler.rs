@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::scheduling::plan::{plan_runs, Window, BATCH, PG_PARALLEL, SQLITE_BATCH};
+use crate::scheduling::plan::{plan_runs, Window};
 use crate::service::{BoxFuture, Service, Tick};
 use crate::state::AppState;
 use crate::storage::deployments as deps;
@@ -45,13 +45,8 @@ impl Service for Scheduler {
                 .recent
                 .then(|| (now - chrono::Duration::seconds(10)).naive_utc());
             // The next batch is planned (reads, then rows built here) while the inserts of the
-            // ones before run: on PostgreSQL `PG_PARALLEL` of them at a time on as many
-            // connections (a backend uses one core); SQLite has one writer.
-            let (parallel, batch) = if db.is_postgres() {
-                (PG_PARALLEL, BATCH)
-            } else {
-                (1, SQLITE_BATCH)
-            };
+            // ones before run, as many at a time as the backend takes (storage decides).
+            let deps::Batching { parallel, batch } = deps::scheduler_batching(db);
             let mut inserts: std::collections::VecDeque<
                 tokio::task::JoinHandle<Result<usize, String>>,
             > = Default::default();
@@ -59,9 +54,12 @@ impl Service for Scheduler {
             let mut created = 0;
             let mut seen = 0;
             loop {
-                let page = deps::schedulable(db, &after, batch, since)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let page = {
+                    let mut c = db.read().await.map_err(|e| e.to_string())?;
+                    deps::list_schedulable(&mut c, &after, batch, since)
+                        .await
+                        .map_err(|e| e.to_string())?
+                };
                 let Some(last) = page.last() else { break };
                 after = last.id.clone();
                 seen += page.len();

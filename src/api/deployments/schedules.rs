@@ -1,0 +1,313 @@
+//! A deployment's schedules: their bodies and checks, read, create, update and delete (each with
+//! the removal of the future auto-scheduled runs, in one transaction), and
+//! `POST /deployments/{id}/schedule`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::super::common::{json_col, to_text, ts};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::{PathId, PathScheduleId};
+use crate::extract::Workspace;
+use crate::scheduling::Schedule;
+use crate::state::AppState;
+use crate::storage::deployments::{self as deps, ScheduleRow};
+
+use super::{find_dot, lookup};
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScheduleCreate {
+    #[serde(default = "yes")]
+    active: bool,
+    schedule: Value,
+    #[serde(default)]
+    max_scheduled_runs: Option<i32>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    slug: Option<String>,
+    /// Accepted for compatibility; schedules are replaced wholesale on upsert.
+    #[serde(default, rename = "replaces")]
+    _replaces: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScheduleUpdate {
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    schedule: Option<Value>,
+    #[serde(default)]
+    max_scheduled_runs: Option<Option<i32>>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    slug: Option<String>,
+    #[serde(default)]
+    replaces: Option<String>,
+}
+
+pub(super) fn yes() -> bool {
+    true
+}
+
+/// A bad schedule at index `i` of a list found at `prefix` (`["body", "schedules"]` in a
+/// deployment body, `["body"]` when the body is the list).
+pub(super) fn invalid_schedule(prefix: &[&str], i: usize, msg: String) -> ApiError {
+    let mut loc: Vec<Value> = prefix.iter().map(|p| Value::from(*p)).collect();
+    loc.push(i.into());
+    loc.push("schedule".into());
+    ApiError::invalid(loc, msg, "value_error")
+}
+
+pub(super) fn schedule_rows(
+    ws: &str,
+    deployment_id: &str,
+    list: &[ScheduleCreate],
+) -> ApiResult<Vec<ScheduleRow>> {
+    schedule_rows_at(ws, deployment_id, list, &["body", "schedules"])
+}
+
+pub(super) fn schedule_rows_at(
+    ws: &str,
+    deployment_id: &str,
+    list: &[ScheduleCreate],
+    loc: &[&str],
+) -> ApiResult<Vec<ScheduleRow>> {
+    let now = crate::time::now();
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut at: Vec<Value> = loc.iter().map(|p| Value::from(*p)).collect();
+            at.extend([i.into(), "max_scheduled_runs".into()]);
+            super::super::work_pools::positive_at(at, s.max_scheduled_runs)?;
+            let parsed =
+                Schedule::parse(&s.schedule, now).map_err(|e| invalid_schedule(loc, i, e))?;
+            Ok(ScheduleRow {
+                id: Uuid::new_v4().to_string(),
+                workspace_id: ws.to_string(),
+                created: now.naive_utc(),
+                updated: now.naive_utc(),
+                deployment_id: deployment_id.to_string(),
+                schedule: parsed.to_json().to_string(),
+                active: s.active,
+                max_scheduled_runs: s.max_scheduled_runs,
+                parameters: to_text(&s.parameters.clone().unwrap_or_default()),
+                slug: s.slug.clone(),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn schedule_json(s: &ScheduleRow) -> Value {
+    json!({
+        "id": s.id, "created": ts(&s.created), "updated": ts(&s.updated), "deployment_id": s.deployment_id,
+        "schedule": json_col(&s.schedule, Value::Null),
+        "active": s.active, "max_scheduled_runs": s.max_scheduled_runs,
+        "parameters": json_col(&s.parameters, json!({})), "slug": s.slug,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct ScheduleNowBody {
+    #[serde(with = "crate::time::opt")]
+    start_time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(with = "crate::time::opt")]
+    end_time: Option<chrono::DateTime<chrono::Utc>>,
+    min_time: Option<f64>,
+    min_runs: Option<usize>,
+    max_runs: Option<usize>,
+}
+
+/// A `min_time` in seconds as a duration; beyond Python's timedelta range (999,999,999 days)
+/// it is pydantic's 422, as the reference answers.
+pub(super) fn min_time(seconds: f64) -> ApiResult<chrono::Duration> {
+    const LIMIT_SECONDS: f64 = 1_000_000_000.0 * 86_400.0;
+    if !seconds.is_finite() || seconds.abs() >= LIMIT_SECONDS {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "min_time".into()],
+            "Input should be a valid timedelta, durations may not exceed 999,999,999 days",
+            "time_delta_parsing",
+        ));
+    }
+    Ok(chrono::Duration::milliseconds((seconds * 1000.0) as i64))
+}
+
+/// Most runs one `POST /deployments/{id}/schedule` may ask for: the dates, keys and rows of a
+/// call are built in memory, so an unbounded count is a way to exhaust the server.
+const MAX_RUNS_PER_CALL: usize = 100_000;
+
+pub(super) fn run_count(field: &str, n: Option<usize>, default: usize) -> ApiResult<usize> {
+    match n {
+        Some(n) if n > MAX_RUNS_PER_CALL => Err(ApiError::invalid(
+            vec!["body".into(), field.into()],
+            format!("Input should be less than or equal to {MAX_RUNS_PER_CALL}"),
+            "less_than_equal",
+        )),
+        n => Ok(n.unwrap_or(default)),
+    }
+}
+
+pub(super) async fn schedule_now(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: JsonOrDefault<ScheduleNowBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let now = crate::time::now();
+    let start = b.start_time.unwrap_or(now);
+    let end = b.end_time.unwrap_or_else(|| {
+        start
+            .checked_add_signed(chrono::Duration::days(100))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    });
+    let window = crate::scheduling::plan::Window {
+        start,
+        end,
+        min_runs: run_count("min_runs", b.min_runs, 3)?,
+        max_runs: run_count("max_runs", b.max_runs, 100)?,
+        min_time: min_time(b.min_time.unwrap_or(3600.0))?,
+    };
+    // Like the reference: the body is checked first, and an unknown deployment schedules
+    // nothing (200, null) rather than answering 404.
+    let Some(d) = lookup(&state, &ws, &id).await? else {
+        return Ok(HttpResponse::Ok().json(Value::Null));
+    };
+    crate::scheduling::plan::schedule_deployment(&state, &d, &window)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok().json(Value::Null))
+}
+
+pub(super) async fn read_schedules(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+) -> ApiResult<HttpResponse> {
+    let d = find_dot(&state, &ws, &id).await?;
+    let mut c = state.stores.orion.read().await?;
+    let rows = deps::list_schedules(&mut c, std::slice::from_ref(&d.id)).await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(schedule_json).collect::<Vec<_>>()))
+}
+
+pub(super) async fn create_schedules(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    body: Json<Vec<ScheduleCreate>>,
+) -> ApiResult<HttpResponse> {
+    // The body is validated before the deployment is looked up, as the reference does.
+    let rows = schedule_rows_at(ws.id(), &id, &body.into_inner(), &["body"])?;
+    let d = find_dot(&state, &ws, &id).await?;
+    let now = crate::time::now().naive_utc();
+    let written = rows.clone();
+    // The schedules and the removal of the runs planned before them: all or nothing.
+    let done = state
+        .stores
+        .orion
+        .transaction(async move |c| {
+            deps::insert_schedules(c, &written).await?;
+            deps::delete_future_auto_runs(c, &d.id, now).await
+        })
+        .await;
+    match done {
+        Err(crate::storage::StorageError::Conflict(_)) => {
+            return Err(ApiError::conflict(
+                "Schedule slugs must be unique within a deployment.",
+            ))
+        }
+        other => other?,
+    };
+    Ok(HttpResponse::Created().json(rows.iter().map(schedule_json).collect::<Vec<_>>()))
+}
+
+pub(super) async fn update_schedule(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    sid: PathScheduleId,
+    body: Json<ScheduleUpdate>,
+) -> ApiResult<HttpResponse> {
+    // The body is validated before anything is looked up, as the reference does.
+    let b = body.into_inner();
+    super::super::work_pools::positive_at(
+        vec!["body".into(), "max_scheduled_runs".into()],
+        b.max_scheduled_runs.flatten(),
+    )?;
+    let parsed = match &b.schedule {
+        Some(v) => Some(Schedule::parse(v, crate::time::now()).map_err(|e| {
+            ApiError::invalid(vec!["body".into(), "schedule".into()], e, "value_error")
+        })?),
+        None => None,
+    };
+    let d = find_dot(&state, &ws, &id).await?;
+    let mut c = state.stores.orion.read().await?;
+    let mut s = deps::list_schedules(&mut c, std::slice::from_ref(&d.id))
+        .await?
+        .into_iter()
+        .find(|s| s.id == sid.0)
+        .ok_or_else(|| ApiError::not_found("Schedule not found."))?;
+    let _ = b.replaces;
+    if let Some(v) = b.active {
+        s.active = v;
+    }
+    if let Some(parsed) = parsed {
+        s.schedule = parsed.to_json().to_string();
+    }
+    if let Some(v) = b.max_scheduled_runs {
+        s.max_scheduled_runs = v;
+    }
+    if let Some(v) = b.parameters {
+        s.parameters = to_text(&v);
+    }
+    if let Some(v) = b.slug {
+        s.slug = Some(v);
+    }
+    drop(c);
+    let now = crate::time::now().naive_utc();
+    s.updated = now;
+    // The schedule and the removal of the runs planned from it before: all or nothing.
+    state
+        .stores
+        .orion
+        .transaction(async move |c| {
+            deps::update_schedule(c, &s).await?;
+            deps::delete_future_auto_runs(c, &d.id, now).await
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub(super) async fn delete_schedule(
+    state: web::Data<AppState>,
+    ws: Workspace,
+    id: PathId,
+    sid: PathScheduleId,
+) -> ApiResult<HttpResponse> {
+    let d = find_dot(&state, &ws, &id).await?;
+    let now = crate::time::now().naive_utc();
+    let sid = sid.0.clone();
+    // The schedule and the runs planned from it: all or nothing.
+    let found = state
+        .stores
+        .orion
+        .transaction(async move |c| {
+            if !deps::delete_schedule(c, &d.id, &sid).await? {
+                return Ok(false);
+            }
+            deps::delete_future_auto_runs(c, &d.id, now).await?;
+            Ok(true)
+        })
+        .await?;
+    if !found {
+        return Err(ApiError::not_found("Schedule not found."));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
