@@ -130,9 +130,11 @@ impl AppState {
         if !self.is_migrated() {
             return Err(ApiError::Unavailable("migrations are not finished".into()));
         }
-        let found = accounts::find_workspace(&self.stores.nebula, account, workspace)
+        let mut c = self.stores.nebula.read().await?;
+        let found = accounts::find_workspace(&mut c, account, workspace)
             .await?
             .is_some();
+        drop(c);
         if found {
             if let Ok(mut s) = self.known_workspaces.write() {
                 s.insert(key);

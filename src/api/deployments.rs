@@ -384,7 +384,7 @@ async fn create(
         ));
     }
     let flow_id = b.flow_id.to_string();
-    let flow = flows::find(db, ws.id(), &flow_id)
+    let flow = flows::find(&mut db.read().await?, ws.id(), &flow_id)
         .await?
         .ok_or_else(|| ApiError::conflict(INTEGRITY_CONFLICT))?;
     // Schedules are checked before the queue is resolved: resolving may create the pool and
@@ -892,7 +892,7 @@ async fn new_run(
     match crate::runs::create_flow_run(state, row, None, initial).await? {
         Created::New(a) => Ok((a.run, a.state, true)),
         Created::Existing(existing) => {
-            let (run, s) = flow_runs::find(db, ws.id(), &existing)
+            let (run, s) = flow_runs::find(&mut db.read().await?, ws.id(), &existing)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
             Ok((run, s.as_ref().and_then(flow_state), false))
@@ -1155,7 +1155,7 @@ async fn scheduled_runs(
         now.naive_utc(),
     )
     .await?;
-    let states = flow_runs::find_states_of(&state.stores.orion, &runs).await?;
+    let states = flow_runs::find_states_of(&mut state.stores.orion.read().await?, &runs).await?;
     let out: Vec<Value> = runs
         .iter()
         .map(|r| {

@@ -381,7 +381,9 @@ impl Stores {
         for name in DbName::ALL {
             applied += migrations::run(name, self.get(name), true).await?;
         }
-        accounts::ensure_defaults(&self.nebula).await?;
+        self.nebula
+            .write(async move |c| accounts::insert_defaults(c).await)
+            .await?;
         blocks::system::register_default(&self.orion).await?;
         Ok(applied)
     }

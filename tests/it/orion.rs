@@ -741,7 +741,8 @@ async fn events_become_task_runs_and_are_persisted_idempotently() {
     wait_for("the persister", || {
         let state = state.clone();
         async move {
-            let rows = orrery::storage::events::recent(&state.stores.events, ws, 100)
+            let mut c = state.stores.events.read().await.expect("connection");
+            let rows = orrery::storage::events::list_recent(&mut c, ws, 100)
                 .await
                 .unwrap_or_default();
             rows.iter()
@@ -752,9 +753,11 @@ async fn events_become_task_runs_and_are_persisted_idempotently() {
         }
     })
     .await;
-    let rows = orrery::storage::events::recent(&state.stores.events, ws, 100)
+    let mut c = state.stores.events.read().await.expect("connection");
+    let rows = orrery::storage::events::list_recent(&mut c, ws, 100)
         .await
         .expect("events");
+    drop(c);
     let pending = rows
         .iter()
         .find(|r| r.event == "prefect.flow-run.Pending")
@@ -1157,10 +1160,12 @@ async fn a_transition_does_not_overwrite_a_concurrent_patch() {
     let id = run["id"].as_str().expect("id").to_string();
     let state = app.app_state();
     let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
-    let (before, _) = orrery::storage::flow_runs::find(&state.stores.orion, ws, &id)
+    let mut c = state.stores.orion.read().await.expect("connection");
+    let (before, _) = orrery::storage::flow_runs::find(&mut c, ws, &id)
         .await
         .expect("read")
         .expect("the run");
+    drop(c);
     let patched = call(
         &app,
         "PATCH",
@@ -1234,13 +1239,15 @@ async fn concurrent_transitions_of_one_run_lose_no_write() {
         }
     }
     assert!(succeeded >= 1);
-    let (run, _) = orrery::storage::flow_runs::find(&state.stores.orion, ws, &id)
+    let mut c = state.stores.orion.read().await.expect("connection");
+    let (run, _) = orrery::storage::flow_runs::find(&mut c, ws, &id)
         .await
         .expect("read")
         .expect("the run");
-    let history = orrery::storage::flow_runs::states(&state.stores.orion, ws, &id)
+    let history = orrery::storage::flow_runs::list_states(&mut c, ws, &id)
         .await
         .expect("states");
+    drop(c);
     assert_eq!(
         (run.run_count, history.len()),
         (succeeded as i64, succeeded + 1)
