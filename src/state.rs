@@ -127,9 +127,11 @@ impl AppState {
         {
             return Ok(true);
         }
-        let found = accounts::find_workspace(&self.stores.nebula, account, workspace)
+        let mut c = self.stores.nebula.read().await?;
+        let found = accounts::find_workspace(&mut c, account, workspace)
             .await?
             .is_some();
+        drop(c);
         if found {
             if let Ok(mut s) = self.known_workspaces.write() {
                 s.insert(key);

@@ -11,6 +11,7 @@ use crate::extract::json::Json;
 use crate::extract::params::PathView;
 use crate::extract::Workspace;
 use crate::state::AppState;
+use crate::storage::settings_kv;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/storage", web::get().to(read_storage))
@@ -20,6 +21,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/collections/views/{view}", web::get().to(collection_view));
 }
 
+/// The workspace setting behind `/admin/storage`.
+const STORAGE_KEY: &str = "default_result_storage_block_id";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StorageUpdate {
@@ -27,12 +31,8 @@ struct StorageUpdate {
 }
 
 async fn read_storage(state: web::Data<AppState>, ws: Workspace) -> ApiResult<HttpResponse> {
-    let id = crate::storage::settings_kv::get(
-        &state.stores.orion,
-        ws.id(),
-        "default_result_storage_block_id",
-    )
-    .await?;
+    let mut c = state.stores.orion.read().await?;
+    let id = settings_kv::find(&mut c, ws.id(), STORAGE_KEY).await?;
     Ok(HttpResponse::Ok().json(json!({ "default_result_storage_block_id": id })))
 }
 
@@ -45,24 +45,22 @@ async fn update_storage(
         .into_inner()
         .default_result_storage_block_id
         .map(|u| u.to_string());
-    crate::storage::settings_kv::set(
-        &state.stores.orion,
-        ws.id(),
-        "default_result_storage_block_id",
-        id.as_deref(),
-    )
-    .await?;
+    let (ws, value) = (ws.0, id.clone());
+    state
+        .stores
+        .orion
+        .write(async move |c| settings_kv::upsert(c, &ws, STORAGE_KEY, value.as_deref()).await)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "default_result_storage_block_id": id })))
 }
 
 async fn clear_storage(state: web::Data<AppState>, ws: Workspace) -> ApiResult<HttpResponse> {
-    crate::storage::settings_kv::set(
-        &state.stores.orion,
-        ws.id(),
-        "default_result_storage_block_id",
-        None,
-    )
-    .await?;
+    let ws = ws.0;
+    state
+        .stores
+        .orion
+        .write(async move |c| settings_kv::upsert(c, &ws, STORAGE_KEY, None).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -84,14 +84,12 @@ async fn create(
         ));
     }
     let labels = body.labels.unwrap_or_default();
-    let (flow, created) = flows::insert_or_get(
-        &state.stores.orion,
-        ws.id(),
-        &body.name,
-        &to_text(&body.tags),
-        &to_text(&labels),
-    )
-    .await?;
+    let (ws, tags, labels) = (ws.0, to_text(&body.tags), to_text(&labels));
+    let (flow, created) = state
+        .stores
+        .orion
+        .write(async move |c| flows::insert_or_get(c, &ws, &body.name, &tags, &labels).await)
+        .await?;
     let mut resp = if created {
         HttpResponse::Created()
     } else {
@@ -102,7 +100,8 @@ async fn create(
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     let id = id.0;
-    let flow = flows::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let flow = flows::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow not found"))?;
     Ok(HttpResponse::Ok().json(flow_json(&flow)))
@@ -113,7 +112,8 @@ async fn read_by_name(
     ws: Workspace,
     name: PathName,
 ) -> ApiResult<HttpResponse> {
-    let flow = flows::find_by_name(&state.stores.orion, ws.id(), &name)
+    let mut c = state.stores.orion.read().await?;
+    let flow = flows::find_by_name(&mut c, ws.id(), &name)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow not found"))?;
     Ok(HttpResponse::Ok().json(flow_json(&flow)))
@@ -126,8 +126,9 @@ async fn filter(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let page = body.paging.page(&state)?;
+    let mut c = state.stores.orion.read().await?;
     let rows = flows::list(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         &body.related,
         body.sort.unwrap_or_default(),
@@ -143,7 +144,8 @@ async fn count(
     body: JsonOrDefault<FlowListBody>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let n = flows::count(&state.stores.orion, ws.id(), &body.related).await?;
+    let mut c = state.stores.orion.read().await?;
+    let n = flows::count(&mut c, ws.id(), &body.related).await?;
     Ok(HttpResponse::Ok().json(n))
 }
 
@@ -155,16 +157,16 @@ async fn paginate(
     let body = body.into_inner();
     let limit = crate::extract::params::limit(&state, body.paging.limit)?;
     let (page_no, page) = page_of(body.page, limit)?;
-    let db = &state.stores.orion;
+    let mut c = state.stores.orion.read().await?;
     let rows = flows::list(
-        db,
+        &mut c,
         ws.id(),
         &body.related,
         body.sort.unwrap_or_default(),
         page,
     )
     .await?;
-    let n = flows::count(db, ws.id(), &body.related).await?;
+    let n = flows::count(&mut c, ws.id(), &body.related).await?;
     let results = rows.iter().map(flow_json).collect();
     Ok(HttpResponse::Ok().json(paginated(results, n, limit, page_no)))
 }
@@ -175,11 +177,20 @@ async fn update(
     id: PathId,
     body: Json<FlowUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    let db = &state.stores.orion;
+    let (ws, id) = (ws.0, id.0);
     let found = match body.into_inner().tags {
-        Some(tags) => flows::update_tags(db, ws.id(), &id, &to_text(&tags)).await?,
-        None => flows::find(db, ws.id(), &id).await?.is_some(),
+        Some(tags) => {
+            let tags = to_text(&tags);
+            state
+                .stores
+                .orion
+                .write(async move |c| flows::update_tags(c, &ws, &id, &tags).await)
+                .await?
+        }
+        None => {
+            let mut c = state.stores.orion.read().await?;
+            flows::find(&mut c, &ws, &id).await?.is_some()
+        }
     };
     if !found {
         return Err(ApiError::not_found("Flow not found"));
@@ -188,8 +199,13 @@ async fn update(
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    if !flows::delete(&state.stores.orion, ws.id(), &id).await? {
+    let (ws, id) = (ws.0, id.0);
+    let deleted = state
+        .stores
+        .orion
+        .write(async move |c| flows::delete(c, &ws, &id).await)
+        .await?;
+    if !deleted {
         return Err(ApiError::not_found("Flow not found"));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -213,6 +229,11 @@ async fn bulk_delete(
         flows: body.flows,
         ..Default::default()
     };
-    let ids = flows::bulk_delete(&state.stores.orion, ws.id(), &related, limit).await?;
+    let ws = ws.0;
+    let ids = state
+        .stores
+        .orion
+        .write(async move |c| flows::bulk_delete(c, &ws, &related, limit).await)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "deleted": ids })))
 }

@@ -40,8 +40,8 @@ pub async fn graph_v1(
     id: PathId,
 ) -> ApiResult<HttpResponse> {
     let id = id.0;
-    let db = &state.stores.orion;
-    flow_runs::find(db, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    flow_runs::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
     let related = Related {
@@ -55,7 +55,7 @@ pub async fn graph_v1(
         ..Default::default()
     };
     let tasks = task_runs::list(
-        db,
+        &mut c,
         ws.id(),
         &related,
         crate::storage::filters::TaskRunSort::ExpectedStartTimeAsc,
@@ -94,11 +94,11 @@ pub async fn graph_v2(
     id: PathId,
 ) -> ApiResult<HttpResponse> {
     let id = id.0;
-    let db = &state.stores.orion;
-    let (run, _) = flow_runs::find(db, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let (run, _) = flow_runs::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
-    let tasks = task_runs::of_flow_run(db, ws.id(), &id).await?;
+    let tasks = task_runs::list_of_flow_run(&mut c, ws.id(), &id).await?;
     // Subflow runs stand in for their parent task runs.
     let parent_ids: Vec<uuid::Uuid> = tasks
         .iter()
@@ -118,7 +118,7 @@ pub async fn graph_v2(
             ..Default::default()
         };
         flow_runs::list(
-            db,
+            &mut c,
             ws.id(),
             &related,
             FlowRunSort::IdDesc,
@@ -182,7 +182,7 @@ pub async fn graph_v2(
             json!([me, node])
         })
         .collect();
-    let states: Vec<Value> = flow_runs::states(db, ws.id(), &id)
+    let states: Vec<Value> = flow_runs::list_states(&mut c, ws.id(), &id)
         .await?
         .iter()
         .filter_map(flow_state)

@@ -96,8 +96,9 @@ pub async fn flow_run_history(
     body: Json<HistoryBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let rows = flow_runs::history_rows(
-        &state.stores.orion,
+    let mut c = state.stores.orion.read().await?;
+    let rows = flow_runs::list_history_rows(
+        &mut c,
         ws.id(),
         &b.related,
         b.history_start.naive_utc(),
@@ -121,8 +122,9 @@ pub async fn task_run_history(
     body: Json<HistoryBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let rows = task_runs::history_rows(
-        &state.stores.orion,
+    let mut c = state.stores.orion.read().await?;
+    let rows = task_runs::list_history_rows(
+        &mut c,
         ws.id(),
         &b.related,
         b.history_start.naive_utc(),

@@ -85,7 +85,13 @@ async fn create(
             worker_id: l.worker_id.map(|u| u.to_string()),
         })
         .collect();
-    logs::insert(&state.stores.orion, &rows).await?;
+    if !rows.is_empty() {
+        state
+            .stores
+            .orion
+            .transaction(async move |c| logs::insert(c, &rows).await)
+            .await?;
+    }
     Ok(HttpResponse::Created().json(Value::Null))
 }
 
@@ -96,8 +102,9 @@ async fn filter(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let page = body.paging.page(&state)?;
+    let mut c = state.stores.orion.read().await?;
     let rows = logs::list(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         &body.logs.unwrap_or_default(),
         body.sort.unwrap_or_default(),

@@ -70,7 +70,11 @@ async fn create(
         name: b.name,
         filters: to_text(&b.filters),
     };
-    let (stored, created) = saved_searches::upsert(&state.stores.orion, &row).await?;
+    let (stored, created) = state
+        .stores
+        .orion
+        .write(async move |c| saved_searches::upsert(c, &row).await)
+        .await?;
     let mut resp = if created {
         HttpResponse::Created()
     } else {
@@ -80,7 +84,8 @@ async fn create(
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let row = saved_searches::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let row = saved_searches::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(saved_search_json(&row)))
@@ -92,12 +97,19 @@ async fn filter(
     body: JsonOrDefault<Paging>,
 ) -> ApiResult<HttpResponse> {
     let page = body.into_inner().page(&state)?;
-    let rows = saved_searches::list(&state.stores.orion, ws.id(), page).await?;
+    let mut c = state.stores.orion.read().await?;
+    let rows = saved_searches::list(&mut c, ws.id(), page).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(saved_search_json).collect::<Vec<_>>()))
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    if !saved_searches::delete(&state.stores.orion, ws.id(), &id).await? {
+    let (ws, id) = (ws.0, id.0);
+    let deleted = state
+        .stores
+        .orion
+        .write(async move |c| saved_searches::delete(c, &ws, &id).await)
+        .await?;
+    if !deleted {
         return Err(not_found());
     }
     Ok(HttpResponse::NoContent().finish())

@@ -102,10 +102,10 @@ async fn create(
     body: Json<TaskRunCreate>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let db = &state.stores.orion;
     let mut labels: BTreeMap<String, Value> = BTreeMap::new();
     if let Some(fr) = b.flow_run_id {
-        let Some((run, _)) = flow_runs::find(db, ws.id(), &fr.to_string()).await? else {
+        let mut c = state.stores.orion.read().await?;
+        let Some((run, _)) = flow_runs::find(&mut c, ws.id(), &fr.to_string()).await? else {
             return Err(ApiError::conflict(INTEGRITY_CONFLICT));
         };
         labels.insert("prefect.flow.id".into(), Value::String(run.flow_id.clone()));
@@ -156,7 +156,8 @@ async fn create(
             Ok(HttpResponse::Created().json(one_json(&applied.run, applied.state.as_ref())))
         }
         Created::Existing(existing) => {
-            let (run, s) = task_runs::find(db, ws.id(), &existing)
+            let mut c = state.stores.orion.read().await?;
+            let (run, s) = task_runs::find(&mut c, ws.id(), &existing)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Task not found"))?;
             Ok(HttpResponse::Ok().json(one_json(&run, s.as_ref().and_then(task_state).as_ref())))
@@ -166,7 +167,8 @@ async fn create(
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     let id = id.0;
-    let (run, s) = task_runs::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let (run, s) = task_runs::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Task not found"))?;
     Ok(HttpResponse::Ok().json(one_json(&run, s.as_ref().and_then(task_state).as_ref())))
@@ -186,8 +188,9 @@ async fn filter(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let page = b.paging.page(&state)?;
+    let mut c = state.stores.orion.read().await?;
     let rows = task_runs::list(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         &b.related,
         b.sort.unwrap_or_default(),
@@ -203,7 +206,8 @@ async fn count(
     body: JsonOrDefault<TaskRunListBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    Ok(HttpResponse::Ok().json(task_runs::count(&state.stores.orion, ws.id(), &b.related).await?))
+    let mut c = state.stores.orion.read().await?;
+    Ok(HttpResponse::Ok().json(task_runs::count(&mut c, ws.id(), &b.related).await?))
 }
 
 async fn paginate(
@@ -214,9 +218,10 @@ async fn paginate(
     let b = body.into_inner();
     let lim = limit(&state, b.paging.limit)?;
     let (page_no, page) = page_of(b.page, lim)?;
-    let db = &state.stores.orion;
-    let rows = task_runs::list(db, ws.id(), &b.related, b.sort.unwrap_or_default(), page).await?;
-    let n = task_runs::count(db, ws.id(), &b.related).await?;
+    let mut c = state.stores.orion.read().await?;
+    let sort = b.sort.unwrap_or_default();
+    let rows = task_runs::list(&mut c, ws.id(), &b.related, sort, page).await?;
+    let n = task_runs::count(&mut c, ws.id(), &b.related).await?;
     Ok(HttpResponse::Ok().json(paginated(list_json(&rows), n, lim, page_no)))
 }
 
@@ -226,11 +231,19 @@ async fn update(
     id: PathId,
     body: Json<TaskRunUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    let db = &state.stores.orion;
+    let (ws, id) = (ws.0, id.0);
     let found = match body.into_inner().name {
-        Some(name) => task_runs::rename(db, ws.id(), &id, &name).await?,
-        None => task_runs::find(db, ws.id(), &id).await?.is_some(),
+        Some(name) => {
+            state
+                .stores
+                .orion
+                .write(async move |c| task_runs::update_name(c, &ws, &id, &name).await)
+                .await?
+        }
+        None => {
+            let mut c = state.stores.orion.read().await?;
+            task_runs::find(&mut c, &ws, &id).await?.is_some()
+        }
     };
     if !found {
         return Err(ApiError::not_found("Task not found"));
@@ -239,8 +252,13 @@ async fn update(
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    if !task_runs::delete(&state.stores.orion, ws.id(), &id).await? {
+    let (ws, id) = (ws.0, id.0);
+    let deleted = state
+        .stores
+        .orion
+        .write(async move |c| task_runs::delete(c, &ws, &id).await)
+        .await?;
+    if !deleted {
         return Err(ApiError::not_found("Task not found"));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -295,7 +313,8 @@ async fn read_states(
             "uuid_parsing",
         )
     })?;
-    let rows = task_runs::states(&state.stores.orion, ws.id(), &run_id.to_string()).await?;
+    let mut c = state.stores.orion.read().await?;
+    let rows = task_runs::list_states(&mut c, ws.id(), &run_id.to_string()).await?;
     Ok(HttpResponse::Ok().json(
         rows.iter()
             .filter_map(task_state)
@@ -310,7 +329,8 @@ async fn read_state(
     id: PathId,
 ) -> ApiResult<HttpResponse> {
     let id = id.0;
-    let row = task_runs::find_state(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let row = task_runs::find_state(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Task run state not found"))?;
     let s = task_state(&row).ok_or_else(|| ApiError::not_found("Task run state not found"))?;

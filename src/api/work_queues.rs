@@ -254,7 +254,7 @@ async fn status(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiRes
     })
     .await?;
     let late = crate::storage::flow_runs::count(
-        &state.stores.orion,
+        &mut state.stores.orion.read().await?,
         ws.id(),
         &crate::storage::filters::Related {
             flow_runs: Some(crate::storage::filters::FlowRunFilter {

@@ -71,7 +71,11 @@ pub async fn ingest(
         count = fallback.len(),
         "streams unavailable; events kept in the outbox"
     );
-    outbox::append(&state.stores.orion, &fallback).await?;
+    state
+        .stores
+        .orion
+        .write(async move |c| outbox::insert(c, &fallback).await)
+        .await?;
     state.outbox_wake.notify_one();
     Ok(())
 }

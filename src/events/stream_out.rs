@@ -139,13 +139,18 @@ pub async fn events_out(
             .unwrap_or(now)
             .max(now - MAX_BACKFILL);
         let mut seen = HashSet::new();
-        let stored = crate::storage::events::since(
-            &state.stores.events,
-            ws.id(),
-            since.naive_utc(),
-            BACKFILL_LIMIT,
-        )
-        .await
+        let stored = match state.stores.events.read().await {
+            Ok(mut c) => {
+                crate::storage::events::list_since(
+                    &mut c,
+                    ws.id(),
+                    since.naive_utc(),
+                    BACKFILL_LIMIT,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        }
         .unwrap_or_default();
         for row in stored {
             let Some(e) = received_from_row(&row) else {

@@ -192,7 +192,12 @@ pub fn work_pool_event(
 pub async fn emit(state: &crate::state::AppState, ws: &str, events: Vec<Event>) {
     let now = crate::time::now();
     let rows: Vec<NewOutboxRow> = events.into_iter().map(|e| outbox_row(ws, e, now)).collect();
-    match crate::storage::outbox::append(&state.stores.orion, &rows).await {
+    let written = state
+        .stores
+        .orion
+        .write(async move |c| crate::storage::outbox::insert(c, &rows).await)
+        .await;
+    match written {
         Ok(()) => state.outbox_wake.notify_one(),
         Err(e) => tracing::warn!(error = %e, "could not record events"),
     }

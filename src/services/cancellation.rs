@@ -11,7 +11,7 @@ use crate::orchestration::{StateCreate, StateType};
 use crate::runs::Request;
 use crate::service::{BoxFuture, Service, Tick};
 use crate::state::AppState;
-use crate::storage::flow_runs::{orphaned_subflows, orphaned_task_runs};
+use crate::storage::flow_runs;
 
 const BATCH: i64 = 200;
 /// Prefect's `cancelling_timeout_seconds`.
@@ -45,9 +45,12 @@ impl Service for CancellationCleanup {
             let db = &s.stores.orion;
             let since = (crate::time::now() - chrono::Duration::hours(LOOKBACK_HOURS)).naive_utc();
 
-            let tasks = orphaned_task_runs(db, since, BATCH)
-                .await
-                .map_err(|e| e.to_string())?;
+            let tasks = async {
+                let mut c = db.read().await?;
+                flow_runs::list_orphaned_task_runs(&mut c, since, BATCH).await
+            }
+            .await
+            .map_err(|e| e.to_string())?;
             for (ws, id) in &tasks {
                 let req = Request {
                     state: StateCreate {
@@ -62,9 +65,12 @@ impl Service for CancellationCleanup {
                     .map_err(|e| e.to_string())?;
             }
 
-            let subflows = orphaned_subflows(db, since, BATCH)
-                .await
-                .map_err(|e| e.to_string())?;
+            let subflows = async {
+                let mut c = db.read().await?;
+                flow_runs::list_orphaned_subflows(&mut c, since, BATCH).await
+            }
+            .await
+            .map_err(|e| e.to_string())?;
             let mut moved = 0usize;
             for (ws, id, deployment) in &subflows {
                 // A subflow with a deployment runs on its own infrastructure: CANCELLING lets
@@ -91,9 +97,12 @@ impl Service for CancellationCleanup {
             }
 
             let cutoff = crate::time::now() - chrono::Duration::seconds(CANCELLING_TIMEOUT_SECONDS);
-            let stuck = crate::storage::flow_runs::stuck_cancelling(db, cutoff.naive_utc(), BATCH)
-                .await
-                .map_err(|e| e.to_string())?;
+            let stuck = async {
+                let mut c = db.read().await?;
+                flow_runs::list_stuck_cancelling(&mut c, cutoff.naive_utc(), BATCH).await
+            }
+            .await
+            .map_err(|e| e.to_string())?;
             for (ws, id) in &stuck {
                 let req = Request {
                     state: StateCreate {

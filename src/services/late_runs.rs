@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::service::{BoxFuture, Service, Tick};
 use crate::state::AppState;
+use crate::storage::flow_runs;
 
 const BATCH: i64 = 500;
 
@@ -28,11 +29,10 @@ impl Service for LateRuns {
             let s = &self.state;
             let cutoff = crate::time::now()
                 - chrono::Duration::seconds(s.settings.services.late_runs_after_seconds as i64);
-            let late = crate::storage::flow_runs::late_candidates(
-                &s.stores.orion,
-                cutoff.naive_utc(),
-                BATCH,
-            )
+            let late = async {
+                let mut c = s.stores.orion.read().await?;
+                flow_runs::list_late_candidates(&mut c, cutoff.naive_utc(), BATCH).await
+            }
             .await
             .map_err(|e| e.to_string())?;
             for (ws, id) in &late {

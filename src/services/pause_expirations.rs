@@ -30,9 +30,12 @@ fn expired(details: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
 /// Reads the run again just before failing it, so a run resumed (or failed by another replica)
 /// since the sweep's read is left alone.
 async fn still_expired(state: &AppState, ws: &str, run: &str) -> Result<bool, String> {
-    let found = flow_runs::find(&state.stores.orion, ws, run)
-        .await
-        .map_err(|e| e.to_string())?;
+    let found = async {
+        let mut c = state.stores.orion.read().await?;
+        flow_runs::find(&mut c, ws, run).await
+    }
+    .await
+    .map_err(|e| e.to_string())?;
     let current = found.and_then(|(_, s)| s.as_ref().and_then(flow_state));
     Ok(current.is_some_and(|s| {
         s.state_type == StateType::Paused
@@ -47,9 +50,12 @@ impl PauseExpirations {
         let db = &self.state.stores.orion;
         let mut after = String::new();
         loop {
-            let runs = flow_run_input::paused_runs(db, &after, BATCH)
-                .await
-                .map_err(|e| e.to_string())?;
+            let runs = async {
+                let mut c = db.read().await?;
+                flow_run_input::list_paused_runs(&mut c, &after, BATCH).await
+            }
+            .await
+            .map_err(|e| e.to_string())?;
             let now = crate::time::now();
             for (ws, run, details) in &runs {
                 if !expired(details, now) || !still_expired(&self.state, ws, run).await? {

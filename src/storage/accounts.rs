@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::{accounts, workspaces};
-use super::{Database, StorageResult};
+use super::{Conn, StorageResult};
 use crate::db_run;
 
 /// The account every installation has; documented in the README.
@@ -23,10 +23,9 @@ pub struct Workspace {
 }
 
 /// Creates the default account and workspace if they are missing (idempotent).
-pub async fn ensure_defaults(db: &Database) -> StorageResult<()> {
+pub async fn insert_defaults(c: &mut Conn) -> StorageResult<()> {
     let now = crate::time::now_naive();
-    let mut conn = db.session().await?;
-    db_run!(conn, |c| {
+    db_run!(c, |c| {
         diesel::insert_into(accounts::table)
             .values((
                 accounts::id.eq(DEFAULT_ACCOUNT_ID),
@@ -59,12 +58,11 @@ pub async fn ensure_defaults(db: &Database) -> StorageResult<()> {
 
 /// The workspace `workspace_id` of account `account_id`, if both exist and belong together.
 pub async fn find_workspace(
-    db: &Database,
+    c: &mut Conn,
     account_id: &str,
     workspace_id: &str,
 ) -> StorageResult<Option<Workspace>> {
-    let mut conn = db.read().await?;
-    let found = db_run!(conn, |c| {
+    let found = db_run!(c, |c| {
         workspaces::table
             .filter(workspaces::id.eq(workspace_id))
             .filter(workspaces::account_id.eq(account_id))

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::{event_resources, events};
-use super::{Backend, Conn, Database, StorageResult};
+use super::{Backend, Conn, StorageResult};
 use crate::db_run;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -118,9 +118,8 @@ async fn insert_batched(
 }
 
 /// Events of a workspace, newest first (used by tests and, later, the events API).
-pub async fn recent(db: &Database, ws: &str, limit: i64) -> StorageResult<Vec<EventRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+pub async fn list_recent(c: &mut Conn, ws: &str, limit: i64) -> StorageResult<Vec<EventRow>> {
+    let rows = db_run!(c, |c| {
         events::table
             .filter(events::workspace_id.eq(ws))
             .order((events::occurred.desc(), events::id.desc()))
@@ -132,9 +131,8 @@ pub async fn recent(db: &Database, ws: &str, limit: i64) -> StorageResult<Vec<Ev
     Ok(rows)
 }
 
-pub async fn count(db: &Database, ws: &str) -> StorageResult<i64> {
-    let mut conn = db.read().await?;
-    let n = db_run!(conn, |c| events::table
+pub async fn count(c: &mut Conn, ws: &str) -> StorageResult<i64> {
+    let n = db_run!(c, |c| events::table
         .filter(events::workspace_id.eq(ws))
         .count()
         .get_result::<i64>(c)
@@ -143,14 +141,13 @@ pub async fn count(db: &Database, ws: &str) -> StorageResult<i64> {
 }
 
 /// Events of a workspace that occurred at or after `since`, oldest first.
-pub async fn since(
-    db: &Database,
+pub async fn list_since(
+    c: &mut Conn,
     ws: &str,
     since: NaiveDateTime,
     limit: i64,
 ) -> StorageResult<Vec<EventRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         events::table
             .filter(events::workspace_id.eq(ws))
             .filter(events::occurred.ge(since))

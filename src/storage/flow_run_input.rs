@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use super::filters::escape_like;
 use super::schema::{flow_run_states, flow_runs};
-use super::{Database, StorageResult};
+use super::{Conn, StorageError, StorageResult};
 use crate::db_run;
 
 pub mod schema {
@@ -50,48 +50,49 @@ pub enum Inserted {
     NoRun,
 }
 
-const NO_RUN: &str = "orrery: no such flow run";
-
-pub async fn insert(db: &Database, row: &InputRow) -> StorageResult<Inserted> {
+/// Inserts the input, in a transaction of its own (a savepoint inside the caller's), so a
+/// refused insert leaves the caller's transaction usable.
+pub async fn insert(c: &mut Conn, row: &InputRow) -> StorageResult<Inserted> {
     use diesel::result::{DatabaseErrorKind, Error};
-    let mut conn = db.session().await?;
-    let out = db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, Error, _>(async |c| {
-            let runs: i64 = flow_runs::table
+    // Inside the transaction a refusal is an error, so that it rolls back: `NotFound` when
+    // there is no such run, `Conflict` when the key is taken.
+    let out = c
+        .transaction(async |c| {
+            let runs: i64 = db_run!(c, |c| flow_runs::table
                 .filter(flow_runs::workspace_id.eq(&row.workspace_id))
                 .filter(flow_runs::id.eq(&row.flow_run_id))
                 .count()
                 .get_result(c)
-                .await?;
+                .await)?;
             if runs == 0 {
-                return Err(Error::QueryBuilderError(NO_RUN.into()));
+                return Err(StorageError::NotFound);
             }
-            diesel::insert_into(flow_run_inputs::table)
+            let inserted = db_run!(c, |c| diesel::insert_into(flow_run_inputs::table)
                 .values(row)
                 .execute(c)
-                .await?;
-            Ok(())
+                .await);
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
+                    Err(StorageError::Conflict(info.message().to_string()))
+                }
+                Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => {
+                    Err(StorageError::NotFound)
+                }
+                Err(e) => Err(e.into()),
+            }
         })
-        .await
-    });
+        .await;
     match out {
         Ok(()) => Ok(Inserted::Yes),
-        Err(Error::QueryBuilderError(m)) if m.to_string() == NO_RUN => Ok(Inserted::NoRun),
-        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(Inserted::Duplicate),
-        Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => Ok(Inserted::NoRun),
-        Err(e) => Err(e.into()),
+        Err(StorageError::NotFound) => Ok(Inserted::NoRun),
+        Err(StorageError::Conflict(_)) => Ok(Inserted::Duplicate),
+        Err(e) => Err(e),
     }
 }
 
-pub async fn find(
-    db: &Database,
-    ws: &str,
-    run: &str,
-    key: &str,
-) -> StorageResult<Option<InputRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| flow_run_inputs::table
+pub async fn find(c: &mut Conn, ws: &str, run: &str, key: &str) -> StorageResult<Option<InputRow>> {
+    let row = db_run!(c, |c| flow_run_inputs::table
         .filter(flow_run_inputs::workspace_id.eq(ws))
         .filter(flow_run_inputs::flow_run_id.eq(run))
         .filter(flow_run_inputs::key.eq(key))
@@ -104,7 +105,7 @@ pub async fn find(
 
 /// Inputs of a run whose key starts with `prefix`, except `exclude`, oldest first.
 pub async fn list(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     run: &str,
     prefix: &str,
@@ -112,8 +113,7 @@ pub async fn list(
     limit: i64,
 ) -> StorageResult<Vec<InputRow>> {
     let pattern = format!("{}%", escape_like(prefix));
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| flow_run_inputs::table
+    let rows = db_run!(c, |c| flow_run_inputs::table
         .filter(flow_run_inputs::workspace_id.eq(ws))
         .filter(flow_run_inputs::flow_run_id.eq(run))
         .filter(flow_run_inputs::key.like(pattern).escape('\\'))
@@ -127,9 +127,8 @@ pub async fn list(
 }
 
 /// Deletes an input; false when there is none.
-pub async fn delete(db: &Database, ws: &str, run: &str, key: &str) -> StorageResult<bool> {
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| diesel::delete(
+pub async fn delete(c: &mut Conn, ws: &str, run: &str, key: &str) -> StorageResult<bool> {
+    let n = db_run!(c, |c| diesel::delete(
         flow_run_inputs::table
             .filter(flow_run_inputs::workspace_id.eq(ws))
             .filter(flow_run_inputs::flow_run_id.eq(run))
@@ -144,9 +143,12 @@ pub async fn delete(db: &Database, ws: &str, run: &str, key: &str) -> StorageRes
 pub type PausedRun = (String, String, String);
 
 /// PAUSED flow runs (any workspace) with ids after `after`, by id, with their state details.
-pub async fn paused_runs(db: &Database, after: &str, limit: i64) -> StorageResult<Vec<PausedRun>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| flow_runs::table
+pub async fn list_paused_runs(
+    c: &mut Conn,
+    after: &str,
+    limit: i64,
+) -> StorageResult<Vec<PausedRun>> {
+    let rows = db_run!(c, |c| flow_runs::table
         .inner_join(
             flow_run_states::table.on(flow_run_states::id.nullable().eq(flow_runs::state_id))
         )

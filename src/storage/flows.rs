@@ -7,12 +7,12 @@ use diesel_async::RunQueryDsl;
 use super::filters::{backend, FilterSql, FlowSort, Page, Related};
 use super::rows::FlowRow;
 use super::schema::flows;
-use super::{Database, StorageResult};
+use super::{Conn, StorageResult};
 use crate::db_run;
 
 /// Inserts the flow unless one of that name exists; returns the flow and whether it is new.
 pub async fn insert_or_get(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     name: &str,
     tags: &str,
@@ -28,8 +28,7 @@ pub async fn insert_or_get(
         tags: tags.to_string(),
         labels: labels.to_string(),
     };
-    let mut conn = db.session().await?;
-    let (flow, inserted) = db_run!(conn, |c| {
+    let (flow, inserted) = db_run!(c, |c| {
         let inserted = diesel::insert_into(flows::table)
             .values(&row)
             .on_conflict_do_nothing()
@@ -46,9 +45,8 @@ pub async fn insert_or_get(
     Ok((flow, inserted))
 }
 
-pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<FlowRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| {
+pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<FlowRow>> {
+    let row = db_run!(c, |c| {
         flows::table
             .filter(flows::workspace_id.eq(ws))
             .filter(flows::id.eq(id))
@@ -60,9 +58,8 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Flo
     Ok(row)
 }
 
-pub async fn find_by_name(db: &Database, ws: &str, name: &str) -> StorageResult<Option<FlowRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| {
+pub async fn find_by_name(c: &mut Conn, ws: &str, name: &str) -> StorageResult<Option<FlowRow>> {
+    let row = db_run!(c, |c| {
         flows::table
             .filter(flows::workspace_id.eq(ws))
             .filter(flows::name.eq(name))
@@ -75,14 +72,13 @@ pub async fn find_by_name(db: &Database, ws: &str, name: &str) -> StorageResult<
 }
 
 pub async fn list(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     related: &Related,
     sort: FlowSort,
     page: Page,
 ) -> StorageResult<Vec<FlowRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         let cond = flows_cond(c, related);
         let mut q = flows::table
             .filter(flows::workspace_id.eq(ws))
@@ -100,8 +96,17 @@ pub async fn list(
     Ok(rows)
 }
 
-pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
-    crate::count_in_workspace!(db, flows, ws, flows_cond(related))
+pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
+    let n = db_run!(c, |c| {
+        let cond = flows_cond(c, related);
+        flows::table
+            .filter(flows::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
 }
 
 fn flows_cond<C>(c: &C, related: &Related) -> super::filters::Cond<flows::table, C::Backend>
@@ -114,10 +119,9 @@ where
 }
 
 /// Replaces the flow's tags; false when no such flow.
-pub async fn update_tags(db: &Database, ws: &str, id: &str, tags: &str) -> StorageResult<bool> {
+pub async fn update_tags(c: &mut Conn, ws: &str, id: &str, tags: &str) -> StorageResult<bool> {
     let now = crate::time::now_naive();
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
+    let n = db_run!(c, |c| {
         diesel::update(
             flows::table
                 .filter(flows::workspace_id.eq(ws))
@@ -131,9 +135,8 @@ pub async fn update_tags(db: &Database, ws: &str, id: &str, tags: &str) -> Stora
 }
 
 /// Deletes the flow (and, by cascade, its runs); false when no such flow.
-pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
+pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+    let n = db_run!(c, |c| {
         diesel::delete(
             flows::table
                 .filter(flows::workspace_id.eq(ws))
@@ -147,13 +150,12 @@ pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
 
 /// Deletes up to `limit` flows matching `related`; returns their ids.
 pub async fn bulk_delete(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     related: &Related,
     limit: i64,
 ) -> StorageResult<Vec<String>> {
-    let mut conn = db.session().await?;
-    let ids = db_run!(conn, |c| {
+    let ids = db_run!(c, |c| {
         let cond = flows_cond(c, related);
         let ids: Vec<String> = flows::table
             .filter(flows::workspace_id.eq(ws))

@@ -6,40 +6,33 @@ use diesel_async::RunQueryDsl;
 use super::filters::{backend, FilterSql, LogFilter, LogSort, Page};
 use super::rows::LogRow;
 use super::schema::logs;
-use super::{Database, StorageResult};
+use super::{Conn, StorageResult};
 use crate::db_run;
 
-pub async fn insert(db: &Database, rows: &[LogRow]) -> StorageResult<usize> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
-            let mut n = 0;
-            for row in rows {
-                n += diesel::insert_into(logs::table)
-                    .values(row)
-                    .execute(c)
-                    .await?;
-            }
-            Ok(n)
-        })
-        .await
+/// Inserts the logs of one request; returns how many were written. Run it in a transaction, so
+/// a batch is stored whole or not at all.
+pub async fn insert(c: &mut Conn, rows: &[LogRow]) -> StorageResult<usize> {
+    let n = db_run!(c, |c| {
+        let mut n = 0;
+        for row in rows {
+            n += diesel::insert_into(logs::table)
+                .values(row)
+                .execute(c)
+                .await?;
+        }
+        Ok::<_, diesel::result::Error>(n)
     })?;
     Ok(n)
 }
 
 pub async fn list(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     filter: &LogFilter,
     sort: LogSort,
     page: Page,
 ) -> StorageResult<Vec<LogRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         let _ = backend(c);
         let cond = log_cond(c, filter);
         let mut q = logs::table

@@ -185,25 +185,6 @@ macro_rules! db_run {
     };
 }
 
-/// `SELECT COUNT(*)` of `$table` rows of workspace `$ws` matching the condition that
-/// `$cond(c, args...)` builds for the connection `c`: the body of every filter's `count`.
-#[macro_export]
-macro_rules! count_in_workspace {
-    ($db:expr, $table:ident, $ws:expr, $cond:ident($($arg:expr),*)) => {{
-        let mut conn = $db.read().await?;
-        let n = $crate::db_run!(conn, |c| {
-            let cond = $cond(c, $($arg),*);
-            $table::table
-                .filter($table::workspace_id.eq($ws))
-                .filter(cond)
-                .count()
-                .get_result::<i64>(c)
-                .await
-        })?;
-        Ok(n)
-    }};
-}
-
 impl Conn {
     pub(crate) fn sqlite_writer(c: SqliteConn) -> Conn {
         Conn(ConnKind::SqliteWriter(c))
@@ -273,15 +254,6 @@ impl Database {
         match self {
             Database::Postgres(db) => db.get().await.map(|c| Conn(ConnKind::Pg(Box::new(c)))),
             Database::Sqlite(db) => db.read().await.map(|r| Conn(ConnKind::SqliteRead(r))),
-        }
-    }
-
-    /// TRANSITIONAL (removed once every caller uses [`Database::write`]): a connection for
-    /// writes held across statements; on SQLite a second writer connection.
-    pub async fn session(&self) -> StorageResult<Conn> {
-        match self {
-            Database::Postgres(db) => db.get().await.map(|c| Conn(ConnKind::Pg(Box::new(c)))),
-            Database::Sqlite(db) => db.session().await.map(|r| Conn(ConnKind::SqliteRead(r))),
         }
     }
 
@@ -385,7 +357,9 @@ impl Stores {
         for name in DbName::ALL {
             applied += migrations::run(name, self.get(name), true).await?;
         }
-        accounts::ensure_defaults(&self.nebula).await?;
+        self.nebula
+            .write(async move |c| accounts::insert_defaults(c).await)
+            .await?;
         self.orion
             .write(async move |c| blocks::system::register_default(c).await)
             .await?;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::filters::Page;
-use super::{Database, StorageResult};
+use super::{Conn, StorageResult};
 use crate::db_run;
 
 pub mod schema {
@@ -36,12 +36,10 @@ pub struct SavedSearchRow {
 }
 
 /// Inserts the search, or replaces the filters of the one with its name. Returns the stored
-/// row and whether it is new.
-pub async fn upsert(db: &Database, row: &SavedSearchRow) -> StorageResult<(SavedSearchRow, bool)> {
-    let mut conn = db.session().await?;
-    let out = db_run!(conn, |c| {
-        use diesel_async::AsyncConnection;
-        c.transaction::<_, diesel::result::Error, _>(async |c| {
+/// row and whether it is new. All in one transaction (a savepoint inside the caller's).
+pub async fn upsert(c: &mut Conn, row: &SavedSearchRow) -> StorageResult<(SavedSearchRow, bool)> {
+    c.transaction(async |c| {
+        let out = db_run!(c, |c| {
             let inserted = diesel::insert_into(saved_searches::table)
                 .values(row)
                 .on_conflict((saved_searches::workspace_id, saved_searches::name))
@@ -64,16 +62,15 @@ pub async fn upsert(db: &Database, row: &SavedSearchRow) -> StorageResult<(Saved
                 .select(SavedSearchRow::as_select())
                 .first(c)
                 .await?;
-            Ok((stored, inserted == 1))
-        })
-        .await
-    })?;
-    Ok(out)
+            Ok::<_, diesel::result::Error>((stored, inserted == 1))
+        })?;
+        Ok(out)
+    })
+    .await
 }
 
-pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<SavedSearchRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| saved_searches::table
+pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<SavedSearchRow>> {
+    let row = db_run!(c, |c| saved_searches::table
         .filter(saved_searches::workspace_id.eq(ws))
         .filter(saved_searches::id.eq(id))
         .select(SavedSearchRow::as_select())
@@ -83,9 +80,8 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Sav
     Ok(row)
 }
 
-pub async fn list(db: &Database, ws: &str, page: Page) -> StorageResult<Vec<SavedSearchRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| saved_searches::table
+pub async fn list(c: &mut Conn, ws: &str, page: Page) -> StorageResult<Vec<SavedSearchRow>> {
+    let rows = db_run!(c, |c| saved_searches::table
         .filter(saved_searches::workspace_id.eq(ws))
         .order((saved_searches::name.asc(), saved_searches::id.asc()))
         .limit(page.limit)
@@ -97,9 +93,8 @@ pub async fn list(db: &Database, ws: &str, page: Page) -> StorageResult<Vec<Save
 }
 
 /// Deletes a saved search; false when there is none.
-pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| diesel::delete(
+pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+    let n = db_run!(c, |c| diesel::delete(
         saved_searches::table
             .filter(saved_searches::workspace_id.eq(ws))
             .filter(saved_searches::id.eq(id)),

@@ -4,12 +4,12 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::configuration;
-use super::{Database, StorageResult};
+use super::{Conn, StorageResult};
 use crate::db_run;
 
-pub async fn get(db: &Database, ws: &str, key: &str) -> StorageResult<Option<String>> {
-    let mut conn = db.read().await?;
-    let v = db_run!(conn, |c| {
+/// The value of `key` in the workspace (`None` when unset).
+pub async fn find(c: &mut Conn, ws: &str, key: &str) -> StorageResult<Option<String>> {
+    let v = db_run!(c, |c| {
         configuration::table
             .filter(configuration::workspace_id.eq(ws))
             .filter(configuration::key.eq(key))
@@ -21,10 +21,10 @@ pub async fn get(db: &Database, ws: &str, key: &str) -> StorageResult<Option<Str
     Ok(v.flatten())
 }
 
-pub async fn set(db: &Database, ws: &str, key: &str, value: Option<&str>) -> StorageResult<()> {
+/// Sets (or, with `None`, clears) the value of `key` in the workspace.
+pub async fn upsert(c: &mut Conn, ws: &str, key: &str, value: Option<&str>) -> StorageResult<()> {
     let now = crate::time::now_naive();
-    let mut conn = db.session().await?;
-    db_run!(conn, |c| {
+    db_run!(c, |c| {
         diesel::insert_into(configuration::table)
             .values((
                 configuration::workspace_id.eq(ws),

@@ -208,10 +208,9 @@ fn reset_transaction(c: &mut SqliteConnection) {
     *AnsiTransactionManager::transaction_manager_status_mut(c) = Default::default();
 }
 
-/// The pool's manager of read-only connections (and of the transitional session writer).
+/// The pool's manager of read-only connections.
 pub struct Readers {
     path: String,
-    read_only: bool,
 }
 
 impl managed::Manager for Readers {
@@ -220,18 +219,13 @@ impl managed::Manager for Readers {
 
     async fn create(&self) -> Result<Tracked, String> {
         let path = self.path.clone();
-        let only = if self.read_only {
-            "PRAGMA query_only = ON;"
-        } else {
-            ""
-        };
         // A reader gets a small page cache (512 KiB instead of SQLite's 2 MiB): there are up to
         // eight of them per database file, pages they miss come from the OS page cache, and
         // their caches were most of the embedded server's resident memory after a busy minute.
         let conn = tokio::task::spawn_blocking(move || {
             open_connection(
                 &path,
-                &format!("{PRAGMAS} {only} PRAGMA cache_size = -512;"),
+                &format!("{PRAGMAS} PRAGMA query_only = ON; PRAGMA cache_size = -512;"),
             )
         })
         .await
@@ -256,9 +250,6 @@ pub struct SqliteDb {
     pub path: PathBuf,
     jobs: mpsc::Sender<Job>,
     readers: managed::Pool<Readers>,
-    /// TRANSITIONAL (removed once every caller writes through [`SqliteDb::write`]): a second
-    /// writer connection for callers that still hold a connection across their statements.
-    sessions: managed::Pool<Readers>,
     /// Dropped with the last clone of the database: ends the checkpointer.
     _alive: Arc<()>,
 }
@@ -340,38 +331,22 @@ impl SqliteDb {
             .await
             .map_err(|_| connect_err(STOPPED.into()))?
             .map_err(connect_err)?;
-        let pool = |read_only: bool, size: usize| {
-            managed::Pool::builder(Readers {
-                path: path_str.clone(),
-                read_only,
-            })
-            .max_size(size)
+        let readers = managed::Pool::builder(Readers { path: path_str })
+            .max_size(readers.clamp(1, 8))
             .wait_timeout(Some(timeout))
             .runtime(::deadpool::Runtime::Tokio1)
             .build()
-            .map_err(|e| connect_err(e.to_string()))
-        };
-        let readers = pool(true, readers.clamp(1, 8))?;
-        let sessions = pool(false, 1)?;
+            .map_err(|e| connect_err(e.to_string()))?;
         Ok(SqliteDb {
             path: path.to_path_buf(),
             jobs,
             readers,
-            sessions,
             _alive: alive,
         })
     }
 
     pub async fn read(&self) -> StorageResult<Reader> {
         self.readers
-            .get()
-            .await
-            .map_err(|e| StorageError::Pool(e.to_string()))
-    }
-
-    /// TRANSITIONAL: a writer connection held across statements (see `sessions`).
-    pub async fn session(&self) -> StorageResult<Reader> {
-        self.sessions
             .get()
             .await
             .map_err(|e| StorageError::Pool(e.to_string()))

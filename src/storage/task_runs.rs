@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 use super::filters::{backend, Cond, FilterSql, Page, Related, TaskRunSort};
 use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
-use super::{Backend, Conn, Database, StorageResult};
+use super::{Backend, Conn, StorageResult};
 use crate::db_run;
 
 pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
@@ -22,9 +22,8 @@ where
     <C::Backend as FilterSql>::task_runs_related(related)
 }
 
-pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<TaskRunWithState>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| {
+pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<TaskRunWithState>> {
+    let row = db_run!(c, |c| {
         task_runs::table
             .left_join(
                 task_run_states::table.on(task_run_states::id.nullable().eq(task_runs::state_id)),
@@ -44,14 +43,13 @@ pub async fn find(db: &Database, ws: &str, id: &str) -> StorageResult<Option<Tas
 }
 
 pub async fn list(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     related: &Related,
     sort: TaskRunSort,
     page: Page,
 ) -> StorageResult<Vec<TaskRunWithState>> {
-    let mut conn = db.read().await?;
-    let (runs, states) = db_run!(conn, |c| {
+    let (runs, states) = db_run!(c, |c| {
         let cond = tasks_cond(c, related);
         let mut q = task_runs::table
             .filter(task_runs::workspace_id.eq(ws))
@@ -104,18 +102,26 @@ pub async fn list(
         .collect())
 }
 
-pub async fn count(db: &Database, ws: &str, related: &Related) -> StorageResult<i64> {
-    crate::count_in_workspace!(db, task_runs, ws, tasks_cond(related))
+pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
+    let n = db_run!(c, |c| {
+        let cond = tasks_cond(c, related);
+        task_runs::table
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .count()
+            .get_result::<i64>(c)
+            .await
+    })?;
+    Ok(n)
 }
 
 /// Task runs of one flow run (for the graph), oldest expected start first.
-pub async fn of_flow_run(
-    db: &Database,
+pub async fn list_of_flow_run(
+    c: &mut Conn,
     ws: &str,
     flow_run_id: &str,
 ) -> StorageResult<Vec<TaskRunRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         task_runs::table
             .filter(task_runs::workspace_id.eq(ws))
             .filter(task_runs::flow_run_id.eq(flow_run_id))
@@ -128,15 +134,14 @@ pub async fn of_flow_run(
 }
 
 /// History rows: task runs matching `related` with an expected start in [start, end).
-pub async fn history_rows(
-    db: &Database,
+pub async fn list_history_rows(
+    c: &mut Conn,
     ws: &str,
     related: &Related,
     start: chrono::NaiveDateTime,
     end: chrono::NaiveDateTime,
 ) -> StorageResult<Vec<TaskRunRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         let cond = tasks_cond(c, related);
         task_runs::table
             .filter(task_runs::workspace_id.eq(ws))
@@ -150,13 +155,12 @@ pub async fn history_rows(
     Ok(rows)
 }
 
-pub async fn states(
-    db: &Database,
+pub async fn list_states(
+    c: &mut Conn,
     ws: &str,
     task_run_id: &str,
 ) -> StorageResult<Vec<TaskRunStateRow>> {
-    let mut conn = db.read().await?;
-    let rows = db_run!(conn, |c| {
+    let rows = db_run!(c, |c| {
         task_run_states::table
             .filter(task_run_states::workspace_id.eq(ws))
             .filter(task_run_states::task_run_id.eq(task_run_id))
@@ -169,12 +173,11 @@ pub async fn states(
 }
 
 pub async fn find_state(
-    db: &Database,
+    c: &mut Conn,
     ws: &str,
     id: &str,
 ) -> StorageResult<Option<TaskRunStateRow>> {
-    let mut conn = db.read().await?;
-    let row = db_run!(conn, |c| {
+    let row = db_run!(c, |c| {
         task_run_states::table
             .filter(task_run_states::workspace_id.eq(ws))
             .filter(task_run_states::id.eq(id))
@@ -186,9 +189,8 @@ pub async fn find_state(
     Ok(row)
 }
 
-pub async fn rename(db: &Database, ws: &str, id: &str, name: &str) -> StorageResult<bool> {
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
+pub async fn update_name(c: &mut Conn, ws: &str, id: &str, name: &str) -> StorageResult<bool> {
+    let n = db_run!(c, |c| {
         diesel::update(
             task_runs::table
                 .filter(task_runs::workspace_id.eq(ws))
@@ -204,9 +206,8 @@ pub async fn rename(db: &Database, ws: &str, id: &str, name: &str) -> StorageRes
     Ok(n == 1)
 }
 
-pub async fn delete(db: &Database, ws: &str, id: &str) -> StorageResult<bool> {
-    let mut conn = db.session().await?;
-    let n = db_run!(conn, |c| {
+pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+    let n = db_run!(c, |c| {
         diesel::delete(
             task_runs::table
                 .filter(task_runs::workspace_id.eq(ws))

@@ -51,11 +51,7 @@ const NO_HTTP: &[&str] = &[
 ];
 
 /// Macros exported at the crate root, by the module that defines them.
-const MACROS: &[(&str, &str)] = &[
-    ("db_run", "storage"),
-    ("count_in_workspace", "storage"),
-    ("col", "storage"),
-];
+const MACROS: &[(&str, &str)] = &[("db_run", "storage"), ("col", "storage")];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&module))

@@ -134,7 +134,7 @@ pub(super) async fn create(
         ));
     }
     let flow_id = b.flow_id.to_string();
-    let flow = flows::find(db, ws.id(), &flow_id)
+    let flow = flows::find(&mut db.read().await?, ws.id(), &flow_id)
         .await?
         .ok_or_else(|| ApiError::conflict(INTEGRITY_CONFLICT))?;
     // Schedules are checked before the queue is resolved: resolving may create the pool and

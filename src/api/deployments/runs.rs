@@ -182,7 +182,7 @@ pub(super) async fn new_run(
     match crate::runs::create_flow_run(state, row, None, initial).await? {
         Created::New(a) => Ok((a.run, a.state, true)),
         Created::Existing(existing) => {
-            let (run, s) = flow_runs::find(db, ws.id(), &existing)
+            let (run, s) = flow_runs::find(&mut db.read().await?, ws.id(), &existing)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
             Ok((run, s.as_ref().and_then(flow_state), false))
@@ -275,7 +275,7 @@ pub(super) async fn scheduled_runs(
         .orion
         .write(async move |c| deps::scheduled_runs(c, &wsid, &ids, before, lim, polled).await)
         .await?;
-    let states = flow_runs::find_states_of(&state.stores.orion, &runs).await?;
+    let states = flow_runs::find_states_of(&mut state.stores.orion.read().await?, &runs).await?;
     let out: Vec<Value> = runs
         .iter()
         .map(|r| {

@@ -488,8 +488,9 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
     let state = app.app_state();
     let db = &state.stores.orion;
     let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+    let mut c = db.read().await.expect("connection");
     let (first, _) =
-        orrery::storage::flow_runs::find(db, ws, before[0]["id"].as_str().expect("id"))
+        orrery::storage::flow_runs::find(&mut c, ws, before[0]["id"].as_str().expect("id"))
             .await
             .expect("read")
             .expect("the run");

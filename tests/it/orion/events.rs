@@ -142,7 +142,10 @@ async fn events_become_task_runs_and_are_persisted_idempotently() {
         || {
             let state = state.clone();
             async move {
-                orrery::storage::events::recent(&state.stores.events, ws, 100)
+                let Ok(mut c) = state.stores.events.read().await else {
+                    return Vec::new();
+                };
+                orrery::storage::events::list_recent(&mut c, ws, 100)
                     .await
                     .unwrap_or_default()
             }
@@ -156,7 +159,8 @@ async fn events_become_task_runs_and_are_persisted_idempotently() {
         },
     )
     .await;
-    let rows = orrery::storage::events::recent(&state.stores.events, ws, 100)
+    let mut c = state.stores.events.read().await.expect("connection");
+    let rows = orrery::storage::events::list_recent(&mut c, ws, 100)
         .await
         .expect("events");
     let pending = rows

@@ -50,7 +50,8 @@ async fn a_transition_does_not_overwrite_a_concurrent_patch() {
     let id = run["id"].as_str().expect("id").to_string();
     let state = app.app_state();
     let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
-    let (before, _) = orrery::storage::flow_runs::find(&state.stores.orion, ws, &id)
+    let mut c = state.stores.orion.read().await.expect("connection");
+    let (before, _) = orrery::storage::flow_runs::find(&mut c, ws, &id)
         .await
         .expect("read")
         .expect("the run");
@@ -129,11 +130,12 @@ async fn concurrent_transitions_of_one_run_lose_no_write() {
         }
     }
     assert!(succeeded >= 1);
-    let (run, _) = orrery::storage::flow_runs::find(&state.stores.orion, ws, &id)
+    let mut c = state.stores.orion.read().await.expect("connection");
+    let (run, _) = orrery::storage::flow_runs::find(&mut c, ws, &id)
         .await
         .expect("read")
         .expect("the run");
-    let history = orrery::storage::flow_runs::states(&state.stores.orion, ws, &id)
+    let history = orrery::storage::flow_runs::list_states(&mut c, ws, &id)
         .await
         .expect("states");
     assert_eq!(

@@ -127,7 +127,7 @@ async fn create(
     let b = body.into_inner();
     check_key(&b.key)?;
     let row = new_input(&ws, &id, b.key, b.value, b.sender);
-    match flow_run_input::insert(&state.stores.orion, &row).await? {
+    match insert(&state, row).await? {
         Inserted::Yes => Ok(HttpResponse::Created().json(Value::Null)),
         Inserted::Duplicate => Err(ApiError::conflict(
             "A flow run input with this key already exists.",
@@ -150,15 +150,9 @@ async fn filter(
             "greater_than_equal",
         ));
     }
-    let rows = flow_run_input::list(
-        &state.stores.orion,
-        ws.id(),
-        &id,
-        &b.prefix,
-        &b.exclude_keys,
-        b.limit,
-    )
-    .await?;
+    let mut c = state.stores.orion.read().await?;
+    let rows =
+        flow_run_input::list(&mut c, ws.id(), &id, &b.prefix, &b.exclude_keys, b.limit).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(input_json).collect::<Vec<_>>()))
 }
 
@@ -168,7 +162,8 @@ async fn read(
     id: PathId,
     key: PathKeyStr,
 ) -> ApiResult<HttpResponse> {
-    let row = flow_run_input::find(&state.stores.orion, ws.id(), &id, &key)
+    let mut c = state.stores.orion.read().await?;
+    let row = flow_run_input::find(&mut c, ws.id(), &id, &key)
         .await?
         .ok_or_else(input_not_found)?;
     Ok(HttpResponse::Ok()
@@ -182,10 +177,27 @@ async fn delete(
     id: PathId,
     key: PathKeyStr,
 ) -> ApiResult<HttpResponse> {
-    if !flow_run_input::delete(&state.stores.orion, ws.id(), &id, &key).await? {
+    if !delete_input(&state, ws.0, id.0, key.0).await? {
         return Err(input_not_found());
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn insert(state: &AppState, row: InputRow) -> ApiResult<Inserted> {
+    Ok(state
+        .stores
+        .orion
+        .write(async move |c| flow_run_input::insert(c, &row).await)
+        .await?)
+}
+
+/// Deletes the run's input `key`; false when there is none.
+async fn delete_input(state: &AppState, ws: String, run: String, key: String) -> ApiResult<bool> {
+    Ok(state
+        .stores
+        .orion
+        .write(async move |c| flow_run_input::delete(c, &ws, &run, &key).await)
+        .await?)
 }
 
 /// A resume refused before orchestration: REJECT with the current state and, as Prefect
@@ -242,7 +254,10 @@ async fn checked_input(
     };
     let key_of = |name: &str| keyset.get(name).and_then(Value::as_str).map(str::to_string);
     let stored = match key_of("schema") {
-        Some(k) => flow_run_input::find(&state.stores.orion, ws.id(), run, &k).await?,
+        Some(k) => {
+            let mut c = state.stores.orion.read().await?;
+            flow_run_input::find(&mut c, ws.id(), run, &k).await?
+        }
         None => None,
     };
     let Some(stored) = stored else {
@@ -273,10 +288,11 @@ async fn resume(
     id: PathId,
     body: JsonOrDefault<ResumeBody>,
 ) -> ApiResult<HttpResponse> {
-    let db = &state.stores.orion;
-    let (_, current) = flow_runs::find(db, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let (_, current) = flow_runs::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
+    drop(c);
     let current = current.as_ref().and_then(flow_state);
     let Some(current) = current.filter(|s| s.state_type == StateType::Paused) else {
         return Ok(HttpResponse::Ok().json(json!({
@@ -295,7 +311,7 @@ async fn resume(
     if let Some((key, run_input)) = input.filter(|(_, i)| !i.is_empty()) {
         let value = super::common::to_text(&run_input);
         let row = new_input(&ws, &id, key.clone(), value, None);
-        match flow_run_input::insert(db, &row).await? {
+        match insert(&state, row).await? {
             Inserted::Yes => stored_key = Some(key),
             Inserted::Duplicate => return Err(ApiError::conflict(INTEGRITY_CONFLICT)),
             Inserted::NoRun => return Err(ApiError::not_found("Flow run not found")),
@@ -321,7 +337,7 @@ async fn resume(
     let applied = runs::set_flow_run_state(&state, ws.id(), &id, request).await;
     let accepted = matches!(&applied, Ok(Some(a)) if a.result.status == SetStateStatus::Accept);
     if let (Some(key), false) = (&stored_key, accepted) {
-        flow_run_input::delete(db, ws.id(), &id, key).await?;
+        delete_input(&state, ws.0.clone(), id.0.clone(), key.clone()).await?;
     }
     let applied = applied?.ok_or_else(|| ApiError::not_found("Flow run not found"))?;
     let mut resp = if applied.written {

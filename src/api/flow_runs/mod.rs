@@ -1,10 +1,14 @@
 //! `/flow_runs`: create (idempotent by flow + key), read, filter, count, paginate, history,
-//! lateness, graph, update, labels, delete, bulk delete, set_state and bulk set_state, and
-//! `/flow_run_states`.
+//! lateness, graph, update, labels, delete, bulk delete (here), set_state and bulk set_state,
+//! and `/flow_run_states` (`states.rs`).
+
+mod states;
+
+pub use states::{client_version, result_json, SetStateBody};
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -16,8 +20,8 @@ use crate::extract::params::PathId;
 use crate::extract::params::{limit, Paging};
 use crate::extract::Workspace;
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
-use crate::runs::convert::{flow_run_json, flow_state, state_json, FlowRunOut};
-use crate::runs::{self, Request};
+use crate::runs;
+use crate::runs::convert::{flow_run_json, flow_state, FlowRunOut};
 use crate::state::AppState;
 use crate::storage::filters::{FlowRunFilter, FlowRunSort, Related};
 use crate::storage::rows::FlowRunRow;
@@ -36,12 +40,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/flow_runs/lateness", web::post().to(lateness))
         .route("/flow_runs/bulk_delete", web::post().to(bulk_delete))
-        .route("/flow_runs/bulk_set_state", web::post().to(bulk_set_state))
+        .route(
+            "/flow_runs/bulk_set_state",
+            web::post().to(states::bulk_set_state),
+        )
         .route("/flow_runs/{id}", web::get().to(read))
         .route("/flow_runs/{id}", web::patch().to(update))
         .route("/flow_runs/{id}", web::delete().to(delete))
         .route("/flow_runs/{id}/labels", web::patch().to(update_labels))
-        .route("/flow_runs/{id}/set_state", web::post().to(set_state))
+        .route(
+            "/flow_runs/{id}/set_state",
+            web::post().to(states::set_state),
+        )
         .route(
             "/flow_runs/{id}/graph",
             web::get().to(super::graph::graph_v1),
@@ -50,9 +60,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/flow_runs/{id}/graph-v2",
             web::get().to(super::graph::graph_v2),
         )
-        .route("/flow_run_states/", web::get().to(read_states))
-        .route("/flow_run_states", web::get().to(read_states))
-        .route("/flow_run_states/{id}", web::get().to(read_state));
+        .route("/flow_run_states/", web::get().to(states::read_states))
+        .route("/flow_run_states", web::get().to(states::read_states))
+        .route("/flow_run_states/{id}", web::get().to(states::read_state));
 }
 
 #[derive(Deserialize)]
@@ -121,22 +131,6 @@ pub struct FlowRunListBody {
     pub page: Option<i64>,
 }
 
-/// `{"state": StateCreate, "force": bool}`; unknown top-level keys are ignored, as Prefect does.
-#[derive(Deserialize)]
-pub struct SetStateBody {
-    pub state: StateCreate,
-    #[serde(default)]
-    pub force: bool,
-}
-
-/// The client version from `User-Agent: prefect/3.9.1 (API 0.8.4)`.
-pub fn client_version(req: &HttpRequest) -> Option<String> {
-    let ua = req.headers().get("user-agent")?.to_str().ok()?;
-    let rest = ua.strip_prefix("prefect/")?;
-    let (version, api) = rest.split_once(' ')?;
-    (api.starts_with("(API ") && !version.is_empty()).then(|| version.to_string())
-}
-
 fn now_json(run: &FlowRunRow, state: Option<&crate::orchestration::State>) -> Value {
     flow_run_json(run, state, crate::time::now())
 }
@@ -147,11 +141,12 @@ async fn create(
     body: Json<FlowRunCreate>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let db = &state.stores.orion;
     let flow_id = b.flow_id.to_string();
-    let Some(flow) = flows::find(db, ws.id(), &flow_id).await? else {
+    let mut c = state.stores.orion.read().await?;
+    let Some(flow) = flows::find(&mut c, ws.id(), &flow_id).await? else {
         return Err(ApiError::conflict(INTEGRITY_CONFLICT));
     };
+    drop(c);
     let now = crate::time::now().naive_utc();
     let mut labels: BTreeMap<String, Value> =
         serde_json::from_str(&flow.labels).unwrap_or_default();
@@ -205,7 +200,8 @@ async fn create(
             Ok(HttpResponse::Created().json(now_json(&applied.run, applied.state.as_ref())))
         }
         Created::Existing(existing) => {
-            let (run, s) = flow_runs::find(db, ws.id(), &existing)
+            let mut c = state.stores.orion.read().await?;
+            let (run, s) = flow_runs::find(&mut c, ws.id(), &existing)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
             Ok(HttpResponse::Ok().json(now_json(&run, s.as_ref().and_then(flow_state).as_ref())))
@@ -215,7 +211,8 @@ async fn create(
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     let id = id.0;
-    let (run, s) = flow_runs::find(&state.stores.orion, ws.id(), &id)
+    let mut c = state.stores.orion.read().await?;
+    let (run, s) = flow_runs::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
     Ok(HttpResponse::Ok().json(now_json(&run, s.as_ref().and_then(flow_state).as_ref())))
@@ -235,8 +232,9 @@ async fn filter(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let page = b.paging.page(&state)?;
+    let mut c = state.stores.orion.read().await?;
     let rows = flow_runs::list(
-        &state.stores.orion,
+        &mut c,
         ws.id(),
         &b.related,
         b.sort.unwrap_or_default(),
@@ -263,7 +261,8 @@ async fn count(
     body: JsonOrDefault<FlowRunListBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    Ok(HttpResponse::Ok().json(flow_runs::count(&state.stores.orion, ws.id(), &b.related).await?))
+    let mut c = state.stores.orion.read().await?;
+    Ok(HttpResponse::Ok().json(flow_runs::count(&mut c, ws.id(), &b.related).await?))
 }
 
 async fn paginate(
@@ -274,9 +273,10 @@ async fn paginate(
     let b = body.into_inner();
     let lim = limit(&state, b.paging.limit)?;
     let (page_no, page) = page_of(b.page, lim)?;
-    let db = &state.stores.orion;
-    let rows = flow_runs::list(db, ws.id(), &b.related, b.sort.unwrap_or_default(), page).await?;
-    let n = flow_runs::count(db, ws.id(), &b.related).await?;
+    let mut c = state.stores.orion.read().await?;
+    let sort = b.sort.unwrap_or_default();
+    let rows = flow_runs::list(&mut c, ws.id(), &b.related, sort, page).await?;
+    let n = flow_runs::count(&mut c, ws.id(), &b.related).await?;
     Ok(HttpResponse::Ok().json(paginated(list_json(&rows), n, lim, page_no)))
 }
 
@@ -288,7 +288,8 @@ async fn lateness(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let now = crate::time::now().naive_utc();
-    let avg = flow_runs::average_lateness(&state.stores.orion, ws.id(), &b.related, now).await?;
+    let mut c = state.stores.orion.read().await?;
+    let avg = flow_runs::average_lateness(&mut c, ws.id(), &b.related, now).await?;
     // Microsecond precision, like the other durations of the API.
     Ok(HttpResponse::Ok().json(avg.map(|v| (v * 1e6).round() / 1e6)))
 }
@@ -299,9 +300,8 @@ async fn update(
     id: PathId,
     body: Json<FlowRunUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    let db = &state.stores.orion;
-    let (mut run, _) = flow_runs::find(db, ws.id(), &id)
+    let (ws, id) = (ws.0, id.0);
+    let (mut run, _) = find_run(&state, &ws, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
     let b = body.into_inner();
@@ -326,10 +326,29 @@ async fn update(
     if let Some(v) = b.job_variables {
         run.job_variables = to_text(&v);
     }
-    if !flow_runs::save(db, ws.id(), &run).await? {
+    if !save(&state, ws, run).await? {
         return Err(ApiError::not_found("Flow run not found"));
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The run with its state, read on a connection given back before the caller writes.
+async fn find_run(
+    state: &AppState,
+    ws: &str,
+    id: &str,
+) -> ApiResult<Option<flow_runs::RunWithState>> {
+    let mut c = state.stores.orion.read().await?;
+    Ok(flow_runs::find(&mut c, ws, id).await?)
+}
+
+/// Saves the run's editable columns; false when it is gone.
+async fn save(state: &AppState, ws: String, run: FlowRunRow) -> ApiResult<bool> {
+    Ok(state
+        .stores
+        .orion
+        .write(async move |c| flow_runs::update(c, &ws, &run).await)
+        .await?)
 }
 
 async fn update_labels(
@@ -338,24 +357,26 @@ async fn update_labels(
     id: PathId,
     body: Json<Map<String, Value>>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    let db = &state.stores.orion;
+    let (ws, id) = (ws.0, id.0);
     let not_found = || ApiError::ObjectNotFound(format!("Flow run with id {id} not found"));
-    let (mut run, _) = flow_runs::find(db, ws.id(), &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let (mut run, _) = find_run(&state, &ws, &id).await?.ok_or_else(not_found)?;
     let mut labels: Map<String, Value> = serde_json::from_str(&run.labels).unwrap_or_default();
     labels.extend(body.into_inner());
     run.labels = to_text(&labels);
-    if !flow_runs::save(db, ws.id(), &run).await? {
+    if !save(&state, ws, run).await? {
         return Err(not_found());
     }
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    if !flow_runs::delete(&state.stores.orion, ws.id(), &id).await? {
+    let (ws, id) = (ws.0, id.0);
+    let deleted = state
+        .stores
+        .orion
+        .write(async move |c| flow_runs::delete(c, &ws, &id).await)
+        .await?;
+    if !deleted {
         return Err(ApiError::not_found("Flow run not found"));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -379,123 +400,11 @@ async fn bulk_delete(
         flow_runs: b.flow_runs,
         ..Default::default()
     };
-    let ids = flow_runs::bulk_delete(&state.stores.orion, ws.id(), &related, lim).await?;
+    let ws = ws.0;
+    let ids = state
+        .stores
+        .orion
+        .write(async move |c| flow_runs::bulk_delete(c, &ws, &related, lim).await)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "deleted": ids })))
-}
-
-pub fn result_json(a: &runs::Applied<impl Sized>) -> Value {
-    json!({
-        "state": a.result.state.as_ref().map(state_json),
-        "status": a.result.status,
-        "details": a.result.details,
-    })
-}
-
-async fn set_state(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ws: Workspace,
-    id: PathId,
-    body: Json<SetStateBody>,
-) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    let b = body.into_inner();
-    let request = Request {
-        state: b.state,
-        force: b.force,
-        client_version: client_version(&req),
-    };
-    let applied = runs::set_flow_run_state(&state, ws.id(), &id, request)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
-    let mut resp = if applied.written {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    Ok(resp.json(result_json(&applied)))
-}
-
-#[derive(Deserialize)]
-struct BulkSetStateBody {
-    #[serde(default)]
-    flow_runs: Option<FlowRunFilter>,
-    state: StateCreate,
-    #[serde(default)]
-    force: bool,
-    #[serde(default)]
-    limit: Option<i64>,
-}
-
-async fn bulk_set_state(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    ws: Workspace,
-    body: Json<BulkSetStateBody>,
-) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let lim = limit(&state, b.limit)?;
-    let related = Related {
-        flow_runs: b.flow_runs,
-        ..Default::default()
-    };
-    let ids = flow_runs::ids(&state.stores.orion, ws.id(), &related, lim).await?;
-    let mut results = Vec::with_capacity(ids.len());
-    for id in ids {
-        let request = Request {
-            state: b.state.clone(),
-            force: b.force,
-            client_version: client_version(&req),
-        };
-        if let Some(a) = runs::set_flow_run_state(&state, ws.id(), &id, request).await? {
-            results.push(json!({"flow_run_id": id, "status": a.result.status, "reason": a.result.details.reason()}));
-        }
-    }
-    Ok(HttpResponse::Ok().json(json!({ "results": results })))
-}
-
-#[derive(Deserialize)]
-struct StatesQuery {
-    flow_run_id: Option<String>,
-}
-
-async fn read_states(
-    state: web::Data<AppState>,
-    ws: Workspace,
-    q: web::Query<StatesQuery>,
-) -> ApiResult<HttpResponse> {
-    let Some(run_id) = q.into_inner().flow_run_id else {
-        return Err(ApiError::invalid(
-            vec!["query".into(), "flow_run_id".into()],
-            "Field required",
-            "missing",
-        ));
-    };
-    let run_id = Uuid::parse_str(&run_id).map_err(|_| {
-        ApiError::invalid(
-            vec!["query".into(), "flow_run_id".into()],
-            "Input should be a valid UUID",
-            "uuid_parsing",
-        )
-    })?;
-    let rows = flow_runs::states(&state.stores.orion, ws.id(), &run_id.to_string()).await?;
-    let states: Vec<Value> = rows
-        .iter()
-        .filter_map(flow_state)
-        .map(|s| state_json(&s))
-        .collect();
-    Ok(HttpResponse::Ok().json(states))
-}
-
-async fn read_state(
-    state: web::Data<AppState>,
-    ws: Workspace,
-    id: PathId,
-) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    let row = flow_runs::find_state(&state.stores.orion, ws.id(), &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Flow run state not found"))?;
-    let s = flow_state(&row).ok_or_else(|| ApiError::not_found("Flow run state not found"))?;
-    Ok(HttpResponse::Ok().json(state_json(&s)))
 }

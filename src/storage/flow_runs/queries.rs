@@ -1,0 +1,202 @@
+//! Flow-run queries across runs: the rows of the history charts, the average lateness, and what
+//! the background services look for (late, stuck-cancelling and orphaned runs).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::runs_cond;
+use crate::db_run;
+use crate::storage::filters::Related;
+use crate::storage::rows::FlowRunRow;
+use crate::storage::schema::{flow_runs, task_runs};
+use crate::storage::{Backend, Conn, StorageResult};
+
+/// The columns history and lateness need, for runs matching `related` with an expected start
+/// in [start, end).
+pub async fn list_history_rows(
+    c: &mut Conn,
+    ws: &str,
+    related: &Related,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+) -> StorageResult<Vec<FlowRunRow>> {
+    let rows = db_run!(c, |c| {
+        let cond = runs_cond(c, related);
+        flow_runs::table
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(cond)
+            .filter(flow_runs::expected_start_time.ge(start))
+            .filter(flow_runs::expected_start_time.lt(end))
+            .select(FlowRunRow::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// (workspace, id) of SCHEDULED runs not yet Late whose start time is before `cutoff`.
+pub async fn list_late_candidates(
+    c: &mut Conn,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<(String, String)>> {
+    let rows = db_run!(c, |c| {
+        // A literal, not a bound parameter, so both databases match the partial index
+        // `flow_runs_scheduled_next` (only SCHEDULED runs) to this query.
+        flow_runs::table
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "flow_runs.state_type = 'SCHEDULED'",
+            ))
+            .filter(flow_runs::state_name.ne("Late"))
+            .filter(flow_runs::next_scheduled_start_time.lt(cutoff))
+            .order(flow_runs::next_scheduled_start_time.asc())
+            .limit(limit)
+            .select((flow_runs::workspace_id, flow_runs::id))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// (workspace, id) of runs in CANCELLING since before `cutoff`.
+pub async fn list_stuck_cancelling(
+    c: &mut Conn,
+    cutoff: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<(String, String)>> {
+    let rows = db_run!(c, |c| {
+        flow_runs::table
+            .filter(flow_runs::state_type.eq("CANCELLING"))
+            .filter(flow_runs::state_timestamp.lt(cutoff))
+            .limit(limit)
+            .select((flow_runs::workspace_id, flow_runs::id))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// The average lateness in seconds of the matching runs, computed in SQL (null when none match):
+/// `start_time - expected_start_time` for started runs that started late, `now -
+/// expected_start_time` for unstarted, unfinished runs that are overdue, 0 otherwise — the
+/// reference's `/flow_runs/lateness` expression.
+pub async fn average_lateness(
+    c: &mut Conn,
+    ws: &str,
+    related: &Related,
+    now: NaiveDateTime,
+) -> StorageResult<Option<f64>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Double, Nullable, Timestamp};
+    const UNFINISHED: &str = "start_time IS NULL AND state_type NOT IN ('COMPLETED', 'FAILED', \
+                              'CANCELLED', 'CRASHED') AND expected_start_time < ";
+    // Two arms: the date arithmetic differs (EXTRACT EPOCH vs julianday).
+    let avg = match c.backend() {
+        Backend::Pg(c) => {
+            let cond = runs_cond(c, related);
+            flow_runs::table
+                .filter(flow_runs::workspace_id.eq(ws))
+                .filter(cond)
+                .select(
+                    sql::<Nullable<Double>>(
+                        "CAST(AVG(CASE WHEN start_time > expected_start_time THEN \
+                         EXTRACT(EPOCH FROM (start_time - expected_start_time)) WHEN ",
+                    )
+                    .sql(UNFINISHED)
+                    .bind::<Timestamp, _>(now)
+                    .sql(" THEN EXTRACT(EPOCH FROM (")
+                    .bind::<Timestamp, _>(now)
+                    .sql(" - expected_start_time)) ELSE 0 END) AS DOUBLE PRECISION)"),
+                )
+                .get_result::<Option<f64>>(c)
+                .await?
+        }
+        Backend::Sqlite(c) => {
+            let cond = runs_cond(c, related);
+            flow_runs::table
+                .filter(flow_runs::workspace_id.eq(ws))
+                .filter(cond)
+                .select(
+                    sql::<Nullable<Double>>(
+                        "AVG(CASE WHEN start_time > expected_start_time THEN \
+                         (julianday(start_time) - julianday(expected_start_time)) * 86400.0 WHEN ",
+                    )
+                    .sql(UNFINISHED)
+                    .bind::<Timestamp, _>(now)
+                    .sql(" THEN (julianday(")
+                    .bind::<Timestamp, _>(now)
+                    .sql(") - julianday(expected_start_time)) * 86400.0 ELSE 0.0 END)"),
+                )
+                .get_result::<Option<f64>>(c)
+                .await?
+        }
+    };
+    Ok(avg)
+}
+
+const TERMINAL_TYPES: [&str; 4] = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"];
+
+/// An unfinished subflow of a cancelled parent: (workspace, id, its deployment).
+pub type Subflow = (String, String, Option<String>);
+
+/// Unfinished subflow runs of flow runs CANCELLED since `since`, except CANCELLING runs of a
+/// deployment (their worker is already stopping them).
+pub async fn list_orphaned_subflows(
+    c: &mut Conn,
+    since: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<Subflow>> {
+    let rows = db_run!(c, |c| {
+        let parent = diesel::alias!(flow_runs as parent);
+        let parents = parent
+            .filter(parent.field(flow_runs::state_type).eq("CANCELLED"))
+            .filter(parent.field(flow_runs::end_time).ge(since))
+            .select(parent.field(flow_runs::id).nullable());
+        let parent_tasks = task_runs::table
+            .filter(task_runs::flow_run_id.eq_any(parents))
+            .select(task_runs::id.nullable());
+        flow_runs::table
+            .filter(flow_runs::parent_task_run_id.eq_any(parent_tasks))
+            .filter(flow_runs::state_type.ne_all(TERMINAL_TYPES))
+            .filter(
+                flow_runs::deployment_id
+                    .is_null()
+                    .or(flow_runs::state_type.ne("CANCELLING")),
+            )
+            .order(flow_runs::id.asc())
+            .limit(limit)
+            .select((
+                flow_runs::workspace_id,
+                flow_runs::id,
+                flow_runs::deployment_id,
+            ))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// (workspace, id) of the unfinished task runs of flow runs CANCELLED since `since`.
+pub async fn list_orphaned_task_runs(
+    c: &mut Conn,
+    since: NaiveDateTime,
+    limit: i64,
+) -> StorageResult<Vec<(String, String)>> {
+    let rows = db_run!(c, |c| {
+        let parents = flow_runs::table
+            .filter(flow_runs::state_type.eq("CANCELLED"))
+            .filter(flow_runs::end_time.ge(since))
+            .select(flow_runs::id.nullable());
+        task_runs::table
+            .filter(task_runs::flow_run_id.eq_any(parents))
+            .filter(task_runs::state_type.is_not_null())
+            .filter(task_runs::state_type.ne_all(TERMINAL_TYPES))
+            .order(task_runs::id.asc())
+            .limit(limit)
+            .select((task_runs::workspace_id, task_runs::id))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
