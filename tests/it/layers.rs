@@ -155,7 +155,7 @@ fn violations(src: &Path) -> Vec<String> {
     files.sort();
     let mut broken = Vec::new();
     for file in &files {
-        let rel = file.strip_prefix(&src).unwrap_or(file);
+        let rel = file.strip_prefix(src).unwrap_or(file);
         let module = rel
             .components()
             .next()

@@ -143,7 +143,7 @@ pub fn flow(f: &FlowFilter) -> Where {
     tags_conds(&mut c, &f.tags, col!(flows::tags));
     if let Some(is_null) = f.deployment.as_ref().and_then(|d| d.is_null_) {
         let with = Where::in_select(col!(flows::id), col!(deployments::flow_id), Where::True);
-        c.push(if is_null { with.not() } else { with });
+        c.push(if is_null { with.negate() } else { with });
     }
     combine(f.operator, c)
 }
@@ -251,7 +251,7 @@ pub fn task_run(f: &TaskRunFilter) -> Where {
             col!(flow_runs::parent_task_run_id),
             Where::not_null(col!(flow_runs::parent_task_run_id)),
         );
-        c.push(if *exists { sub } else { sub.not() });
+        c.push(if *exists { sub } else { sub.negate() });
     }
     nullable_id_conds(&mut c, &f.flow_run_id, col!(task_runs::flow_run_id));
     combine(f.operator, c)

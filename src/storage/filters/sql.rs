@@ -148,7 +148,7 @@ impl Where {
         }
     }
 
-    pub fn not(self) -> Where {
+    pub fn negate(self) -> Where {
         Where::Not(Box::new(self))
     }
 
@@ -233,7 +233,7 @@ pub trait Dialect: Backend + Sized {
     /// `col IN (values)` / `NOT IN`, `values` not empty.
     fn push_in<'b>(
         out: &mut AstPass<'_, 'b, Self>,
-        values: &'b Vec<String>,
+        values: &'b [String],
         negated: bool,
     ) -> QueryResult<()>;
 }
@@ -241,11 +241,11 @@ pub trait Dialect: Backend + Sized {
 impl Dialect for diesel::pg::Pg {
     fn push_in<'b>(
         out: &mut AstPass<'_, 'b, Self>,
-        values: &'b Vec<String>,
+        values: &'b [String],
         negated: bool,
     ) -> QueryResult<()> {
         out.push_sql(if negated { " != ALL(" } else { " = ANY(" });
-        out.push_bind_param::<Array<Text>, Vec<String>>(values)?;
+        out.push_bind_param::<Array<Text>, [String]>(values)?;
         out.push_sql(")");
         Ok(())
     }
@@ -254,7 +254,7 @@ impl Dialect for diesel::pg::Pg {
 impl Dialect for diesel::sqlite::Sqlite {
     fn push_in<'b>(
         out: &mut AstPass<'_, 'b, Self>,
-        values: &'b Vec<String>,
+        values: &'b [String],
         negated: bool,
     ) -> QueryResult<()> {
         // One parameter per element: the statement text depends on the list's length.
