@@ -10,20 +10,7 @@ use super::schema::{flow_run_states, flow_runs};
 use super::{Conn, StorageError, StorageResult};
 use crate::db_run;
 
-pub mod schema {
-    diesel::table! {
-        flow_run_inputs (id) {
-            id -> Text,
-            workspace_id -> Text,
-            created -> Timestamp,
-            updated -> Timestamp,
-            flow_run_id -> Text,
-            key -> Text,
-            value -> Text,
-            sender -> Nullable<Text>,
-        }
-    }
-}
+pub(crate) use crate::storage::schema;
 
 use schema::flow_run_inputs;
 

@@ -8,18 +8,7 @@ use super::filters::Page;
 use super::{Conn, StorageResult};
 use crate::db_run;
 
-pub mod schema {
-    diesel::table! {
-        saved_searches (id) {
-            id -> Text,
-            workspace_id -> Text,
-            created -> Timestamp,
-            updated -> Timestamp,
-            name -> Text,
-            filters -> Text,
-        }
-    }
-}
+pub(crate) use crate::storage::schema;
 
 use schema::saved_searches;
 

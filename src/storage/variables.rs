@@ -7,23 +7,14 @@ use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::filters::{backend, combine, lower, tag_pattern, Cond, Operator, Page};
+use super::filters::build::combine;
+use super::filters::sql::Where;
+use super::filters::{tag_pattern, Operator, Page};
+use crate::col;
 use super::{Conn, StorageResult};
 use crate::db_run;
 
-pub mod schema {
-    diesel::table! {
-        variables (id) {
-            id -> Text,
-            workspace_id -> Text,
-            created -> Timestamp,
-            updated -> Timestamp,
-            name -> Text,
-            value -> Text,
-            tags -> Text,
-        }
-    }
-}
+pub(crate) use crate::storage::schema;
 
 use schema::variables;
 
@@ -93,62 +84,37 @@ pub enum VariableSort {
     NameAsc,
 }
 
-/// Condition builders per backend (expanded for both by `impl_variable_sql!`).
-pub trait VariableSql: diesel::backend::Backend + Sized + 'static {
-    fn variable(f: &VariableFilter) -> Cond<variables::table, Self>;
-}
-
-macro_rules! impl_variable_sql {
-    ($db:ty) => {
-        impl VariableSql for $db {
-            fn variable(f: &VariableFilter) -> Cond<variables::table, Self> {
-                let mut c: Vec<Cond<variables::table, $db>> = Vec::new();
-                if let Some(VariableIdFilter { any_: Some(ids) }) = &f.id {
-                    let ids: Vec<String> = ids.iter().map(|u| u.to_string()).collect();
-                    c.push(Box::new(variables::id.eq_any(ids)));
-                }
-                if let Some(n) = &f.name {
-                    if let Some(any) = &n.any_ {
-                        c.push(Box::new(variables::name.eq_any(any.clone())));
-                    }
-                    if let Some(like) = n.like_.as_deref().filter(|l| !l.is_empty()) {
-                        c.push(Box::new(
-                            lower(variables::name).like(format!("%{}%", like.to_lowercase())),
-                        ));
-                    }
-                }
-                if let Some(t) = &f.tags {
-                    let mut inner: Vec<Cond<variables::table, $db>> = Vec::new();
-                    for tag in t.all_.iter().flatten() {
-                        inner.push(Box::new(
-                            variables::tags.like(tag_pattern(tag)).escape('\\'),
-                        ));
-                    }
-                    match t.is_null_ {
-                        Some(true) => inner.push(Box::new(variables::tags.eq("[]"))),
-                        Some(false) => inner.push(Box::new(variables::tags.ne("[]"))),
-                        None => {}
-                    }
-                    if !inner.is_empty() {
-                        c.push(combine!($db, variables::table, t.operator, inner));
-                    }
-                }
-                combine!($db, variables::table, f.operator, c)
-            }
+/// The variables a filter selects.
+fn cond(f: &VariableFilter) -> Where {
+    let mut c = Vec::new();
+    if let Some(VariableIdFilter { any_: Some(ids) }) = &f.id {
+        let ids: Vec<String> = ids.iter().map(|u| u.to_string()).collect();
+        c.push(Where::is_in(col!(variables::id), ids));
+    }
+    if let Some(n) = &f.name {
+        if let Some(any) = &n.any_ {
+            c.push(Where::is_in(col!(variables::name), any.clone()));
         }
-    };
-}
-
-impl_variable_sql!(diesel::pg::Pg);
-impl_variable_sql!(diesel::sqlite::Sqlite);
-
-fn cond<C>(c: &C, f: &VariableFilter) -> Cond<variables::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: VariableSql,
-{
-    let _ = backend(c);
-    <C::Backend as VariableSql>::variable(f)
+        if let Some(like) = n.like_.as_deref().filter(|l| !l.is_empty()) {
+            let pattern = format!("%{}%", like.to_lowercase());
+            c.push(Where::ilike(col!(variables::name), pattern, false));
+        }
+    }
+    if let Some(t) = &f.tags {
+        let mut inner = Vec::new();
+        for tag in t.all_.iter().flatten() {
+            inner.push(Where::like(col!(variables::tags), tag_pattern(tag)));
+        }
+        match t.is_null_ {
+            Some(true) => inner.push(Where::eq(col!(variables::tags), "[]")),
+            Some(false) => inner.push(Where::ne(col!(variables::tags), "[]")),
+            None => {}
+        }
+        if !inner.is_empty() {
+            c.push(combine(t.operator, inner));
+        }
+    }
+    combine(f.operator, c)
 }
 
 /// Inserts a variable; `StorageError::Conflict` when the name is taken.
@@ -214,7 +180,7 @@ pub async fn list(
     page: Page,
 ) -> StorageResult<Vec<VariableRow>> {
     let rows = db_run!(c, |c| {
-        let cond = cond(c, filter);
+        let cond = cond(filter);
         let mut q = variables::table
             .filter(variables::workspace_id.eq(ws))
             .filter(cond)
@@ -233,7 +199,7 @@ pub async fn list(
 
 pub async fn count(c: &mut Conn, ws: &str, filter: &VariableFilter) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
-        let cond = cond(c, filter);
+        let cond = cond(filter);
         variables::table
             .filter(variables::workspace_id.eq(ws))
             .filter(cond)

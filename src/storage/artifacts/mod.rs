@@ -18,42 +18,7 @@ use super::schema::{flow_runs, task_runs};
 use super::{Conn, StorageResult};
 use crate::db_run;
 
-pub mod schema {
-    diesel::table! {
-        artifacts (id) {
-            id -> Text,
-            workspace_id -> Text,
-            created -> Timestamp,
-            updated -> Timestamp,
-            key -> Nullable<Text>,
-            #[sql_name = "type"]
-            artifact_type -> Nullable<Text>,
-            description -> Nullable<Text>,
-            data -> Nullable<Text>,
-            metadata_ -> Nullable<Text>,
-            flow_run_id -> Nullable<Text>,
-            task_run_id -> Nullable<Text>,
-        }
-    }
-
-    diesel::table! {
-        artifact_collections (id) {
-            id -> Text,
-            workspace_id -> Text,
-            created -> Timestamp,
-            updated -> Timestamp,
-            key -> Text,
-            latest_id -> Text,
-            #[sql_name = "type"]
-            artifact_type -> Nullable<Text>,
-            description -> Nullable<Text>,
-            data -> Nullable<Text>,
-            metadata_ -> Nullable<Text>,
-            flow_run_id -> Nullable<Text>,
-            task_run_id -> Nullable<Text>,
-        }
-    }
-}
+pub(crate) use crate::storage::schema;
 
 use schema::{artifact_collections, artifacts};
 

@@ -14,7 +14,7 @@ use crate::storage::filters::sql::Col;
 use crate::storage::work_pools::{WorkPoolFilter, WorkQueueFilter};
 
 /// Combines conditions with a filter's operator (nothing: true).
-fn combine(op: Operator, conds: Vec<Where>) -> Where {
+pub fn combine(op: Operator, conds: Vec<Where>) -> Where {
     match op {
         Operator::And => Where::all(conds),
         Operator::Or => Where::any(conds),
