@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::filters::build::combine;
 use super::filters::sql::Where;
 use super::filters::{tag_pattern, Operator, Page};
-use crate::col;
 use super::{Conn, StorageResult};
+use crate::col;
 use crate::db_run;
 
 pub(crate) use crate::storage::schema;
