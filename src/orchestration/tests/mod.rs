@@ -4,5 +4,6 @@
 mod e2e;
 mod flow;
 mod flow_lifecycle;
+mod states;
 mod support;
 mod task;

@@ -2,6 +2,7 @@
 //! [`Where`] conditions (the reference server's `_apply_*_filters`). Pure: a parsed filter in, a
 //! condition out; no connection, no backend.
 
+use super::pools::{deployment, queues_in_pools, runs_in_pools};
 use super::sql::{CmpOp, Where};
 use super::{
     escape_like, ids, naive, tag_pattern, ExistsFilter, FlowFilter, FlowRunFilter, IdFilter,
@@ -9,9 +10,7 @@ use super::{
     TagsFilter, TaskRunFilter, TextFilter, TimeFilter,
 };
 use crate::col;
-use crate::storage::deployments::DeploymentFilter;
 use crate::storage::filters::sql::Col;
-use crate::storage::work_pools::{WorkPoolFilter, WorkQueueFilter};
 
 /// Combines conditions with a filter's operator (nothing: true).
 pub fn combine(op: Operator, conds: Vec<Where>) -> Where {
@@ -21,7 +20,7 @@ pub fn combine(op: Operator, conds: Vec<Where>) -> Where {
     }
 }
 
-fn id_conds(out: &mut Vec<Where>, f: &Option<IdFilter>, col: Col) {
+pub(super) fn id_conds(out: &mut Vec<Where>, f: &Option<IdFilter>, col: Col) {
     if let Some(id) = f {
         if let Some(v) = &id.any_ {
             out.push(Where::is_in(col, ids(v)));
@@ -48,7 +47,7 @@ fn time_conds(out: &mut Vec<Where>, f: &Option<TimeFilter>, col: Col) {
     }
 }
 
-fn name_conds(out: &mut Vec<Where>, f: &Option<NameFilter>, col: Col) {
+pub(super) fn name_conds(out: &mut Vec<Where>, f: &Option<NameFilter>, col: Col) {
     let Some(f) = f else { return };
     if let Some(v) = &f.any_ {
         out.push(Where::is_in(col, v.clone()));
@@ -73,7 +72,7 @@ fn name_conds(out: &mut Vec<Where>, f: &Option<NameFilter>, col: Col) {
     }
 }
 
-fn tags_conds(out: &mut Vec<Where>, f: &Option<TagsFilter>, col: Col) {
+pub(super) fn tags_conds(out: &mut Vec<Where>, f: &Option<TagsFilter>, col: Col) {
     let Some(f) = f else { return };
     if let Some(all) = &f.all_ {
         for t in all {
@@ -98,7 +97,7 @@ fn tags_conds(out: &mut Vec<Where>, f: &Option<TagsFilter>, col: Col) {
     }
 }
 
-fn strings_conds(out: &mut Vec<Where>, f: &Option<StringsFilter>, col: Col) {
+pub(super) fn strings_conds(out: &mut Vec<Where>, f: &Option<StringsFilter>, col: Col) {
     let Some(f) = f else { return };
     if let Some(v) = &f.any_ {
         out.push(Where::is_in(col, v.clone()));
@@ -287,118 +286,6 @@ pub fn log(f: &LogFilter) -> Where {
         }
     }
     combine(f.operator, c)
-}
-
-pub fn deployment(f: &DeploymentFilter) -> Where {
-    let mut c = Vec::new();
-    id_conds(&mut c, &f.id, col!(deployments::id));
-    name_conds(&mut c, &f.name, col!(deployments::name));
-    if let Some(l) = f
-        .flow_or_deployment_name
-        .as_ref()
-        .and_then(|n| n.like_.as_ref())
-    {
-        let pat = format!("%{}%", l.to_lowercase());
-        c.push(Where::any(vec![
-            Where::ilike(col!(deployments::name), pat.clone(), false),
-            Where::in_select(
-                col!(deployments::flow_id),
-                col!(flows::id),
-                Where::ilike(col!(flows::name), pat, false),
-            ),
-        ]));
-    }
-    if let Some(p) = f.paused.as_ref().and_then(|p| p.eq_) {
-        c.push(Where::eq(col!(deployments::paused), p));
-    }
-    tags_conds(&mut c, &f.tags, col!(deployments::tags));
-    strings_conds(
-        &mut c,
-        &f.work_queue_name,
-        col!(deployments::work_queue_name),
-    );
-    Where::all(c)
-}
-
-/// Work queues matching the queue filter and in a pool matching the pool filter.
-pub fn queues_in_pools(pools: Option<&WorkPoolFilter>, queues: Option<&WorkQueueFilter>) -> Where {
-    let mut qc = Vec::new();
-    if let Some(q) = queues {
-        if let Some(v) = q.id.as_ref().and_then(|i| i.any_.as_ref()) {
-            qc.push(Where::is_in(col!(work_queues::id), ids(v)));
-        }
-        if let Some(v) = q.name.as_ref().and_then(|n| n.any_.as_ref()) {
-            qc.push(Where::is_in(col!(work_queues::name), v.clone()));
-        }
-    }
-    if let Some(p) = pools {
-        let mut pc = Vec::new();
-        if let Some(v) = p.id.as_ref().and_then(|i| i.any_.as_ref()) {
-            pc.push(Where::is_in(col!(work_pools::id), ids(v)));
-        }
-        if let Some(v) = p.name.as_ref().and_then(|n| n.any_.as_ref()) {
-            pc.push(Where::is_in(col!(work_pools::name), v.clone()));
-        }
-        if let Some(v) = p.pool_type.as_ref().and_then(|n| n.any_.as_ref()) {
-            pc.push(Where::is_in(col!(work_pools::pool_type), v.clone()));
-        }
-        qc.push(Where::in_select(
-            col!(work_queues::work_pool_id),
-            col!(work_pools::id),
-            Where::all(pc),
-        ));
-    }
-    Where::all(qc)
-}
-
-/// Flow runs whose queue is in a matching pool / is a matching queue.
-pub fn runs_in_pools(pools: Option<&WorkPoolFilter>, queues: Option<&WorkQueueFilter>) -> Where {
-    Where::in_select(
-        col!(flow_runs::work_queue_id),
-        col!(work_queues::id),
-        queues_in_pools(pools, queues),
-    )
-}
-
-/// Deployments matching the deployment filter, with a matching flow, a matching flow run (and
-/// task run), and a queue matching the queue filter in a pool matching the pool filter (the
-/// reference's `_apply_deployment_filters`).
-pub fn deployments_related(r: &Related) -> Where {
-    let mut c = Vec::new();
-    if let Some(d) = &r.deployments {
-        c.push(deployment(d));
-    }
-    if let Some(f) = &r.flows {
-        c.push(Where::in_select(
-            col!(deployments::flow_id),
-            col!(flows::id),
-            flow(f),
-        ));
-    }
-    if r.flow_runs.is_some() || r.task_runs.is_some() {
-        let runs = Related {
-            flow_runs: r.flow_runs.clone(),
-            task_runs: r.task_runs.clone(),
-            ..Default::default()
-        };
-        c.push(Where::in_select(
-            col!(deployments::id),
-            col!(flow_runs::deployment_id),
-            Where::all(vec![
-                flow_runs_related(&runs),
-                Where::not_null(col!(flow_runs::deployment_id)),
-            ]),
-        ));
-    }
-    let queues = r.work_pool_queues.as_ref().or(r.work_queues.as_ref());
-    if r.work_pools.is_some() || queues.is_some() {
-        c.push(Where::in_select(
-            col!(deployments::work_queue_id),
-            col!(work_queues::id),
-            queues_in_pools(r.work_pools.as_ref(), queues),
-        ));
-    }
-    Where::all(c)
 }
 
 /// Flow runs matching the run filter and the related flow, deployment, pool and task-run

@@ -3,6 +3,7 @@
 //! value for either backend) built by the plain functions of [`build`].
 
 pub mod build;
+pub mod pools;
 pub mod sql;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -292,22 +293,22 @@ where
         Box::new(build::flows_related(r))
     }
     fn deployment(f: &super::deployments::DeploymentFilter) -> Cond<deployments::table, Self> {
-        Box::new(build::deployment(f))
+        Box::new(pools::deployment(f))
     }
     fn queues_in_pools(
         pools: Option<&super::work_pools::WorkPoolFilter>,
         queues: Option<&super::work_pools::WorkQueueFilter>,
     ) -> Cond<work_queues::table, Self> {
-        Box::new(build::queues_in_pools(pools, queues))
+        Box::new(pools::queues_in_pools(pools, queues))
     }
     fn deployments_related(r: &Related) -> Cond<deployments::table, Self> {
-        Box::new(build::deployments_related(r))
+        Box::new(pools::deployments_related(r))
     }
     fn runs_in_pools(
         pools: Option<&super::work_pools::WorkPoolFilter>,
         queues: Option<&super::work_pools::WorkQueueFilter>,
     ) -> Cond<flow_runs::table, Self> {
-        Box::new(build::runs_in_pools(pools, queues))
+        Box::new(pools::runs_in_pools(pools, queues))
     }
 }
 

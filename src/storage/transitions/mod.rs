@@ -15,6 +15,7 @@
 
 mod pg_fast;
 mod step;
+mod task;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -193,7 +194,7 @@ where
         let (ws, run_id, decide) = (ws.clone(), run_id.clone(), decide.clone());
         let cache_key = cache_key.clone();
         db.transaction(async move |c| {
-            step::task_step(c, &ws, &run_id, cache_key.as_deref(), now, &*decide).await
+            task::task_step(c, &ws, &run_id, cache_key.as_deref(), now, &*decide).await
         })
     })
     .await
@@ -212,6 +213,6 @@ where
     R: Send + 'static,
     F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,
 {
-    db.transaction(async move |c| step::task_create(c, &row, cache_key.as_deref(), &decide).await)
+    db.transaction(async move |c| task::task_create(c, &row, cache_key.as_deref(), &decide).await)
         .await
 }
