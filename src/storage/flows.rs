@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::{backend, FilterSql, FlowSort, Page, Related};
+use super::filters::{build, FlowSort, Page, Related};
 use super::rows::FlowRow;
 use super::schema::flows;
 use super::{Conn, StorageResult};
@@ -79,7 +79,7 @@ pub async fn list(
     page: Page,
 ) -> StorageResult<Vec<FlowRow>> {
     let rows = db_run!(c, |c| {
-        let cond = flows_cond(c, related);
+        let cond = build::flows_related(related);
         let mut q = flows::table
             .filter(flows::workspace_id.eq(ws))
             .filter(cond)
@@ -98,7 +98,7 @@ pub async fn list(
 
 pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
-        let cond = flows_cond(c, related);
+        let cond = build::flows_related(related);
         flows::table
             .filter(flows::workspace_id.eq(ws))
             .filter(cond)
@@ -107,15 +107,6 @@ pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i
             .await
     })?;
     Ok(n)
-}
-
-fn flows_cond<C>(c: &C, related: &Related) -> super::filters::Cond<flows::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: FilterSql,
-{
-    let _ = backend(c);
-    <C::Backend as FilterSql>::flows_related(related)
 }
 
 /// Replaces the flow's tags; false when no such flow.
@@ -156,7 +147,7 @@ pub async fn bulk_delete(
     limit: i64,
 ) -> StorageResult<Vec<String>> {
     let ids = db_run!(c, |c| {
-        let cond = flows_cond(c, related);
+        let cond = build::flows_related(related);
         let ids: Vec<String> = flows::table
             .filter(flows::workspace_id.eq(ws))
             .filter(cond)

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::{backend, FilterSql, LogFilter, LogSort, Page};
+use super::filters::{build, LogFilter, LogSort, Page};
 use super::rows::LogRow;
 use super::schema::logs;
 use super::{Conn, StorageResult};
@@ -33,8 +33,7 @@ pub async fn list(
     page: Page,
 ) -> StorageResult<Vec<LogRow>> {
     let rows = db_run!(c, |c| {
-        let _ = backend(c);
-        let cond = log_cond(c, filter);
+        let cond = build::log(filter);
         let mut q = logs::table
             .filter(logs::workspace_id.eq(ws))
             .filter(cond)
@@ -47,12 +46,4 @@ pub async fn list(
         q.limit(page.limit).offset(page.offset).load(c).await
     })?;
     Ok(rows)
-}
-
-fn log_cond<C>(_c: &C, f: &LogFilter) -> super::filters::Cond<logs::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: FilterSql,
-{
-    <C::Backend as FilterSql>::log(f)
 }

@@ -5,22 +5,13 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::{backend, Cond, FilterSql, Page, Related, TaskRunSort};
+use super::filters::{build, Page, Related, TaskRunSort};
 use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
 use super::{Backend, Conn, StorageResult};
 use crate::db_run;
 
 pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
-
-fn tasks_cond<C>(c: &C, related: &Related) -> Cond<task_runs::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: FilterSql,
-{
-    let _ = backend(c);
-    <C::Backend as FilterSql>::task_runs_related(related)
-}
 
 pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<TaskRunWithState>> {
     let row = db_run!(c, |c| {
@@ -50,7 +41,7 @@ pub async fn list(
     page: Page,
 ) -> StorageResult<Vec<TaskRunWithState>> {
     let (runs, states) = db_run!(c, |c| {
-        let cond = tasks_cond(c, related);
+        let cond = build::task_runs_related(related);
         let mut q = task_runs::table
             .filter(task_runs::workspace_id.eq(ws))
             .filter(cond)
@@ -104,7 +95,7 @@ pub async fn list(
 
 pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
-        let cond = tasks_cond(c, related);
+        let cond = build::task_runs_related(related);
         task_runs::table
             .filter(task_runs::workspace_id.eq(ws))
             .filter(cond)
@@ -142,7 +133,7 @@ pub async fn list_history_rows(
     end: chrono::NaiveDateTime,
 ) -> StorageResult<Vec<TaskRunRow>> {
     let rows = db_run!(c, |c| {
-        let cond = tasks_cond(c, related);
+        let cond = build::task_runs_related(related);
         task_runs::table
             .filter(task_runs::workspace_id.eq(ws))
             .filter(cond)

@@ -13,9 +13,11 @@ mod write;
 
 pub use write::{delete, insert, update};
 
-use super::filters::{backend, combine, lower, Cond, FilterSql, Operator, Page, Related};
-use super::schema::{flow_runs, task_runs};
+use super::filters::build::{self, combine};
+use super::filters::sql::{Col, Where};
+use super::filters::{Operator, Page, Related};
 use super::{Conn, StorageResult};
+use crate::col;
 use crate::db_run;
 
 pub(crate) use crate::storage::schema;
@@ -125,126 +127,106 @@ fn ids(v: &[Uuid]) -> Vec<String> {
     v.iter().map(|u| u.to_string()).collect()
 }
 
-/// Condition builders per backend, for both tables (expanded by `impl_artifact_sql!`).
-pub trait ArtifactSql: FilterSql {
-    fn artifact(ws: &str, q: &Query) -> Cond<artifacts::table, Self>;
-    fn collection(ws: &str, q: &Query) -> Cond<artifact_collections::table, Self>;
+/// The columns a filter names, in one of the two tables (they share their names).
+struct Cols {
+    id: Col,
+    key: Col,
+    flow_run_id: Col,
+    task_run_id: Col,
+    artifact_type: Col,
+    /// Collections only: Prefect's `ArtifactFilter` has no `latest_id`.
+    latest_id: Option<Col>,
 }
 
-/// The conditions of one table (`$t` is `artifacts` or `artifact_collections`).
-macro_rules! artifact_conds {
-    ($db:ty, $t:ident, $ws:expr, $q:expr, $latest:expr) => {{
-        let f = &$q.artifacts;
-        let mut c: Vec<Cond<$t::table, $db>> = Vec::new();
-        if let Some(AnyIdFilter { any_: Some(v) }) = &f.id {
-            c.push(Box::new($t::id.eq_any(ids(v))));
-        }
-        if let Some(AnyIdFilter { any_: Some(v) }) = &f.latest_id {
-            if let Some(cond) = $latest(v) {
-                c.push(cond);
-            }
-        }
-        if let Some(k) = &f.key {
-            if let Some(v) = &k.any_ {
-                c.push(Box::new($t::key.eq_any(v.clone()).assume_not_null()));
-            }
-            if let Some(like) = k.like_.as_deref().filter(|l| !l.is_empty()) {
-                c.push(Box::new(
-                    lower($t::key.assume_not_null())
-                        .like(format!("%{}%", like.to_lowercase()))
-                        .and($t::key.is_not_null()),
-                ));
-            }
-            match k.exists_ {
-                Some(true) => c.push(Box::new($t::key.is_not_null())),
-                Some(false) => c.push(Box::new($t::key.is_null())),
-                None => {}
-            }
-        }
-        if let Some(AnyIdFilter { any_: Some(v) }) = &f.flow_run_id {
-            c.push(Box::new($t::flow_run_id.eq_any(ids(v)).assume_not_null()));
-        }
-        if let Some(AnyIdFilter { any_: Some(v) }) = &f.task_run_id {
-            c.push(Box::new($t::task_run_id.eq_any(ids(v)).assume_not_null()));
-        }
-        if let Some(t) = &f.artifact_type {
-            if let Some(v) = &t.any_ {
-                c.push(Box::new(
-                    $t::artifact_type.eq_any(v.clone()).assume_not_null(),
-                ));
-            }
-            if let Some(v) = t.not_any_.as_ref().filter(|v| !v.is_empty()) {
-                c.push(Box::new(
-                    $t::artifact_type.ne_all(v.clone()).assume_not_null(),
-                ));
-            }
-        }
-        let mut all: Vec<Cond<$t::table, $db>> = vec![combine!($db, $t::table, f.operator, c)];
-        let r = &$q.related;
-        if r.flow_runs.is_some() || r.flows.is_some() || r.deployments.is_some() {
-            let runs = Related {
-                flow_runs: r.flow_runs.clone(),
-                flows: r.flows.clone(),
-                deployments: r.deployments.clone(),
-                ..Default::default()
-            };
-            let sub = flow_runs::table
-                .filter(flow_runs::workspace_id.eq($ws.to_string()))
-                .filter(<$db as FilterSql>::flow_runs_related(&runs))
-                .select(flow_runs::id.nullable())
-                .into_boxed::<$db>();
-            all.push(Box::new($t::flow_run_id.eq_any(sub).assume_not_null()));
-        }
-        if let Some(tf) = &r.task_runs {
-            let sub = task_runs::table
-                .filter(task_runs::workspace_id.eq($ws.to_string()))
-                .filter(<$db as FilterSql>::task_run(tf))
-                .select(task_runs::id.nullable())
-                .into_boxed::<$db>();
-            all.push(Box::new($t::task_run_id.eq_any(sub).assume_not_null()));
-        }
-        combine!($db, $t::table, Operator::And, all)
-    }};
-}
+const ARTIFACTS: Cols = Cols {
+    id: col!(artifacts::id),
+    key: col!(artifacts::key),
+    flow_run_id: col!(artifacts::flow_run_id),
+    task_run_id: col!(artifacts::task_run_id),
+    artifact_type: col!(artifacts::artifact_type),
+    latest_id: None,
+};
 
-macro_rules! impl_artifact_sql {
-    ($db:ty) => {
-        impl ArtifactSql for $db {
-            fn artifact(ws: &str, q: &Query) -> Cond<artifacts::table, Self> {
-                // Artifacts have no latest_id (Prefect's ArtifactFilter has no such key).
-                let latest = |_: &Vec<Uuid>| -> Option<Cond<artifacts::table, $db>> { None };
-                artifact_conds!($db, artifacts, ws, q, latest)
-            }
+const COLLECTIONS: Cols = Cols {
+    id: col!(artifact_collections::id),
+    key: col!(artifact_collections::key),
+    flow_run_id: col!(artifact_collections::flow_run_id),
+    task_run_id: col!(artifact_collections::task_run_id),
+    artifact_type: col!(artifact_collections::artifact_type),
+    latest_id: Some(col!(artifact_collections::latest_id)),
+};
 
-            fn collection(ws: &str, q: &Query) -> Cond<artifact_collections::table, Self> {
-                let latest = |v: &Vec<Uuid>| -> Option<Cond<artifact_collections::table, $db>> {
-                    Some(Box::new(artifact_collections::latest_id.eq_any(ids(v))))
-                };
-                artifact_conds!($db, artifact_collections, ws, q, latest)
-            }
+/// The rows of one of the two tables that `q` selects: the artifact filter, and "the
+/// artifact's run matches" the related flow-run, flow, deployment and task-run filters.
+fn cond(t: &Cols, ws: &str, q: &Query) -> Where {
+    let f = &q.artifacts;
+    let mut c = Vec::new();
+    if let Some(AnyIdFilter { any_: Some(v) }) = &f.id {
+        c.push(Where::is_in(t.id, ids(v)));
+    }
+    if let (Some(latest), Some(AnyIdFilter { any_: Some(v) })) = (t.latest_id, &f.latest_id) {
+        c.push(Where::is_in(latest, ids(v)));
+    }
+    if let Some(k) = &f.key {
+        if let Some(v) = &k.any_ {
+            c.push(Where::is_in(t.key, v.clone()));
         }
-    };
-}
-
-impl_artifact_sql!(diesel::pg::Pg);
-impl_artifact_sql!(diesel::sqlite::Sqlite);
-
-fn artifact_cond<C>(c: &C, ws: &str, q: &Query) -> Cond<artifacts::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: ArtifactSql,
-{
-    let _ = backend(c);
-    <C::Backend as ArtifactSql>::artifact(ws, q)
-}
-
-fn collection_cond<C>(c: &C, ws: &str, q: &Query) -> Cond<artifact_collections::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: ArtifactSql,
-{
-    let _ = backend(c);
-    <C::Backend as ArtifactSql>::collection(ws, q)
+        if let Some(like) = k.like_.as_deref().filter(|l| !l.is_empty()) {
+            let pattern = format!("%{}%", like.to_lowercase());
+            c.push(Where::all(vec![
+                Where::ilike(t.key, pattern, false),
+                Where::not_null(t.key),
+            ]));
+        }
+        match k.exists_ {
+            Some(true) => c.push(Where::not_null(t.key)),
+            Some(false) => c.push(Where::is_null(t.key)),
+            None => {}
+        }
+    }
+    if let Some(AnyIdFilter { any_: Some(v) }) = &f.flow_run_id {
+        c.push(Where::is_in(t.flow_run_id, ids(v)));
+    }
+    if let Some(AnyIdFilter { any_: Some(v) }) = &f.task_run_id {
+        c.push(Where::is_in(t.task_run_id, ids(v)));
+    }
+    if let Some(ty) = &f.artifact_type {
+        if let Some(v) = &ty.any_ {
+            c.push(Where::is_in(t.artifact_type, v.clone()));
+        }
+        if let Some(v) = ty.not_any_.as_ref().filter(|v| !v.is_empty()) {
+            c.push(Where::not_in(t.artifact_type, v.clone()));
+        }
+    }
+    let mut all = vec![combine(f.operator, c)];
+    let r = &q.related;
+    if r.flow_runs.is_some() || r.flows.is_some() || r.deployments.is_some() {
+        let runs = Related {
+            flow_runs: r.flow_runs.clone(),
+            flows: r.flows.clone(),
+            deployments: r.deployments.clone(),
+            ..Default::default()
+        };
+        all.push(Where::in_select(
+            t.flow_run_id,
+            col!(flow_runs::id),
+            Where::all(vec![
+                Where::eq(col!(flow_runs::workspace_id), ws),
+                build::flow_runs_related(&runs),
+            ]),
+        ));
+    }
+    if let Some(tf) = &r.task_runs {
+        all.push(Where::in_select(
+            t.task_run_id,
+            col!(task_runs::id),
+            Where::all(vec![
+                Where::eq(col!(task_runs::workspace_id), ws),
+                build::task_run(tf),
+            ]),
+        ));
+    }
+    Where::all(all)
 }
 
 pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<ArtifactRow>> {
@@ -282,7 +264,7 @@ pub async fn list(
     page: Page,
 ) -> StorageResult<Vec<ArtifactRow>> {
     let rows = db_run!(c, |c| {
-        let cond = artifact_cond(c, ws, q);
+        let cond = cond(&ARTIFACTS, ws, q);
         let mut b = artifacts::table
             .filter(artifacts::workspace_id.eq(ws))
             .filter(cond)
@@ -302,7 +284,7 @@ pub async fn list(
 
 pub async fn count(c: &mut Conn, ws: &str, q: &Query) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
-        let cond = artifact_cond(c, ws, q);
+        let cond = cond(&ARTIFACTS, ws, q);
         artifacts::table
             .filter(artifacts::workspace_id.eq(ws))
             .filter(cond)
@@ -322,7 +304,7 @@ pub async fn list_latest(
 ) -> StorageResult<Vec<CollectionRow>> {
     use artifact_collections as ac;
     let rows = db_run!(c, |c| {
-        let cond = collection_cond(c, ws, q);
+        let cond = cond(&COLLECTIONS, ws, q);
         let mut b = ac::table
             .filter(ac::workspace_id.eq(ws))
             .filter(cond)
@@ -342,7 +324,7 @@ pub async fn list_latest(
 
 pub async fn count_latest(c: &mut Conn, ws: &str, q: &Query) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
-        let cond = collection_cond(c, ws, q);
+        let cond = cond(&COLLECTIONS, ws, q);
         artifact_collections::table
             .filter(artifact_collections::workspace_id.eq(ws))
             .filter(cond)

@@ -1,14 +1,14 @@
 //! The filter shapes of `/block_types/filter`, `/block_schemas/filter` and
-//! `/block_documents/filter|count` (API.md §3.3) and their SQL conditions, written once and
-//! expanded for both backends. Unknown keys inside a filter are rejected (422), as Prefect's
+//! `/block_documents/filter|count` (API.md §3.3) and their conditions as [`Where`] values. Unknown keys inside a filter are rejected (422), as Prefect's
 //! filter models forbid extras.
 
-use diesel::prelude::*;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::schema::{block_documents, block_schemas, block_types};
-use crate::storage::filters::{combine, lower, tag_pattern, Cond, Operator};
+use crate::col;
+use crate::storage::filters::build::combine;
+use crate::storage::filters::sql::Where;
+use crate::storage::filters::{tag_pattern, Operator};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -125,134 +125,117 @@ fn uuids(v: &[Uuid]) -> Vec<String> {
     v.iter().map(|u| u.to_string()).collect()
 }
 
-/// Condition builders per backend.
-pub trait BlockFilterSql: diesel::backend::Backend + Sized + 'static {
-    fn block_type(f: &BlockTypeFilter) -> Cond<block_types::table, Self>;
-    fn block_schema(f: &BlockSchemaFilter) -> Cond<block_schemas::table, Self>;
-    /// Block types matching the type filter that have a schema matching the schema filter.
-    fn block_types_related(
-        ws: &str,
-        t: Option<&BlockTypeFilter>,
-        s: Option<&BlockSchemaFilter>,
-    ) -> Cond<block_types::table, Self>;
-    /// Documents matching the document filter, of a matching type, with a matching schema.
-    fn block_documents_related(ws: &str, q: &DocumentQuery) -> Cond<block_documents::table, Self>;
-}
-
-macro_rules! impl_block_filter_sql {
-    ($db:ty) => {
-        impl BlockFilterSql for $db {
-            fn block_type(f: &BlockTypeFilter) -> Cond<block_types::table, Self> {
-                let mut c: Vec<Cond<block_types::table, $db>> = Vec::new();
-                if let Some(LikeFilter { like_: Some(l) }) = &f.name {
-                    if !l.is_empty() {
-                        c.push(Box::new(lower(block_types::name).like(like_pattern(l))));
-                    }
-                }
-                if let Some(AnyStrings { any_: Some(v) }) = &f.slug {
-                    c.push(Box::new(block_types::slug.eq_any(v.clone())));
-                }
-                combine!($db, block_types::table, Operator::And, c)
-            }
-
-            fn block_schema(f: &BlockSchemaFilter) -> Cond<block_schemas::table, Self> {
-                let mut c: Vec<Cond<block_schemas::table, $db>> = Vec::new();
-                if let Some(AnyIds { any_: Some(v) }) = &f.block_type_id {
-                    c.push(Box::new(block_schemas::block_type_id.eq_any(uuids(v))));
-                }
-                if let Some(AllStrings { all_: Some(all) }) = &f.block_capabilities {
-                    if !all.is_empty() {
-                        let caps: Vec<Cond<block_schemas::table, $db>> = all
-                            .iter()
-                            .map(|cap| {
-                                Box::new(
-                                    block_schemas::capabilities
-                                        .like(tag_pattern(cap))
-                                        .escape('\\'),
-                                ) as Cond<block_schemas::table, $db>
-                            })
-                            .collect();
-                        c.push(combine!($db, block_schemas::table, Operator::And, caps));
-                    }
-                }
-                if let Some(AnyIds { any_: Some(v) }) = &f.id {
-                    c.push(Box::new(block_schemas::id.eq_any(uuids(v))));
-                }
-                if let Some(AnyStrings { any_: Some(v) }) = &f.version {
-                    c.push(Box::new(block_schemas::version.eq_any(v.clone())));
-                }
-                combine!($db, block_schemas::table, f.operator, c)
-            }
-
-            fn block_types_related(
-                ws: &str,
-                t: Option<&BlockTypeFilter>,
-                s: Option<&BlockSchemaFilter>,
-            ) -> Cond<block_types::table, Self> {
-                let mut c: Vec<Cond<block_types::table, $db>> = Vec::new();
-                if let Some(t) = t {
-                    c.push(<$db as BlockFilterSql>::block_type(t));
-                }
-                if let Some(s) = s {
-                    let sub = block_schemas::table
-                        .filter(block_schemas::workspace_id.eq(ws.to_string()))
-                        .filter(<$db as BlockFilterSql>::block_schema(s))
-                        .select(block_schemas::block_type_id)
-                        .into_boxed::<$db>();
-                    c.push(Box::new(block_types::id.eq_any(sub)));
-                }
-                combine!($db, block_types::table, Operator::And, c)
-            }
-
-            fn block_documents_related(
-                ws: &str,
-                q: &DocumentQuery,
-            ) -> Cond<block_documents::table, Self> {
-                let f = &q.documents;
-                let mut own: Vec<Cond<block_documents::table, $db>> = Vec::new();
-                if let Some(AnyIds { any_: Some(v) }) = &f.id {
-                    own.push(Box::new(block_documents::id.eq_any(uuids(v))));
-                }
-                if let Some(EqBool { eq_: Some(b) }) = &f.is_anonymous {
-                    own.push(Box::new(block_documents::is_anonymous.eq(*b)));
-                }
-                if let Some(AnyIds { any_: Some(v) }) = &f.block_type_id {
-                    own.push(Box::new(block_documents::block_type_id.eq_any(uuids(v))));
-                }
-                if let Some(n) = &f.name {
-                    if let Some(v) = &n.any_ {
-                        own.push(Box::new(block_documents::name.eq_any(v.clone())));
-                    }
-                    if let Some(l) = n.like_.as_deref().filter(|l| !l.is_empty()) {
-                        own.push(Box::new(lower(block_documents::name).like(like_pattern(l))));
-                    }
-                }
-                let mut c: Vec<Cond<block_documents::table, $db>> =
-                    vec![combine!($db, block_documents::table, f.operator, own)];
-                if let Some(t) = &q.types {
-                    let sub = block_types::table
-                        .filter(block_types::workspace_id.eq(ws.to_string()))
-                        .filter(<$db as BlockFilterSql>::block_type(t))
-                        .select(block_types::id)
-                        .into_boxed::<$db>();
-                    c.push(Box::new(block_documents::block_type_id.eq_any(sub)));
-                }
-                if let Some(s) = &q.schemas {
-                    let sub = block_schemas::table
-                        .filter(block_schemas::workspace_id.eq(ws.to_string()))
-                        .filter(<$db as BlockFilterSql>::block_schema(s))
-                        .select(block_schemas::id)
-                        .into_boxed::<$db>();
-                    c.push(Box::new(block_documents::block_schema_id.eq_any(sub)));
-                }
-                combine!($db, block_documents::table, Operator::And, c)
-            }
+/// Block types matching the type filter.
+pub fn block_type(f: &BlockTypeFilter) -> Where {
+    let mut c = Vec::new();
+    if let Some(LikeFilter { like_: Some(l) }) = &f.name {
+        if !l.is_empty() {
+            c.push(Where::ilike(
+                col!(block_types::name),
+                like_pattern(l),
+                false,
+            ));
         }
-    };
+    }
+    if let Some(AnyStrings { any_: Some(v) }) = &f.slug {
+        c.push(Where::is_in(col!(block_types::slug), v.clone()));
+    }
+    Where::all(c)
 }
 
-impl_block_filter_sql!(diesel::pg::Pg);
-impl_block_filter_sql!(diesel::sqlite::Sqlite);
+/// Block schemas matching the schema filter (every capability asked for).
+pub fn block_schema(f: &BlockSchemaFilter) -> Where {
+    let mut c = Vec::new();
+    if let Some(AnyIds { any_: Some(v) }) = &f.block_type_id {
+        c.push(Where::is_in(col!(block_schemas::block_type_id), uuids(v)));
+    }
+    if let Some(AllStrings { all_: Some(all) }) = &f.block_capabilities {
+        let caps = all
+            .iter()
+            .map(|cap| Where::like(col!(block_schemas::capabilities), tag_pattern(cap)))
+            .collect();
+        c.push(Where::all(caps));
+    }
+    if let Some(AnyIds { any_: Some(v) }) = &f.id {
+        c.push(Where::is_in(col!(block_schemas::id), uuids(v)));
+    }
+    if let Some(AnyStrings { any_: Some(v) }) = &f.version {
+        c.push(Where::is_in(col!(block_schemas::version), v.clone()));
+    }
+    combine(f.operator, c)
+}
+
+/// Block types matching the type filter that have a schema matching the schema filter.
+pub fn block_types_related(
+    ws: &str,
+    t: Option<&BlockTypeFilter>,
+    s: Option<&BlockSchemaFilter>,
+) -> Where {
+    let mut c = Vec::new();
+    if let Some(t) = t {
+        c.push(block_type(t));
+    }
+    if let Some(s) = s {
+        c.push(Where::in_select(
+            col!(block_types::id),
+            col!(block_schemas::block_type_id),
+            Where::all(vec![
+                Where::eq(col!(block_schemas::workspace_id), ws),
+                block_schema(s),
+            ]),
+        ));
+    }
+    Where::all(c)
+}
+
+/// Documents matching the document filter, of a matching type, with a matching schema.
+pub fn block_documents_related(ws: &str, q: &DocumentQuery) -> Where {
+    let f = &q.documents;
+    let mut own = Vec::new();
+    if let Some(AnyIds { any_: Some(v) }) = &f.id {
+        own.push(Where::is_in(col!(block_documents::id), uuids(v)));
+    }
+    if let Some(EqBool { eq_: Some(b) }) = &f.is_anonymous {
+        own.push(Where::eq(col!(block_documents::is_anonymous), *b));
+    }
+    if let Some(AnyIds { any_: Some(v) }) = &f.block_type_id {
+        own.push(Where::is_in(col!(block_documents::block_type_id), uuids(v)));
+    }
+    if let Some(n) = &f.name {
+        if let Some(v) = &n.any_ {
+            own.push(Where::is_in(col!(block_documents::name), v.clone()));
+        }
+        if let Some(l) = n.like_.as_deref().filter(|l| !l.is_empty()) {
+            own.push(Where::ilike(
+                col!(block_documents::name),
+                like_pattern(l),
+                false,
+            ));
+        }
+    }
+    let mut c = vec![combine(f.operator, own)];
+    if let Some(t) = &q.types {
+        c.push(Where::in_select(
+            col!(block_documents::block_type_id),
+            col!(block_types::id),
+            Where::all(vec![
+                Where::eq(col!(block_types::workspace_id), ws),
+                block_type(t),
+            ]),
+        ));
+    }
+    if let Some(s) = &q.schemas {
+        c.push(Where::in_select(
+            col!(block_documents::block_schema_id),
+            col!(block_schemas::id),
+            Where::all(vec![
+                Where::eq(col!(block_schemas::workspace_id), ws),
+                block_schema(s),
+            ]),
+        ));
+    }
+    Where::all(c)
+}
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use super::checksum::{schema_checksum, truthy};
 use super::definitions::{
     child_fields, declared_refs, stored_fields, with_definitions, SchemaGraph,
 };
-use super::filters::{AnyIds, BlockFilterSql, BlockSchemaFilter};
+use super::filters::{self, AnyIds, BlockSchemaFilter};
 use super::queries::{
     insert_schema, link_schema, newest_schema, schema_by_id, schema_graph, type_by_id, type_by_slug,
 };
@@ -22,7 +22,7 @@ use super::{
     new_id, now, BlockError, BlockResult, BlockSchemaRow, BlockTypeRow, DEFAULT_SCHEMA_VERSION,
 };
 use crate::db_run;
-use crate::storage::filters::{backend, Cond, Page};
+use crate::storage::filters::Page;
 use crate::storage::{Conn, StorageError, StorageResult};
 
 /// A schema as read: its row, its full fields and its block type.
@@ -53,15 +53,6 @@ pub(crate) fn views(rows: Vec<BlockSchemaRow>, graph: &SchemaGraph) -> Vec<Schem
         .collect()
 }
 
-fn schemas_cond<C>(c: &C, f: &BlockSchemaFilter) -> Cond<block_schemas::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: BlockFilterSql,
-{
-    let _ = backend(c);
-    <C::Backend as BlockFilterSql>::block_schema(f)
-}
-
 /// Schemas matching the filter, newest first.
 pub async fn list(
     c: &mut Conn,
@@ -72,7 +63,7 @@ pub async fn list(
     let all = BlockSchemaFilter::default();
     let f = f.unwrap_or(&all);
     let rows: Vec<BlockSchemaRow> = db_run!(c, |c| {
-        let cond = schemas_cond(c, f);
+        let cond = filters::block_schema(f);
         block_schemas::table
             .filter(block_schemas::workspace_id.eq(ws))
             .filter(cond)

@@ -3,12 +3,12 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::{BlockFilterSql, BlockSchemaFilter, BlockTypeFilter};
+use super::filters::{self, BlockSchemaFilter, BlockTypeFilter};
 use super::queries::{type_by_id, type_by_slug};
 use super::schema::block_types;
 use super::{new_id, now, BlockError, BlockResult, BlockTypeRow};
 use crate::db_run;
-use crate::storage::filters::{backend, Cond, Page};
+use crate::storage::filters::Page;
 use crate::storage::{Conn, StorageResult};
 
 /// A block type as posted (`BlockTypeCreate`), already validated.
@@ -94,20 +94,6 @@ pub async fn find_by_slug(
     type_by_slug(c, ws, slug).await
 }
 
-fn types_cond<C>(
-    c: &C,
-    ws: &str,
-    t: Option<&BlockTypeFilter>,
-    s: Option<&BlockSchemaFilter>,
-) -> Cond<block_types::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: BlockFilterSql,
-{
-    let _ = backend(c);
-    <C::Backend as BlockFilterSql>::block_types_related(ws, t, s)
-}
-
 /// Block types matching the filters, by name.
 pub async fn list(
     c: &mut Conn,
@@ -117,7 +103,7 @@ pub async fn list(
     page: Page,
 ) -> StorageResult<Vec<BlockTypeRow>> {
     let rows = db_run!(c, |c| {
-        let cond = types_cond(c, ws, t, s);
+        let cond = filters::block_types_related(ws, t, s);
         block_types::table
             .filter(block_types::workspace_id.eq(ws))
             .filter(cond)

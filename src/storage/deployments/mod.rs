@@ -24,7 +24,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 
-use super::filters::{backend, FilterSql, NameFilter, Page, Related, StringsFilter, TagsFilter};
+use super::filters::{pools, NameFilter, Page, Related, StringsFilter, TagsFilter};
 use super::schema::{deployments, flow_runs, flows};
 use super::{Conn, StorageResult};
 use crate::db_run;
@@ -207,18 +207,6 @@ pub enum DeploymentSort {
     NameDesc,
 }
 
-fn deployments_cond<C>(
-    c: &C,
-    related: &Related,
-) -> super::filters::Cond<deployments::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: FilterSql,
-{
-    let _ = backend(c);
-    <C::Backend as FilterSql>::deployments_related(related)
-}
-
 /// One page of the deployments matching the filters (deployment, flow, flow run, task run,
 /// work pool and queue filters), in `sort` order.
 pub async fn list(
@@ -229,7 +217,7 @@ pub async fn list(
     page: Page,
 ) -> StorageResult<Vec<DeploymentRow>> {
     let rows = db_run!(c, |c| {
-        let cond = deployments_cond(c, related);
+        let cond = pools::deployments_related(related);
         let mut q = deployments::table
             .filter(deployments::workspace_id.eq(ws))
             .filter(cond)
@@ -253,7 +241,7 @@ pub async fn list(
 /// How many deployments match the filters (one COUNT query).
 pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
-        let cond = deployments_cond(c, related);
+        let cond = pools::deployments_related(related);
         deployments::table
             .filter(deployments::workspace_id.eq(ws))
             .filter(cond)

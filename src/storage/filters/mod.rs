@@ -7,20 +7,8 @@ pub mod pools;
 pub mod sql;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
 use serde::Deserialize;
 use uuid::Uuid;
-
-use super::schema::{deployments, flow_runs, flows, logs, task_runs, work_queues};
-
-/// A boxed SQL condition on table `T` for backend `DB`.
-pub type Cond<T, DB> = Box<dyn BoxableExpression<T, DB, SqlType = Bool>>;
-
-diesel::define_sql_function! {
-    /// Lower-cases text (both backends have it); used for case-insensitive `like_`.
-    fn lower(x: Text) -> Text;
-}
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 pub enum Operator {
@@ -214,107 +202,6 @@ pub fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
-}
-
-/// TRANSITIONAL (until the blocks, variables and artifacts filters are `Where` builders):
-/// combines boxed conditions with the filter's operator; no conditions means "true".
-macro_rules! combine {
-    ($db:ty, $table:ty, $op:expr, $conds:expr) => {{
-        use $crate::storage::filters::{Cond, Operator};
-        let conds: Vec<Cond<$table, $db>> = $conds;
-        let mut it = conds.into_iter();
-        match it.next() {
-            None => {
-                Box::new(diesel::dsl::sql::<diesel::sql_types::Bool>("1=1")) as Cond<$table, $db>
-            }
-            Some(first) => it.fold(first, |acc, c| match $op {
-                Operator::And => Box::new(acc.and(c)) as Cond<$table, $db>,
-                Operator::Or => Box::new(acc.or(c)) as Cond<$table, $db>,
-            }),
-        }
-    }};
-}
-pub(crate) use combine;
-
-/// Condition builders per backend: TRANSITIONAL, the boxed form of the [`build`] conditions for
-/// the call sites not yet using them directly.
-pub trait FilterSql: diesel::backend::Backend + Sized + 'static {
-    fn flow(f: &FlowFilter) -> Cond<flows::table, Self>;
-    fn flow_run(f: &FlowRunFilter) -> Cond<flow_runs::table, Self>;
-    fn task_run(f: &TaskRunFilter) -> Cond<task_runs::table, Self>;
-    fn log(f: &LogFilter) -> Cond<logs::table, Self>;
-    fn flow_runs_related(r: &Related) -> Cond<flow_runs::table, Self>;
-    fn task_runs_related(r: &Related) -> Cond<task_runs::table, Self>;
-    fn flows_related(r: &Related) -> Cond<flows::table, Self>;
-    fn deployment(f: &super::deployments::DeploymentFilter) -> Cond<deployments::table, Self>;
-    fn queues_in_pools(
-        pools: Option<&super::work_pools::WorkPoolFilter>,
-        queues: Option<&super::work_pools::WorkQueueFilter>,
-    ) -> Cond<work_queues::table, Self>;
-    fn deployments_related(r: &Related) -> Cond<deployments::table, Self>;
-    fn runs_in_pools(
-        pools: Option<&super::work_pools::WorkPoolFilter>,
-        queues: Option<&super::work_pools::WorkQueueFilter>,
-    ) -> Cond<flow_runs::table, Self>;
-}
-
-impl<DB> FilterSql for DB
-where
-    DB: sql::Dialect
-        + diesel::sql_types::HasSqlType<Text>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Integer>
-        + diesel::sql_types::HasSqlType<Bool>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>
-        + 'static,
-    String: diesel::serialize::ToSql<Text, DB>,
-    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
-    bool: diesel::serialize::ToSql<Bool, DB>,
-    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
-{
-    fn flow(f: &FlowFilter) -> Cond<flows::table, Self> {
-        Box::new(build::flow(f))
-    }
-    fn flow_run(f: &FlowRunFilter) -> Cond<flow_runs::table, Self> {
-        Box::new(build::flow_run(f))
-    }
-    fn task_run(f: &TaskRunFilter) -> Cond<task_runs::table, Self> {
-        Box::new(build::task_run(f))
-    }
-    fn log(f: &LogFilter) -> Cond<logs::table, Self> {
-        Box::new(build::log(f))
-    }
-    fn flow_runs_related(r: &Related) -> Cond<flow_runs::table, Self> {
-        Box::new(build::flow_runs_related(r))
-    }
-    fn task_runs_related(r: &Related) -> Cond<task_runs::table, Self> {
-        Box::new(build::task_runs_related(r))
-    }
-    fn flows_related(r: &Related) -> Cond<flows::table, Self> {
-        Box::new(build::flows_related(r))
-    }
-    fn deployment(f: &super::deployments::DeploymentFilter) -> Cond<deployments::table, Self> {
-        Box::new(pools::deployment(f))
-    }
-    fn queues_in_pools(
-        pools: Option<&super::work_pools::WorkPoolFilter>,
-        queues: Option<&super::work_pools::WorkQueueFilter>,
-    ) -> Cond<work_queues::table, Self> {
-        Box::new(pools::queues_in_pools(pools, queues))
-    }
-    fn deployments_related(r: &Related) -> Cond<deployments::table, Self> {
-        Box::new(pools::deployments_related(r))
-    }
-    fn runs_in_pools(
-        pools: Option<&super::work_pools::WorkPoolFilter>,
-        queues: Option<&super::work_pools::WorkQueueFilter>,
-    ) -> Cond<flow_runs::table, Self> {
-        Box::new(pools::runs_in_pools(pools, queues))
-    }
-}
-
-/// The backend of a connection, for calling [`FilterSql`] from a `db_run!` body.
-pub fn backend<C: diesel_async::AsyncConnection>(_c: &C) -> std::marker::PhantomData<C::Backend> {
-    std::marker::PhantomData
 }
 
 #[cfg(test)]

@@ -38,48 +38,48 @@ pub(in crate::storage) fn bind_run_arrays<'a>(
     runs: &[&'a FlowRunRow],
 ) -> Statement<'a> {
     use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamp};
-    macro_rules! col {
+    macro_rules! bind_column {
         ($q:expr, $st:ty, |$r:ident| $e:expr) => {
             $q.bind::<Array<$st>, _>(runs.iter().map(|$r| $e).collect::<Vec<_>>())
         };
     }
-    let q = col!(q, Text, |r| r.id.as_str());
-    let q = col!(q, Text, |r| r.workspace_id.as_str());
-    let q = col!(q, Timestamp, |r| r.created);
-    let q = col!(q, Timestamp, |r| r.updated);
-    let q = col!(q, Text, |r| r.name.as_str());
-    let q = col!(q, Text, |r| r.flow_id.as_str());
-    let q = col!(q, Nullable<Text>, |r| r.state_id.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.state_type.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.state_name.as_deref());
-    let q = col!(q, Nullable<Timestamp>, |r| r.state_timestamp);
-    let q = col!(q, Nullable<Text>, |r| r.deployment_id.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.deployment_version.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.work_queue_id.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.work_queue_name.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.work_pool_id.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.work_pool_name.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.flow_version.as_deref());
-    let q = col!(q, Text, |r| r.parameters.as_str());
-    let q = col!(q, Nullable<Text>, |r| r.idempotency_key.as_deref());
-    let q = col!(q, Text, |r| r.context.as_str());
-    let q = col!(q, Text, |r| r.empirical_policy.as_str());
-    let q = col!(q, Text, |r| r.tags.as_str());
-    let q = col!(q, Text, |r| r.labels.as_str());
-    let q = col!(q, Nullable<Text>, |r| r.parent_task_run_id.as_deref());
-    let q = col!(q, BigInt, |r| r.run_count);
-    let q = col!(q, Nullable<Timestamp>, |r| r.expected_start_time);
-    let q = col!(q, Nullable<Timestamp>, |r| r.next_scheduled_start_time);
-    let q = col!(q, Nullable<Timestamp>, |r| r.start_time);
-    let q = col!(q, Nullable<Timestamp>, |r| r.end_time);
-    let q = col!(q, Double, |r| r.total_run_time);
-    let q = col!(q, Bool, |r| r.auto_scheduled);
-    let q = col!(q, Nullable<Text>, |r| r
+    let q = bind_column!(q, Text, |r| r.id.as_str());
+    let q = bind_column!(q, Text, |r| r.workspace_id.as_str());
+    let q = bind_column!(q, Timestamp, |r| r.created);
+    let q = bind_column!(q, Timestamp, |r| r.updated);
+    let q = bind_column!(q, Text, |r| r.name.as_str());
+    let q = bind_column!(q, Text, |r| r.flow_id.as_str());
+    let q = bind_column!(q, Nullable<Text>, |r| r.state_id.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.state_type.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.state_name.as_deref());
+    let q = bind_column!(q, Nullable<Timestamp>, |r| r.state_timestamp);
+    let q = bind_column!(q, Nullable<Text>, |r| r.deployment_id.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.deployment_version.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.work_queue_id.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.work_queue_name.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.work_pool_id.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.work_pool_name.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.flow_version.as_deref());
+    let q = bind_column!(q, Text, |r| r.parameters.as_str());
+    let q = bind_column!(q, Nullable<Text>, |r| r.idempotency_key.as_deref());
+    let q = bind_column!(q, Text, |r| r.context.as_str());
+    let q = bind_column!(q, Text, |r| r.empirical_policy.as_str());
+    let q = bind_column!(q, Text, |r| r.tags.as_str());
+    let q = bind_column!(q, Text, |r| r.labels.as_str());
+    let q = bind_column!(q, Nullable<Text>, |r| r.parent_task_run_id.as_deref());
+    let q = bind_column!(q, BigInt, |r| r.run_count);
+    let q = bind_column!(q, Nullable<Timestamp>, |r| r.expected_start_time);
+    let q = bind_column!(q, Nullable<Timestamp>, |r| r.next_scheduled_start_time);
+    let q = bind_column!(q, Nullable<Timestamp>, |r| r.start_time);
+    let q = bind_column!(q, Nullable<Timestamp>, |r| r.end_time);
+    let q = bind_column!(q, Double, |r| r.total_run_time);
+    let q = bind_column!(q, Bool, |r| r.auto_scheduled);
+    let q = bind_column!(q, Nullable<Text>, |r| r
         .infrastructure_document_id
         .as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.infrastructure_pid.as_deref());
-    let q = col!(q, Nullable<Text>, |r| r.created_by.as_deref());
-    col!(q, Text, |r| r.job_variables.as_str())
+    let q = bind_column!(q, Nullable<Text>, |r| r.infrastructure_pid.as_deref());
+    let q = bind_column!(q, Nullable<Text>, |r| r.created_by.as_deref());
+    bind_column!(q, Text, |r| r.job_variables.as_str())
 }
 
 /// PostgreSQL: binds every column of `$states` (a slice of flow-run or task-run state rows;

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db_run;
-use crate::storage::filters::{backend, Cond, FilterSql, FlowRunSort, Page, Related};
+use crate::storage::filters::{build, FlowRunSort, Page, Related};
 use crate::storage::rows::{FlowRunRow, FlowRunStateRow};
 use crate::storage::schema::{flow_run_states, flow_runs};
 use crate::storage::{Conn, StorageResult};
@@ -68,15 +68,6 @@ pub fn stored_state_ids<'a>(runs: impl Iterator<Item = &'a FlowRunRow>) -> Vec<&
         .collect()
 }
 
-fn runs_cond<C>(c: &C, related: &Related) -> Cond<flow_runs::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: FilterSql,
-{
-    let _ = backend(c);
-    <C::Backend as FilterSql>::flow_runs_related(related)
-}
-
 pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<RunWithState>> {
     let row = db_run!(c, |c| {
         flow_runs::table
@@ -108,7 +99,7 @@ pub async fn list(
     page: Page,
 ) -> StorageResult<Vec<RunWithState>> {
     let (runs, states) = db_run!(c, |c| {
-        let cond = runs_cond(c, related);
+        let cond = build::flow_runs_related(related);
         let mut q = flow_runs::table
             .filter(flow_runs::workspace_id.eq(ws))
             .filter(cond)
@@ -163,7 +154,7 @@ pub async fn list(
 
 pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
-        let cond = runs_cond(c, related);
+        let cond = build::flow_runs_related(related);
         flow_runs::table
             .filter(flow_runs::workspace_id.eq(ws))
             .filter(cond)
@@ -221,7 +212,7 @@ pub async fn bulk_delete(
     limit: i64,
 ) -> StorageResult<Vec<String>> {
     let ids = db_run!(c, |c| {
-        let cond = runs_cond(c, related);
+        let cond = build::flow_runs_related(related);
         let ids: Vec<String> = flow_runs::table
             .filter(flow_runs::workspace_id.eq(ws))
             .filter(cond)
@@ -250,7 +241,7 @@ pub async fn list_ids(
     limit: i64,
 ) -> StorageResult<Vec<String>> {
     let ids = db_run!(c, |c| {
-        let cond = runs_cond(c, related);
+        let cond = build::flow_runs_related(related);
         flow_runs::table
             .filter(flow_runs::workspace_id.eq(ws))
             .filter(cond)

@@ -5,9 +5,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::runs_cond;
 use crate::db_run;
-use crate::storage::filters::Related;
+use crate::storage::filters::{build, Related};
 use crate::storage::rows::FlowRunRow;
 use crate::storage::schema::{flow_runs, task_runs};
 use crate::storage::{Backend, Conn, StorageResult};
@@ -22,7 +21,7 @@ pub async fn list_history_rows(
     end: NaiveDateTime,
 ) -> StorageResult<Vec<FlowRunRow>> {
     let rows = db_run!(c, |c| {
-        let cond = runs_cond(c, related);
+        let cond = build::flow_runs_related(related);
         flow_runs::table
             .filter(flow_runs::workspace_id.eq(ws))
             .filter(cond)
@@ -94,7 +93,7 @@ pub async fn average_lateness(
     // Two arms: the date arithmetic differs (EXTRACT EPOCH vs julianday).
     let avg = match c.backend() {
         Backend::Pg(c) => {
-            let cond = runs_cond(c, related);
+            let cond = build::flow_runs_related(related);
             flow_runs::table
                 .filter(flow_runs::workspace_id.eq(ws))
                 .filter(cond)
@@ -113,7 +112,7 @@ pub async fn average_lateness(
                 .await?
         }
         Backend::Sqlite(c) => {
-            let cond = runs_cond(c, related);
+            let cond = build::flow_runs_related(related);
             flow_runs::table
                 .filter(flow_runs::workspace_id.eq(ws))
                 .filter(cond)

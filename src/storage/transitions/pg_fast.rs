@@ -79,17 +79,17 @@ async fn run_with_state_and_outbox<'a>(
 ) -> diesel::QueryResult<bool> {
     let states: Vec<&FlowRunStateRow> = w.unstored_current.iter().chain(w.state.iter()).collect();
     let o = w.outbox.iter();
-    macro_rules! col {
+    macro_rules! field_of {
         ($it:expr, $f:ident) => {
             $it.clone().map(|x| x.$f.clone()).collect::<Vec<_>>()
         };
     }
     let counted: Vec<Count> =
         crate::storage::flow_runs::bind_state_arrays!(q, &states, flow_run_id)
-            .bind::<Array<Text>, _>(col!(o, workspace_id))
-            .bind::<Array<Timestamp>, _>(col!(o, created))
-            .bind::<Array<Text>, _>(col!(o, event_id))
-            .bind::<Array<Text>, _>(col!(o, event))
+            .bind::<Array<Text>, _>(field_of!(o, workspace_id))
+            .bind::<Array<Timestamp>, _>(field_of!(o, created))
+            .bind::<Array<Text>, _>(field_of!(o, event_id))
+            .bind::<Array<Text>, _>(field_of!(o, event))
             .load(c)
             .await?;
     Ok(matches!(counted.as_slice(), [Count { n: 1 }]))

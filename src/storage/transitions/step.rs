@@ -96,24 +96,10 @@ async fn parent_task(
     c: &mut Conn,
     run: &FlowRunRow,
 ) -> StorageResult<Option<(TaskRunRow, Option<TaskRunStateRow>)>> {
-    let Some(id) = &run.parent_task_run_id else {
-        return Ok(None);
-    };
-    let found: Option<(TaskRunRow, Option<TaskRunStateRow>)> = db_run!(c, |c| {
-        task_runs::table
-            .left_join(
-                task_run_states::table.on(task_run_states::id.nullable().eq(task_runs::state_id)),
-            )
-            .filter(task_runs::id.eq(id))
-            .select((
-                TaskRunRow::as_select(),
-                Option::<TaskRunStateRow>::as_select(),
-            ))
-            .first(c)
-            .await
-            .optional()
-    })?;
-    Ok(found)
+    match &run.parent_task_run_id {
+        Some(id) => crate::storage::task_runs::find(c, &run.workspace_id, id).await,
+        None => Ok(None),
+    }
 }
 
 /// The deployment's concurrency limit, strategy and active runs (taking the deployment's lock),

@@ -10,9 +10,7 @@ use crate::db_run;
 use crate::storage::rows::{
     FlowRunRow, FlowRunStateRow, TaskRunOrchestrated, TaskRunRow, TaskRunStateRow,
 };
-use crate::storage::schema::{
-    event_outbox, flow_run_states, flow_runs, task_run_state_cache, task_run_states, task_runs,
-};
+use crate::storage::schema::{event_outbox, task_run_state_cache, task_run_states, task_runs};
 use crate::storage::{Conn, StorageError, StorageResult};
 
 /// The enclosing flow run of a task run, with its state.
@@ -20,27 +18,10 @@ async fn enclosing_flow_run(
     c: &mut Conn,
     run: &TaskRunRow,
 ) -> StorageResult<Option<(FlowRunRow, Option<FlowRunStateRow>)>> {
-    let Some(fid) = &run.flow_run_id else {
-        return Ok(None);
-    };
-    let found: Option<(FlowRunRow, Option<FlowRunStateRow>)> = db_run!(c, |c| {
-        flow_runs::table
-            .left_join(
-                flow_run_states::table.on(flow_run_states::id.nullable().eq(flow_runs::state_id)),
-            )
-            .filter(flow_runs::id.eq(fid))
-            .select((
-                FlowRunRow::as_select(),
-                Option::<FlowRunStateRow>::as_select(),
-            ))
-            .first(c)
-            .await
-            .optional()
-    })?;
-    Ok(found.map(|(fr, s)| {
-        let s = crate::storage::flow_runs::state_or_unstored(&fr, s);
-        (fr, s)
-    }))
+    match &run.flow_run_id {
+        Some(id) => crate::storage::flow_runs::find(c, &run.workspace_id, id).await,
+        None => Ok(None),
+    }
 }
 
 /// The newest unexpired cached state for `key`.

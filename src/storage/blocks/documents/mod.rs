@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::definitions::SchemaGraph;
 use super::filters::{
-    AnyIds, AnyStrings, BlockDocumentFilter, BlockDocumentSort, BlockFilterSql, BlockTypeFilter,
+    self, AnyIds, AnyStrings, BlockDocumentFilter, BlockDocumentSort, BlockTypeFilter,
     DocumentQuery, NameAnyLike,
 };
 use super::queries::{doc_refs, docs_by_ids, schema_graph, types_by_ids, MAX_ROUNDS};
@@ -25,7 +25,7 @@ use super::schemas::{views, SchemaView};
 use super::secrets::{mask, secret_paths};
 use super::{json_text, BlockDocumentRefRow, BlockDocumentRow, BlockTypeRow};
 use crate::db_run;
-use crate::storage::filters::{backend, Cond, Page};
+use crate::storage::filters::Page;
 use crate::storage::{Conn, StorageResult};
 
 /// One document with its nested documents, as read.
@@ -190,15 +190,6 @@ impl Tree<'_> {
     }
 }
 
-fn docs_cond<C>(c: &C, ws: &str, q: &DocumentQuery) -> Cond<block_documents::table, C::Backend>
-where
-    C: diesel_async::AsyncConnection,
-    C::Backend: BlockFilterSql,
-{
-    let _ = backend(c);
-    <C::Backend as BlockFilterSql>::block_documents_related(ws, q)
-}
-
 /// Documents matching the query, sorted and paged, with their nested documents.
 pub async fn list(
     c: &mut Conn,
@@ -209,7 +200,7 @@ pub async fn list(
     include_secrets: bool,
 ) -> StorageResult<Vec<DocView>> {
     let roots: Vec<BlockDocumentRow> = db_run!(c, |c| {
-        let cond = docs_cond(c, ws, q);
+        let cond = filters::block_documents_related(ws, q);
         let mut query = block_documents::table
             .filter(block_documents::workspace_id.eq(ws))
             .filter(cond)
@@ -238,7 +229,7 @@ pub async fn list(
 
 pub async fn count(c: &mut Conn, ws: &str, q: &DocumentQuery) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
-        let cond = docs_cond(c, ws, q);
+        let cond = filters::block_documents_related(ws, q);
         block_documents::table
             .filter(block_documents::workspace_id.eq(ws))
             .filter(cond)
