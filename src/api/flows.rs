@@ -233,7 +233,7 @@ async fn bulk_delete(
     let ids = state
         .stores
         .orion
-        .write(async move |c| flows::bulk_delete(c, &ws, &related, limit).await)
+        .transaction(async move |c| flows::bulk_delete(c, &ws, &related, limit).await)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "deleted": ids })))
 }

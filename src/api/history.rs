@@ -90,30 +90,45 @@ fn point(v: &Value, t: DateTime<Utc>) -> Point {
     )
 }
 
+/// Which runs a history counts.
+#[derive(Clone, Copy)]
+enum Runs {
+    Flow,
+    Task,
+}
+
+async fn history(state: &AppState, ws: &str, b: &HistoryBody, runs: Runs) -> ApiResult<Value> {
+    let (start, end) = (b.history_start.naive_utc(), b.history_end.naive_utc());
+    let mut c = state.stores.orion.read().await?;
+    let now = crate::time::now();
+    let points = match runs {
+        Runs::Flow => flow_runs::list_history_rows(&mut c, ws, &b.related, start, end)
+            .await?
+            .iter()
+            .filter_map(|r| {
+                let t = r.expected_start_time?;
+                Some(point(&flow_run_json(r, None, now), t.and_utc()))
+            })
+            .collect(),
+        Runs::Task => task_runs::list_history_rows(&mut c, ws, &b.related, start, end)
+            .await?
+            .iter()
+            .filter_map(|r| {
+                let t = r.expected_start_time?;
+                Some(point(&task_run_json(r, None, now), t.and_utc()))
+            })
+            .collect(),
+    };
+    buckets(b, points)
+}
+
 pub async fn flow_run_history(
     state: web::Data<AppState>,
     ws: Workspace,
     body: Json<HistoryBody>,
 ) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let mut c = state.stores.orion.read().await?;
-    let rows = flow_runs::list_history_rows(
-        &mut c,
-        ws.id(),
-        &b.related,
-        b.history_start.naive_utc(),
-        b.history_end.naive_utc(),
-    )
-    .await?;
-    let now = crate::time::now();
-    let points = rows
-        .iter()
-        .filter_map(|r| {
-            r.expected_start_time
-                .map(|t| point(&flow_run_json(r, None, now), t.and_utc()))
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(buckets(&b, points)?))
+    let answer = history(&state, ws.id(), &body.into_inner(), Runs::Flow).await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 pub async fn task_run_history(
@@ -121,23 +136,6 @@ pub async fn task_run_history(
     ws: Workspace,
     body: Json<HistoryBody>,
 ) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let mut c = state.stores.orion.read().await?;
-    let rows = task_runs::list_history_rows(
-        &mut c,
-        ws.id(),
-        &b.related,
-        b.history_start.naive_utc(),
-        b.history_end.naive_utc(),
-    )
-    .await?;
-    let now = crate::time::now();
-    let points = rows
-        .iter()
-        .filter_map(|r| {
-            r.expected_start_time
-                .map(|t| point(&task_run_json(r, None, now), t.and_utc()))
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(buckets(&b, points)?))
+    let answer = history(&state, ws.id(), &body.into_inner(), Runs::Task).await?;
+    Ok(HttpResponse::Ok().json(answer))
 }

@@ -10,15 +10,15 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::common::{page_of, paginated, to_text};
-use super::flow_runs::{client_version, result_json, SetStateBody};
+use super::flow_runs::{set_state_answer, SetStateBody};
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::PathId;
 use crate::extract::params::{limit, Paging};
 use crate::extract::Workspace;
 use crate::orchestration::{StateCreate, StateType, TaskRunPolicy};
+use crate::runs;
 use crate::runs::convert::{state_json, task_run_json, task_state};
-use crate::runs::{self, Request};
 use crate::state::AppState;
 use crate::storage::filters::{Related, TaskRunSort};
 use crate::storage::rows::TaskRunRow;
@@ -271,22 +271,9 @@ async fn set_state(
     id: PathId,
     body: Json<SetStateBody>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    let b = body.into_inner();
-    let request = Request {
-        state: b.state,
-        force: b.force,
-        client_version: client_version(&req),
-    };
-    let applied = runs::set_task_run_state(&state, ws.id(), &id, request)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Task not found"))?;
-    let mut resp = if applied.written {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    Ok(resp.json(result_json(&applied)))
+    let request = body.into_inner().into_request(&req);
+    let applied = runs::set_task_run_state(&state, ws.id(), &id.0, request).await?;
+    set_state_answer(applied, "Task not found")
 }
 
 #[derive(Deserialize)]

@@ -30,7 +30,6 @@ fn parse_json(text: &str) -> Value {
 }
 
 /// A stored state as the orchestration model (None only for a corrupt row).
-#[allow(clippy::too_many_arguments)]
 fn state_from_parts(
     id: &str,
     state_type: &str,

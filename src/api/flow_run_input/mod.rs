@@ -339,11 +339,5 @@ async fn resume(
     if let (Some(key), false) = (&stored_key, accepted) {
         delete_input(&state, ws.0.clone(), id.0.clone(), key.clone()).await?;
     }
-    let applied = applied?.ok_or_else(|| ApiError::not_found("Flow run not found"))?;
-    let mut resp = if applied.written {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    Ok(resp.json(super::flow_runs::result_json(&applied)))
+    super::flow_runs::set_state_answer(applied?, "Flow run not found")
 }

@@ -4,7 +4,7 @@
 
 mod states;
 
-pub use states::{client_version, result_json, SetStateBody};
+pub use states::{client_version, result_json, set_state_answer, SetStateBody};
 
 use std::collections::BTreeMap;
 
@@ -404,7 +404,7 @@ async fn bulk_delete(
     let ids = state
         .stores
         .orion
-        .write(async move |c| flow_runs::bulk_delete(c, &ws, &related, lim).await)
+        .transaction(async move |c| flow_runs::bulk_delete(c, &ws, &related, lim).await)
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "deleted": ids })))
 }

@@ -25,6 +25,17 @@ pub struct SetStateBody {
     pub force: bool,
 }
 
+impl SetStateBody {
+    /// The orchestration request, with the client's version from its `User-Agent`.
+    pub fn into_request(self, req: &HttpRequest) -> Request {
+        Request {
+            state: self.state,
+            force: self.force,
+            client_version: client_version(req),
+        }
+    }
+}
+
 /// The client version from `User-Agent: prefect/3.9.1 (API 0.8.4)`.
 pub fn client_version(req: &HttpRequest) -> Option<String> {
     let ua = req.headers().get("user-agent")?.to_str().ok()?;
@@ -41,6 +52,21 @@ pub fn result_json(a: &runs::Applied<impl Sized>) -> Value {
     })
 }
 
+/// The answer to a `set_state`: 201 with the result when a state was written, 200 when not
+/// (rejected, waiting, aborted), 404 `not_found` when there is no such run.
+pub fn set_state_answer<R>(
+    applied: Option<runs::Applied<R>>,
+    not_found: &str,
+) -> ApiResult<HttpResponse> {
+    let applied = applied.ok_or_else(|| ApiError::not_found(not_found))?;
+    let mut resp = if applied.written {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(resp.json(result_json(&applied)))
+}
+
 pub(super) async fn set_state(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -48,22 +74,9 @@ pub(super) async fn set_state(
     id: PathId,
     body: Json<SetStateBody>,
 ) -> ApiResult<HttpResponse> {
-    let id = id.0;
-    let b = body.into_inner();
-    let request = Request {
-        state: b.state,
-        force: b.force,
-        client_version: client_version(&req),
-    };
-    let applied = runs::set_flow_run_state(&state, ws.id(), &id, request)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
-    let mut resp = if applied.written {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    Ok(resp.json(result_json(&applied)))
+    let request = body.into_inner().into_request(&req);
+    let applied = runs::set_flow_run_state(&state, ws.id(), &id.0, request).await?;
+    set_state_answer(applied, "Flow run not found")
 }
 
 #[derive(Deserialize)]

@@ -204,7 +204,7 @@ pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
     Ok(n == 1)
 }
 
-/// Deletes up to `limit` runs matching `related`; returns their ids.
+/// Deletes up to `limit` runs matching `related`; returns their ids. Run it in a transaction.
 pub async fn bulk_delete(
     c: &mut Conn,
     ws: &str,

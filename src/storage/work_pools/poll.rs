@@ -125,7 +125,10 @@ fn boxed_for<C: diesel_async::AsyncConnection>(
 /// those queues (paused ones keep their status) and their deployments, the active runs per
 /// queue (only when a concurrency limit applies), the due runs of all eligible queues in one
 /// statement (see `due_sql`), their rows, and with `with_states` their current states.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one transaction of the poll; its inputs are the request's fields, named at the call"
+)]
 pub async fn poll(
     c: &mut Conn,
     target: PollPool<'_>,
