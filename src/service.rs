@@ -11,6 +11,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// Why a tick failed: any error of the layers below (storage, brokers) or a message; it is
+/// logged and the tick retried after the interval.
+pub type TickError = Box<dyn std::error::Error + Send + Sync>;
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What one tick found.
@@ -27,7 +31,7 @@ pub trait Service: Send + Sync + 'static {
     /// How long to wait after an idle tick; zero disables the service.
     fn interval(&self) -> Duration;
     /// One unit of work. Errors are logged and retried after the interval.
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>>;
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>>;
     /// Woken early from an idle wait (e.g. when new work is written); never by default.
     fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
         None
@@ -58,7 +62,7 @@ pub fn spawn(
                 ));
                 let outcome = tokio::select! {
                     _ = token.cancelled() => break,
-                    r = tick => r.unwrap_or_else(|panic| Err(panic_message(&*panic))),
+                    r = tick => r.unwrap_or_else(|panic| Err(panic_message(&*panic).into())),
                 };
                 let pause = match outcome {
                     Ok(Tick::Busy) => {
@@ -121,7 +125,7 @@ mod tests {
         fn interval(&self) -> Duration {
             Duration::from_millis(1)
         }
-        fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+        fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
             Box::pin(async move {
                 if self.ticks.fetch_add(1, Ordering::SeqCst) == 0 {
                     panic!("a bad row");

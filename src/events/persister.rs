@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Envelope, STREAM};
-use crate::broker::Message;
-use crate::service::{BoxFuture, Service, Tick};
+use crate::broker::{BrokerError, Message};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::events::{self, EventResourceRow, EventRow};
 
@@ -28,7 +28,7 @@ impl Service for Persister {
         Duration::from_millis(self.state.settings.services.event_persister_interval_ms)
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let s = &self.state;
             let batch = s.settings.services.consumer_batch_size;
@@ -54,7 +54,7 @@ impl Service for Persister {
                 Ok(_) => ack(s, &msgs).await?,
                 Err(e) => {
                     dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;
-                    return Err(e.to_string());
+                    return Err(e.into());
                 }
             }
             Ok(if msgs.len() >= batch {
@@ -66,13 +66,9 @@ impl Service for Persister {
     }
 }
 
-async fn ack(s: &AppState, msgs: &[Message]) -> Result<(), String> {
+async fn ack(s: &AppState, msgs: &[Message]) -> Result<(), BrokerError> {
     let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
-    s.brokers
-        .streams
-        .ack(STREAM, GROUP, &ids)
-        .await
-        .map_err(|e| e.to_string())
+    s.brokers.streams.ack(STREAM, GROUP, &ids).await
 }
 
 /// Moves messages that failed `max` deliveries to the dead-letter stream.

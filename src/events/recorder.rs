@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{Envelope, STREAM};
 use crate::broker::{BrokerError, Message};
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::rows::{TaskRunRow, TaskRunStateRow};
 use crate::storage::task_runs::{self, Recorded};
@@ -30,7 +30,7 @@ pub async fn read(
     group: &str,
     consumer: &str,
     batch: usize,
-) -> Result<Vec<Message>, String> {
+) -> Result<Vec<Message>, BrokerError> {
     let streams = &s.brokers.streams;
     let block = Duration::from_millis(s.settings.services.consumer_block_ms);
     let visibility = Duration::from_secs(s.settings.services.visibility_timeout_seconds);
@@ -39,16 +39,12 @@ pub async fn read(
         .await
     {
         Err(BrokerError::NoGroup { .. }) => {
-            streams
-                .ensure_group_from_start(STREAM, group)
-                .await
-                .map_err(|e| e.to_string())?;
+            streams.ensure_group_from_start(STREAM, group).await?;
             streams
                 .read(STREAM, group, consumer, batch, block, visibility)
                 .await
-                .map_err(|e| e.to_string())
         }
-        other => other.map_err(|e| e.to_string()),
+        other => other,
     }
 }
 
@@ -61,7 +57,7 @@ impl Service for Recorder {
         Duration::from_millis(self.state.settings.services.task_run_recorder_interval_ms)
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let s = &self.state;
             let batch = s.settings.services.consumer_batch_size;
@@ -98,11 +94,7 @@ impl Service for Recorder {
                     }
                 }
             }
-            s.brokers
-                .streams
-                .ack(STREAM, GROUP, &ids)
-                .await
-                .map_err(|e| e.to_string())?;
+            s.brokers.streams.ack(STREAM, GROUP, &ids).await?;
             Ok(if msgs.len() >= batch {
                 Tick::Busy
             } else {

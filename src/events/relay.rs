@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::STREAM;
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::outbox::{self, Relayed};
 use crate::storage::Database;
@@ -81,7 +81,7 @@ impl Service for Relay {
         Some(self.state.outbox_wake.clone())
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let streams = self.state.brokers.streams.clone();
             // Let a burst of transitions land first, so one claim moves many rows: each relay
@@ -91,7 +91,7 @@ impl Service for Relay {
                 tokio::time::sleep(LINGER).await;
             }
             let db = &self.state.stores.orion;
-            let mut c = db.read().await.map_err(|e| e.to_string())?;
+            let mut c = db.read().await?;
             let relayed = outbox::relay(&mut c, BATCH, move |rows| async move {
                 let mut done = Vec::with_capacity(rows.len());
                 let mut payloads = Vec::with_capacity(rows.len());
@@ -115,8 +115,7 @@ impl Service for Relay {
                 }
                 done
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             drop(c);
             let moved = match relayed {
                 Relayed::Deleted(n) => {
@@ -128,8 +127,7 @@ impl Service for Relay {
                     let n = done.len();
                     if n > 0 {
                         db.write(async move |c| outbox::delete(c, &done).await)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                            .await?;
                     }
                     n
                 }

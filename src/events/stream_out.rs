@@ -15,7 +15,7 @@ use super::filter::EventFilter;
 use super::websocket::{close, handshake, upgrade};
 use super::{Envelope, ReceivedEvent, STREAM};
 use crate::extract::workspace::Workspace;
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 
 /// Prefect's `maximum_websocket_backfill`.
@@ -36,7 +36,7 @@ impl Service for Distributor {
         Duration::from_millis(50)
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let s = &self.state;
             let streams = &s.brokers.streams;
@@ -52,13 +52,10 @@ impl Service for Distributor {
                 .await;
             let msgs = match read {
                 Err(crate::broker::BrokerError::NoGroup { .. }) => {
-                    streams
-                        .ensure_group(STREAM, &self.group)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    streams.ensure_group(STREAM, &self.group).await?;
                     return Ok(Tick::Busy);
                 }
-                other => other.map_err(|e| e.to_string())?,
+                other => other?,
             };
             if msgs.is_empty() {
                 return Ok(Tick::Idle);
@@ -72,10 +69,7 @@ impl Service for Distributor {
                     }
                 }
             }
-            streams
-                .ack(STREAM, &self.group, &ids)
-                .await
-                .map_err(|e| e.to_string())?;
+            streams.ack(STREAM, &self.group, &ids).await?;
             Ok(Tick::Busy)
         })
     }

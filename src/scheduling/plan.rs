@@ -16,6 +16,7 @@ use crate::orchestration::StateType;
 use crate::state::AppState;
 use crate::storage::deployments::{self as deps, DeploymentRow};
 use crate::storage::rows::FlowRunRow;
+use crate::storage::StorageResult;
 
 /// Prefect's defaults (PREFECT_SERVER_SERVICES_SCHEDULER_*).
 pub const MIN_RUNS: usize = 3;
@@ -80,7 +81,7 @@ pub async fn schedule_deployment(
     state: &AppState,
     d: &DeploymentRow,
     window: &Window,
-) -> Result<usize, String> {
+) -> StorageResult<usize> {
     schedule_deployments(state, std::slice::from_ref(d), window).await
 }
 
@@ -98,14 +99,13 @@ pub async fn schedule_deployments(
     state: &AppState,
     deployments: &[DeploymentRow],
     window: &Window,
-) -> Result<usize, String> {
+) -> StorageResult<usize> {
     let rows = plan_runs(state, deployments, window).await?;
     state
         .stores
         .orion
         .write_bulk(async move |c| deps::insert_scheduled_runs(c, rows).await)
         .await
-        .map_err(|e| e.to_string())
 }
 
 /// The runs the active schedules of these deployments are missing, in a few queries: their
@@ -114,15 +114,14 @@ pub async fn plan_runs(
     state: &AppState,
     deployments: &[DeploymentRow],
     window: &Window,
-) -> Result<Vec<FlowRunRow>, String> {
+) -> StorageResult<Vec<FlowRunRow>> {
     if deployments.is_empty() {
         return Ok(Vec::new());
     }
-    let mut c = state.stores.orion.read().await.map_err(|e| e.to_string())?;
+    let mut c = state.stores.orion.read().await?;
     let ids: Vec<String> = deployments.iter().map(|d| d.id.clone()).collect();
     let schedules: Vec<_> = deps::list_schedules(&mut c, &ids)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .filter(|s| s.active)
         .collect();
@@ -180,8 +179,7 @@ pub async fn plan_runs(
     for (ws, ids) in &by_ws {
         taken.extend(
             deps::scheduled_keys_in_window(&mut c, ws, ids, from.naive_utc(), to.naive_utc())
-                .await
-                .map_err(|e| e.to_string())?,
+                .await?,
         );
     }
     candidates.retain(|c| !taken.contains(&c.key));
@@ -199,9 +197,7 @@ pub async fn plan_runs(
             .collect();
         set.into_iter().cloned().collect()
     };
-    let pools = crate::storage::work_pools::pools_of_queues(&mut c, &queue_ids)
-        .await
-        .map_err(|e| e.to_string())?;
+    let pools = crate::storage::work_pools::pools_of_queues(&mut c, &queue_ids).await?;
 
     // What every run of one (deployment, schedule) shares.
     struct Shared {

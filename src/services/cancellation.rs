@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::orchestration::{StateCreate, StateType};
 use crate::runs::Request;
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::flow_runs;
 
@@ -39,7 +39,7 @@ impl Service for CancellationCleanup {
         )
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let s = &self.state;
             let db = &s.stores.orion;
@@ -49,8 +49,7 @@ impl Service for CancellationCleanup {
                 let mut c = db.read().await?;
                 flow_runs::list_orphaned_task_runs(&mut c, since, BATCH).await
             }
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             for (ws, id) in &tasks {
                 let req = Request {
                     state: StateCreate {
@@ -60,17 +59,14 @@ impl Service for CancellationCleanup {
                     force: true,
                     client_version: None,
                 };
-                crate::runs::set_task_run_state(s, ws, id, req)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                crate::runs::set_task_run_state(s, ws, id, req).await?;
             }
 
             let subflows = async {
                 let mut c = db.read().await?;
                 flow_runs::list_orphaned_subflows(&mut c, since, BATCH).await
             }
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             let mut moved = 0usize;
             for (ws, id, deployment) in &subflows {
                 // A subflow with a deployment runs on its own infrastructure: CANCELLING lets
@@ -88,9 +84,7 @@ impl Service for CancellationCleanup {
                     force: false,
                     client_version: None,
                 };
-                let out = crate::runs::set_flow_run_state(s, ws, id, req)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let out = crate::runs::set_flow_run_state(s, ws, id, req).await?;
                 if out.is_some_and(|a| a.written) {
                     moved += 1;
                 }
@@ -101,8 +95,7 @@ impl Service for CancellationCleanup {
                 let mut c = db.read().await?;
                 flow_runs::list_stuck_cancelling(&mut c, cutoff.naive_utc(), BATCH).await
             }
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             for (ws, id) in &stuck {
                 let req = Request {
                     state: StateCreate {
@@ -112,9 +105,7 @@ impl Service for CancellationCleanup {
                     force: false,
                     client_version: None,
                 };
-                crate::runs::set_flow_run_state(s, ws, id, req)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                crate::runs::set_flow_run_state(s, ws, id, req).await?;
             }
             // Busy (run again at once) only while full batches make progress; a subflow whose
             // transition is refused stays a candidate and must not spin the loop.

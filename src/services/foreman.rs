@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 
 const INACTIVITY_MULTIPLE: i64 = 3;
@@ -25,7 +25,7 @@ impl Service for Foreman {
         Duration::from_millis(self.state.settings.services.foreman_interval_ms)
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let s = &self.state;
             let now = crate::time::now();
@@ -44,8 +44,7 @@ impl Service for Foreman {
                     )
                     .await
                 })
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             for w in &workers {
                 tracing::info!(worker = %w.name, "worker went offline");
             }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 
 pub struct HeapTrim {
@@ -26,12 +26,10 @@ impl Service for HeapTrim {
         Duration::from_millis(self.state.settings.services.heap_trim_interval_ms)
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             // It takes the allocator's locks and walks its free lists: off the async workers.
-            let released = tokio::task::spawn_blocking(trim)
-                .await
-                .map_err(|e| e.to_string())?;
+            let released = tokio::task::spawn_blocking(trim).await?;
             if released {
                 tracing::debug!("returned free heap memory to the system");
             }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::flow_runs;
 
@@ -24,7 +24,7 @@ impl Service for LateRuns {
         Duration::from_millis(self.state.settings.services.late_runs_interval_ms)
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let s = &self.state;
             let cutoff = crate::time::now()
@@ -33,12 +33,9 @@ impl Service for LateRuns {
                 let mut c = s.stores.orion.read().await?;
                 flow_runs::list_late_candidates(&mut c, cutoff.naive_utc(), BATCH).await
             }
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             for (ws, id) in &late {
-                crate::runs::mark_flow_run_late(s, ws, id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                crate::runs::mark_flow_run_late(s, ws, id).await?;
             }
             Ok(if late.len() as i64 >= BATCH {
                 Tick::Busy

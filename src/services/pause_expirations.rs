@@ -9,9 +9,9 @@ use std::time::Duration;
 use crate::orchestration::{StateCreate, StateDetails, StateType};
 use crate::runs::convert::flow_state;
 use crate::runs::{self, Request};
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
-use crate::storage::{flow_run_input, flow_runs};
+use crate::storage::{flow_run_input, flow_runs, StorageResult};
 
 const BATCH: i64 = 200;
 
@@ -29,13 +29,12 @@ fn expired(details: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
 
 /// Reads the run again just before failing it, so a run resumed (or failed by another replica)
 /// since the sweep's read is left alone.
-async fn still_expired(state: &AppState, ws: &str, run: &str) -> Result<bool, String> {
+async fn still_expired(state: &AppState, ws: &str, run: &str) -> StorageResult<bool> {
     let found = async {
         let mut c = state.stores.orion.read().await?;
         flow_runs::find(&mut c, ws, run).await
     }
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let current = found.and_then(|(_, s)| s.as_ref().and_then(flow_state));
     Ok(current.is_some_and(|s| {
         s.state_type == StateType::Paused
@@ -46,7 +45,7 @@ async fn still_expired(state: &AppState, ws: &str, run: &str) -> Result<bool, St
 }
 
 impl PauseExpirations {
-    async fn sweep(&self) -> Result<Tick, String> {
+    async fn sweep(&self) -> Result<Tick, TickError> {
         let db = &self.state.stores.orion;
         let mut after = String::new();
         loop {
@@ -54,8 +53,7 @@ impl PauseExpirations {
                 let mut c = db.read().await?;
                 flow_run_input::list_paused_runs(&mut c, &after, BATCH).await
             }
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             let now = crate::time::now();
             for (ws, run, details) in &runs {
                 if !expired(details, now) || !still_expired(&self.state, ws, run).await? {
@@ -75,7 +73,7 @@ impl PauseExpirations {
                         tracing::info!(flow_run_id = %run, "failed a flow run whose pause expired")
                     }
                     Ok(_) => {}
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
                 }
             }
             match runs.last() {
@@ -95,7 +93,7 @@ impl Service for PauseExpirations {
         Duration::from_millis(self.state.settings.services.pause_expirations_interval_ms)
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(self.sweep())
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::concurrency;
 
@@ -24,21 +24,18 @@ impl Service for Repossessor {
         Duration::from_millis(self.state.settings.services.repossessor_interval_ms)
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let db = &self.state.stores.orion;
             let now = crate::time::now().naive_utc();
-            let mut c = db.read().await.map_err(|e| e.to_string())?;
-            let expired = concurrency::expired_leases(&mut c, now, BATCH)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut c = db.read().await?;
+            let expired = concurrency::expired_leases(&mut c, now, BATCH).await?;
             drop(c);
             for lease in &expired {
                 let (ws, id) = (lease.workspace_id.clone(), lease.id.clone());
                 let released = db
                     .write(async move |c| concurrency::release_lease(c, &ws, &id, now).await)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 if released {
                     tracing::info!(lease_id = %lease.id, "revoked an expired concurrency lease");
                 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::scheduling::plan::{plan_runs, Window};
-use crate::service::{BoxFuture, Service, Tick};
+use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::deployments as deps;
 
@@ -35,7 +35,7 @@ impl Service for Scheduler {
         })
     }
 
-    fn tick(&self) -> BoxFuture<'_, Result<Tick, String>> {
+    fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let db = &self.state.stores.orion;
             let started = std::time::Instant::now();
@@ -48,17 +48,15 @@ impl Service for Scheduler {
             // ones before run, as many at a time as the backend takes (storage decides).
             let deps::Batching { parallel, batch } = deps::scheduler_batching(db);
             let mut inserts: std::collections::VecDeque<
-                tokio::task::JoinHandle<Result<usize, String>>,
+                tokio::task::JoinHandle<crate::storage::StorageResult<usize>>,
             > = Default::default();
             let mut after = String::new();
             let mut created = 0;
             let mut seen = 0;
             loop {
                 let page = {
-                    let mut c = db.read().await.map_err(|e| e.to_string())?;
-                    deps::list_schedulable(&mut c, &after, batch, since)
-                        .await
-                        .map_err(|e| e.to_string())?
+                    let mut c = db.read().await?;
+                    deps::list_schedulable(&mut c, &after, batch, since).await?
                 };
                 let Some(last) = page.last() else { break };
                 after = last.id.clone();
@@ -66,7 +64,7 @@ impl Service for Scheduler {
                 let rows = plan_runs(&self.state, &page, &window).await?;
                 if inserts.len() >= parallel {
                     if let Some(done) = inserts.pop_front() {
-                        created += done.await.map_err(|e| e.to_string())??;
+                        created += done.await??;
                     }
                 }
                 let state = Arc::clone(&self.state);
@@ -76,14 +74,13 @@ impl Service for Scheduler {
                         .orion
                         .write_bulk(async move |c| deps::insert_scheduled_runs(c, rows).await)
                         .await
-                        .map_err(|e| e.to_string())
                 }));
                 if (page.len() as i64) < batch {
                     break;
                 }
             }
             for done in inserts {
-                created += done.await.map_err(|e| e.to_string())??;
+                created += done.await??;
             }
             if created > 0 {
                 tracing::info!(

@@ -180,9 +180,7 @@ pub(super) async fn schedule_now(
     let Some(d) = lookup(&state, &ws, &id).await? else {
         return Ok(HttpResponse::Ok().json(Value::Null));
     };
-    crate::scheduling::plan::schedule_deployment(&state, &d, &window)
-        .await
-        .map_err(ApiError::Internal)?;
+    crate::scheduling::plan::schedule_deployment(&state, &d, &window).await?;
     Ok(HttpResponse::Ok().json(Value::Null))
 }
 
