@@ -1,7 +1,6 @@
 //! Helpers shared by the resource handlers: list paging with Prefect's limits, path ids, JSON
 //! columns and timestamps on the wire.
 
-use chrono::NaiveDateTime;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -19,13 +18,7 @@ pub fn opt_json_col(text: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-pub fn ts(t: &NaiveDateTime) -> Value {
-    Value::String(crate::time::format_naive(t))
-}
-
-pub fn opt_ts(t: &Option<NaiveDateTime>) -> Value {
-    t.as_ref().map(ts).unwrap_or(Value::Null)
-}
+pub use crate::time::{opt_ts, ts};
 
 /// Compact JSON text of a value, for JSON columns.
 pub fn to_text<T: serde::Serialize>(v: &T) -> String {

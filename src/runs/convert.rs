@@ -12,6 +12,7 @@ use crate::orchestration::{
     TaskRunPolicy,
 };
 use crate::storage::rows::{FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
+use crate::time::{opt_ts, ts};
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
@@ -213,14 +214,6 @@ pub fn apply_task_update(run: &mut TaskRunRow, u: &RunUpdate, now: NaiveDateTime
         run.next_scheduled_start_time = u.next_scheduled_start_time.map(|t| t.naive_utc());
     }
     run.updated = now;
-}
-
-fn ts(t: &NaiveDateTime) -> Value {
-    Value::String(crate::time::format_naive(t))
-}
-
-fn opt_ts(t: &Option<NaiveDateTime>) -> Value {
-    t.as_ref().map(ts).unwrap_or(Value::Null)
 }
 
 pub fn state_json(s: &State) -> Value {
