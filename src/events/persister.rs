@@ -48,7 +48,7 @@ impl Service for Persister {
             let inserted = s
                 .stores
                 .events
-                .transaction(async move |c| events::insert(c, &rows).await)
+                .write(async move |c| events::insert(c, &rows).await)
                 .await;
             match inserted {
                 Ok(_) => ack(s, &msgs).await?,

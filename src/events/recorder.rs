@@ -74,11 +74,15 @@ impl Service for Recorder {
             super::persister::dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;
             let recorded = std::sync::Arc::new(recorded);
             let all = recorded.clone();
-            let whole = s
-                .stores
-                .orion
-                .transaction(async move |c| task_runs::record(c, &all).await)
-                .await;
+            // Most events are not task runs' (flow runs, workers...): nothing to write then.
+            let whole = if recorded.is_empty() {
+                Ok(0)
+            } else {
+                s.stores
+                    .orion
+                    .write(async move |c| task_runs::record(c, &all).await)
+                    .await
+            };
             if let Err(e) = whole {
                 // One bad run (e.g. its flow run was deleted) must not hold back the others.
                 tracing::warn!(error = %e, "batch failed; recording task runs one by one");
@@ -87,7 +91,7 @@ impl Service for Recorder {
                     let written = s
                         .stores
                         .orion
-                        .transaction(async move |c| task_runs::record(c, &one).await)
+                        .write(async move |c| task_runs::record(c, &one).await)
                         .await;
                     if let Err(e) = written {
                         tracing::error!(error = %e, task_run_id = %r.run.id, "cannot record a task run; skipping it");

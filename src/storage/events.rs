@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::{event_resources, events};
-use super::{Backend, Conn, StorageResult};
+use super::{Backend, Conn, StorageError, StorageResult};
 use crate::db_run;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -35,8 +35,8 @@ pub struct EventResourceRow {
     pub resource: String,
 }
 
-/// Inserts events and their resources, skipping ids already stored; returns how many were new.
-/// Run it in a transaction.
+/// Inserts events and their resources, skipping ids already stored, all of the batch or none;
+/// returns how many were new.
 pub async fn insert(
     c: &mut Conn,
     batch: &[(EventRow, Vec<EventResourceRow>)],
@@ -44,11 +44,20 @@ pub async fn insert(
     if batch.is_empty() {
         return Ok(0);
     }
-    // PostgreSQL takes the batch as multi-row statements; SQLite, one event at a time on its
-    // single writer.
-    let c = match c.backend() {
-        Backend::Pg(c) => return insert_batched(c, batch).await,
-        Backend::Sqlite(c) => c,
+    // PostgreSQL takes the batch as multi-row statements (in its own transaction); SQLite, one
+    // event at a time on its single writer, in one transaction.
+    if let Backend::Pg(pg) = c.backend() {
+        return insert_batched(pg, batch).await;
+    }
+    c.transaction(async |c| sqlite_insert(c, batch).await).await
+}
+
+async fn sqlite_insert(
+    c: &mut Conn,
+    batch: &[(EventRow, Vec<EventResourceRow>)],
+) -> StorageResult<usize> {
+    let Backend::Sqlite(c) = c.backend() else {
+        return Err(StorageError::Internal("sqlite_insert on PostgreSQL".into()));
     };
     let n = {
         async {

@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 use super::filters::{build, Page, Related, TaskRunSort};
 use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
-use super::{Backend, Conn, StorageResult};
+use super::{Backend, Conn, StorageError, StorageResult};
 use crate::db_run;
 
 pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
@@ -217,18 +217,26 @@ pub struct Recorded {
     pub states: Vec<TaskRunStateRow>,
 }
 
-/// Upserts recorded task runs and inserts their states (run it in a transaction). A row is
+/// Upserts recorded task runs and inserts their states, all of the batch or none. A row is
 /// updated only when the incoming state is newer than the stored one; states are keyed by id, so
 /// replays change nothing. Returns how many task runs were written.
 pub async fn record(c: &mut Conn, batch: &[Recorded]) -> StorageResult<usize> {
-    use diesel::query_dsl::methods::FilterDsl;
     if batch.is_empty() {
         return Ok(0);
     }
-    // PostgreSQL: one statement for the batch (below); SQLite: row by row on its writer.
-    let c = match c.backend() {
-        Backend::Pg(c) => return Ok(pg_record(c, batch).await?),
-        Backend::Sqlite(c) => c,
+    // PostgreSQL: one statement for the batch (below), atomic without a transaction around it
+    // (BEGIN and COMMIT would add two round trips per batch); SQLite: row by row in one
+    // transaction on its writer.
+    if let Backend::Pg(pg) = c.backend() {
+        return Ok(pg_record(pg, batch).await?);
+    }
+    c.transaction(async |c| sqlite_record(c, batch).await).await
+}
+
+async fn sqlite_record(c: &mut Conn, batch: &[Recorded]) -> StorageResult<usize> {
+    use diesel::query_dsl::methods::FilterDsl;
+    let Backend::Sqlite(c) = c.backend() else {
+        return Err(StorageError::Internal("sqlite_record on PostgreSQL".into()));
     };
     let written = async {
         let mut written = 0;
