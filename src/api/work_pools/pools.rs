@@ -49,6 +49,17 @@ pub async fn insert_pool(
     pool_type: &str,
     base: Map<String, Value>,
 ) -> ApiResult<PoolRow> {
+    let (row, queue) = new_pool(ws, name, pool_type, base);
+    write_new_pool(state, row, queue).await
+}
+
+/// A new pool's row (NOT_READY, nothing optional set) and its default queue, not yet written.
+fn new_pool(
+    ws: &str,
+    name: &str,
+    pool_type: &str,
+    base: Map<String, Value>,
+) -> (PoolRow, QueueRow) {
     let now = crate::time::now().naive_utc();
     let id = Uuid::new_v4().to_string();
     let queue = new_queue(ws, &id, "default", 1, now);
@@ -67,6 +78,11 @@ pub async fn insert_pool(
         default_queue_id: Some(queue.id.clone()),
         storage_configuration: "{}".into(),
     };
+    (row, queue)
+}
+
+/// Writes a new pool and its default queue in one transaction; `Err(409)` when the name is taken.
+async fn write_new_pool(state: &AppState, row: PoolRow, queue: QueueRow) -> ApiResult<PoolRow> {
     let written = row.clone();
     let inserted = state
         .stores
@@ -103,30 +119,18 @@ pub(super) async fn create_pool(
             "Work pools starting with 'Prefect' are reserved for internal use.".into(),
         ));
     }
-    let mut row = insert_pool(
-        &state,
+    let (mut row, queue) = new_pool(
         ws.id(),
         &b.name,
         b.pool_type.flatten().as_deref().unwrap_or("prefect-agent"),
         b.base_job_template.unwrap_or_default(),
-    )
-    .await?;
-    if b.description.is_some()
-        || b.is_paused
-        || b.concurrency_limit.is_some()
-        || b.storage_configuration.is_some()
-    {
-        row.description = b.description;
-        row.is_paused = b.is_paused;
-        row.concurrency_limit = b.concurrency_limit;
-        row.storage_configuration = to_text(&b.storage_configuration.unwrap_or_default());
-        let written = row.clone();
-        state
-            .stores
-            .orion
-            .write(async move |c| wp::update_pool(c, &written).await)
-            .await?;
-    }
+    );
+    row.description = b.description;
+    row.is_paused = b.is_paused;
+    row.concurrency_limit = b.concurrency_limit;
+    row.storage_configuration = to_text(&b.storage_configuration.unwrap_or_default());
+    // The pool is written once, with what the request set, together with its default queue.
+    let row = write_new_pool(&state, row, queue).await?;
     // A new pool has no runs: a limit reports 0 active slots.
     Ok(HttpResponse::Created().json(pool_json(&row, None)))
 }

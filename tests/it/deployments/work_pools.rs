@@ -9,6 +9,35 @@ use crate::support::{
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_created_with_every_field_keeps_them() {
+    let app = TestApp::start().await;
+    let body = json!({
+        "name": "full",
+        "type": "process",
+        "description": "nightly jobs",
+        "is_paused": true,
+        "concurrency_limit": 2,
+        "storage_configuration": {"bundle_upload_step": {"x": 1}},
+    });
+    let (s, created) = call(&app, "POST", "/api/work_pools/", Some(body)).await;
+    assert_eq!(s, 201, "{created}");
+    let (s, read) = call(&app, "GET", "/api/work_pools/full", None).await;
+    assert_eq!(s, 200, "{read}");
+    for p in [&created, &read] {
+        assert_eq!(p["description"], "nightly jobs");
+        assert_eq!(p["is_paused"], true);
+        assert_eq!(p["concurrency_limit"], 2);
+        assert_eq!(
+            p["storage_configuration"]["bundle_upload_step"],
+            json!({"x": 1})
+        );
+    }
+    // Its default queue was written with it.
+    let (s, q) = call(&app, "GET", "/api/work_pools/full/queues/default", None).await;
+    assert_eq!((s, &q["id"]), (200, &read["default_queue_id"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_pools_create_read_update_delete() {
     let app = TestApp::start().await;
     let p = WorkPoolBuilder::new("p").create(&app).await;
