@@ -27,8 +27,8 @@ pub struct OutboxRow {
     pub event: String,
 }
 
-/// Appends events to the outbox (outside of a larger transaction; transitions write their
-/// outbox rows with their own statements).
+/// Appends events to the outbox, in the caller's transaction when it has one (transitions write
+/// theirs with the run's state; PostgreSQL's one-statement path has its own).
 pub async fn insert(c: &mut Conn, rows: &[NewOutboxRow]) -> StorageResult<()> {
     crate::db_run!(c, |c| {
         for row in rows {

@@ -373,12 +373,7 @@ pub fn flows_related(r: &Related) -> Where {
     if let Some(f) = &r.flows {
         c.push(flow(f));
     }
-    if r.flow_runs.is_some() || r.task_runs.is_some() {
-        let runs = Related {
-            flow_runs: r.flow_runs.clone(),
-            task_runs: r.task_runs.clone(),
-            ..Default::default()
-        };
+    if let Some(runs) = runs_part(r) {
         c.push(Where::in_select(
             col!(flows::id),
             col!(flow_runs::flow_id),
@@ -386,4 +381,14 @@ pub fn flows_related(r: &Related) -> Where {
         ));
     }
     Where::all(c)
+}
+
+/// The flow-run and task-run parts of `r` alone (what a flow or deployment filter matches
+/// through their runs), when it has any.
+pub(super) fn runs_part(r: &Related) -> Option<Related> {
+    (r.flow_runs.is_some() || r.task_runs.is_some()).then(|| Related {
+        flow_runs: r.flow_runs.clone(),
+        task_runs: r.task_runs.clone(),
+        ..Default::default()
+    })
 }

@@ -94,12 +94,7 @@ pub fn deployments_related(r: &Related) -> Where {
             flow(f),
         ));
     }
-    if r.flow_runs.is_some() || r.task_runs.is_some() {
-        let runs = Related {
-            flow_runs: r.flow_runs.clone(),
-            task_runs: r.task_runs.clone(),
-            ..Default::default()
-        };
+    if let Some(runs) = super::build::runs_part(r) {
         c.push(Where::in_select(
             col!(deployments::id),
             col!(flow_runs::deployment_id),

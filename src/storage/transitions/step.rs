@@ -19,9 +19,9 @@ use crate::storage::rows::{
     TaskRunStateRow,
 };
 use crate::storage::schema::{
-    deployments, event_outbox, flow_run_states, flow_runs, flows, task_run_states, task_runs,
+    deployments, flow_run_states, flow_runs, flows, task_run_states, task_runs,
 };
-use crate::storage::{Backend, Conn, StorageError, StorageResult};
+use crate::storage::{outbox, Backend, Conn, StorageError, StorageResult};
 
 /// The current state to decide on (the row, or the run's state without one) and, when it has no
 /// row, that state to write with the next one.
@@ -308,13 +308,8 @@ async fn write_flow(c: &mut Conn, w: &FlowRunWrite, expected: Option<&str>) -> S
                 .execute(c)
                 .await?;
         }
-        for row in &w.outbox {
-            diesel::insert_into(event_outbox::table)
-                .values(row)
-                .execute(c)
-                .await?;
-        }
         Ok::<_, diesel::result::Error>(updated)
     })?;
+    outbox::insert(c, &w.outbox).await?;
     Ok(run_updated)
 }

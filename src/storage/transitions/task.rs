@@ -10,8 +10,8 @@ use crate::db_run;
 use crate::storage::rows::{
     FlowRunRow, FlowRunStateRow, TaskRunOrchestrated, TaskRunRow, TaskRunStateRow,
 };
-use crate::storage::schema::{event_outbox, task_run_state_cache, task_run_states, task_runs};
-use crate::storage::{Conn, StorageError, StorageResult};
+use crate::storage::schema::{task_run_state_cache, task_run_states, task_runs};
+use crate::storage::{outbox, Conn, StorageError, StorageResult};
 
 /// The enclosing flow run of a task run, with its state.
 async fn enclosing_flow_run(
@@ -186,13 +186,8 @@ async fn write_task(c: &mut Conn, w: &TaskRunWrite, expected: Option<&str>) -> S
             };
             updated = n == 1;
         }
-        for row in &w.outbox {
-            diesel::insert_into(event_outbox::table)
-                .values(row)
-                .execute(c)
-                .await?;
-        }
         Ok::<_, diesel::result::Error>(updated)
     })?;
+    outbox::insert(c, &w.outbox).await?;
     Ok(run_updated)
 }
