@@ -104,7 +104,9 @@ pub async fn schedule_deployments(
     state
         .stores
         .orion
-        .write_bulk(async move |c| deps::insert_scheduled_runs(c, rows).await)
+        .write_bulk(async move |c| {
+            deps::insert_scheduled_runs(c, rows, deps::IfPaused::Insert).await
+        })
         .await
 }
 

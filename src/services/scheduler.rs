@@ -72,7 +72,9 @@ impl Service for Scheduler {
                     state
                         .stores
                         .orion
-                        .write_bulk(async move |c| deps::insert_scheduled_runs(c, rows).await)
+                        .write_bulk(async move |c| {
+                            deps::insert_scheduled_runs(c, rows, deps::IfPaused::Skip).await
+                        })
                         .await
                 }));
                 if (page.len() as i64) < batch {

@@ -12,7 +12,7 @@ mod schedules;
 
 pub use scheduled::{
     insert_scheduled_runs, list_schedulable, scheduled_keys_in_window, scheduled_runs,
-    scheduler_batching, Batching,
+    scheduler_batching, Batching, IfPaused,
 };
 pub use schedules::{
     delete_future_auto_runs, delete_schedule, delete_schedules_of, insert_schedules,

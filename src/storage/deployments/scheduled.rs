@@ -200,42 +200,92 @@ async fn pg_insert_scheduled(
     }
 }
 
+/// Whether [`insert_scheduled_runs`] re-checks, in its transaction, that each run's deployment
+/// is still not paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfPaused {
+    /// The scheduler service: it read the deployments before planning, and a pause may have
+    /// committed since (deleting the future runs); the runs of a now-paused deployment are
+    /// dropped. On PostgreSQL the deployments are read `FOR SHARE`, so a pause that starts now
+    /// waits for this transaction and then deletes what it inserted.
+    Skip,
+    /// `POST /deployments/{id}/schedule`, which (like the reference) schedules a paused
+    /// deployment too.
+    Insert,
+}
+
+/// Of `runs`, those whose deployment is not paused now (see [`IfPaused::Skip`]).
+async fn runs_of_unpaused(c: &mut Conn, runs: Vec<FlowRunRow>) -> StorageResult<Vec<FlowRunRow>> {
+    let mut ids: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r.deployment_id.clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let unpaused = deployments::table
+        .filter(deployments::id.eq_any(ids))
+        .filter(deployments::paused.eq(false))
+        .select(deployments::id);
+    // Two arms: PostgreSQL locks the rows against a concurrent pause; SQLite's writer already
+    // serialises this transaction with the pause's.
+    let unpaused: std::collections::HashSet<String> = match c.backend() {
+        Backend::Pg(c) => unpaused.for_share().load(c).await?,
+        Backend::Sqlite(c) => unpaused.load(c).await?,
+    }
+    .into_iter()
+    .collect();
+    Ok(runs
+        .into_iter()
+        .filter(|r| {
+            r.deployment_id
+                .as_ref()
+                .is_some_and(|d| unpaused.contains(d))
+        })
+        .collect())
+}
+
 /// Inserts auto-scheduled runs in one transaction, without state rows (their SCHEDULED state
 /// is `flow_runs::unstored_state`); a run whose idempotency key exists is skipped, so
 /// concurrent schedulers never create a run twice. PostgreSQL: [`PG_INSERT_SCHEDULED`] per
 /// chunk. SQLite (one serialized writer): `INSERT OR IGNORE` of each run. Returns how many
 /// runs were new.
-pub async fn insert_scheduled_runs(c: &mut Conn, runs: Vec<FlowRunRow>) -> StorageResult<usize> {
+pub async fn insert_scheduled_runs(
+    c: &mut Conn,
+    runs: Vec<FlowRunRow>,
+    if_paused: IfPaused,
+) -> StorageResult<usize> {
     if runs.is_empty() {
         return Ok(0);
     }
     c.transaction(async move |c| {
-        {
-            // Two arms: PostgreSQL inserts chunks from array parameters; SQLite row by row
-            // through one cached prepared statement on its writer (as fast as 500-row INSERTs,
-            // measured).
-            let n = match c.backend() {
-                Backend::Pg(pg) => {
+        let runs = match if_paused {
+            IfPaused::Skip => runs_of_unpaused(c, runs).await?,
+            IfPaused::Insert => runs,
+        };
+        // Two arms: PostgreSQL inserts chunks from array parameters; SQLite row by row
+        // through one cached prepared statement on its writer (as fast as 500-row INSERTs,
+        // measured).
+        let n = match c.backend() {
+            Backend::Pg(pg) => {
+                let mut n = 0;
+                for chunk in runs.chunks(PG_CHUNK) {
+                    n += pg_insert_scheduled(pg, chunk).await?;
+                }
+                n
+            }
+            Backend::Sqlite(sq) => {
+                sq.spawn_blocking(move |raw| {
                     let mut n = 0;
-                    for chunk in runs.chunks(PG_CHUNK) {
-                        n += pg_insert_scheduled(pg, chunk).await?;
+                    for run in &runs {
+                        let run = diesel::insert_or_ignore_into(flow_runs::table).values(run);
+                        n += diesel::RunQueryDsl::execute(run, raw)?;
                     }
-                    n
-                }
-                Backend::Sqlite(sq) => {
-                    sq.spawn_blocking(move |raw| {
-                        let mut n = 0;
-                        for run in &runs {
-                            let run = diesel::insert_or_ignore_into(flow_runs::table).values(run);
-                            n += diesel::RunQueryDsl::execute(run, raw)?;
-                        }
-                        Ok(n)
-                    })
-                    .await?
-                }
-            };
-            Ok(n)
-        }
+                    Ok(n)
+                })
+                .await?
+            }
+        };
+        Ok(n)
     })
     .await
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use orrery::storage::deployments::IfPaused;
 use serde_json::{json, Value};
 
 use super::{auto_scheduled, parse_ts, runs_of, scheduled_run};
@@ -511,9 +512,19 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
         };
         rows.push(r);
     }
+    let paused_later: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.id = uuid::Uuid::new_v4().to_string();
+            r.state_id = Some(r.id.clone());
+            r.idempotency_key = Some(format!("{} later", r.id));
+            r
+        })
+        .collect();
     let n = db
         .write_bulk(async move |c| {
-            orrery::storage::deployments::insert_scheduled_runs(c, rows).await
+            orrery::storage::deployments::insert_scheduled_runs(c, rows, IfPaused::Skip).await
         })
         .await
         .expect("the batch goes in");
@@ -524,5 +535,35 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
     names.sort();
     assert_eq!(names, ["copy-0", "copy-3"]);
     assert_eq!(after.len(), 5);
+
+    // A pause committed after the scheduler read the deployment: its batch is dropped, so the
+    // pause's removal of the future runs is not undone; `POST .../schedule` still inserts.
+    let (s, _) = call(
+        &app,
+        "POST",
+        &format!("/api/deployments/{id}/pause_deployment"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let again = paused_later.clone();
+    let n = db
+        .write_bulk(async move |c| {
+            orrery::storage::deployments::insert_scheduled_runs(c, again, IfPaused::Skip).await
+        })
+        .await
+        .expect("the batch is read");
+    assert_eq!(n, 0, "no run for a paused deployment");
+    let n = db
+        .write_bulk(async move |c| {
+            orrery::storage::deployments::insert_scheduled_runs(c, paused_later, IfPaused::Insert)
+                .await
+        })
+        .await
+        .expect("the batch goes in");
+    assert_eq!(
+        n, 4,
+        "an explicit schedule request schedules a paused deployment"
+    );
     app.stop().await;
 }
