@@ -24,3 +24,4 @@ pub mod time;
 pub mod tls;
 pub mod ui;
 pub mod version;
+pub mod wire;

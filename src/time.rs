@@ -197,16 +197,6 @@ pub fn format_naive(t: &NaiveDateTime) -> String {
     format(&t.and_utc())
 }
 
-/// A stored timestamp as a JSON response field (the one timestamp helper of the API bodies).
-pub fn ts(t: &NaiveDateTime) -> serde_json::Value {
-    serde_json::Value::String(format_naive(t))
-}
-
-/// [`ts`], or `null`.
-pub fn opt_ts(t: &Option<NaiveDateTime>) -> serde_json::Value {
-    t.as_ref().map(ts).unwrap_or(serde_json::Value::Null)
-}
-
 /// The current time truncated to microseconds (what both databases store).
 pub fn now() -> DateTime<Utc> {
     truncate_micros(Utc::now())

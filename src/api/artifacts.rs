@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::common::{opt_json_col, present, to_text, ts};
+use super::common::{present, to_text};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId, PathKeyStr};
@@ -20,6 +20,7 @@ use crate::storage::artifacts::{
     self, ArtifactChanges, ArtifactFilter, ArtifactRow, ArtifactSort, CollectionRow, Query,
 };
 use crate::storage::filters::{FlowFilter, FlowRunFilter, Related, TaskRunFilter};
+use crate::wire::{opt_json_text, JsonText, Ts};
 
 /// Longest metadata value kept whole (`validate_max_metadata_length`); longer ones are cut
 /// and end in "...".
@@ -135,35 +136,74 @@ fn data_text(v: Option<Value>) -> Option<String> {
     v.filter(|v| !v.is_null()).map(|v| to_text(&v))
 }
 
-pub fn artifact_json(r: &ArtifactRow) -> Value {
-    json!({
-        "id": r.id,
-        "created": ts(&r.created),
-        "updated": ts(&r.updated),
-        "key": r.key,
-        "type": r.artifact_type,
-        "description": r.description,
-        "data": opt_json_col(&r.data),
-        "metadata_": opt_json_col(&r.metadata_),
-        "flow_run_id": r.flow_run_id,
-        "task_run_id": r.task_run_id,
-    })
+/// `Artifact`.
+#[derive(Serialize)]
+pub struct ArtifactOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    key: Option<&'a str>,
+    #[serde(rename = "type")]
+    artifact_type: Option<&'a str>,
+    description: Option<&'a str>,
+    data: JsonText<'a>,
+    metadata_: JsonText<'a>,
+    flow_run_id: Option<&'a str>,
+    task_run_id: Option<&'a str>,
 }
 
-pub fn collection_json(r: &CollectionRow) -> Value {
-    json!({
-        "id": r.id,
-        "created": ts(&r.created),
-        "updated": ts(&r.updated),
-        "key": r.key,
-        "latest_id": r.latest_id,
-        "type": r.artifact_type,
-        "description": r.description,
-        "data": opt_json_col(&r.data),
-        "metadata_": opt_json_col(&r.metadata_),
-        "flow_run_id": r.flow_run_id,
-        "task_run_id": r.task_run_id,
-    })
+impl<'a> From<&'a ArtifactRow> for ArtifactOut<'a> {
+    fn from(r: &'a ArtifactRow) -> Self {
+        ArtifactOut {
+            id: &r.id,
+            created: Ts(&r.created),
+            updated: Ts(&r.updated),
+            key: r.key.as_deref(),
+            artifact_type: r.artifact_type.as_deref(),
+            description: r.description.as_deref(),
+            data: opt_json_text(&r.data),
+            metadata_: opt_json_text(&r.metadata_),
+            flow_run_id: r.flow_run_id.as_deref(),
+            task_run_id: r.task_run_id.as_deref(),
+        }
+    }
+}
+
+/// `ArtifactCollection`: the latest artifact of a key; `GET /artifacts/{key}/latest` answers
+/// it without `latest_id`.
+#[derive(Serialize)]
+pub struct CollectionOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_id: Option<&'a str>,
+    #[serde(rename = "type")]
+    artifact_type: Option<&'a str>,
+    description: Option<&'a str>,
+    data: JsonText<'a>,
+    metadata_: JsonText<'a>,
+    flow_run_id: Option<&'a str>,
+    task_run_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a CollectionRow> for CollectionOut<'a> {
+    fn from(r: &'a CollectionRow) -> Self {
+        CollectionOut {
+            id: &r.id,
+            created: Ts(&r.created),
+            updated: Ts(&r.updated),
+            key: &r.key,
+            latest_id: Some(&r.latest_id),
+            artifact_type: r.artifact_type.as_deref(),
+            description: r.description.as_deref(),
+            data: opt_json_text(&r.data),
+            metadata_: opt_json_text(&r.metadata_),
+            flow_run_id: r.flow_run_id.as_deref(),
+            task_run_id: r.task_run_id.as_deref(),
+        }
+    }
 }
 
 fn not_found() -> ApiError {
@@ -199,7 +239,7 @@ async fn create(
         .orion
         .write(async move |c| artifacts::insert(c, &stored).await)
         .await?;
-    Ok(HttpResponse::Created().json(artifact_json(&row)))
+    Ok(HttpResponse::Created().json(ArtifactOut::from(&row)))
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
@@ -207,7 +247,7 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
     let row = artifacts::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(artifact_json(&row)))
+    Ok(HttpResponse::Ok().json(ArtifactOut::from(&row)))
 }
 
 /// The latest artifact of a key, in the shape of an artifact (the collection's id, no
@@ -221,10 +261,10 @@ async fn read_latest(
     let latest = artifacts::find_latest(&mut c, ws.id(), &key)
         .await?
         .ok_or_else(not_found)?;
-    let mut body = collection_json(&latest);
-    if let Value::Object(m) = &mut body {
-        m.remove("latest_id");
-    }
+    let body = CollectionOut {
+        latest_id: None,
+        ..CollectionOut::from(&latest)
+    };
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -238,7 +278,7 @@ async fn filter(
     let q = b.query();
     let mut c = state.stores.orion.read().await?;
     let rows = artifacts::list(&mut c, ws.id(), &q, b.sort.unwrap_or_default(), page).await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(artifact_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(ArtifactOut::from).collect::<Vec<_>>()))
 }
 
 async fn count(
@@ -262,7 +302,7 @@ async fn filter_latest(
     let mut c = state.stores.orion.read().await?;
     let rows =
         artifacts::list_latest(&mut c, ws.id(), &q, b.sort.unwrap_or_default(), page).await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(collection_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(CollectionOut::from).collect::<Vec<_>>()))
 }
 
 async fn count_latest(

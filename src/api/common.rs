@@ -18,8 +18,6 @@ pub fn opt_json_col(text: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-pub use crate::time::{opt_ts, ts};
-
 /// Compact JSON text of a value, for JSON columns.
 pub fn to_text<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
@@ -65,12 +63,27 @@ pub fn page_of(
 }
 
 /// The `/paginate` answer.
-pub fn paginated(results: Vec<Value>, count: i64, limit: i64, page: i64) -> Value {
-    serde_json::json!({
-        "results": results,
-        "count": count,
-        "limit": limit,
-        "pages": pages(count, limit),
-        "page": page,
-    })
+#[derive(serde::Serialize)]
+pub struct Paginated<T> {
+    results: Vec<T>,
+    count: i64,
+    limit: i64,
+    pages: i64,
+    page: i64,
+}
+
+/// The `/paginate` answer of `results`, page `page` of `count` rows at `limit` per page.
+pub fn paginated<T: serde::Serialize>(
+    results: Vec<T>,
+    count: i64,
+    limit: i64,
+    page: i64,
+) -> Paginated<T> {
+    Paginated {
+        results,
+        count,
+        limit,
+        pages: pages(count, limit),
+        page,
+    }
 }

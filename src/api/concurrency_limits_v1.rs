@@ -7,12 +7,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::Duration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::common::ts;
+use super::concurrency_limits_v2::{minimal, MinimalOut};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId, PathTag};
@@ -22,6 +22,7 @@ use crate::storage::concurrency::{
     self, AcquireRequest, Acquired, LeaseRow, LimitChanges, LimitRow,
 };
 use crate::storage::StorageError;
+use crate::wire::Ts;
 
 /// v1 limits are stored as v2 limits with this name prefix.
 const PREFIX: &str = "tag:";
@@ -89,7 +90,7 @@ fn holder_task_run(holder: Option<&str>) -> Option<String> {
 }
 
 /// A limit in the v1 shape, with the task runs holding its slots.
-async fn v1_json(state: &AppState, ws: &Workspace, l: &LimitRow) -> ApiResult<Value> {
+async fn v1_json<'a>(state: &AppState, ws: &Workspace, l: &'a LimitRow) -> ApiResult<V1Out<'a>> {
     let mut c = state.stores.orion.read().await?;
     let leases = concurrency::leases_on_limit(&mut c, ws.id(), &l.id).await?;
     let mut holders = holders_by_limit(&leases);
@@ -111,16 +112,26 @@ fn holders_by_limit(leases: &[LeaseRow]) -> HashMap<String, Vec<String>> {
     out
 }
 
-/// A limit in the v1 shape with the task runs holding its slots.
-fn v1_value(l: &LimitRow, holders: Vec<String>) -> Value {
-    json!({
-        "id": l.id,
-        "created": ts(&l.created),
-        "updated": ts(&l.updated),
-        "tag": l.name.strip_prefix(PREFIX).unwrap_or(&l.name),
-        "concurrency_limit": l.limit_,
-        "active_slots": holders,
-    })
+/// `ConcurrencyLimit` (v1): a limit with the task runs holding its slots.
+#[derive(Serialize)]
+struct V1Out<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    tag: &'a str,
+    concurrency_limit: i32,
+    active_slots: Vec<String>,
+}
+
+fn v1_value(l: &LimitRow, holders: Vec<String>) -> V1Out<'_> {
+    V1Out {
+        id: &l.id,
+        created: Ts(&l.created),
+        updated: Ts(&l.updated),
+        tag: l.name.strip_prefix(PREFIX).unwrap_or(&l.name),
+        concurrency_limit: l.limit_,
+        active_slots: holders,
+    }
 }
 
 async fn find_tag(state: &AppState, ws: &Workspace, tag: &str) -> ApiResult<Option<LimitRow>> {
@@ -224,7 +235,7 @@ async fn filter(
         concurrency::leases_in_workspace(&mut c, ws.id()).await?
     };
     let mut holders = holders_by_limit(&leases);
-    let out: Vec<Value> = rows
+    let out: Vec<V1Out> = rows
         .iter()
         .map(|l| v1_value(l, holders.remove(&l.id).unwrap_or_default()))
         .collect();
@@ -337,11 +348,15 @@ async fn increment(
         .await?;
     match acquired {
         Acquired::Granted { limits, .. } => {
-            let out: Vec<Value> = active
+            let out: Vec<MinimalOut> = active
                 .iter()
                 .filter_map(|(tag, l)| {
                     let taken = limits.iter().find(|t| t.id == l.id)?;
-                    Some(json!({"id": taken.id, "name": tag, "limit": taken.limit_}))
+                    Some(MinimalOut {
+                        id: &taken.id,
+                        name: tag,
+                        limit: taken.limit_,
+                    })
                 })
                 .collect();
             Ok(HttpResponse::Ok().json(out))
@@ -363,7 +378,7 @@ async fn decrement(
     let db = &state.stores.orion;
     let run = b.task_run_id.to_string();
     let now = crate::time::now().naive_utc();
-    let mut out = Vec::new();
+    let mut limits = Vec::new();
     let mut released: Vec<String> = Vec::new();
     for tag in &b.names {
         let Some(l) = find_tag(&state, &ws, tag).await? else {
@@ -380,9 +395,9 @@ async fn decrement(
                 released.push(lease.id);
             }
         }
-        out.push(json!({"id": l.id, "name": l.name, "limit": l.limit_}));
+        limits.push(l);
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(limits.iter().map(minimal).collect::<Vec<_>>()))
 }
 
 /// Deletes limit `id` with its leases; false when it is gone.

@@ -4,11 +4,10 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::Duration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::ts;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::Paging;
@@ -16,6 +15,7 @@ use crate::extract::params::{PathKey, PathLeaseId};
 use crate::extract::Workspace;
 use crate::state::AppState;
 use crate::storage::concurrency::{self, AcquireRequest, Acquired, LimitChanges, LimitRow};
+use crate::wire::Ts;
 
 /// The longest `Retry-After` a full limit answers with (Prefect's maximum slot wait).
 const MAX_WAIT_SECONDS: f64 = 30.0;
@@ -134,23 +134,52 @@ struct RenewBody {
     lease_duration: Option<f64>,
 }
 
-pub fn limit_json(l: &LimitRow) -> Value {
-    json!({
-        "id": l.id,
-        "created": ts(&l.created),
-        "updated": ts(&l.updated),
-        "active": l.active,
-        "name": l.name,
-        "limit": l.limit_,
-        "active_slots": l.active_slots,
-        "denied_slots": l.denied_slots,
-        "slot_decay_per_second": l.slot_decay_per_second,
-        "avg_slot_occupancy_seconds": l.avg_slot_occupancy_seconds,
-    })
+/// `GlobalConcurrencyLimitResponse`.
+#[derive(Serialize)]
+pub struct LimitOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    active: bool,
+    name: &'a str,
+    limit: i32,
+    active_slots: i32,
+    denied_slots: i32,
+    slot_decay_per_second: f64,
+    avg_slot_occupancy_seconds: f64,
 }
 
-fn minimal(l: &LimitRow) -> Value {
-    json!({"id": l.id, "name": l.name, "limit": l.limit_})
+impl<'a> From<&'a LimitRow> for LimitOut<'a> {
+    fn from(l: &'a LimitRow) -> Self {
+        LimitOut {
+            id: &l.id,
+            created: Ts(&l.created),
+            updated: Ts(&l.updated),
+            active: l.active,
+            name: &l.name,
+            limit: l.limit_,
+            active_slots: l.active_slots,
+            denied_slots: l.denied_slots,
+            slot_decay_per_second: l.slot_decay_per_second,
+            avg_slot_occupancy_seconds: l.avg_slot_occupancy_seconds,
+        }
+    }
+}
+
+/// `MinimalConcurrencyLimitResponse` (the answers of the slot routes).
+#[derive(Serialize)]
+pub(super) struct MinimalOut<'a> {
+    pub(super) id: &'a str,
+    pub(super) name: &'a str,
+    pub(super) limit: i32,
+}
+
+pub(super) fn minimal(l: &LimitRow) -> MinimalOut<'_> {
+    MinimalOut {
+        id: &l.id,
+        name: &l.name,
+        limit: l.limit_,
+    }
 }
 
 fn invalid(field: &str, msg: &str) -> ApiError {
@@ -193,7 +222,7 @@ async fn create(
         .write(async move |c| concurrency::insert(c, &stored).await)
         .await;
     match inserted {
-        Ok(()) => Ok(HttpResponse::Created().json(limit_json(&row))),
+        Ok(()) => Ok(HttpResponse::Created().json(LimitOut::from(&row))),
         Err(crate::storage::StorageError::Conflict(_)) => Err(ApiError::conflict(format!(
             "Concurrency limit with name {:?} already exists.",
             row.name
@@ -210,7 +239,7 @@ async fn find(state: &AppState, ws: &Workspace, key: &str) -> ApiResult<LimitRow
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, key: PathKey) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(limit_json(&find(&state, &ws, &key).await?)))
+    Ok(HttpResponse::Ok().json(LimitOut::from(&find(&state, &ws, &key).await?)))
 }
 
 async fn filter(
@@ -221,7 +250,7 @@ async fn filter(
     let page = body.into_inner().page(&state)?;
     let mut c = state.stores.orion.read().await?;
     let rows = concurrency::list(&mut c, ws.id(), page).await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(limit_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(LimitOut::from).collect::<Vec<_>>()))
 }
 
 async fn update(

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::common::{json_col, page_of, paginated, to_text, ts};
+use super::common::{page_of, paginated, to_text};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::Paging;
@@ -17,6 +17,7 @@ use crate::state::AppState;
 use crate::storage::filters::{FlowSort, Related};
 use crate::storage::flows;
 use crate::storage::rows::FlowRow;
+use crate::wire::{json_text, JsonText, Ts};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/flows/", web::post().to(create))
@@ -59,15 +60,28 @@ struct FlowListBody {
     page: Option<i64>,
 }
 
-pub fn flow_json(f: &FlowRow) -> Value {
-    json!({
-        "id": f.id,
-        "created": ts(&f.created),
-        "updated": ts(&f.updated),
-        "name": f.name,
-        "tags": json_col(&f.tags, json!([])),
-        "labels": json_col(&f.labels, json!({})),
-    })
+/// `Flow`.
+#[derive(Serialize)]
+pub struct FlowOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    tags: JsonText<'a>,
+    labels: JsonText<'a>,
+}
+
+impl<'a> From<&'a FlowRow> for FlowOut<'a> {
+    fn from(f: &'a FlowRow) -> Self {
+        FlowOut {
+            id: &f.id,
+            created: Ts(&f.created),
+            updated: Ts(&f.updated),
+            name: &f.name,
+            tags: json_text(&f.tags, "[]"),
+            labels: json_text(&f.labels, "{}"),
+        }
+    }
 }
 
 async fn create(
@@ -95,7 +109,7 @@ async fn create(
     } else {
         HttpResponse::Ok()
     };
-    Ok(resp.json(flow_json(&flow)))
+    Ok(resp.json(FlowOut::from(&flow)))
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
@@ -104,7 +118,7 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
     let flow = flows::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow not found"))?;
-    Ok(HttpResponse::Ok().json(flow_json(&flow)))
+    Ok(HttpResponse::Ok().json(FlowOut::from(&flow)))
 }
 
 async fn read_by_name(
@@ -116,7 +130,7 @@ async fn read_by_name(
     let flow = flows::find_by_name(&mut c, ws.id(), &name)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow not found"))?;
-    Ok(HttpResponse::Ok().json(flow_json(&flow)))
+    Ok(HttpResponse::Ok().json(FlowOut::from(&flow)))
 }
 
 async fn filter(
@@ -135,7 +149,7 @@ async fn filter(
         page,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(flow_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(FlowOut::from).collect::<Vec<_>>()))
 }
 
 async fn count(
@@ -167,7 +181,7 @@ async fn paginate(
     )
     .await?;
     let n = flows::count(&mut c, ws.id(), &body.related).await?;
-    let results = rows.iter().map(flow_json).collect();
+    let results = rows.iter().map(FlowOut::from).collect();
     Ok(HttpResponse::Ok().json(paginated(results, n, limit, page_no)))
 }
 

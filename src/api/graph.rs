@@ -4,17 +4,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::common::opt_ts;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::params::PathId;
 use crate::extract::Workspace;
-use crate::runs::convert::{flow_state, task_run_json};
+use crate::orchestration::State;
+use crate::runs::convert::{flow_state, task_state, Clock};
 use crate::state::AppState;
 use crate::storage::filters::{FlowRunFilter, FlowRunSort, NullableIdFilter, Page, Related};
 use crate::storage::rows::TaskRunRow;
 use crate::storage::{flow_runs, task_runs};
+use crate::wire::{opt_ts, round_secs, Ts};
 
 /// The task-run ids a task run's `task_inputs` point at.
 fn upstream_ids(t: &TaskRunRow) -> BTreeSet<String> {
@@ -66,26 +68,108 @@ pub async fn graph_v1(
     )
     .await?;
     let now = crate::time::now();
-    let nodes: Vec<Value> = tasks
+    let states: Vec<Option<State>> = tasks
         .iter()
-        .map(|(t, s)| {
-            let j = task_run_json(t, s.as_ref().and_then(crate::runs::convert::task_state).as_ref(), now);
-            let untrackable = j["state"]["state_details"]["untrackable_result"].as_bool().unwrap_or(false);
-            json!({
-                "id": t.id,
-                "name": t.name,
-                "upstream_dependencies": upstream_ids(t).into_iter().map(|u| json!({"input_type": "task_run", "id": u})).collect::<Vec<_>>(),
-                "state": j["state"],
-                "expected_start_time": j["expected_start_time"],
-                "start_time": j["start_time"],
-                "end_time": j["end_time"],
-                "total_run_time": j["total_run_time"],
-                "estimated_run_time": j["estimated_run_time"],
-                "untrackable_result": untrackable,
-            })
+        .map(|(_, s)| s.as_ref().and_then(task_state))
+        .collect();
+    let nodes: Vec<NodeV1> = tasks
+        .iter()
+        .zip(&states)
+        .map(|((t, _), s)| {
+            let (estimated_run_time, _) = Clock::from(t).estimates(now);
+            NodeV1 {
+                id: &t.id,
+                name: &t.name,
+                upstream_dependencies: upstream_ids(t)
+                    .into_iter()
+                    .map(|id| Upstream {
+                        input_type: "task_run",
+                        id,
+                    })
+                    .collect(),
+                state: s.as_ref(),
+                expected_start_time: opt_ts(&t.expected_start_time),
+                start_time: opt_ts(&t.start_time),
+                end_time: opt_ts(&t.end_time),
+                total_run_time: round_secs(t.total_run_time),
+                estimated_run_time,
+                untrackable_result: s
+                    .as_ref()
+                    .is_some_and(|s| s.state_details.untrackable_result),
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(nodes))
+}
+
+/// A task run's upstream reference in the v1 graph.
+#[derive(Serialize)]
+struct Upstream {
+    input_type: &'static str,
+    id: String,
+}
+
+/// A node of the v1 graph: a task run of the flow run.
+#[derive(Serialize)]
+struct NodeV1<'a> {
+    id: &'a str,
+    name: &'a str,
+    upstream_dependencies: Vec<Upstream>,
+    state: Option<&'a State>,
+    expected_start_time: Option<Ts<'a>>,
+    start_time: Option<Ts<'a>>,
+    end_time: Option<Ts<'a>>,
+    total_run_time: f64,
+    estimated_run_time: f64,
+    untrackable_result: bool,
+}
+
+/// A node id of the v2 graph.
+#[derive(Serialize)]
+struct NodeRef<'a> {
+    id: &'a str,
+}
+
+/// The node ids of `ids` (none when absent).
+fn refs(ids: Option<&Vec<String>>) -> Vec<NodeRef<'_>> {
+    ids.map(|ids| ids.iter().map(|id| NodeRef { id }).collect())
+        .unwrap_or_default()
+}
+
+/// A node of the v2 graph: a task run, or the subflow run standing in for its parent task run.
+#[derive(Serialize)]
+struct NodeV2<'a> {
+    kind: &'static str,
+    id: &'a str,
+    label: &'a str,
+    state_type: Option<&'a str>,
+    start_time: Option<Ts<'a>>,
+    end_time: Option<Ts<'a>>,
+    parents: Vec<NodeRef<'a>>,
+    children: Vec<NodeRef<'a>>,
+    encapsulating: [(); 0],
+    artifacts: [(); 0],
+}
+
+/// A state of the flow run in the v2 graph.
+#[derive(Serialize)]
+struct GraphState<'a> {
+    id: uuid::Uuid,
+    timestamp: String,
+    #[serde(rename = "type")]
+    state_type: &'static str,
+    name: &'a str,
+}
+
+/// The v2 graph.
+#[derive(Serialize)]
+struct GraphV2<'a> {
+    start_time: Option<Ts<'a>>,
+    end_time: Option<Ts<'a>>,
+    root_node_ids: Vec<String>,
+    nodes: Vec<(String, NodeV2<'a>)>,
+    artifacts: [(); 0],
+    states: Vec<GraphState<'a>>,
 }
 
 pub async fn graph_v2(
@@ -155,45 +239,65 @@ pub async fn graph_v2(
             }
         }
     }
-    let refs = |v: Option<&Vec<String>>| {
-        v.map(|ids| ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>())
-            .unwrap_or_default()
-    };
     let mut roots = Vec::new();
-    let nodes: Vec<Value> = tasks
-        .iter()
-        .map(|t| {
-            let me = node_id(t);
-            if !parents.contains_key(&me) {
-                roots.push(me.clone());
-            }
-            let node = match by_parent.get(&t.id) {
-                Some(sub) => json!({
-                    "kind": "flow-run", "id": sub.id, "label": sub.name, "state_type": sub.state_type,
-                    "start_time": opt_ts(&sub.start_time), "end_time": opt_ts(&sub.end_time),
-                    "parents": refs(parents.get(&me)), "children": refs(children.get(&me)), "encapsulating": [], "artifacts": [],
-                }),
-                None => json!({
-                    "kind": "task-run", "id": t.id, "label": t.name, "state_type": t.state_type,
-                    "start_time": opt_ts(&t.start_time), "end_time": opt_ts(&t.end_time),
-                    "parents": refs(parents.get(&me)), "children": refs(children.get(&me)), "encapsulating": [], "artifacts": [],
-                }),
-            };
-            json!([me, node])
-        })
-        .collect();
-    let states: Vec<Value> = flow_runs::list_states(&mut c, ws.id(), &id)
+    let mut nodes = Vec::new();
+    for t in &tasks {
+        let me = node_id(t);
+        if !parents.contains_key(&me) {
+            roots.push(me.clone());
+        }
+        let (kind, id, label, state_type, start_time, end_time) = match by_parent.get(&t.id) {
+            Some(sub) => (
+                "flow-run",
+                &sub.id,
+                &sub.name,
+                &sub.state_type,
+                &sub.start_time,
+                &sub.end_time,
+            ),
+            None => (
+                "task-run",
+                &t.id,
+                &t.name,
+                &t.state_type,
+                &t.start_time,
+                &t.end_time,
+            ),
+        };
+        let node = NodeV2 {
+            kind,
+            id,
+            label,
+            state_type: state_type.as_deref(),
+            start_time: opt_ts(start_time),
+            end_time: opt_ts(end_time),
+            parents: refs(parents.get(&me)),
+            children: refs(children.get(&me)),
+            encapsulating: [],
+            artifacts: [],
+        };
+        nodes.push((me, node));
+    }
+    let run_states: Vec<State> = flow_runs::list_states(&mut c, ws.id(), &id)
         .await?
         .iter()
         .filter_map(flow_state)
-        .map(|s| json!({"id": s.id, "timestamp": crate::time::format(&s.timestamp), "type": s.state_type.as_str(), "name": s.name}))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "start_time": opt_ts(&run.start_time),
-        "end_time": opt_ts(&run.end_time),
-        "root_node_ids": roots,
-        "nodes": nodes,
-        "artifacts": [],
-        "states": states,
-    })))
+    let states = run_states
+        .iter()
+        .map(|s| GraphState {
+            id: s.id,
+            timestamp: crate::time::format(&s.timestamp),
+            state_type: s.state_type.as_str(),
+            name: &s.name,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(GraphV2 {
+        start_time: opt_ts(&run.start_time),
+        end_time: opt_ts(&run.end_time),
+        root_node_ids: roots,
+        nodes,
+        artifacts: [],
+        states,
+    }))
 }

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::Json;
 use crate::extract::Workspace;
-use crate::runs::convert::{flow_run_json, task_run_json};
+use crate::runs::convert::Clock;
 use crate::state::AppState;
 use crate::storage::filters::Related;
 use crate::storage::{flow_runs, task_runs};
@@ -30,10 +29,41 @@ pub struct HistoryBody {
     related: Related,
 }
 
-/// (type, name, estimated run time, lateness) of one run.
-type Point = (DateTime<Utc>, String, String, f64, f64);
+/// One run as a history counts it.
+struct Point {
+    at: DateTime<Utc>,
+    state_type: String,
+    state_name: String,
+    run_time: f64,
+    lateness: f64,
+}
 
-fn buckets(b: &HistoryBody, points: Vec<Point>) -> ApiResult<Value> {
+/// The runs of one state in one interval.
+#[derive(Serialize)]
+struct StateCount {
+    state_type: String,
+    state_name: String,
+    count_runs: i64,
+    sum_estimated_run_time: f64,
+    sum_estimated_lateness: f64,
+}
+
+/// `HistoryResponse`: one interval.
+#[derive(Serialize)]
+struct Interval {
+    interval_start: String,
+    interval_end: String,
+    states: Vec<StateCount>,
+}
+
+/// Microseconds in `d`, without overflow for any span of the calendar.
+fn micros(d: Duration) -> i128 {
+    i128::from(d.num_seconds()) * 1_000_000 + i128::from(d.subsec_nanos() / 1_000)
+}
+
+/// The intervals of `b` with the points counted into them. A point goes to its interval by
+/// division (one pass over the points, whatever the number of intervals).
+fn buckets(b: &HistoryBody, points: Vec<Point>) -> ApiResult<Vec<Interval>> {
     if b.history_interval_seconds < 1.0 {
         return Err(ApiError::unprocessable(
             "History interval must not be less than 1 second.",
@@ -48,46 +78,49 @@ fn buckets(b: &HistoryBody, points: Vec<Point>) -> ApiResult<Value> {
             "History interval would produce more than {MAX_INTERVALS} intervals."
         )));
     }
-    let mut out = Vec::new();
+    let mut bounds = Vec::new();
     let mut start = b.history_start;
     while start < b.history_end {
         // An interval too long for the calendar ends with it (no overflow).
         let next = start
             .checked_add_signed(step)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let mut groups: BTreeMap<(String, String), (i64, f64, f64)> = BTreeMap::new();
-        for (t, ty, name, run_time, late) in &points {
-            if *t >= start && *t < next {
-                let g = groups.entry((ty.clone(), name.clone())).or_default();
-                g.0 += 1;
-                g.1 += run_time;
-                g.2 += late;
-            }
-        }
-        let states: Vec<Value> = groups
-            .into_iter()
-            .map(|((ty, name), (n, rt, late))| {
-                json!({"state_type": ty, "state_name": name, "count_runs": n, "sum_estimated_run_time": rt, "sum_estimated_lateness": late})
-            })
-            .collect();
-        out.push(json!({
-            "interval_start": crate::time::format(&start),
-            "interval_end": crate::time::format(&next),
-            "states": states,
-        }));
+        bounds.push((start, next));
         start = next;
     }
-    Ok(Value::Array(out))
-}
-
-fn point(v: &Value, t: DateTime<Utc>) -> Point {
-    (
-        t,
-        v["state_type"].as_str().unwrap_or_default().to_string(),
-        v["state_name"].as_str().unwrap_or_default().to_string(),
-        v["estimated_run_time"].as_f64().unwrap_or(0.0),
-        v["estimated_start_time_delta"].as_f64().unwrap_or(0.0),
-    )
+    // Per interval, the states' counts by (type, name): the answer lists them in that order.
+    let mut groups: Vec<BTreeMap<(String, String), StateCount>> =
+        bounds.iter().map(|_| BTreeMap::new()).collect();
+    let step_us = micros(step).max(1);
+    for p in points {
+        if p.at < b.history_start {
+            continue;
+        }
+        let k = micros(p.at - b.history_start) / step_us;
+        let Some(g) = usize::try_from(k).ok().and_then(|k| groups.get_mut(k)) else {
+            continue;
+        };
+        let key = (p.state_type, p.state_name);
+        let g = g.entry(key.clone()).or_insert_with(|| StateCount {
+            state_type: key.0,
+            state_name: key.1,
+            count_runs: 0,
+            sum_estimated_run_time: 0.0,
+            sum_estimated_lateness: 0.0,
+        });
+        g.count_runs += 1;
+        g.sum_estimated_run_time += p.run_time;
+        g.sum_estimated_lateness += p.lateness;
+    }
+    Ok(bounds
+        .into_iter()
+        .zip(groups)
+        .map(|((start, next), groups)| Interval {
+            interval_start: crate::time::format(&start),
+            interval_end: crate::time::format(&next),
+            states: groups.into_values().collect(),
+        })
+        .collect())
 }
 
 /// Which runs a history counts.
@@ -97,7 +130,27 @@ enum Runs {
     Task,
 }
 
-async fn history(state: &AppState, ws: &str, b: &HistoryBody, runs: Runs) -> ApiResult<Value> {
+impl Point {
+    /// The point of a run (flow or task run), when it has an expected start.
+    fn of(r: Clock, now: DateTime<Utc>) -> Option<Point> {
+        let at = (*r.expected_start_time)?.and_utc();
+        let (run_time, lateness) = r.estimates(now);
+        Some(Point {
+            at,
+            state_type: r.state_type.clone().unwrap_or_default(),
+            state_name: r.state_name.clone().unwrap_or_default(),
+            run_time,
+            lateness,
+        })
+    }
+}
+
+async fn history(
+    state: &AppState,
+    ws: &str,
+    b: &HistoryBody,
+    runs: Runs,
+) -> ApiResult<Vec<Interval>> {
     let (start, end) = (b.history_start.naive_utc(), b.history_end.naive_utc());
     let mut c = state.stores.orion.read().await?;
     let now = crate::time::now();
@@ -105,18 +158,12 @@ async fn history(state: &AppState, ws: &str, b: &HistoryBody, runs: Runs) -> Api
         Runs::Flow => flow_runs::list_history_rows(&mut c, ws, &b.related, start, end)
             .await?
             .iter()
-            .filter_map(|r| {
-                let t = r.expected_start_time?;
-                Some(point(&flow_run_json(r, None, now), t.and_utc()))
-            })
+            .filter_map(|r| Point::of(r.into(), now))
             .collect(),
         Runs::Task => task_runs::list_history_rows(&mut c, ws, &b.related, start, end)
             .await?
             .iter()
-            .filter_map(|r| {
-                let t = r.expected_start_time?;
-                Some(point(&task_run_json(r, None, now), t.and_utc()))
-            })
+            .filter_map(|r| Point::of(r.into(), now))
             .collect(),
     };
     buckets(b, points)

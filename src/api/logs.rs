@@ -3,10 +3,9 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::common::ts;
 use crate::error::ApiResult;
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::Paging;
@@ -15,6 +14,7 @@ use crate::state::AppState;
 use crate::storage::filters::{LogFilter, LogSort};
 use crate::storage::logs;
 use crate::storage::rows::LogRow;
+use crate::wire::Ts;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/logs/", web::post().to(create))
@@ -47,19 +47,36 @@ struct LogListBody {
     paging: Paging,
 }
 
-pub fn log_json(l: &LogRow) -> Value {
-    json!({
-        "id": l.id,
-        "created": ts(&l.created),
-        "updated": ts(&l.updated),
-        "name": l.name,
-        "level": l.level,
-        "message": l.message,
-        "timestamp": ts(&l.timestamp),
-        "flow_run_id": l.flow_run_id,
-        "task_run_id": l.task_run_id,
-        "worker_id": l.worker_id,
-    })
+/// `Log`.
+#[derive(Serialize)]
+pub struct LogOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    level: i32,
+    message: &'a str,
+    timestamp: Ts<'a>,
+    flow_run_id: Option<&'a str>,
+    task_run_id: Option<&'a str>,
+    worker_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a LogRow> for LogOut<'a> {
+    fn from(l: &'a LogRow) -> Self {
+        LogOut {
+            id: &l.id,
+            created: Ts(&l.created),
+            updated: Ts(&l.updated),
+            name: &l.name,
+            level: l.level,
+            message: &l.message,
+            timestamp: Ts(&l.timestamp),
+            flow_run_id: l.flow_run_id.as_deref(),
+            task_run_id: l.task_run_id.as_deref(),
+            worker_id: l.worker_id.as_deref(),
+        }
+    }
 }
 
 async fn create(
@@ -111,5 +128,5 @@ async fn filter(
         page,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(log_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(LogOut::from).collect::<Vec<_>>()))
 }

@@ -3,16 +3,17 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::common::{json_col, to_text, ts};
+use super::common::to_text;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId};
 use crate::extract::Workspace;
 use crate::state::AppState;
 use crate::storage::saved_searches::{self, SavedSearchRow};
+use crate::wire::{json_text, JsonText, Ts};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/saved_searches/", web::put().to(create))
@@ -41,14 +42,26 @@ struct SavedSearchCreate {
     filters: Vec<SearchFilter>,
 }
 
-pub fn saved_search_json(r: &SavedSearchRow) -> Value {
-    json!({
-        "id": r.id,
-        "created": ts(&r.created),
-        "updated": ts(&r.updated),
-        "name": r.name,
-        "filters": json_col(&r.filters, json!([])),
-    })
+/// `SavedSearch`.
+#[derive(Serialize)]
+pub struct SavedSearchOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    filters: JsonText<'a>,
+}
+
+impl<'a> From<&'a SavedSearchRow> for SavedSearchOut<'a> {
+    fn from(r: &'a SavedSearchRow) -> Self {
+        SavedSearchOut {
+            id: &r.id,
+            created: Ts(&r.created),
+            updated: Ts(&r.updated),
+            name: &r.name,
+            filters: json_text(&r.filters, "[]"),
+        }
+    }
 }
 
 fn not_found() -> ApiError {
@@ -80,7 +93,7 @@ async fn create(
     } else {
         HttpResponse::Ok()
     };
-    Ok(resp.json(saved_search_json(&stored)))
+    Ok(resp.json(SavedSearchOut::from(&stored)))
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
@@ -88,7 +101,7 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
     let row = saved_searches::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(saved_search_json(&row)))
+    Ok(HttpResponse::Ok().json(SavedSearchOut::from(&row)))
 }
 
 async fn filter(
@@ -99,7 +112,7 @@ async fn filter(
     let page = body.into_inner().page(&state)?;
     let mut c = state.stores.orion.read().await?;
     let rows = saved_searches::list(&mut c, ws.id(), page).await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(saved_search_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(SavedSearchOut::from).collect::<Vec<_>>()))
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {

@@ -18,7 +18,7 @@ use crate::extract::params::{limit, Paging};
 use crate::extract::Workspace;
 use crate::orchestration::{StateCreate, StateType, TaskRunPolicy};
 use crate::runs;
-use crate::runs::convert::{state_json, task_run_json, task_state};
+use crate::runs::convert::{state_json, task_state, TaskRunOut};
 use crate::state::AppState;
 use crate::storage::filters::{Related, TaskRunSort};
 use crate::storage::rows::TaskRunRow;
@@ -92,8 +92,8 @@ struct TaskRunListBody {
     page: Option<i64>,
 }
 
-fn one_json(run: &TaskRunRow, s: Option<&crate::orchestration::State>) -> Value {
-    task_run_json(run, s, crate::time::now())
+fn one_json<'a>(run: &'a TaskRunRow, s: Option<&'a crate::orchestration::State>) -> TaskRunOut<'a> {
+    TaskRunOut::new(run, s, crate::time::now())
 }
 
 async fn create(
@@ -174,10 +174,22 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
     Ok(HttpResponse::Ok().json(one_json(&run, s.as_ref().and_then(task_state).as_ref())))
 }
 
-fn list_json(rows: &[task_runs::TaskRunWithState]) -> Vec<Value> {
+/// The current states of listed runs, which their [`list_out`] bodies borrow.
+fn list_states(rows: &[task_runs::TaskRunWithState]) -> Vec<Option<crate::orchestration::State>> {
+    rows.iter()
+        .map(|(_, s)| s.as_ref().and_then(task_state))
+        .collect()
+}
+
+/// The bodies of listed task runs, serialised straight from the rows.
+fn list_out<'a>(
+    rows: &'a [task_runs::TaskRunWithState],
+    states: &'a [Option<crate::orchestration::State>],
+) -> Vec<TaskRunOut<'a>> {
     let now = crate::time::now();
     rows.iter()
-        .map(|(r, s)| task_run_json(r, s.as_ref().and_then(task_state).as_ref(), now))
+        .zip(states)
+        .map(|((r, _), s)| TaskRunOut::new(r, s.as_ref(), now))
         .collect()
 }
 
@@ -197,7 +209,8 @@ async fn filter(
         page,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(list_json(&rows)))
+    let states = list_states(&rows);
+    Ok(HttpResponse::Ok().json(list_out(&rows, &states)))
 }
 
 async fn count(
@@ -222,7 +235,9 @@ async fn paginate(
     let sort = b.sort.unwrap_or_default();
     let rows = task_runs::list(&mut c, ws.id(), &b.related, sort, page).await?;
     let n = task_runs::count(&mut c, ws.id(), &b.related).await?;
-    Ok(HttpResponse::Ok().json(paginated(list_json(&rows), n, lim, page_no)))
+    let states = list_states(&rows);
+    let results = list_out(&rows, &states);
+    Ok(HttpResponse::Ok().json(paginated(results, n, lim, page_no)))
 }
 
 async fn update(

@@ -3,11 +3,11 @@
 //! `VariableUpdate` do (422 with its messages), and a taken name answers 409.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::common::{present, to_text, ts};
+use super::common::{present, to_text};
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId, PathName};
@@ -17,6 +17,7 @@ use crate::storage::variables::{
     self, Key, VariableChanges, VariableFilter, VariableRow, VariableSort,
 };
 use crate::storage::StorageError;
+use crate::wire::{json_text, JsonText, Ts};
 
 /// Longest variable name (`MAX_VARIABLE_NAME_LENGTH`).
 const MAX_NAME_LENGTH: usize = 255;
@@ -115,15 +116,28 @@ fn check_value(value: &Value) -> ApiResult<String> {
     Ok(text)
 }
 
-pub fn variable_json(r: &VariableRow) -> Value {
-    json!({
-        "id": r.id,
-        "created": ts(&r.created),
-        "updated": ts(&r.updated),
-        "name": r.name,
-        "value": super::common::json_col(&r.value, Value::Null),
-        "tags": super::common::json_col(&r.tags, json!([])),
-    })
+/// `Variable`.
+#[derive(Serialize)]
+pub struct VariableOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    value: JsonText<'a>,
+    tags: JsonText<'a>,
+}
+
+impl<'a> From<&'a VariableRow> for VariableOut<'a> {
+    fn from(r: &'a VariableRow) -> Self {
+        VariableOut {
+            id: &r.id,
+            created: Ts(&r.created),
+            updated: Ts(&r.updated),
+            name: &r.name,
+            value: json_text(&r.value, "null"),
+            tags: json_text(&r.tags, "[]"),
+        }
+    }
 }
 
 fn not_found() -> ApiError {
@@ -155,7 +169,7 @@ async fn create(
         .write(async move |c| variables::insert(c, &stored).await)
         .await;
     match inserted {
-        Ok(()) => Ok(HttpResponse::Created().json(variable_json(&row))),
+        Ok(()) => Ok(HttpResponse::Created().json(VariableOut::from(&row))),
         Err(StorageError::Conflict(_)) => Err(ApiError::conflict(format!(
             "A variable with the name '{}' already exists.",
             row.name
@@ -169,7 +183,7 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
     let row = variables::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(variable_json(&row)))
+    Ok(HttpResponse::Ok().json(VariableOut::from(&row)))
 }
 
 async fn read_by_name(
@@ -181,7 +195,7 @@ async fn read_by_name(
     let row = variables::find_by_name(&mut c, ws.id(), &name)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(variable_json(&row)))
+    Ok(HttpResponse::Ok().json(VariableOut::from(&row)))
 }
 
 async fn filter(
@@ -200,7 +214,7 @@ async fn filter(
         page,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(variable_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(VariableOut::from).collect::<Vec<_>>()))
 }
 
 async fn count(

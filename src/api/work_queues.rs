@@ -3,17 +3,16 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::work_pools::{
-    apply_queue_update, insert_queue, one_queue_json, queue_json, queues_json, QueueCreate,
-    QueueUpdate,
+    apply_queue_update, insert_queue, one_queue_out, queues_out, QueueCreate, QueueOut, QueueUpdate,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId, PathName};
 use crate::extract::Workspace;
-use crate::runs::convert::{flow_run_json, flow_state};
+use crate::runs::convert::{flow_states_by_id, FlowRunOut};
 use crate::state::AppState;
 use crate::storage::work_pools::{self as wp, PoolRow, QueueRow, WorkQueueFilter};
 
@@ -105,13 +104,13 @@ async fn create(
     let pool = default_agent_pool(&state, &ws).await?;
     let q = insert_queue(&state, &ws, &pool, b).await?;
     // A new queue has no runs: a limit reports 0 active slots.
-    Ok(HttpResponse::Created().json(queue_json(&q, Some(&pool.name), None)))
+    Ok(HttpResponse::Created().json(QueueOut::new(&q, Some(&pool.name), None)))
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     let q = find(&state, &ws, &id, not_found).await?;
     let pool = pool_name(&state, &ws, &q).await?;
-    Ok(HttpResponse::Ok().json(one_queue_json(&state, &q, pool.as_deref(), SLOTS).await?))
+    Ok(HttpResponse::Ok().json(one_queue_out(&state, &q, pool.as_deref(), SLOTS).await?))
 }
 
 async fn read_by_name(
@@ -126,7 +125,7 @@ async fn read_by_name(
     let q = wp::find_queue(&mut c, ws.id(), &pool.id, &name)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(one_queue_json(&state, &q, Some(&pool.name), SLOTS).await?))
+    Ok(HttpResponse::Ok().json(one_queue_out(&state, &q, Some(&pool.name), SLOTS).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -157,7 +156,7 @@ async fn filter(
     pool_ids.dedup();
     let names = wp::pool_names(&mut c, ws.id(), &pool_ids).await?;
     drop(c);
-    Ok(HttpResponse::Ok().json(queues_json(&state, &rows, &names, SLOTS).await?))
+    Ok(HttpResponse::Ok().json(queues_out(&state, &rows, &names, SLOTS).await?))
 }
 
 async fn update(
@@ -230,20 +229,11 @@ async fn get_runs(
         wp::Poll::Runs { runs, states, .. } => (runs, states),
         wp::Poll::NoPool | wp::Poll::NoQueue { .. } => Default::default(),
     };
-    let out: Vec<Value> = runs
+    let run_states = flow_states_by_id(runs.iter().map(|r| &r.run), &states);
+    let out: Vec<FlowRunOut> = runs
         .iter()
-        .map(|r| &r.run)
-        .map(|r| {
-            flow_run_json(
-                r,
-                r.state_id
-                    .as_ref()
-                    .and_then(|s| states.get(s))
-                    .and_then(flow_state)
-                    .as_ref(),
-                now,
-            )
-        })
+        .zip(&run_states)
+        .map(|(r, s)| FlowRunOut::new(&r.run, s.as_ref(), now))
         .collect();
     Ok(HttpResponse::Ok().json(out))
 }
@@ -279,7 +269,7 @@ async fn status(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiRes
     Ok(HttpResponse::Ok().json(json!({
         "healthy": healthy,
         "late_runs_count": late,
-        "last_polled": super::common::opt_ts(&q.last_polled),
+        "last_polled": crate::wire::opt_ts(&q.last_polled),
         "health_check_policy": {"maximum_late_runs": 0, "maximum_seconds_since_last_polled": 60},
     })))
 }

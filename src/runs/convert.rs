@@ -2,9 +2,8 @@
 //! with (FlowRunResponse, TaskRun, State), matching the reference server's shapes.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::orchestration::{
@@ -12,7 +11,7 @@ use crate::orchestration::{
     TaskRunPolicy,
 };
 use crate::storage::rows::{FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
-use crate::time::{opt_ts, ts};
+use crate::wire::{json_text, opt_ts, round_secs, JsonText, Ts};
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
@@ -24,10 +23,6 @@ fn opt_utc(t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
 
 fn uuid(s: &Option<String>) -> Option<Uuid> {
     s.as_deref().and_then(|s| Uuid::parse_str(s).ok())
-}
-
-fn parse_json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 /// A stored state as the orchestration model (None only for a corrupt row).
@@ -61,6 +56,21 @@ pub fn flow_state(r: &FlowRunStateRow) -> Option<State> {
         &r.data,
         &r.state_details,
     )
+}
+
+/// The current states of `runs`, in their order, from their state rows by id (what the
+/// polls read in one query); response bodies borrow them.
+pub fn flow_states_by_id<'a>(
+    runs: impl Iterator<Item = &'a FlowRunRow>,
+    states: &std::collections::HashMap<String, FlowRunStateRow>,
+) -> Vec<Option<State>> {
+    runs.map(|r| {
+        r.state_id
+            .as_ref()
+            .and_then(|id| states.get(id))
+            .and_then(flow_state)
+    })
+    .collect()
 }
 
 pub fn task_state(r: &TaskRunStateRow) -> Option<State> {
@@ -220,15 +230,6 @@ pub fn state_json(s: &State) -> Value {
     serde_json::to_value(s).unwrap_or(Value::Null)
 }
 
-fn opt_state_json(s: Option<&State>) -> Value {
-    s.map(state_json).unwrap_or(Value::Null)
-}
-
-/// Seconds as the reference server prints them (microsecond precision).
-fn secs(v: f64) -> Value {
-    json!(round_secs(v))
-}
-
 /// Run time so far: the stored total plus the current RUNNING stretch.
 fn estimated_run_time(
     total: f64,
@@ -266,52 +267,61 @@ fn start_delta(
     (micros.max(0)) as f64 / 1e6
 }
 
-fn json_or(text: &str, default: Value) -> Value {
-    match parse_json(text) {
-        Value::Null => default,
-        v => v,
-    }
+/// The columns of a flow or task run that its estimated times come from.
+pub struct Clock<'a> {
+    pub total_run_time: f64,
+    pub state_type: &'a Option<String>,
+    pub state_name: &'a Option<String>,
+    pub state_timestamp: &'a Option<NaiveDateTime>,
+    pub start_time: &'a Option<NaiveDateTime>,
+    pub expected_start_time: &'a Option<NaiveDateTime>,
 }
 
-/// A stored timestamp, written as the API writes times.
-struct Ts<'a>(&'a NaiveDateTime);
-
-impl Serialize for Ts<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::time::format_naive(self.0))
-    }
-}
-
-fn opt_t(t: &Option<NaiveDateTime>) -> Option<Ts<'_>> {
-    t.as_ref().map(Ts)
-}
-
-/// A JSON column (stored as JSON text) copied into the answer as it is, without building a
-/// tree of it; `default` when the text is not JSON or is `null`.
-struct Embedded<'a> {
-    text: &'a str,
-    default: &'static str,
-}
-
-impl Serialize for Embedded<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match serde_json::from_str::<&RawValue>(self.text) {
-            Ok(raw) if raw.get() != "null" => raw.serialize(s),
-            _ => match serde_json::from_str::<&RawValue>(self.default) {
-                Ok(raw) => raw.serialize(s),
-                Err(_) => s.serialize_unit(),
-            },
+impl<'a> From<&'a FlowRunRow> for Clock<'a> {
+    fn from(r: &'a FlowRunRow) -> Self {
+        Clock {
+            total_run_time: r.total_run_time,
+            state_type: &r.state_type,
+            state_name: &r.state_name,
+            state_timestamp: &r.state_timestamp,
+            start_time: &r.start_time,
+            expected_start_time: &r.expected_start_time,
         }
     }
 }
 
-fn embedded<'a>(text: &'a str, default: &'static str) -> Embedded<'a> {
-    Embedded { text, default }
+impl<'a> From<&'a TaskRunRow> for Clock<'a> {
+    fn from(r: &'a TaskRunRow) -> Self {
+        Clock {
+            total_run_time: r.total_run_time,
+            state_type: &r.state_type,
+            state_name: &r.state_name,
+            state_timestamp: &r.state_timestamp,
+            start_time: &r.start_time,
+            expected_start_time: &r.expected_start_time,
+        }
+    }
 }
 
-/// Seconds as the reference server prints them (microsecond precision).
-fn round_secs(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
+impl Clock<'_> {
+    /// (`estimated_run_time`, `estimated_start_time_delta`) at `now`, rounded as the reference
+    /// prints them.
+    pub fn estimates(&self, now: DateTime<Utc>) -> (f64, f64) {
+        (
+            round_secs(estimated_run_time(
+                self.total_run_time,
+                self.state_type,
+                self.state_timestamp,
+                now,
+            )),
+            round_secs(start_delta(
+                self.start_time,
+                self.expected_start_time,
+                self.state_type,
+                now,
+            )),
+        )
+    }
 }
 
 /// `FlowRunResponse`, serialised straight from the row (list answers of hundreds of runs spent
@@ -330,12 +340,12 @@ pub struct FlowRunOut<'a> {
     work_queue_id: Option<&'a str>,
     work_queue_name: Option<&'a str>,
     flow_version: Option<&'a str>,
-    parameters: Embedded<'a>,
+    parameters: JsonText<'a>,
     idempotency_key: Option<&'a str>,
-    context: Embedded<'a>,
+    context: JsonText<'a>,
     empirical_policy: FlowRunPolicy,
-    tags: Embedded<'a>,
-    labels: Embedded<'a>,
+    tags: JsonText<'a>,
+    labels: JsonText<'a>,
     parent_task_run_id: Option<&'a str>,
     state_type: Option<&'a str>,
     state_name: Option<&'a str>,
@@ -350,18 +360,19 @@ pub struct FlowRunOut<'a> {
     auto_scheduled: bool,
     infrastructure_document_id: Option<&'a str>,
     infrastructure_pid: Option<&'a str>,
-    created_by: Embedded<'a>,
+    created_by: JsonText<'a>,
     /// `None` leaves the field out (a worker's poll answer names the pool one level up).
     #[serde(skip_serializing_if = "Option::is_none")]
     work_pool_id: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     work_pool_name: Option<Option<&'a str>>,
     state: Option<&'a State>,
-    job_variables: Embedded<'a>,
+    job_variables: JsonText<'a>,
 }
 
 impl<'a> FlowRunOut<'a> {
     pub fn new(r: &'a FlowRunRow, state: Option<&'a State>, now: DateTime<Utc>) -> Self {
+        let (estimated_run_time, estimated_start_time_delta) = Clock::from(r).estimates(now);
         FlowRunOut {
             id: &r.id,
             created: Ts(&r.created),
@@ -374,41 +385,31 @@ impl<'a> FlowRunOut<'a> {
             work_queue_id: r.work_queue_id.as_deref(),
             work_queue_name: r.work_queue_name.as_deref(),
             flow_version: r.flow_version.as_deref(),
-            parameters: embedded(&r.parameters, "{}"),
+            parameters: json_text(&r.parameters, "{}"),
             idempotency_key: r.idempotency_key.as_deref(),
-            context: embedded(&r.context, "{}"),
+            context: json_text(&r.context, "{}"),
             empirical_policy: flow_policy(r),
-            tags: embedded(&r.tags, "[]"),
-            labels: embedded(&r.labels, "{}"),
+            tags: json_text(&r.tags, "[]"),
+            labels: json_text(&r.labels, "{}"),
             parent_task_run_id: r.parent_task_run_id.as_deref(),
             state_type: r.state_type.as_deref(),
             state_name: r.state_name.as_deref(),
             run_count: r.run_count,
-            expected_start_time: opt_t(&r.expected_start_time),
-            next_scheduled_start_time: opt_t(&r.next_scheduled_start_time),
-            start_time: opt_t(&r.start_time),
-            end_time: opt_t(&r.end_time),
+            expected_start_time: opt_ts(&r.expected_start_time),
+            next_scheduled_start_time: opt_ts(&r.next_scheduled_start_time),
+            start_time: opt_ts(&r.start_time),
+            end_time: opt_ts(&r.end_time),
             total_run_time: round_secs(r.total_run_time),
-            estimated_run_time: round_secs(estimated_run_time(
-                r.total_run_time,
-                &r.state_type,
-                &r.state_timestamp,
-                now,
-            )),
-            estimated_start_time_delta: round_secs(start_delta(
-                &r.start_time,
-                &r.expected_start_time,
-                &r.state_type,
-                now,
-            )),
+            estimated_run_time,
+            estimated_start_time_delta,
             auto_scheduled: r.auto_scheduled,
             infrastructure_document_id: r.infrastructure_document_id.as_deref(),
             infrastructure_pid: r.infrastructure_pid.as_deref(),
-            created_by: embedded(r.created_by.as_deref().unwrap_or("null"), "null"),
+            created_by: json_text(r.created_by.as_deref().unwrap_or("null"), "null"),
             work_pool_id: Some(r.work_pool_id.as_deref()),
             work_pool_name: Some(r.work_pool_name.as_deref()),
             state,
-            job_variables: embedded(&r.job_variables, "{}"),
+            job_variables: json_text(&r.job_variables, "{}"),
         }
     }
 
@@ -425,36 +426,74 @@ pub fn flow_run_json(r: &FlowRunRow, state: Option<&State>, now: DateTime<Utc>) 
     serde_json::to_value(FlowRunOut::new(r, state, now)).unwrap_or(Value::Null)
 }
 
-/// `TaskRun`.
+/// `TaskRun`, serialised straight from the row. [`task_run_json`] is the same as a `Value`.
+#[derive(Serialize)]
+pub struct TaskRunOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    flow_run_id: Option<&'a str>,
+    task_key: &'a str,
+    dynamic_key: &'a str,
+    cache_key: Option<&'a str>,
+    cache_expiration: Option<Ts<'a>>,
+    task_version: Option<&'a str>,
+    empirical_policy: TaskRunPolicy,
+    tags: JsonText<'a>,
+    labels: JsonText<'a>,
+    state_id: Option<&'a str>,
+    task_inputs: JsonText<'a>,
+    state_type: Option<&'a str>,
+    state_name: Option<&'a str>,
+    run_count: i64,
+    flow_run_run_count: i64,
+    expected_start_time: Option<Ts<'a>>,
+    next_scheduled_start_time: Option<Ts<'a>>,
+    start_time: Option<Ts<'a>>,
+    end_time: Option<Ts<'a>>,
+    total_run_time: f64,
+    estimated_run_time: f64,
+    estimated_start_time_delta: f64,
+    state: Option<&'a State>,
+}
+
+impl<'a> TaskRunOut<'a> {
+    pub fn new(r: &'a TaskRunRow, state: Option<&'a State>, now: DateTime<Utc>) -> Self {
+        let (estimated_run_time, estimated_start_time_delta) = Clock::from(r).estimates(now);
+        TaskRunOut {
+            id: &r.id,
+            created: Ts(&r.created),
+            updated: Ts(&r.updated),
+            name: &r.name,
+            flow_run_id: r.flow_run_id.as_deref(),
+            task_key: &r.task_key,
+            dynamic_key: &r.dynamic_key,
+            cache_key: r.cache_key.as_deref(),
+            cache_expiration: opt_ts(&r.cache_expiration),
+            task_version: r.task_version.as_deref(),
+            empirical_policy: task_policy(r),
+            tags: json_text(&r.tags, "[]"),
+            labels: json_text(&r.labels, "{}"),
+            state_id: r.state_id.as_deref(),
+            task_inputs: json_text(&r.task_inputs, "{}"),
+            state_type: r.state_type.as_deref(),
+            state_name: r.state_name.as_deref(),
+            run_count: r.run_count,
+            flow_run_run_count: r.flow_run_run_count,
+            expected_start_time: opt_ts(&r.expected_start_time),
+            next_scheduled_start_time: opt_ts(&r.next_scheduled_start_time),
+            start_time: opt_ts(&r.start_time),
+            end_time: opt_ts(&r.end_time),
+            total_run_time: round_secs(r.total_run_time),
+            estimated_run_time,
+            estimated_start_time_delta,
+            state,
+        }
+    }
+}
+
+/// `TaskRun` as a `Value`.
 pub fn task_run_json(r: &TaskRunRow, state: Option<&State>, now: DateTime<Utc>) -> Value {
-    let policy = serde_json::to_value(task_policy(r)).unwrap_or(Value::Null);
-    json!({
-        "id": r.id,
-        "created": ts(&r.created),
-        "updated": ts(&r.updated),
-        "name": r.name,
-        "flow_run_id": r.flow_run_id,
-        "task_key": r.task_key,
-        "dynamic_key": r.dynamic_key,
-        "cache_key": r.cache_key,
-        "cache_expiration": opt_ts(&r.cache_expiration),
-        "task_version": r.task_version,
-        "empirical_policy": policy,
-        "tags": json_or(&r.tags, json!([])),
-        "labels": json_or(&r.labels, json!({})),
-        "state_id": r.state_id,
-        "task_inputs": json_or(&r.task_inputs, json!({})),
-        "state_type": r.state_type,
-        "state_name": r.state_name,
-        "run_count": r.run_count,
-        "flow_run_run_count": r.flow_run_run_count,
-        "expected_start_time": opt_ts(&r.expected_start_time),
-        "next_scheduled_start_time": opt_ts(&r.next_scheduled_start_time),
-        "start_time": opt_ts(&r.start_time),
-        "end_time": opt_ts(&r.end_time),
-        "total_run_time": secs(r.total_run_time),
-        "estimated_run_time": secs(estimated_run_time(r.total_run_time, &r.state_type, &r.state_timestamp, now)),
-        "estimated_start_time_delta": secs(start_delta(&r.start_time, &r.expected_start_time, &r.state_type, now)),
-        "state": opt_state_json(state),
-    })
+    serde_json::to_value(TaskRunOut::new(r, state, now)).unwrap_or(Value::Null)
 }

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
         "telemetry",
         "tls",
     ],
+    &["wire"],
     &["time", "settings", "version"],
 ];
 
@@ -48,6 +49,7 @@ const NO_HTTP: &[&str] = &[
     "scheduling",
     "time",
     "settings",
+    "wire",
 ];
 
 /// Macros exported at the crate root, by the module that defines them.

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    block_document_json, check_dashes, check_name, include_secrets, parse_body, ready, required,
+    block_document_out, check_dashes, check_name, include_secrets, parse_body, ready, required,
     with_body,
 };
 use crate::error::{ApiError, ApiResult};
@@ -127,7 +127,7 @@ async fn create(
         .orion
         .write(async move |c| documents::create(c, &ws, &new).await)
         .await?;
-    Ok(HttpResponse::Created().json(block_document_json(&view)))
+    Ok(HttpResponse::Created().json(block_document_out(&view)))
 }
 
 async fn read(
@@ -142,7 +142,7 @@ async fn read(
     let view = documents::find(&mut c, ws.id(), &id, secrets)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(block_document_json(&view)))
+    Ok(HttpResponse::Ok().json(block_document_out(&view)))
 }
 
 async fn filter(
@@ -163,7 +163,7 @@ async fn filter(
         body.include_secrets.unwrap_or(false),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(views.iter().map(block_document_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(views.iter().map(block_document_out).collect::<Vec<_>>()))
 }
 
 async fn count(

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{block_schema_json, parse_body, query_param, ready, required, with_body};
+use super::{block_schema_out, parse_body, query_param, ready, required, with_body};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::JsonOrDefault;
 use crate::extract::params::{Paging, PathChecksum, PathId};
@@ -84,7 +84,7 @@ async fn create(
     } else {
         HttpResponse::Ok()
     };
-    Ok(resp.json(block_schema_json(&view)))
+    Ok(resp.json(block_schema_out(&view)))
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
@@ -93,7 +93,7 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
     let view = schemas::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(block_schema_json(&view)))
+    Ok(HttpResponse::Ok().json(block_schema_out(&view)))
 }
 
 async fn read_by_checksum(
@@ -108,7 +108,7 @@ async fn read_by_checksum(
     let view = schemas::find_by_checksum(&mut c, ws.id(), &checksum, version.as_deref())
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(block_schema_json(&view)))
+    Ok(HttpResponse::Ok().json(block_schema_out(&view)))
 }
 
 async fn filter(
@@ -121,7 +121,7 @@ async fn filter(
     ready(&state, &ws).await?;
     let mut c = state.stores.orion.read().await?;
     let views = schemas::list(&mut c, ws.id(), body.block_schemas.as_ref(), page).await?;
-    Ok(HttpResponse::Ok().json(views.iter().map(block_schema_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(views.iter().map(block_schema_out).collect::<Vec<_>>()))
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{
-    block_document_json, block_type_json, check_dashes, check_name, include_secrets, parse_body,
+    block_document_out, block_type_out, check_dashes, check_name, include_secrets, parse_body,
     present, ready, required, with_body,
 };
 use crate::error::{ApiError, ApiResult};
@@ -118,7 +118,7 @@ async fn create(
         .orion
         .write(async move |c| types::insert(c, &ws, &new).await)
         .await?;
-    Ok(HttpResponse::Created().json(block_type_json(&row)))
+    Ok(HttpResponse::Created().json(block_type_out(&row)))
 }
 
 fn type_not_found() -> ApiError {
@@ -131,7 +131,7 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
     let row = types::find(&mut c, ws.id(), &id)
         .await?
         .ok_or_else(type_not_found)?;
-    Ok(HttpResponse::Ok().json(block_type_json(&row)))
+    Ok(HttpResponse::Ok().json(block_type_out(&row)))
 }
 
 async fn read_by_slug(
@@ -144,7 +144,7 @@ async fn read_by_slug(
     let row = types::find_by_slug(&mut c, ws.id(), &slug)
         .await?
         .ok_or_else(type_not_found)?;
-    Ok(HttpResponse::Ok().json(block_type_json(&row)))
+    Ok(HttpResponse::Ok().json(block_type_out(&row)))
 }
 
 async fn filter(
@@ -164,7 +164,7 @@ async fn filter(
         page,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(block_type_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(block_type_out).collect::<Vec<_>>()))
 }
 
 async fn update(
@@ -234,7 +234,7 @@ async fn documents_of_type(
         secrets,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(docs.iter().map(block_document_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(docs.iter().map(block_document_out).collect::<Vec<_>>()))
 }
 
 async fn document_by_name(
@@ -250,7 +250,7 @@ async fn document_by_name(
     let doc = documents::find_by_name(&mut c, ws.id(), &slug, &name, secrets)
         .await?
         .ok_or_else(|| ApiError::not_found("Block document not found"))?;
-    Ok(HttpResponse::Ok().json(block_document_json(&doc)))
+    Ok(HttpResponse::Ok().json(block_document_out(&doc)))
 }
 
 async fn install_system(state: web::Data<AppState>, ws: Workspace) -> ApiResult<HttpResponse> {

@@ -8,17 +8,21 @@ mod block_documents;
 mod block_schemas;
 mod block_types;
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
-use super::common::{present, ts};
+use super::common::present;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::Workspace;
 use crate::state::AppState;
 use crate::storage::blocks::documents::{DocNode, DocView};
 use crate::storage::blocks::schemas::SchemaView;
-use crate::storage::blocks::{json_text, system, BlockError, BlockTypeRow};
+use crate::storage::blocks::{system, BlockError, BlockTypeRow};
+use crate::wire::{json_text, JsonText, Ts};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     block_types::configure(cfg);
@@ -52,77 +56,137 @@ pub(crate) async fn ready(state: &AppState, ws: &Workspace) -> ApiResult<()> {
     Ok(())
 }
 
-pub fn block_type_json(t: &BlockTypeRow) -> Value {
-    json!({
-        "id": t.id,
-        "created": ts(&t.created),
-        "updated": ts(&t.updated),
-        "name": t.name,
-        "slug": t.slug,
-        "logo_url": t.logo_url,
-        "documentation_url": t.documentation_url,
-        "description": t.description,
-        "code_example": t.code_example,
-        "is_protected": t.is_protected,
-    })
+/// `BlockType`.
+#[derive(Serialize)]
+pub struct BlockTypeOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    slug: &'a str,
+    logo_url: Option<&'a str>,
+    documentation_url: Option<&'a str>,
+    description: Option<&'a str>,
+    code_example: Option<&'a str>,
+    is_protected: bool,
 }
 
-fn opt_type_json(t: &Option<BlockTypeRow>) -> Value {
-    t.as_ref().map(block_type_json).unwrap_or(Value::Null)
+pub fn block_type_out(t: &BlockTypeRow) -> BlockTypeOut<'_> {
+    BlockTypeOut {
+        id: &t.id,
+        created: Ts(&t.created),
+        updated: Ts(&t.updated),
+        name: &t.name,
+        slug: &t.slug,
+        logo_url: t.logo_url.as_deref(),
+        documentation_url: t.documentation_url.as_deref(),
+        description: t.description.as_deref(),
+        code_example: t.code_example.as_deref(),
+        is_protected: t.is_protected,
+    }
 }
 
-pub fn block_schema_json(s: &SchemaView) -> Value {
-    json!({
-        "id": s.row.id,
-        "created": ts(&s.row.created),
-        "updated": ts(&s.row.updated),
-        "checksum": s.row.checksum,
-        "fields": s.fields,
-        "block_type_id": s.row.block_type_id,
-        "block_type": opt_type_json(&s.block_type),
-        "capabilities": json_text(&s.row.capabilities, json!([])),
-        "version": s.row.version,
-    })
+/// `BlockSchema`, with its full fields (nested schemas' definitions included) and its type.
+#[derive(Serialize)]
+pub struct BlockSchemaOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    checksum: &'a str,
+    fields: &'a Value,
+    block_type_id: &'a str,
+    block_type: Option<BlockTypeOut<'a>>,
+    capabilities: JsonText<'a>,
+    version: &'a str,
+}
+
+pub fn block_schema_out(s: &SchemaView) -> BlockSchemaOut<'_> {
+    BlockSchemaOut {
+        id: &s.row.id,
+        created: Ts(&s.row.created),
+        updated: Ts(&s.row.updated),
+        checksum: &s.row.checksum,
+        fields: &s.fields,
+        block_type_id: &s.row.block_type_id,
+        block_type: s.block_type.as_ref().map(block_type_out),
+        capabilities: json_text(&s.row.capabilities, "[]"),
+        version: &s.row.version,
+    }
+}
+
+/// A nested document as `block_document_references` names it.
+#[derive(Serialize)]
+struct ReferenceOut<'a> {
+    block_document: ReferencedOut<'a>,
+}
+
+#[derive(Serialize)]
+struct ReferencedOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    block_type: Option<BlockTypeOut<'a>>,
+    is_anonymous: bool,
+    block_document_references: BTreeMap<&'a str, ReferenceOut<'a>>,
 }
 
 /// The data (with nested documents' data inline) and `block_document_references` of a node.
-fn data_and_refs(node: &DocNode) -> (Map<String, Value>, Map<String, Value>) {
+fn data_and_refs(node: &DocNode) -> (Map<String, Value>, BTreeMap<&str, ReferenceOut<'_>>) {
     let mut data = node.data.clone();
-    let mut refs = Map::new();
+    let mut refs = BTreeMap::new();
     for (name, child) in &node.children {
         let (child_data, child_refs) = data_and_refs(child);
         data.insert(name.clone(), Value::Object(child_data));
         refs.insert(
-            name.clone(),
-            json!({"block_document": {
-                "id": child.row.id,
-                "name": child.row.name,
-                "block_type": opt_type_json(&child.block_type),
-                "is_anonymous": child.row.is_anonymous,
-                "block_document_references": child_refs,
-            }}),
+            name.as_str(),
+            ReferenceOut {
+                block_document: ReferencedOut {
+                    id: &child.row.id,
+                    name: &child.row.name,
+                    block_type: child.block_type.as_ref().map(block_type_out),
+                    is_anonymous: child.row.is_anonymous,
+                    block_document_references: child_refs,
+                },
+            },
         );
     }
     (data, refs)
 }
 
-pub fn block_document_json(v: &DocView) -> Value {
+/// `BlockDocument`: its data with nested documents inline, its schema and type, and the
+/// nested documents it references.
+#[derive(Serialize)]
+pub struct BlockDocumentOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    data: Map<String, Value>,
+    block_schema_id: &'a str,
+    block_schema: Option<BlockSchemaOut<'a>>,
+    block_type_id: &'a str,
+    block_type_name: Option<&'a str>,
+    block_type: Option<BlockTypeOut<'a>>,
+    block_document_references: BTreeMap<&'a str, ReferenceOut<'a>>,
+    is_anonymous: bool,
+}
+
+pub fn block_document_out(v: &DocView) -> BlockDocumentOut<'_> {
     let row = &v.node.row;
     let (data, refs) = data_and_refs(&v.node);
-    json!({
-        "id": row.id,
-        "created": ts(&row.created),
-        "updated": ts(&row.updated),
-        "name": row.name,
-        "data": data,
-        "block_schema_id": row.block_schema_id,
-        "block_schema": v.schema.as_ref().map(block_schema_json).unwrap_or(Value::Null),
-        "block_type_id": row.block_type_id,
-        "block_type_name": row.block_type_name,
-        "block_type": opt_type_json(&v.node.block_type),
-        "block_document_references": refs,
-        "is_anonymous": row.is_anonymous,
-    })
+    BlockDocumentOut {
+        id: &row.id,
+        created: Ts(&row.created),
+        updated: Ts(&row.updated),
+        name: &row.name,
+        data,
+        block_schema_id: &row.block_schema_id,
+        block_schema: v.schema.as_ref().map(block_schema_out),
+        block_type_id: &row.block_type_id,
+        block_type_name: row.block_type_name.as_deref(),
+        block_type: v.node.block_type.as_ref().map(block_type_out),
+        block_document_references: refs,
+        is_anonymous: row.is_anonymous,
+    }
 }
 
 /// A query parameter (the last occurrence), percent-decoded.

@@ -19,10 +19,7 @@ use crate::storage::filters::{Page, Related};
 use crate::storage::flows;
 
 use super::schedules::{schedule_rows, ScheduleCreate};
-use super::{
-    concurrency_limit_positive, deployment_json, deployments_json, find, find_dot, not_found,
-    resolve_queue,
-};
+use super::{concurrency_limit_positive, find, find_dot, not_found, resolve_queue, Loaded};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,7 +217,8 @@ pub(super) async fn create(
         )],
     )
     .await;
-    let body = deployment_json(&state, &saved).await?;
+    let loaded = Loaded::load(&state, vec![saved]).await?;
+    let body = loaded.first();
     Ok(if created {
         HttpResponse::Created().json(body)
     } else {
@@ -234,7 +232,8 @@ pub(super) async fn read(
     id: PathId,
 ) -> ApiResult<HttpResponse> {
     let d = find(&state, &ws, &id).await?;
-    Ok(HttpResponse::Ok().json(deployment_json(&state, &d).await?))
+    let loaded = Loaded::load(&state, vec![d]).await?;
+    Ok(HttpResponse::Ok().json(loaded.first()))
 }
 
 pub(super) async fn read_by_name(
@@ -247,7 +246,8 @@ pub(super) async fn read_by_name(
     let d = deps::find_by_name(&mut c, ws.id(), &flow, &name)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(deployment_json(&state, &d).await?))
+    let loaded = Loaded::load(&state, vec![d]).await?;
+    Ok(HttpResponse::Ok().json(loaded.first()))
 }
 
 #[derive(Deserialize, Default)]
@@ -290,7 +290,8 @@ pub(super) async fn filter(
     let mut c = state.stores.orion.read().await?;
     let rows = deps::list(&mut c, ws.id(), &b.related, sort, page).await?;
     drop(c);
-    Ok(HttpResponse::Ok().json(deployments_json(&state, &rows).await?))
+    let loaded = Loaded::load(&state, rows).await?;
+    Ok(HttpResponse::Ok().json(loaded.bodies()))
 }
 
 pub(super) async fn count(
@@ -317,8 +318,8 @@ pub(super) async fn paginate(
     let n = deps::count(&mut c, ws.id(), &b.related).await?;
     let rows = deps::list(&mut c, ws.id(), &b.related, sort, page).await?;
     drop(c);
-    let results = deployments_json(&state, &rows).await?;
-    Ok(HttpResponse::Ok().json(paginated(results, n, lim, page_no)))
+    let loaded = Loaded::load(&state, rows).await?;
+    Ok(HttpResponse::Ok().json(paginated(loaded.bodies(), n, lim, page_no)))
 }
 
 pub(super) async fn update(

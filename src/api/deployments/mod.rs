@@ -8,14 +8,17 @@ mod runs;
 mod schedules;
 
 use actix_web::web;
-use serde_json::{json, Value};
+use std::collections::HashMap;
 
-use super::common::{json_col, opt_json_col, opt_ts, ts};
+use serde::Serialize;
+
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Workspace;
 use crate::state::AppState;
-use crate::storage::deployments::{self as deps, DeploymentRow};
+use crate::storage::deployments::{self as deps, DeploymentRow, ScheduleRow};
 use crate::storage::work_pools as wp;
+use crate::wire::{json_text, opt_json_text, opt_ts, JsonText, Ts};
+use schedules::ScheduleOut;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/deployments/", web::post().to(crud::create))
@@ -80,72 +83,129 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-pub(super) async fn deployment_json(state: &AppState, d: &DeploymentRow) -> ApiResult<Value> {
-    let mut out = deployments_json(state, std::slice::from_ref(d)).await?;
-    Ok(out.pop().unwrap_or(Value::Null))
+/// Deployments read for an answer, with what their bodies need besides their rows: their
+/// schedules and their queues' pool names, loaded in one query each.
+pub(super) struct Loaded {
+    rows: Vec<DeploymentRow>,
+    schedules: HashMap<String, Vec<ScheduleRow>>,
+    pools: HashMap<String, (String, String)>,
 }
 
-/// Bodies of these deployments: their schedules and their queues' pool names are loaded in one
-/// query each.
-pub(super) async fn deployments_json(
-    state: &AppState,
-    rows: &[DeploymentRow],
-) -> ApiResult<Vec<Value>> {
-    let mut c = state.stores.orion.read().await?;
-    let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
-    let mut schedules: std::collections::HashMap<&str, Vec<Value>> = Default::default();
-    let schedule_rows = deps::list_schedules(&mut c, &ids).await?;
-    for s in &schedule_rows {
-        schedules
-            .entry(s.deployment_id.as_str())
-            .or_default()
-            .push(schedules::schedule_json(s));
-    }
-    let mut queue_ids: Vec<String> = rows
-        .iter()
-        .filter_map(|d| d.work_queue_id.clone())
-        .collect();
-    queue_ids.sort_unstable();
-    queue_ids.dedup();
-    let pools = wp::pools_of_queues(&mut c, &queue_ids).await?;
-    Ok(rows
-        .iter()
-        .map(|d| {
-            let pool_name = d
-                .work_queue_id
-                .as_ref()
-                .and_then(|q| pools.get(q))
-                .map(|(_, name)| name);
-            body_of(
-                d,
-                schedules.remove(d.id.as_str()).unwrap_or_default(),
-                pool_name,
-            )
+impl Loaded {
+    pub(super) async fn load(state: &AppState, rows: Vec<DeploymentRow>) -> ApiResult<Loaded> {
+        let mut c = state.stores.orion.read().await?;
+        let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
+        let mut schedules: HashMap<String, Vec<ScheduleRow>> = HashMap::new();
+        for s in deps::list_schedules(&mut c, &ids).await? {
+            schedules
+                .entry(s.deployment_id.clone())
+                .or_default()
+                .push(s);
+        }
+        let mut queue_ids: Vec<String> = rows
+            .iter()
+            .filter_map(|d| d.work_queue_id.clone())
+            .collect();
+        queue_ids.sort_unstable();
+        queue_ids.dedup();
+        let pools = wp::pools_of_queues(&mut c, &queue_ids).await?;
+        Ok(Loaded {
+            rows,
+            schedules,
+            pools,
         })
-        .collect())
+    }
+
+    /// The bodies, in the rows' order.
+    pub(super) fn bodies(&self) -> Vec<DeploymentOut<'_>> {
+        self.rows.iter().map(|d| self.body(d)).collect()
+    }
+
+    /// The body of the first (for one deployment, the only) row.
+    pub(super) fn first(&self) -> Option<DeploymentOut<'_>> {
+        self.rows.first().map(|d| self.body(d))
+    }
+
+    fn body<'a>(&'a self, d: &'a DeploymentRow) -> DeploymentOut<'a> {
+        let pool_name = d
+            .work_queue_id
+            .as_ref()
+            .and_then(|q| self.pools.get(q))
+            .map(|(_, name)| name.as_str());
+        let schedules = self
+            .schedules
+            .get(&d.id)
+            .map(|s| s.iter().map(ScheduleOut::from).collect())
+            .unwrap_or_default();
+        DeploymentOut {
+            id: &d.id,
+            created: Ts(&d.created),
+            updated: Ts(&d.updated),
+            name: &d.name,
+            version: d.version.as_deref(),
+            description: d.description.as_deref(),
+            flow_id: &d.flow_id,
+            paused: d.paused,
+            schedules,
+            concurrency_limit: d.concurrency_limit,
+            global_concurrency_limit: None,
+            concurrency_options: opt_json_text(&d.concurrency_options),
+            job_variables: json_text(&d.job_variables, "{}"),
+            parameters: json_text(&d.parameters, "{}"),
+            tags: json_text(&d.tags, "[]"),
+            labels: json_text(&d.labels, "{}"),
+            work_queue_name: d.work_queue_name.as_deref(),
+            work_queue_id: d.work_queue_id.as_deref(),
+            last_polled: opt_ts(&d.last_polled),
+            parameter_openapi_schema: opt_json_text(&d.parameter_openapi_schema),
+            path: d.path.as_deref(),
+            pull_steps: opt_json_text(&d.pull_steps),
+            entrypoint: d.entrypoint.as_deref(),
+            storage_document_id: d.storage_document_id.as_deref(),
+            infrastructure_document_id: d.infrastructure_document_id.as_deref(),
+            created_by: opt_json_text(&d.created_by),
+            updated_by: opt_json_text(&d.updated_by),
+            work_pool_name: pool_name,
+            status: &d.status,
+            enforce_parameter_schema: d.enforce_parameter_schema,
+        }
+    }
 }
 
-fn body_of(d: &DeploymentRow, schedules: Vec<Value>, pool_name: Option<&String>) -> Value {
-    json!({
-        "id": d.id, "created": ts(&d.created), "updated": ts(&d.updated), "name": d.name, "version": d.version,
-        "description": d.description, "flow_id": d.flow_id, "paused": d.paused,
-        "schedules": schedules,
-        "concurrency_limit": d.concurrency_limit,
-        "global_concurrency_limit": null,
-        "concurrency_options": opt_json_col(&d.concurrency_options),
-        "job_variables": json_col(&d.job_variables, json!({})),
-        "parameters": json_col(&d.parameters, json!({})),
-        "tags": json_col(&d.tags, json!([])),
-        "labels": json_col(&d.labels, json!({})),
-        "work_queue_name": d.work_queue_name, "work_queue_id": d.work_queue_id,
-        "last_polled": opt_ts(&d.last_polled),
-        "parameter_openapi_schema": opt_json_col(&d.parameter_openapi_schema),
-        "path": d.path, "pull_steps": opt_json_col(&d.pull_steps), "entrypoint": d.entrypoint,
-        "storage_document_id": d.storage_document_id, "infrastructure_document_id": d.infrastructure_document_id,
-        "created_by": opt_json_col(&d.created_by), "updated_by": opt_json_col(&d.updated_by),
-        "work_pool_name": pool_name, "status": d.status,
-        "enforce_parameter_schema": d.enforce_parameter_schema,
-    })
+/// `DeploymentResponse`.
+#[derive(Serialize)]
+pub(super) struct DeploymentOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    version: Option<&'a str>,
+    description: Option<&'a str>,
+    flow_id: &'a str,
+    paused: bool,
+    schedules: Vec<ScheduleOut<'a>>,
+    concurrency_limit: Option<i32>,
+    /// Always `null`: the limit is reported as `concurrency_limit`.
+    global_concurrency_limit: Option<()>,
+    concurrency_options: JsonText<'a>,
+    job_variables: JsonText<'a>,
+    parameters: JsonText<'a>,
+    tags: JsonText<'a>,
+    labels: JsonText<'a>,
+    work_queue_name: Option<&'a str>,
+    work_queue_id: Option<&'a str>,
+    last_polled: Option<Ts<'a>>,
+    parameter_openapi_schema: JsonText<'a>,
+    path: Option<&'a str>,
+    pull_steps: JsonText<'a>,
+    entrypoint: Option<&'a str>,
+    storage_document_id: Option<&'a str>,
+    infrastructure_document_id: Option<&'a str>,
+    created_by: JsonText<'a>,
+    updated_by: JsonText<'a>,
+    work_pool_name: Option<&'a str>,
+    status: &'a str,
+    enforce_parameter_schema: bool,
 }
 
 /// Prefect's `PositiveInteger` deployment `concurrency_limit`.

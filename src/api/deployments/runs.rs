@@ -15,7 +15,7 @@ use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{limit, PathId};
 use crate::extract::Workspace;
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateDetails, StateType};
-use crate::runs::convert::{flow_run_json, flow_state};
+use crate::runs::convert::{flow_state, flow_states_by_id, FlowRunOut};
 use crate::state::AppState;
 use crate::storage::deployments::{self as deps, DeploymentRow};
 use crate::storage::rows::FlowRunRow;
@@ -199,7 +199,7 @@ pub(super) async fn create_flow_run(
 ) -> ApiResult<HttpResponse> {
     let d = find(&state, &ws, &id).await?;
     let (run, s, created) = new_run(&state, &ws, &d, body.into_inner(), created_by(&req)).await?;
-    let body = flow_run_json(&run, s.as_ref(), crate::time::now());
+    let body = FlowRunOut::new(&run, s.as_ref(), crate::time::now());
     Ok(if created {
         HttpResponse::Created().json(body)
     } else {
@@ -240,13 +240,17 @@ pub(super) async fn work_queue_check(
     id: PathId,
 ) -> ApiResult<HttpResponse> {
     let d = find(&state, &ws, &id).await?;
-    let mut out = Vec::new();
-    if let Some(q) = &d.work_queue_id {
-        let mut c = state.stores.orion.read().await?;
-        if let Some(q) = wp::find_queue_by_id(&mut c, ws.id(), q).await? {
-            out.push(super::super::work_pools::queue_json(&q, None, None));
+    let queue = match &d.work_queue_id {
+        Some(q) => {
+            let mut c = state.stores.orion.read().await?;
+            wp::find_queue_by_id(&mut c, ws.id(), q).await?
         }
-    }
+        None => None,
+    };
+    let out: Vec<_> = queue
+        .iter()
+        .map(|q| super::super::work_pools::QueueOut::new(q, None, None))
+        .collect();
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -276,19 +280,11 @@ pub(super) async fn scheduled_runs(
         .write(async move |c| deps::scheduled_runs(c, &wsid, &ids, before, lim, polled).await)
         .await?;
     let states = flow_runs::find_states_of(&mut state.stores.orion.read().await?, &runs).await?;
-    let out: Vec<Value> = runs
+    let run_states = flow_states_by_id(runs.iter(), &states);
+    let out: Vec<FlowRunOut> = runs
         .iter()
-        .map(|r| {
-            flow_run_json(
-                r,
-                r.state_id
-                    .as_ref()
-                    .and_then(|s| states.get(s))
-                    .and_then(flow_state)
-                    .as_ref(),
-                now,
-            )
-        })
+        .zip(&run_states)
+        .map(|(r, s)| FlowRunOut::new(r, s.as_ref(), now))
         .collect();
     Ok(HttpResponse::Ok().json(out))
 }

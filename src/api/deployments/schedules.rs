@@ -3,11 +3,11 @@
 //! `POST /deployments/{id}/schedule`.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::super::common::{json_col, to_text, ts};
+use super::super::common::to_text;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{PathId, PathScheduleId};
@@ -15,6 +15,7 @@ use crate::extract::Workspace;
 use crate::scheduling::Schedule;
 use crate::state::AppState;
 use crate::storage::deployments::{self as deps, ScheduleRow};
+use crate::wire::{json_text, JsonText, Ts};
 
 use super::{find_dot, lookup};
 
@@ -104,13 +105,34 @@ pub(super) fn schedule_rows_at(
         .collect()
 }
 
-pub(super) fn schedule_json(s: &ScheduleRow) -> Value {
-    json!({
-        "id": s.id, "created": ts(&s.created), "updated": ts(&s.updated), "deployment_id": s.deployment_id,
-        "schedule": json_col(&s.schedule, Value::Null),
-        "active": s.active, "max_scheduled_runs": s.max_scheduled_runs,
-        "parameters": json_col(&s.parameters, json!({})), "slug": s.slug,
-    })
+/// `DeploymentSchedule`.
+#[derive(Serialize)]
+pub(super) struct ScheduleOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    deployment_id: &'a str,
+    schedule: JsonText<'a>,
+    active: bool,
+    max_scheduled_runs: Option<i32>,
+    parameters: JsonText<'a>,
+    slug: Option<&'a str>,
+}
+
+impl<'a> From<&'a ScheduleRow> for ScheduleOut<'a> {
+    fn from(s: &'a ScheduleRow) -> Self {
+        ScheduleOut {
+            id: &s.id,
+            created: Ts(&s.created),
+            updated: Ts(&s.updated),
+            deployment_id: &s.deployment_id,
+            schedule: json_text(&s.schedule, "null"),
+            active: s.active,
+            max_scheduled_runs: s.max_scheduled_runs,
+            parameters: json_text(&s.parameters, "{}"),
+            slug: s.slug.as_deref(),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -192,7 +214,7 @@ pub(super) async fn read_schedules(
     let d = find_dot(&state, &ws, &id).await?;
     let mut c = state.stores.orion.read().await?;
     let rows = deps::list_schedules(&mut c, std::slice::from_ref(&d.id)).await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(schedule_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(ScheduleOut::from).collect::<Vec<_>>()))
 }
 
 pub(super) async fn create_schedules(
@@ -223,7 +245,7 @@ pub(super) async fn create_schedules(
         }
         other => other?,
     };
-    Ok(HttpResponse::Created().json(rows.iter().map(schedule_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Created().json(rows.iter().map(ScheduleOut::from).collect::<Vec<_>>()))
 }
 
 pub(super) async fn update_schedule(

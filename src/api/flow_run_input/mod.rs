@@ -12,11 +12,10 @@ mod schema;
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::common::ts;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{PathId, PathKeyStr};
@@ -27,6 +26,7 @@ use crate::runs::{self, Request};
 use crate::state::AppState;
 use crate::storage::flow_run_input::{self, InputRow, Inserted};
 use crate::storage::{flow_runs, variables};
+use crate::wire::Ts;
 
 pub use schema::{validate, SchemaError};
 
@@ -66,16 +66,30 @@ struct ResumeBody {
     run_input: Option<Map<String, Value>>,
 }
 
-pub fn input_json(r: &InputRow) -> Value {
-    json!({
-        "id": r.id,
-        "created": ts(&r.created),
-        "updated": ts(&r.updated),
-        "flow_run_id": r.flow_run_id,
-        "key": r.key,
-        "value": r.value,
-        "sender": r.sender,
-    })
+/// `FlowRunInput`.
+#[derive(Serialize)]
+pub struct InputOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    flow_run_id: &'a str,
+    key: &'a str,
+    value: &'a str,
+    sender: Option<&'a str>,
+}
+
+impl<'a> From<&'a InputRow> for InputOut<'a> {
+    fn from(r: &'a InputRow) -> Self {
+        InputOut {
+            id: &r.id,
+            created: Ts(&r.created),
+            updated: Ts(&r.updated),
+            flow_run_id: &r.flow_run_id,
+            key: &r.key,
+            value: &r.value,
+            sender: r.sender.as_deref(),
+        }
+    }
 }
 
 /// `FlowRunInput.key`: lowercase letters, digits and dashes.
@@ -153,7 +167,7 @@ async fn filter(
     let mut c = state.stores.orion.read().await?;
     let rows =
         flow_run_input::list(&mut c, ws.id(), &id, &b.prefix, &b.exclude_keys, b.limit).await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(input_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(InputOut::from).collect::<Vec<_>>()))
 }
 
 async fn read(

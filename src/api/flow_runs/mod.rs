@@ -21,7 +21,7 @@ use crate::extract::params::{limit, Paging};
 use crate::extract::Workspace;
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
 use crate::runs;
-use crate::runs::convert::{flow_run_json, flow_state, FlowRunOut};
+use crate::runs::convert::{flow_state, FlowRunOut};
 use crate::state::AppState;
 use crate::storage::filters::{FlowRunFilter, FlowRunSort, Related};
 use crate::storage::rows::FlowRunRow;
@@ -131,8 +131,11 @@ pub struct FlowRunListBody {
     pub page: Option<i64>,
 }
 
-fn now_json(run: &FlowRunRow, state: Option<&crate::orchestration::State>) -> Value {
-    flow_run_json(run, state, crate::time::now())
+fn now_json<'a>(
+    run: &'a FlowRunRow,
+    state: Option<&'a crate::orchestration::State>,
+) -> FlowRunOut<'a> {
+    FlowRunOut::new(run, state, crate::time::now())
 }
 
 async fn create(
@@ -218,10 +221,22 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
     Ok(HttpResponse::Ok().json(now_json(&run, s.as_ref().and_then(flow_state).as_ref())))
 }
 
-fn list_json(rows: &[flow_runs::RunWithState]) -> Vec<Value> {
+/// The current states of listed runs, which their [`list_out`] bodies borrow.
+fn list_states(rows: &[flow_runs::RunWithState]) -> Vec<Option<crate::orchestration::State>> {
+    rows.iter()
+        .map(|(_, s)| s.as_ref().and_then(flow_state))
+        .collect()
+}
+
+/// The bodies of listed runs, serialised straight from the rows (no `Value` per run).
+fn list_out<'a>(
+    rows: &'a [flow_runs::RunWithState],
+    states: &'a [Option<crate::orchestration::State>],
+) -> Vec<FlowRunOut<'a>> {
     let now = crate::time::now();
     rows.iter()
-        .map(|(r, s)| flow_run_json(r, s.as_ref().and_then(flow_state).as_ref(), now))
+        .zip(states)
+        .map(|((r, _), s)| FlowRunOut::new(r, s.as_ref(), now))
         .collect()
 }
 
@@ -241,18 +256,8 @@ async fn filter(
         page,
     )
     .await?;
-    // Serialised straight from the rows (no `Value` per run).
-    let now = crate::time::now();
-    let run_states: Vec<_> = rows
-        .iter()
-        .map(|(_, s)| s.as_ref().and_then(flow_state))
-        .collect();
-    let out: Vec<FlowRunOut> = rows
-        .iter()
-        .zip(&run_states)
-        .map(|((r, _), s)| FlowRunOut::new(r, s.as_ref(), now))
-        .collect();
-    Ok(HttpResponse::Ok().json(out))
+    let states = list_states(&rows);
+    Ok(HttpResponse::Ok().json(list_out(&rows, &states)))
 }
 
 async fn count(
@@ -277,7 +282,9 @@ async fn paginate(
     let sort = b.sort.unwrap_or_default();
     let rows = flow_runs::list(&mut c, ws.id(), &b.related, sort, page).await?;
     let n = flow_runs::count(&mut c, ws.id(), &b.related).await?;
-    Ok(HttpResponse::Ok().json(paginated(list_json(&rows), n, lim, page_no)))
+    let states = list_states(&rows);
+    let results = list_out(&rows, &states);
+    Ok(HttpResponse::Ok().json(paginated(results, n, lim, page_no)))
 }
 
 /// Average lateness in seconds of the matching runs (null when none).

@@ -4,21 +4,22 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::common::{opt_ts, to_text, ts};
+use super::common::to_text;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathName, PathPool};
 use crate::extract::Workspace;
-use crate::runs::convert::{flow_state, FlowRunOut};
+use crate::runs::convert::{flow_states_by_id, FlowRunOut};
 use crate::state::AppState;
 use crate::storage::filters::Page;
 use crate::storage::work_pools::{
     self as wp, PoolRow, QueueRow, WorkPoolFilter, WorkQueueFilter, WorkerFilter, WorkerRow,
 };
+use crate::wire::{json_text, opt_json_text, opt_ts, JsonText, Ts};
 
 mod pools;
 mod queues;
@@ -140,18 +141,43 @@ fn check_nonemptyish_name(v: &str) -> ApiResult<()> {
     check_name(v)
 }
 
-/// A pool's body; `active_slots` is reported (PENDING + RUNNING runs) when it has a limit.
-pub fn pool_json(p: &PoolRow, active_slots: Option<i64>) -> Value {
-    json!({
-        "id": p.id, "created": ts(&p.created), "updated": ts(&p.updated), "name": p.name,
-        "description": p.description, "type": p.pool_type,
-        "base_job_template": serde_json::from_str::<Value>(&p.base_job_template).unwrap_or(json!({})),
-        "is_paused": p.is_paused, "concurrency_limit": p.concurrency_limit,
-        "status": if p.is_paused { "PAUSED" } else { p.status.as_str() },
-        "default_queue_id": p.default_queue_id,
-        "storage_configuration": storage_configuration(&p.storage_configuration),
-        "active_slots": p.concurrency_limit.map(|_| active_slots.unwrap_or(0)),
-    })
+/// `WorkPool`; `active_slots` is reported (PENDING + RUNNING runs) when it has a limit.
+#[derive(Serialize)]
+pub struct PoolOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    description: Option<&'a str>,
+    #[serde(rename = "type")]
+    pool_type: &'a str,
+    base_job_template: JsonText<'a>,
+    is_paused: bool,
+    concurrency_limit: Option<i32>,
+    status: &'a str,
+    default_queue_id: Option<&'a str>,
+    storage_configuration: Value,
+    active_slots: Option<i64>,
+}
+
+impl<'a> PoolOut<'a> {
+    pub fn new(p: &'a PoolRow, active_slots: Option<i64>) -> Self {
+        PoolOut {
+            id: &p.id,
+            created: Ts(&p.created),
+            updated: Ts(&p.updated),
+            name: &p.name,
+            description: p.description.as_deref(),
+            pool_type: &p.pool_type,
+            base_job_template: json_text(&p.base_job_template, "{}"),
+            is_paused: p.is_paused,
+            concurrency_limit: p.concurrency_limit,
+            status: if p.is_paused { "PAUSED" } else { &p.status },
+            default_queue_id: p.default_queue_id.as_deref(),
+            storage_configuration: storage_configuration(&p.storage_configuration),
+            active_slots: p.concurrency_limit.map(|_| active_slots.unwrap_or(0)),
+        }
+    }
 }
 
 /// Prefect's `WorkPoolStorageConfiguration`, every field present.
@@ -165,26 +191,53 @@ fn storage_configuration(text: &str) -> Value {
     v
 }
 
-/// A queue's body; `active_slots` is reported when it has a limit.
-pub fn queue_json(q: &QueueRow, pool_name: Option<&str>, active_slots: Option<i64>) -> Value {
-    json!({
-        "id": q.id, "created": ts(&q.created), "updated": ts(&q.updated), "name": q.name,
-        "description": q.description, "is_paused": q.is_paused, "concurrency_limit": q.concurrency_limit,
-        "priority": q.priority, "work_pool_id": q.work_pool_id,
-        "filter": q.filter.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok()),
-        "last_polled": opt_ts(&q.last_polled), "work_pool_name": pool_name,
-        "status": if q.is_paused { "PAUSED" } else { q.status.as_str() },
-        "active_slots": q.concurrency_limit.map(|_| active_slots.unwrap_or(0)),
-    })
+/// `WorkQueueResponse`; `active_slots` is reported when it has a limit.
+#[derive(Serialize)]
+pub struct QueueOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    description: &'a str,
+    is_paused: bool,
+    concurrency_limit: Option<i32>,
+    priority: i32,
+    work_pool_id: &'a str,
+    filter: JsonText<'a>,
+    last_polled: Option<Ts<'a>>,
+    work_pool_name: Option<&'a str>,
+    status: &'a str,
+    active_slots: Option<i64>,
+}
+
+impl<'a> QueueOut<'a> {
+    pub fn new(q: &'a QueueRow, pool_name: Option<&'a str>, active_slots: Option<i64>) -> Self {
+        QueueOut {
+            id: &q.id,
+            created: Ts(&q.created),
+            updated: Ts(&q.updated),
+            name: &q.name,
+            description: &q.description,
+            is_paused: q.is_paused,
+            concurrency_limit: q.concurrency_limit,
+            priority: q.priority,
+            work_pool_id: &q.work_pool_id,
+            filter: opt_json_text(&q.filter),
+            last_polled: opt_ts(&q.last_polled),
+            work_pool_name: pool_name,
+            status: if q.is_paused { "PAUSED" } else { &q.status },
+            active_slots: q.concurrency_limit.map(|_| active_slots.unwrap_or(0)),
+        }
+    }
 }
 
 /// Bodies of these queues, with the active slots of those that have a limit (one query).
-pub async fn queues_json(
+pub async fn queues_out<'a>(
     state: &AppState,
-    rows: &[QueueRow],
-    pool_names: &std::collections::HashMap<String, String>,
+    rows: &'a [QueueRow],
+    pool_names: &'a std::collections::HashMap<String, String>,
     slot_states: &[&str],
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<QueueOut<'a>>> {
     let limited: Vec<String> = rows
         .iter()
         .filter(|q| q.concurrency_limit.is_some())
@@ -196,7 +249,7 @@ pub async fn queues_json(
     Ok(rows
         .iter()
         .map(|q| {
-            queue_json(
+            QueueOut::new(
                 q,
                 pool_names.get(&q.work_pool_id).map(String::as_str),
                 slots.get(&q.id).copied(),
@@ -206,12 +259,12 @@ pub async fn queues_json(
 }
 
 /// The body of one queue, with its active slots when it has a limit.
-pub async fn one_queue_json(
+pub async fn one_queue_out<'a>(
     state: &AppState,
-    q: &QueueRow,
-    pool_name: Option<&str>,
+    q: &'a QueueRow,
+    pool_name: Option<&'a str>,
     slot_states: &[&str],
-) -> ApiResult<Value> {
+) -> ApiResult<QueueOut<'a>> {
     let slots = match q.concurrency_limit {
         Some(_) => wp::active_slots_by_queue(
             &mut state.stores.orion.read().await?,
@@ -223,11 +276,11 @@ pub async fn one_queue_json(
         .copied(),
         None => None,
     };
-    Ok(queue_json(q, pool_name, slots))
+    Ok(QueueOut::new(q, pool_name, slots))
 }
 
 /// The body of one pool, with its active slots when it has a limit.
-async fn one_pool_json(state: &AppState, p: &PoolRow) -> ApiResult<Value> {
+async fn one_pool_out<'a>(state: &AppState, p: &'a PoolRow) -> ApiResult<PoolOut<'a>> {
     let slots = match p.concurrency_limit {
         Some(_) => wp::active_slots_by_pool(
             &mut state.stores.orion.read().await?,
@@ -238,15 +291,35 @@ async fn one_pool_json(state: &AppState, p: &PoolRow) -> ApiResult<Value> {
         .copied(),
         None => None,
     };
-    Ok(pool_json(p, slots))
+    Ok(PoolOut::new(p, slots))
 }
 
-fn worker_json(w: &WorkerRow) -> Value {
-    json!({
-        "id": w.id, "created": ts(&w.created), "updated": ts(&w.updated), "name": w.name,
-        "work_pool_id": w.work_pool_id, "last_heartbeat_time": ts(&w.last_heartbeat_time),
-        "heartbeat_interval_seconds": w.heartbeat_interval_seconds, "status": w.status,
-    })
+/// `WorkerResponse`.
+#[derive(Serialize)]
+struct WorkerOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    updated: Ts<'a>,
+    name: &'a str,
+    work_pool_id: &'a str,
+    last_heartbeat_time: Ts<'a>,
+    heartbeat_interval_seconds: Option<i32>,
+    status: &'a str,
+}
+
+impl<'a> From<&'a WorkerRow> for WorkerOut<'a> {
+    fn from(w: &'a WorkerRow) -> Self {
+        WorkerOut {
+            id: &w.id,
+            created: Ts(&w.created),
+            updated: Ts(&w.updated),
+            name: &w.name,
+            work_pool_id: &w.work_pool_id,
+            last_heartbeat_time: Ts(&w.last_heartbeat_time),
+            heartbeat_interval_seconds: w.heartbeat_interval_seconds,
+            status: &w.status,
+        }
+    }
 }
 
 pub fn pool_not_found(name: &str) -> ApiError {

@@ -132,7 +132,7 @@ pub(super) async fn create_pool(
     // The pool is written once, with what the request set, together with its default queue.
     let row = write_new_pool(&state, row, queue).await?;
     // A new pool has no runs: a limit reports 0 active slots.
-    Ok(HttpResponse::Created().json(pool_json(&row, None)))
+    Ok(HttpResponse::Created().json(PoolOut::new(&row, None)))
 }
 
 pub(super) async fn read_pool(
@@ -141,7 +141,7 @@ pub(super) async fn read_pool(
     name: PathName,
 ) -> ApiResult<HttpResponse> {
     let p = pool(&state, &ws, &name).await?;
-    Ok(HttpResponse::Ok().json(one_pool_json(&state, &p).await?))
+    Ok(HttpResponse::Ok().json(one_pool_out(&state, &p).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -174,7 +174,7 @@ pub(super) async fn filter_pools(
     let slots = wp::active_slots_by_pool(&mut c, &limited).await?;
     Ok(HttpResponse::Ok().json(
         rows.iter()
-            .map(|p| pool_json(p, slots.get(&p.id).copied()))
+            .map(|p| PoolOut::new(p, slots.get(&p.id).copied()))
             .collect::<Vec<_>>(),
     ))
 }
@@ -308,16 +308,7 @@ pub(super) async fn scheduled_runs(
         work_queue_id: &'a str,
         flow_run: FlowRunOut<'a>,
     }
-    let run_states: Vec<Option<crate::orchestration::State>> = runs
-        .iter()
-        .map(|r| {
-            r.run
-                .state_id
-                .as_ref()
-                .and_then(|id| states.get(id))
-                .and_then(flow_state)
-        })
-        .collect();
+    let run_states = flow_states_by_id(runs.iter().map(|r| &r.run), &states);
     let out: Vec<Scheduled> = runs
         .iter()
         .zip(&run_states)

@@ -86,7 +86,7 @@ pub(super) async fn create_queue(
         other => other?,
     };
     // A new queue has no runs: a limit reports 0 active slots.
-    Ok(HttpResponse::Created().json(queue_json(&q, Some(&row.name), None)))
+    Ok(HttpResponse::Created().json(QueueOut::new(&q, Some(&row.name), None)))
 }
 
 /// The queue `b.name` of `pool`, created from `b` when missing. A concurrent request that
@@ -196,7 +196,7 @@ pub(super) async fn read_queue(
     name: PathName,
 ) -> ApiResult<HttpResponse> {
     let (p, q) = queue_in_pool(&state, &ws, &pool_name, &name).await?;
-    Ok(HttpResponse::Ok().json(one_queue_json(&state, &q, Some(&p.name), &wp::ACTIVE).await?))
+    Ok(HttpResponse::Ok().json(one_queue_out(&state, &q, Some(&p.name), &wp::ACTIVE).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -224,7 +224,7 @@ pub(super) async fn filter_queues(
     )
     .await?;
     let names = std::collections::HashMap::from([(p.id.clone(), p.name.clone())]);
-    Ok(HttpResponse::Ok().json(queues_json(&state, &rows, &names, &wp::ACTIVE).await?))
+    Ok(HttpResponse::Ok().json(queues_out(&state, &rows, &names, &wp::ACTIVE).await?))
 }
 
 /// Applies an update to a queue row and saves it.

@@ -59,7 +59,7 @@ pub(super) async fn filter_workers(
         b.paging.page(&state)?,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(rows.iter().map(worker_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(rows.iter().map(WorkerOut::from).collect::<Vec<_>>()))
 }
 
 pub(super) async fn delete_worker(
