@@ -11,6 +11,7 @@ pub mod event_model;
 pub mod events;
 pub mod extract;
 pub mod orchestration;
+pub mod query;
 pub mod router;
 pub mod runs;
 pub mod scheduling;

@@ -15,11 +15,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId, PathKeyStr};
 use crate::extract::Workspace;
+use crate::query::artifacts::{ArtifactFilter, ArtifactSort, Query};
+use crate::query::{FlowFilter, FlowRunFilter, Related, TaskRunFilter};
 use crate::state::AppState;
-use crate::storage::artifacts::{
-    self, ArtifactChanges, ArtifactFilter, ArtifactRow, ArtifactSort, CollectionRow, Query,
-};
-use crate::storage::filters::{FlowFilter, FlowRunFilter, Related, TaskRunFilter};
+use crate::storage::artifacts::{self, ArtifactChanges, ArtifactRow, CollectionRow};
 use crate::wire::{opt_json_text, JsonText, Ts};
 
 /// Longest metadata value kept whole (`validate_max_metadata_length`); longer ones are cut
@@ -77,7 +76,7 @@ struct ListBody {
     flow_runs: Option<FlowRunFilter>,
     task_runs: Option<TaskRunFilter>,
     flows: Option<FlowFilter>,
-    deployments: Option<crate::storage::deployments::DeploymentFilter>,
+    deployments: Option<crate::query::DeploymentFilter>,
     sort: Option<ArtifactSort>,
     #[serde(flatten)]
     paging: Paging,

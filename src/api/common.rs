@@ -44,10 +44,7 @@ pub fn pages(count: i64, limit: i64) -> i64 {
 }
 
 /// The `page` of a `/paginate` body (from 1, default 1) and the rows it covers.
-pub fn page_of(
-    page: Option<i64>,
-    limit: i64,
-) -> Result<(i64, crate::storage::filters::Page), ApiError> {
+pub fn page_of(page: Option<i64>, limit: i64) -> Result<(i64, crate::query::Page), ApiError> {
     let number = page.unwrap_or(1);
     if number < 1 {
         return Err(ApiError::invalid(
@@ -56,10 +53,7 @@ pub fn page_of(
             "greater_than_equal",
         ));
     }
-    Ok((
-        number,
-        crate::storage::filters::Page::numbered(number, limit),
-    ))
+    Ok((number, crate::query::Page::numbered(number, limit)))
 }
 
 /// The `/paginate` answer.

@@ -13,8 +13,8 @@ use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::Paging;
 use crate::extract::params::{PathId, PathName};
 use crate::extract::Workspace;
+use crate::query::{FlowSort, Related};
 use crate::state::AppState;
-use crate::storage::filters::{FlowSort, Related};
 use crate::storage::flows;
 use crate::storage::rows::FlowRow;
 use crate::wire::{json_text, JsonText, Ts};
@@ -228,7 +228,7 @@ async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiRes
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct BulkDeleteBody {
-    flows: Option<crate::storage::filters::FlowFilter>,
+    flows: Option<crate::query::FlowFilter>,
     limit: Option<i64>,
 }
 

@@ -11,9 +11,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::params::PathId;
 use crate::extract::Workspace;
 use crate::orchestration::State;
+use crate::query::{FlowRunFilter, FlowRunSort, NullableIdFilter, Page, Related};
 use crate::runs::convert::{flow_state, task_state, Clock};
 use crate::state::AppState;
-use crate::storage::filters::{FlowRunFilter, FlowRunSort, NullableIdFilter, Page, Related};
 use crate::storage::rows::TaskRunRow;
 use crate::storage::{flow_runs, task_runs};
 use crate::wire::{opt_ts, round_secs, Ts};
@@ -47,7 +47,7 @@ pub async fn graph_v1(
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
     let related = Related {
-        task_runs: Some(crate::storage::filters::TaskRunFilter {
+        task_runs: Some(crate::query::TaskRunFilter {
             flow_run_id: Some(NullableIdFilter {
                 any_: uuid::Uuid::parse_str(&id).ok().map(|u| vec![u]),
                 ..Default::default()
@@ -60,7 +60,7 @@ pub async fn graph_v1(
         &mut c,
         ws.id(),
         &related,
-        crate::storage::filters::TaskRunSort::ExpectedStartTimeAsc,
+        crate::query::TaskRunSort::ExpectedStartTimeAsc,
         Page {
             limit: 10_000,
             offset: 0,

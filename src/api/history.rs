@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::Json;
 use crate::extract::Workspace;
+use crate::query::Related;
 use crate::runs::convert::Clock;
 use crate::state::AppState;
-use crate::storage::filters::Related;
 use crate::storage::{flow_runs, task_runs};
 
 /// Most intervals one request may ask for.

@@ -12,10 +12,9 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId, PathName};
 use crate::extract::Workspace;
+use crate::query::variables::{VariableFilter, VariableSort};
 use crate::state::AppState;
-use crate::storage::variables::{
-    self, Key, VariableChanges, VariableFilter, VariableRow, VariableSort,
-};
+use crate::storage::variables::{self, Key, VariableChanges, VariableRow};
 use crate::storage::StorageError;
 use crate::wire::{json_text, JsonText, Ts};
 

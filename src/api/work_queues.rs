@@ -12,9 +12,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId, PathName};
 use crate::extract::Workspace;
+use crate::query::pools::WorkQueueFilter;
 use crate::runs::convert::{flow_states_by_id, FlowRunOut};
 use crate::state::AppState;
-use crate::storage::work_pools::{self as wp, PoolRow, QueueRow, WorkQueueFilter};
+use crate::storage::work_pools::{self as wp, PoolRow, QueueRow};
 
 /// Where queues created without a pool live (Prefect's name).
 const DEFAULT_AGENT_POOL: &str = "default-agent-pool";
@@ -246,16 +247,16 @@ async fn status(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiRes
     let late = crate::storage::flow_runs::count(
         &mut state.stores.orion.read().await?,
         ws.id(),
-        &crate::storage::filters::Related {
-            flow_runs: Some(crate::storage::filters::FlowRunFilter {
-                state: Some(crate::storage::filters::StateFilter {
-                    name: Some(crate::storage::filters::StringsFilter {
+        &crate::query::Related {
+            flow_runs: Some(crate::query::FlowRunFilter {
+                state: Some(crate::query::StateFilter {
+                    name: Some(crate::query::StringsFilter {
                         any_: Some(vec!["Late".into()]),
                         ..Default::default()
                     }),
                     ..Default::default()
                 }),
-                work_queue_name: Some(crate::storage::filters::StringsFilter {
+                work_queue_name: Some(crate::query::StringsFilter {
                     any_: Some(vec![q.name.clone()]),
                     ..Default::default()
                 }),

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::query::Page;
 use crate::state::AppState;
-use crate::storage::filters::Page;
 
 /// `limit` / `offset` of a list body; nulls mean the defaults.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

@@ -4,11 +4,12 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::{build, FlowSort, Page, Related};
+use super::filters::build;
 use super::rows::FlowRow;
 use super::schema::flows;
 use super::{Conn, StorageResult};
 use crate::db_run;
+use crate::query::{FlowSort, Page, Related};
 
 /// Inserts the flow unless one of that name exists; returns the flow and whether it is new.
 pub async fn insert_or_get(

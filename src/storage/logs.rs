@@ -3,11 +3,12 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::{build, LogFilter, LogSort, Page};
+use super::filters::build;
 use super::rows::LogRow;
 use super::schema::logs;
 use super::{Conn, StorageResult};
 use crate::db_run;
+use crate::query::{LogFilter, LogSort, Page};
 
 /// Inserts the logs of one request; returns how many were written. Run it in a transaction, so
 /// a batch is stored whole or not at all.

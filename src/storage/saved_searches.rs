@@ -4,9 +4,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::Page;
 use super::{Conn, StorageResult};
 use crate::db_run;
+use crate::query::Page;
 
 pub(crate) use crate::storage::schema;
 

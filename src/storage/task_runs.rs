@@ -5,11 +5,12 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::{build, Page, Related, TaskRunSort};
+use super::filters::build;
 use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
 use super::{Backend, Conn, StorageError, StorageResult};
 use crate::db_run;
+use crate::query::{Page, Related, TaskRunSort};
 
 pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
 

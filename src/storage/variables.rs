@@ -4,18 +4,18 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use serde::Deserialize;
-use uuid::Uuid;
 
 use super::filters::build::combine;
 use super::filters::sql::Where;
-use super::filters::{tag_pattern, Operator, Page};
+use super::filters::tag_pattern;
 use super::{Conn, StorageResult};
 use crate::col;
 use crate::db_run;
+use crate::query::Page;
 
 pub(crate) use crate::storage::schema;
 
+use crate::query::variables::{VariableFilter, VariableIdFilter, VariableSort};
 use schema::variables;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -40,48 +40,6 @@ pub struct VariableChanges {
     pub name: Option<String>,
     pub value: Option<String>,
     pub tags: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct VariableIdFilter {
-    pub any_: Option<Vec<Uuid>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct VariableNameFilter {
-    pub any_: Option<Vec<String>>,
-    pub like_: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct VariableTagsFilter {
-    pub operator: Operator,
-    pub all_: Option<Vec<String>>,
-    pub is_null_: Option<bool>,
-}
-
-/// `VariableFilter` (API.md §3.3).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct VariableFilter {
-    pub operator: Operator,
-    pub id: Option<VariableIdFilter>,
-    pub name: Option<VariableNameFilter>,
-    pub tags: Option<VariableTagsFilter>,
-}
-
-/// `VariableSort` (default `NAME_ASC`).
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VariableSort {
-    CreatedDesc,
-    UpdatedDesc,
-    NameDesc,
-    #[default]
-    NameAsc,
 }
 
 /// The variables a filter selects.

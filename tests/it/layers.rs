@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
         "telemetry",
         "tls",
     ],
-    &["wire"],
+    &["wire", "query"],
     &["time", "settings", "version"],
 ];
 
@@ -50,6 +50,7 @@ const NO_HTTP: &[&str] = &[
     "time",
     "settings",
     "wire",
+    "query",
 ];
 
 /// Macros exported at the crate root, by the module that defines them.

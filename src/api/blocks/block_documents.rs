@@ -15,11 +15,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId};
 use crate::extract::Workspace;
-use crate::state::AppState;
-use crate::storage::blocks::documents::{self, DocumentUpdate, NewDocument};
-use crate::storage::blocks::filters::{
+use crate::query::blocks::{
     BlockDocumentFilter, BlockDocumentSort, BlockSchemaFilter, BlockTypeFilter, DocumentQuery,
 };
+use crate::state::AppState;
+use crate::storage::blocks::documents::{self, DocumentUpdate, NewDocument};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/block_documents/", web::post().to(create))

@@ -12,8 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::json::JsonOrDefault;
 use crate::extract::params::{Paging, PathChecksum, PathId};
 use crate::extract::Workspace;
+use crate::query::blocks::BlockSchemaFilter;
 use crate::state::AppState;
-use crate::storage::blocks::filters::BlockSchemaFilter;
 use crate::storage::blocks::schemas::{self, NewBlockSchema};
 use crate::storage::blocks::DEFAULT_SCHEMA_VERSION;
 

@@ -14,11 +14,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathBlockDocumentName, PathId, PathSlug};
 use crate::extract::Workspace;
-use crate::state::AppState;
-use crate::storage::blocks::filters::{
+use crate::query::blocks::{
     AnyIds, BlockDocumentFilter, BlockDocumentSort, BlockSchemaFilter, BlockTypeFilter,
     DocumentQuery,
 };
+use crate::state::AppState;
 use crate::storage::blocks::types::{BlockTypeChanges, NewBlockType};
 use crate::storage::blocks::{documents, system, types};
 

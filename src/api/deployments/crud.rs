@@ -13,9 +13,10 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{limit, Paging, PathDeploymentName, PathFlowName, PathId};
 use crate::extract::Workspace;
+use crate::query::{DeploymentFilter, DeploymentSort};
+use crate::query::{Page, Related};
 use crate::state::AppState;
-use crate::storage::deployments::{self as deps, DeploymentFilter, DeploymentRow, DeploymentSort};
-use crate::storage::filters::{Page, Related};
+use crate::storage::deployments::{self as deps, DeploymentRow};
 use crate::storage::flows;
 
 use super::schedules::{schedule_rows, ScheduleCreate};

@@ -11,10 +11,10 @@ use crate::extract::json::Json;
 use crate::extract::params::{limit, PathId};
 use crate::extract::Workspace;
 use crate::orchestration::StateCreate;
+use crate::query::{FlowRunFilter, Related};
 use crate::runs::convert::{flow_state, state_json};
 use crate::runs::{self, Request};
 use crate::state::AppState;
-use crate::storage::filters::{FlowRunFilter, Related};
 use crate::storage::flow_runs;
 
 /// `{"state": StateCreate, "force": bool}`; unknown top-level keys are ignored, as Prefect does.

@@ -13,12 +13,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathName, PathPool};
 use crate::extract::Workspace;
+use crate::query::pools::{WorkPoolFilter, WorkQueueFilter, WorkerFilter};
+use crate::query::Page;
 use crate::runs::convert::{flow_states_by_id, FlowRunOut};
 use crate::state::AppState;
-use crate::storage::filters::Page;
-use crate::storage::work_pools::{
-    self as wp, PoolRow, QueueRow, WorkPoolFilter, WorkQueueFilter, WorkerFilter, WorkerRow,
-};
+use crate::storage::work_pools::{self as wp, PoolRow, QueueRow, WorkerRow};
 use crate::wire::{json_text, opt_json_text, opt_ts, JsonText, Ts};
 
 mod pools;

@@ -6,7 +6,6 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use serde::Deserialize;
 use uuid::Uuid;
 
 mod write;
@@ -15,13 +14,14 @@ pub use write::{delete, insert, update};
 
 use super::filters::build::{self, combine};
 use super::filters::sql::{Col, Where};
-use super::filters::{Operator, Page, Related};
 use super::{Conn, StorageResult};
 use crate::col;
 use crate::db_run;
+use crate::query::{Page, Related};
 
 pub(crate) use crate::storage::schema;
 
+use crate::query::artifacts::{AnyIdFilter, ArtifactSort, Query};
 use schema::{artifact_collections, artifacts};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -67,60 +67,6 @@ pub struct ArtifactChanges {
     pub data: Option<Option<String>>,
     pub description: Option<Option<String>>,
     pub metadata_: Option<Option<String>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct AnyIdFilter {
-    pub any_: Option<Vec<Uuid>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct KeyFilter {
-    pub any_: Option<Vec<String>>,
-    pub like_: Option<String>,
-    pub exists_: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct TypeFilter {
-    pub any_: Option<Vec<String>>,
-    pub not_any_: Option<Vec<String>>,
-}
-
-/// `ArtifactFilter`, and `ArtifactCollectionFilter` (which adds `latest_id`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ArtifactFilter {
-    pub operator: Operator,
-    pub id: Option<AnyIdFilter>,
-    pub latest_id: Option<AnyIdFilter>,
-    pub key: Option<KeyFilter>,
-    pub flow_run_id: Option<AnyIdFilter>,
-    pub task_run_id: Option<AnyIdFilter>,
-    #[serde(rename = "type")]
-    pub artifact_type: Option<TypeFilter>,
-}
-
-/// `ArtifactSort` and `ArtifactCollectionSort` (default `ID_DESC`).
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ArtifactSort {
-    CreatedDesc,
-    UpdatedDesc,
-    #[default]
-    IdDesc,
-    KeyDesc,
-    KeyAsc,
-}
-
-/// A list query: the artifact filter plus the related-object filters.
-#[derive(Debug, Clone, Default)]
-pub struct Query {
-    pub artifacts: ArtifactFilter,
-    pub related: Related,
 }
 
 fn ids(v: &[Uuid]) -> Vec<String> {

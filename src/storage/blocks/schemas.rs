@@ -13,7 +13,7 @@ use super::checksum::{schema_checksum, truthy};
 use super::definitions::{
     child_fields, declared_refs, stored_fields, with_definitions, SchemaGraph,
 };
-use super::filters::{self, AnyIds, BlockSchemaFilter};
+use super::filters;
 use super::queries::{
     insert_schema, link_schema, newest_schema, schema_by_id, schema_graph, type_by_id, type_by_slug,
 };
@@ -22,7 +22,8 @@ use super::{
     new_id, now, BlockError, BlockResult, BlockSchemaRow, BlockTypeRow, DEFAULT_SCHEMA_VERSION,
 };
 use crate::db_run;
-use crate::storage::filters::Page;
+use crate::query::blocks::{AnyIds, BlockSchemaFilter};
+use crate::query::Page;
 use crate::storage::{Conn, StorageError, StorageResult};
 
 /// A schema as read: its row, its full fields and its block type.

@@ -3,12 +3,13 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::filters::{self, BlockSchemaFilter, BlockTypeFilter};
+use super::filters;
 use super::queries::{type_by_id, type_by_slug};
 use super::schema::block_types;
 use super::{new_id, now, BlockError, BlockResult, BlockTypeRow};
 use crate::db_run;
-use crate::storage::filters::Page;
+use crate::query::blocks::{BlockSchemaFilter, BlockTypeFilter};
+use crate::query::Page;
 use crate::storage::{Conn, StorageResult};
 
 /// A block type as posted (`BlockTypeCreate`), already validated.

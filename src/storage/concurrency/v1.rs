@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 use super::leases::give_back;
 use super::{LeaseRow, LimitRow};
 use crate::db_run;
-use crate::storage::filters::Page;
+use crate::query::Page;
 use crate::storage::schema::{concurrency_leases, concurrency_limits};
 use crate::storage::{Conn, StorageResult};
 

@@ -22,12 +22,13 @@ pub use schedules::{
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use serde::Deserialize;
 
-use super::filters::{pools, NameFilter, Page, Related, StringsFilter, TagsFilter};
+use super::filters::pools;
 use super::schema::{deployments, flow_runs, flows};
 use super::{Conn, StorageResult};
 use crate::db_run;
+use crate::query::DeploymentSort;
+use crate::query::{Page, Related};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = deployments, treat_none_as_null = true)]
@@ -62,25 +63,6 @@ pub struct DeploymentRow {
     pub status: String,
     pub enforce_parameter_schema: bool,
     pub version_info: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct DeploymentFilter {
-    pub operator: super::filters::Operator,
-    pub concurrency_limit: Option<serde_json::Value>,
-    pub id: Option<super::filters::IdFilter>,
-    pub name: Option<NameFilter>,
-    pub flow_or_deployment_name: Option<NameFilter>,
-    pub paused: Option<EqBool>,
-    pub tags: Option<TagsFilter>,
-    pub work_queue_name: Option<StringsFilter>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct EqBool {
-    pub eq_: Option<bool>,
 }
 
 /// Inserts the deployment, or updates the one with the same flow and name (keeping its id,
@@ -194,17 +176,6 @@ pub async fn find_by_name(
             .optional()
     })?;
     Ok(row)
-}
-
-/// Sorts of `/deployments/filter` and `/deployments/paginate`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeploymentSort {
-    CreatedDesc,
-    UpdatedDesc,
-    #[default]
-    NameAsc,
-    NameDesc,
 }
 
 /// One page of the deployments matching the filters (deployment, flow, flow run, task run,

@@ -4,12 +4,13 @@
 
 use super::pools::{deployment, queues_in_pools, runs_in_pools};
 use super::sql::{CmpOp, Where};
-use super::{
-    escape_like, ids, naive, tag_pattern, ExistsFilter, FlowFilter, FlowRunFilter, IdFilter,
-    LogFilter, NameFilter, NullableIdFilter, Operator, Related, StateFilter, StringsFilter,
-    TagsFilter, TaskRunFilter, TextFilter, TimeFilter,
-};
+use super::{escape_like, ids, naive, tag_pattern};
 use crate::col;
+use crate::query::{
+    ExistsFilter, FlowFilter, FlowRunFilter, IdFilter, LogFilter, NameFilter, NullableIdFilter,
+    Operator, Related, StateFilter, StringsFilter, TagsFilter, TaskRunFilter, TextFilter,
+    TimeFilter,
+};
 use crate::storage::filters::sql::Col;
 
 /// Combines conditions with a filter's operator (nothing: true).

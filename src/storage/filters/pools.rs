@@ -2,11 +2,12 @@
 //! deployments related to a run/flow filter (the reference's `_apply_deployment_filters`).
 
 use super::build::{flow, flow_runs_related, id_conds, name_conds, strings_conds, tags_conds};
+use super::ids;
 use super::sql::Where;
-use super::{ids, Related};
 use crate::col;
-use crate::storage::deployments::DeploymentFilter;
-use crate::storage::work_pools::{WorkPoolFilter, WorkQueueFilter};
+use crate::query::pools::{WorkPoolFilter, WorkQueueFilter};
+use crate::query::DeploymentFilter;
+use crate::query::Related;
 
 pub fn deployment(f: &DeploymentFilter) -> Where {
     let mut c = Vec::new();

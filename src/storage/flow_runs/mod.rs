@@ -13,7 +13,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db_run;
-use crate::storage::filters::{build, FlowRunSort, Page, Related};
+use crate::query::{FlowRunSort, Page, Related};
+use crate::storage::filters::build;
 use crate::storage::rows::{FlowRunRow, FlowRunStateRow};
 use crate::storage::schema::{flow_run_states, flow_runs};
 use crate::storage::{Conn, StorageResult};

@@ -6,7 +6,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db_run;
-use crate::storage::filters::{build, Related};
+use crate::query::Related;
+use crate::storage::filters::build;
 use crate::storage::rows::FlowRunRow;
 use crate::storage::schema::{flow_runs, task_runs};
 use crate::storage::{Backend, Conn, StorageResult};

@@ -21,9 +21,7 @@ pub use workers::{delete_worker, heartbeat, list_workers, mark_unhealthy};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::Deserialize;
 
-use super::filters::{IdFilter, StringsFilter, TimeFilter};
 use super::schema::{work_pools, work_queues};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -74,29 +72,6 @@ pub struct WorkerRow {
     pub last_heartbeat_time: NaiveDateTime,
     pub heartbeat_interval_seconds: Option<i32>,
     pub status: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct WorkPoolFilter {
-    pub id: Option<IdFilter>,
-    pub name: Option<StringsFilter>,
-    #[serde(rename = "type")]
-    pub pool_type: Option<StringsFilter>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct WorkQueueFilter {
-    pub id: Option<IdFilter>,
-    pub name: Option<super::filters::NameFilter>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct WorkerFilter {
-    pub last_heartbeat_time: Option<TimeFilter>,
-    pub status: Option<StringsFilter>,
 }
 
 fn ids(v: &[uuid::Uuid]) -> Vec<String> {

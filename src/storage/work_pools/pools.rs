@@ -3,11 +3,12 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::super::filters::Page;
 use super::super::schema::{deployments, flow_runs, work_pools, work_queues, workers};
 use super::super::{Conn, StorageResult};
-use super::{ids, PoolRow, QueueRow, WorkPoolFilter, ACTIVE};
+use super::{ids, PoolRow, QueueRow, ACTIVE};
 use crate::db_run;
+use crate::query::pools::WorkPoolFilter;
+use crate::query::Page;
 
 /// Inserts a pool together with its `default` queue.
 pub async fn insert_pool(

@@ -3,11 +3,12 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::super::filters::Page;
 use super::super::schema::{deployments, flow_runs, work_queues};
 use super::super::{Conn, StorageResult};
-use super::{ids, QueueRow, WorkQueueFilter};
+use super::{ids, QueueRow};
 use crate::db_run;
+use crate::query::pools::WorkQueueFilter;
+use crate::query::Page;
 
 /// Inserts a queue; with `explicit_priority`, the pool's other queues make room for it
 /// ([`rebalance_priorities`]), in the same transaction.

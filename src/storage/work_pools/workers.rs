@@ -3,11 +3,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::super::filters::Page;
 use super::super::schema::{deployments, work_pools, work_queues, workers};
 use super::super::{Conn, StorageResult};
-use super::{PoolRow, QueueRow, WorkerFilter, WorkerRow};
+use super::{PoolRow, QueueRow, WorkerRow};
 use crate::db_run;
+use crate::query::pools::WorkerFilter;
+use crate::query::Page;
 
 /// Records a worker heartbeat (creating the worker), marking it ONLINE.
 pub async fn heartbeat(

@@ -151,8 +151,8 @@ async fn system_block_types_and_schemas_are_registered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workspace_gets_the_system_blocks_once() {
+    use orrery::query::Page;
     use orrery::storage::blocks::{system, types};
-    use orrery::storage::filters::Page;
     let app = TestApp::start().await;
     let state = app.app_state();
     let db = &state.stores.orion;

@@ -15,17 +15,18 @@ use diesel_async::RunQueryDsl;
 use serde_json::{Map, Value};
 
 use super::definitions::SchemaGraph;
-use super::filters::{
-    self, AnyIds, AnyStrings, BlockDocumentFilter, BlockDocumentSort, BlockTypeFilter,
-    DocumentQuery, NameAnyLike,
-};
+use super::filters;
 use super::queries::{doc_refs, docs_by_ids, schema_graph, types_by_ids, MAX_ROUNDS};
 use super::schema::block_documents;
 use super::schemas::{views, SchemaView};
 use super::secrets::{mask, secret_paths};
 use super::{json_text, BlockDocumentRefRow, BlockDocumentRow, BlockTypeRow};
 use crate::db_run;
-use crate::storage::filters::Page;
+use crate::query::blocks::{
+    AnyIds, AnyStrings, BlockDocumentFilter, BlockDocumentSort, BlockTypeFilter, DocumentQuery,
+    NameAnyLike,
+};
+use crate::query::Page;
 use crate::storage::{Conn, StorageResult};
 
 /// One document with its nested documents, as read.
