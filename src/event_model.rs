@@ -127,6 +127,6 @@ mod tests {
 /// What travels on the stream: the event and the workspace it belongs to.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Envelope {
-    pub workspace_id: String,
+    pub workspace_id: crate::ids::WorkspaceId,
     pub event: ReceivedEvent,
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_model;
 pub mod events;
 pub mod extract;
+pub mod ids;
 pub mod orchestration;
 pub mod query;
 pub mod router;

@@ -221,7 +221,7 @@ async fn create(
     let now = crate::time::now().naive_utc();
     let row = ArtifactRow {
         id: Uuid::new_v4().to_string(),
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         key: b.key,
@@ -328,7 +328,7 @@ async fn update(
         description: b.description,
         metadata_: b.metadata_.map(|m| m.map(metadata_text)),
     };
-    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.to_string());
     let updated = state
         .stores
         .orion
@@ -341,7 +341,7 @@ async fn update(
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.to_string());
     let deleted = state
         .stores
         .orion

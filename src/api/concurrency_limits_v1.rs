@@ -164,7 +164,7 @@ async fn create(
     if find_tag(&state, &ws, &b.tag).await?.is_none() {
         let row = LimitRow {
             id: Uuid::new_v4().to_string(),
-            workspace_id: ws.id().to_string(),
+            workspace_id: ws.id().clone(),
             created: now,
             updated: now,
             active: true,
@@ -192,7 +192,7 @@ async fn create(
         limit_: Some(b.concurrency_limit),
         ..Default::default()
     };
-    let (wsid, id) = (ws.id().to_string(), existing.id.clone());
+    let (wsid, id) = (ws.id().clone(), existing.id.clone());
     db.write(async move |c| concurrency::update(c, &wsid, &id, &changes).await)
         .await?;
     let row = LimitRow {
@@ -287,7 +287,7 @@ async fn reset(
         .map(task_run_holder)
         .collect();
     let now = crate::time::now().naive_utc();
-    let (ws, exp) = (ws.id().to_string(), v1_expiration());
+    let (ws, exp) = (ws.id().clone(), v1_expiration());
     let reset = state
         .stores
         .orion
@@ -340,7 +340,7 @@ async fn increment(
         lease: Some((v1_expiration(), Some(task_run_holder(&b.task_run_id)))),
         now: crate::time::now().naive_utc(),
     };
-    let wsid = ws.id().to_string();
+    let wsid = ws.id().clone();
     let acquired = state
         .stores
         .orion
@@ -389,7 +389,7 @@ async fn decrement(
             if holder_task_run(lease.holder.as_deref()).as_deref() == Some(run.as_str())
                 && !released.contains(&lease.id)
             {
-                let (wsid, id) = (ws.id().to_string(), lease.id.clone());
+                let (wsid, id) = (ws.id().clone(), lease.id.clone());
                 db.write(async move |c| concurrency::release_lease(c, &wsid, &id, now).await)
                     .await?;
                 released.push(lease.id);
@@ -402,7 +402,7 @@ async fn decrement(
 
 /// Deletes limit `id` with its leases; false when it is gone.
 async fn delete_with_leases(state: &AppState, ws: &Workspace, id: String) -> ApiResult<bool> {
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     Ok(state
         .stores
         .orion

@@ -204,7 +204,7 @@ async fn create(
     let now = crate::time::now().naive_utc();
     let row = LimitRow {
         id: Uuid::new_v4().to_string(),
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         active: b.active,
@@ -279,7 +279,7 @@ async fn update(
         denied_slots: b.denied_slots,
         slot_decay_per_second: b.slot_decay_per_second,
     };
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let updated = state
         .stores
         .orion
@@ -297,7 +297,7 @@ async fn delete(
     key: PathKey,
 ) -> ApiResult<HttpResponse> {
     let l = find(&state, &ws, &key).await?;
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     state
         .stores
         .orion
@@ -325,7 +325,7 @@ async fn take(
     }
     if b.create_if_missing == Some(true) {
         let now = crate::time::now().naive_utc();
-        let (ws, names) = (ws.id().to_string(), b.names.clone());
+        let (ws, names) = (ws.id().clone(), b.names.clone());
         state
             .stores
             .orion
@@ -359,7 +359,7 @@ async fn take(
         lease,
         now: crate::time::now().naive_utc(),
     };
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let acquired = state
         .stores
         .orion
@@ -428,7 +428,7 @@ async fn decrement(
     if b.slots < 1 {
         return Err(invalid("slots", "Input should be greater than 0"));
     }
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let rows = state
         .stores
         .orion
@@ -445,7 +445,7 @@ async fn decrement_with_lease(
     body: Json<LeaseBody>,
 ) -> ApiResult<HttpResponse> {
     let lease = body.into_inner().lease_id.to_string();
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let now = crate::time::now().naive_utc();
     state
         .stores
@@ -465,7 +465,7 @@ async fn renew(
     let id = Uuid::parse_str(&lease_id)
         .map_err(|_| ApiError::not_found("Not Found"))?
         .to_string();
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let renewed = state
         .stores
         .orion

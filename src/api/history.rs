@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::Json;
 use crate::extract::Workspace;
+use crate::ids::WorkspaceId;
 use crate::query::Related;
 use crate::runs::convert::Clock;
 use crate::state::AppState;
@@ -147,7 +148,7 @@ impl Point {
 
 async fn history(
     state: &AppState,
-    ws: &str,
+    ws: &WorkspaceId,
     b: &HistoryBody,
     runs: Runs,
 ) -> ApiResult<Vec<Interval>> {

@@ -90,7 +90,7 @@ async fn create(
         .into_iter()
         .map(|l| LogRow {
             id: Uuid::new_v4().to_string(),
-            workspace_id: ws.id().to_string(),
+            workspace_id: ws.id().clone(),
             created: now,
             updated: now,
             name: l.name,

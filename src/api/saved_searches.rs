@@ -77,7 +77,7 @@ async fn create(
     let now = crate::time::now().naive_utc();
     let row = SavedSearchRow {
         id: Uuid::new_v4().to_string(),
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         name: b.name,

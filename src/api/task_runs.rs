@@ -122,7 +122,7 @@ async fn create(
     });
     let row = TaskRunRow {
         id: b.id.unwrap_or_else(Uuid::new_v4).to_string(),
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         name,

@@ -154,7 +154,7 @@ async fn create(
     let now = crate::time::now().naive_utc();
     let row = VariableRow {
         id: Uuid::new_v4().to_string(),
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         name: b.name,
@@ -247,7 +247,7 @@ async fn apply_update(
         value,
         tags: b.tags.flatten().map(|t| to_text(&t)),
     };
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let updated = state
         .stores
         .orion
@@ -299,7 +299,7 @@ async fn delete_by_name(
 
 /// Deletes the variable `key` addresses; false when there is none.
 async fn delete_key(state: &AppState, ws: &Workspace, key: Key) -> ApiResult<bool> {
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     Ok(state
         .stores
         .orion

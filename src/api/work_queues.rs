@@ -178,7 +178,7 @@ async fn update(
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     let q = find(&state, &ws, &id, not_found).await?;
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     state
         .stores
         .orion

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 pub use crate::event_model::{Envelope, Event, ReceivedEvent};
 
+use crate::ids::WorkspaceId;
 use crate::state::AppState;
 use crate::storage::outbox::{self, NewOutboxRow};
 
@@ -24,7 +25,7 @@ pub const STREAM: &str = "events";
 /// nothing accepted is lost while the broker is down.
 pub async fn ingest(
     state: &AppState,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     events: Vec<Event>,
 ) -> Result<(), crate::storage::StorageError> {
     let now = crate::time::now();
@@ -32,7 +33,7 @@ pub async fn ingest(
     let mut payloads = Vec::with_capacity(events.len());
     for event in events {
         let envelope = Envelope {
-            workspace_id: workspace_id.to_string(),
+            workspace_id: workspace_id.clone(),
             event: event.receive(now),
         };
         match serde_json::to_vec(&envelope) {
@@ -61,7 +62,7 @@ pub async fn ingest(
     let fallback: Vec<NewOutboxRow> = envelopes
         .iter()
         .map(|envelope| NewOutboxRow {
-            workspace_id: workspace_id.to_string(),
+            workspace_id: workspace_id.clone(),
             created: now.naive_utc(),
             event_id: envelope.event.event.id.to_string(),
             event: serde_json::to_string(&envelope.event).unwrap_or_default(),

@@ -9,15 +9,16 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest};
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::state::AppState;
 use crate::storage::accounts::DEFAULT_WORKSPACE_ID;
 
 /// The workspace a request is scoped to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Workspace(pub String);
+pub struct Workspace(pub WorkspaceId);
 
 impl Workspace {
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &WorkspaceId {
         &self.0
     }
 }
@@ -55,7 +56,8 @@ pub async fn resolve(
     {
         return Err(ApiError::not_found("Workspace not found").into());
     }
-    req.extensions_mut().insert(Workspace(workspace));
+    req.extensions_mut()
+        .insert(Workspace(WorkspaceId::new(workspace)));
     next.call(req).await
 }
 
@@ -66,7 +68,7 @@ impl FromRequest for Workspace {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ws = req.extensions().get::<Workspace>().cloned();
         ready(Ok(ws.unwrap_or_else(|| {
-            Workspace(DEFAULT_WORKSPACE_ID.to_string())
+            Workspace(WorkspaceId::new(DEFAULT_WORKSPACE_ID))
         })))
     }
 }

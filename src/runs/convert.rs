@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::ids::WorkspaceId;
 use crate::orchestration::{
     EnclosingFlowRun, FlowRunPolicy, RunSnapshot, RunUpdate, State, StateDetails, StateType,
     TaskRunPolicy,
@@ -96,10 +97,15 @@ fn data_text(s: &State) -> Option<String> {
         .map(|d| d.to_string())
 }
 
-pub fn flow_state_row(ws: &str, run_id: &str, s: &State, now: NaiveDateTime) -> FlowRunStateRow {
+pub fn flow_state_row(
+    ws: &WorkspaceId,
+    run_id: &str,
+    s: &State,
+    now: NaiveDateTime,
+) -> FlowRunStateRow {
     FlowRunStateRow {
         id: s.id.to_string(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: now,
         flow_run_id: run_id.to_string(),
         state_type: s.state_type.as_str().to_string(),
@@ -111,10 +117,15 @@ pub fn flow_state_row(ws: &str, run_id: &str, s: &State, now: NaiveDateTime) -> 
     }
 }
 
-pub fn task_state_row(ws: &str, run_id: &str, s: &State, now: NaiveDateTime) -> TaskRunStateRow {
+pub fn task_state_row(
+    ws: &WorkspaceId,
+    run_id: &str,
+    s: &State,
+    now: NaiveDateTime,
+) -> TaskRunStateRow {
     TaskRunStateRow {
         id: s.id.to_string(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: now,
         task_run_id: run_id.to_string(),
         state_type: s.state_type.as_str().to_string(),

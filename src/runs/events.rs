@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::event_model::Event;
+use crate::ids::WorkspaceId;
 use crate::orchestration::State;
 use crate::storage::outbox::NewOutboxRow;
 use crate::storage::rows::{FlowRow, FlowRunRow, TaskRunRow};
@@ -153,10 +154,10 @@ pub fn flow_run_state_event(
 }
 
 /// An outbox row carrying `event`, received now.
-pub fn outbox_row(ws: &str, event: Event, now: DateTime<Utc>) -> NewOutboxRow {
+pub fn outbox_row(ws: &WorkspaceId, event: Event, now: DateTime<Utc>) -> NewOutboxRow {
     let received = event.receive(now);
     NewOutboxRow {
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: now.naive_utc(),
         event_id: received.event.id.to_string(),
         event: serde_json::to_string(&received).unwrap_or_default(),
@@ -189,7 +190,7 @@ pub fn work_pool_event(
 
 /// Writes `events` to the outbox and wakes the relay; failures are logged (events about
 /// status changes must not fail the request that caused them).
-pub async fn emit(state: &crate::state::AppState, ws: &str, events: Vec<Event>) {
+pub async fn emit(state: &crate::state::AppState, ws: &WorkspaceId, events: Vec<Event>) {
     let now = crate::time::now();
     let rows: Vec<NewOutboxRow> = events.into_iter().map(|e| outbox_row(ws, e, now)).collect();
     let written = state
@@ -205,7 +206,7 @@ pub async fn emit(state: &crate::state::AppState, ws: &str, events: Vec<Event>) 
 
 pub async fn emit_work_pool(
     state: &crate::state::AppState,
-    ws: &str,
+    ws: &WorkspaceId,
     pool: &crate::storage::work_pools::PoolRow,
     name: &str,
 ) {

@@ -11,6 +11,7 @@ pub mod params;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::ids::WorkspaceId;
 use crate::orchestration::{
     orchestrate, subflow_parent_task_state, OrchestrationConfig, OrchestrationResult, Outcome,
     Proposal, RunKind, State, StateCreate,
@@ -148,7 +149,7 @@ fn mirror_on_parent_task(
 /// Proposes a state for flow run `run_id`. `None` when there is no such run.
 pub async fn set_flow_run_state(
     state: &AppState,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
     req: Request,
 ) -> StorageResult<Option<Applied<FlowRunRow>>> {
@@ -168,7 +169,7 @@ pub async fn set_flow_run_state(
 /// Proposes `Scheduled "Late"` through the late-runs policy (the late-runs service).
 pub async fn mark_flow_run_late(
     state: &AppState,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
 ) -> StorageResult<Option<Applied<FlowRunRow>>> {
     let now = crate::time::now();
@@ -273,7 +274,7 @@ fn decide_task(
 /// Proposes a state for task run `run_id` (REST). `None` when there is no such run.
 pub async fn set_task_run_state(
     state: &AppState,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
     req: Request,
 ) -> StorageResult<Option<Applied<TaskRunRow>>> {

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::Schedule;
+use crate::ids::WorkspaceId;
 use crate::orchestration::StateType;
 use crate::state::AppState;
 use crate::storage::deployments::{self as deps, DeploymentRow};
@@ -171,12 +172,9 @@ pub async fn plan_runs(
     // Skip the dates that already have a run, so steady-state passes write nothing; the insert
     // itself still skips keys taken meanwhile (another pass or another process).
     let mut taken: HashSet<String> = HashSet::new();
-    let mut by_ws: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut by_ws: HashMap<&WorkspaceId, Vec<String>> = HashMap::new();
     for d in deployments {
-        by_ws
-            .entry(d.workspace_id.as_str())
-            .or_default()
-            .push(d.id.clone());
+        by_ws.entry(&d.workspace_id).or_default().push(d.id.clone());
     }
     for (ws, ids) in &by_ws {
         taken.extend(

@@ -8,12 +8,13 @@ use diesel_async::RunQueryDsl;
 use super::schema::{event_resources, events};
 use super::{Backend, Conn, StorageError, StorageResult};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = events)]
 pub struct EventRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub occurred: NaiveDateTime,
     pub received: NaiveDateTime,
     pub event: String,
@@ -28,7 +29,7 @@ pub struct EventRow {
 #[diesel(table_name = event_resources)]
 pub struct EventResourceRow {
     pub event_id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub occurred: NaiveDateTime,
     pub resource_id: String,
     pub resource_role: String,
@@ -127,7 +128,11 @@ async fn insert_batched(
 }
 
 /// Events of a workspace, newest first (used by tests and, later, the events API).
-pub async fn list_recent(c: &mut Conn, ws: &str, limit: i64) -> StorageResult<Vec<EventRow>> {
+pub async fn list_recent(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    limit: i64,
+) -> StorageResult<Vec<EventRow>> {
     let rows = db_run!(c, |c| {
         events::table
             .filter(events::workspace_id.eq(ws))
@@ -140,7 +145,7 @@ pub async fn list_recent(c: &mut Conn, ws: &str, limit: i64) -> StorageResult<Ve
     Ok(rows)
 }
 
-pub async fn count(c: &mut Conn, ws: &str) -> StorageResult<i64> {
+pub async fn count(c: &mut Conn, ws: &WorkspaceId) -> StorageResult<i64> {
     let n = db_run!(c, |c| events::table
         .filter(events::workspace_id.eq(ws))
         .count()
@@ -152,7 +157,7 @@ pub async fn count(c: &mut Conn, ws: &str) -> StorageResult<i64> {
 /// Events of a workspace that occurred at or after `since`, oldest first.
 pub async fn list_since(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     since: NaiveDateTime,
     limit: i64,
 ) -> StorageResult<Vec<EventRow>> {

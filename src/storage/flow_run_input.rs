@@ -12,13 +12,14 @@ use crate::db_run;
 
 pub(crate) use crate::storage::schema;
 
+use crate::ids::WorkspaceId;
 use schema::flow_run_inputs;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = flow_run_inputs)]
 pub struct InputRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub flow_run_id: String,
@@ -78,7 +79,12 @@ pub async fn insert(c: &mut Conn, row: &InputRow) -> StorageResult<Inserted> {
     }
 }
 
-pub async fn find(c: &mut Conn, ws: &str, run: &str, key: &str) -> StorageResult<Option<InputRow>> {
+pub async fn find(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    run: &str,
+    key: &str,
+) -> StorageResult<Option<InputRow>> {
     let row = db_run!(c, |c| flow_run_inputs::table
         .filter(flow_run_inputs::workspace_id.eq(ws))
         .filter(flow_run_inputs::flow_run_id.eq(run))
@@ -93,7 +99,7 @@ pub async fn find(c: &mut Conn, ws: &str, run: &str, key: &str) -> StorageResult
 /// Inputs of a run whose key starts with `prefix`, except `exclude`, oldest first.
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     run: &str,
     prefix: &str,
     exclude: &[String],
@@ -114,7 +120,7 @@ pub async fn list(
 }
 
 /// Deletes an input; false when there is none.
-pub async fn delete(c: &mut Conn, ws: &str, run: &str, key: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, run: &str, key: &str) -> StorageResult<bool> {
     let n = db_run!(c, |c| diesel::delete(
         flow_run_inputs::table
             .filter(flow_run_inputs::workspace_id.eq(ws))
@@ -127,7 +133,7 @@ pub async fn delete(c: &mut Conn, ws: &str, run: &str, key: &str) -> StorageResu
 }
 
 /// A paused run: (workspace id, run id, the current state's details as JSON text).
-pub type PausedRun = (String, String, String);
+pub type PausedRun = (WorkspaceId, String, String);
 
 /// PAUSED flow runs (any workspace) with ids after `after`, by id, with their state details.
 pub async fn list_paused_runs(

@@ -9,12 +9,13 @@ use super::rows::FlowRow;
 use super::schema::flows;
 use super::{Conn, StorageResult};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::{FlowSort, Page, Related};
 
 /// Inserts the flow unless one of that name exists; returns the flow and whether it is new.
 pub async fn insert_or_get(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     name: &str,
     tags: &str,
     labels: &str,
@@ -22,7 +23,7 @@ pub async fn insert_or_get(
     let now = crate::time::now_naive();
     let row = FlowRow {
         id: uuid::Uuid::new_v4().to_string(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: now,
         updated: now,
         name: name.to_string(),
@@ -46,7 +47,7 @@ pub async fn insert_or_get(
     Ok((flow, inserted))
 }
 
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<FlowRow>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<Option<FlowRow>> {
     let row = db_run!(c, |c| {
         flows::table
             .filter(flows::workspace_id.eq(ws))
@@ -59,7 +60,11 @@ pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<Flow
     Ok(row)
 }
 
-pub async fn find_by_name(c: &mut Conn, ws: &str, name: &str) -> StorageResult<Option<FlowRow>> {
+pub async fn find_by_name(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    name: &str,
+) -> StorageResult<Option<FlowRow>> {
     let row = db_run!(c, |c| {
         flows::table
             .filter(flows::workspace_id.eq(ws))
@@ -74,7 +79,7 @@ pub async fn find_by_name(c: &mut Conn, ws: &str, name: &str) -> StorageResult<O
 
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     sort: FlowSort,
     page: Page,
@@ -97,7 +102,7 @@ pub async fn list(
     Ok(rows)
 }
 
-pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
+pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let cond = build::flows_related(related);
         flows::table
@@ -111,7 +116,12 @@ pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i
 }
 
 /// Replaces the flow's tags; false when no such flow.
-pub async fn update_tags(c: &mut Conn, ws: &str, id: &str, tags: &str) -> StorageResult<bool> {
+pub async fn update_tags(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+    tags: &str,
+) -> StorageResult<bool> {
     let now = crate::time::now_naive();
     let n = db_run!(c, |c| {
         diesel::update(
@@ -127,7 +137,7 @@ pub async fn update_tags(c: &mut Conn, ws: &str, id: &str, tags: &str) -> Storag
 }
 
 /// Deletes the flow (and, by cascade, its runs); false when no such flow.
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             flows::table
@@ -143,7 +153,7 @@ pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
 /// Deletes up to `limit` flows matching `related`; returns their ids. Run it in a transaction.
 pub async fn bulk_delete(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     limit: i64,
 ) -> StorageResult<Vec<String>> {

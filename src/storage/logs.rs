@@ -8,6 +8,7 @@ use super::rows::LogRow;
 use super::schema::logs;
 use super::{Conn, StorageResult};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::{LogFilter, LogSort, Page};
 
 /// Inserts the logs of one request; returns how many were written. Run it in a transaction, so
@@ -28,7 +29,7 @@ pub async fn insert(c: &mut Conn, rows: &[LogRow]) -> StorageResult<usize> {
 
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     filter: &LogFilter,
     sort: LogSort,
     page: Page,

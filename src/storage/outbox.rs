@@ -8,11 +8,12 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::event_outbox;
 use super::{Backend, Conn, StorageResult};
+use crate::ids::WorkspaceId;
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = event_outbox)]
 pub struct NewOutboxRow {
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub event_id: String,
     pub event: String,
@@ -22,7 +23,7 @@ pub struct NewOutboxRow {
 #[diesel(table_name = event_outbox)]
 pub struct OutboxRow {
     pub seq: i64,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub event_id: String,
     pub event: String,
 }

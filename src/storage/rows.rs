@@ -5,12 +5,13 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{flow_run_states, flow_runs, flows, logs, task_run_states, task_runs};
+use crate::ids::WorkspaceId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = flows)]
 pub struct FlowRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -22,7 +23,7 @@ pub struct FlowRow {
 #[diesel(table_name = flow_runs, treat_none_as_null = true)]
 pub struct FlowRunRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -62,7 +63,7 @@ pub struct FlowRunRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub run_id: String,
     pub state_type: String,
@@ -77,7 +78,7 @@ pub struct StateRow {
 #[diesel(table_name = flow_run_states, treat_none_as_null = true)]
 pub struct FlowRunStateRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub flow_run_id: String,
     pub state_type: String,
@@ -92,7 +93,7 @@ pub struct FlowRunStateRow {
 #[diesel(table_name = task_run_states)]
 pub struct TaskRunStateRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub task_run_id: String,
     pub state_type: String,
@@ -173,7 +174,7 @@ impl StateRow {
 #[diesel(table_name = task_runs, treat_none_as_null = true)]
 pub struct TaskRunRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -280,7 +281,7 @@ impl<'a> From<&'a TaskRunRow> for TaskRunOrchestrated<'a> {
 #[diesel(table_name = logs)]
 pub struct LogRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,

@@ -10,13 +10,14 @@ use crate::query::Page;
 
 pub(crate) use crate::storage::schema;
 
+use crate::ids::WorkspaceId;
 use schema::saved_searches;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = saved_searches)]
 pub struct SavedSearchRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -58,7 +59,11 @@ pub async fn upsert(c: &mut Conn, row: &SavedSearchRow) -> StorageResult<(SavedS
     .await
 }
 
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<SavedSearchRow>> {
+pub async fn find(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+) -> StorageResult<Option<SavedSearchRow>> {
     let row = db_run!(c, |c| saved_searches::table
         .filter(saved_searches::workspace_id.eq(ws))
         .filter(saved_searches::id.eq(id))
@@ -69,7 +74,11 @@ pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<Save
     Ok(row)
 }
 
-pub async fn list(c: &mut Conn, ws: &str, page: Page) -> StorageResult<Vec<SavedSearchRow>> {
+pub async fn list(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    page: Page,
+) -> StorageResult<Vec<SavedSearchRow>> {
     let rows = db_run!(c, |c| saved_searches::table
         .filter(saved_searches::workspace_id.eq(ws))
         .order((saved_searches::name.asc(), saved_searches::id.asc()))
@@ -82,7 +91,7 @@ pub async fn list(c: &mut Conn, ws: &str, page: Page) -> StorageResult<Vec<Saved
 }
 
 /// Deletes a saved search; false when there is none.
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     let n = db_run!(c, |c| diesel::delete(
         saved_searches::table
             .filter(saved_searches::workspace_id.eq(ws))

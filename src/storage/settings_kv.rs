@@ -6,9 +6,10 @@ use diesel_async::RunQueryDsl;
 use super::schema::configuration;
 use super::{Conn, StorageResult};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 
 /// The value of `key` in the workspace (`None` when unset).
-pub async fn find(c: &mut Conn, ws: &str, key: &str) -> StorageResult<Option<String>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, key: &str) -> StorageResult<Option<String>> {
     let v = db_run!(c, |c| {
         configuration::table
             .filter(configuration::workspace_id.eq(ws))
@@ -22,7 +23,12 @@ pub async fn find(c: &mut Conn, ws: &str, key: &str) -> StorageResult<Option<Str
 }
 
 /// Sets (or, with `None`, clears) the value of `key` in the workspace.
-pub async fn upsert(c: &mut Conn, ws: &str, key: &str, value: Option<&str>) -> StorageResult<()> {
+pub async fn upsert(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    key: &str,
+    value: Option<&str>,
+) -> StorageResult<()> {
     let now = crate::time::now_naive();
     db_run!(c, |c| {
         diesel::insert_into(configuration::table)

@@ -10,11 +10,16 @@ use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
 use super::{Backend, Conn, StorageError, StorageResult};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::{Page, Related, TaskRunSort};
 
 pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
 
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<TaskRunWithState>> {
+pub async fn find(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+) -> StorageResult<Option<TaskRunWithState>> {
     let row = db_run!(c, |c| {
         task_runs::table
             .left_join(
@@ -36,7 +41,7 @@ pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<Task
 
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     sort: TaskRunSort,
     page: Page,
@@ -94,7 +99,7 @@ pub async fn list(
         .collect())
 }
 
-pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
+pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let cond = build::task_runs_related(related);
         task_runs::table
@@ -110,7 +115,7 @@ pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i
 /// Task runs of one flow run (for the graph), oldest expected start first.
 pub async fn list_of_flow_run(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     flow_run_id: &str,
 ) -> StorageResult<Vec<TaskRunRow>> {
     let rows = db_run!(c, |c| {
@@ -128,7 +133,7 @@ pub async fn list_of_flow_run(
 /// History rows: task runs matching `related` with an expected start in [start, end).
 pub async fn list_history_rows(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     start: chrono::NaiveDateTime,
     end: chrono::NaiveDateTime,
@@ -149,7 +154,7 @@ pub async fn list_history_rows(
 
 pub async fn list_states(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     task_run_id: &str,
 ) -> StorageResult<Vec<TaskRunStateRow>> {
     let rows = db_run!(c, |c| {
@@ -166,7 +171,7 @@ pub async fn list_states(
 
 pub async fn find_state(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
 ) -> StorageResult<Option<TaskRunStateRow>> {
     let row = db_run!(c, |c| {
@@ -181,7 +186,12 @@ pub async fn find_state(
     Ok(row)
 }
 
-pub async fn update_name(c: &mut Conn, ws: &str, id: &str, name: &str) -> StorageResult<bool> {
+pub async fn update_name(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+    name: &str,
+) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::update(
             task_runs::table
@@ -198,7 +208,7 @@ pub async fn update_name(c: &mut Conn, ws: &str, id: &str, name: &str) -> Storag
     Ok(n == 1)
 }
 
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             task_runs::table

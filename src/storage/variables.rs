@@ -15,6 +15,7 @@ use crate::query::Page;
 
 pub(crate) use crate::storage::schema;
 
+use crate::ids::WorkspaceId;
 use crate::query::variables::{VariableFilter, VariableIdFilter, VariableSort};
 use schema::variables;
 
@@ -22,7 +23,7 @@ use schema::variables;
 #[diesel(table_name = variables)]
 pub struct VariableRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -84,7 +85,7 @@ pub async fn insert(c: &mut Conn, row: &VariableRow) -> StorageResult<()> {
     Ok(())
 }
 
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<VariableRow>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<Option<VariableRow>> {
     let row = db_run!(c, |c| variables::table
         .filter(variables::workspace_id.eq(ws))
         .filter(variables::id.eq(id))
@@ -97,7 +98,7 @@ pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<Vari
 
 pub async fn find_by_name(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     name: &str,
 ) -> StorageResult<Option<VariableRow>> {
     let row = db_run!(c, |c| variables::table
@@ -114,7 +115,7 @@ pub async fn find_by_name(
 /// bound parameters).
 pub async fn find_by_names(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     names: &[String],
 ) -> StorageResult<Vec<VariableRow>> {
     let mut rows = Vec::new();
@@ -132,7 +133,7 @@ pub async fn find_by_names(
 
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     filter: &VariableFilter,
     sort: VariableSort,
     page: Page,
@@ -155,7 +156,7 @@ pub async fn list(
     Ok(rows)
 }
 
-pub async fn count(c: &mut Conn, ws: &str, filter: &VariableFilter) -> StorageResult<i64> {
+pub async fn count(c: &mut Conn, ws: &WorkspaceId, filter: &VariableFilter) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let cond = cond(filter);
         variables::table
@@ -179,7 +180,7 @@ pub enum Key {
 /// `StorageError::Conflict`.
 pub async fn update(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     key: &Key,
     changes: &VariableChanges,
 ) -> StorageResult<bool> {
@@ -211,7 +212,7 @@ pub async fn update(
 }
 
 /// Deletes a variable; false when no such variable.
-pub async fn delete(c: &mut Conn, ws: &str, key: &Key) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, key: &Key) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         match key {
             Key::Id(id) => {

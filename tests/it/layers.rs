@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "tls",
     ],
     &["wire", "query"],
-    &["time", "settings", "version"],
+    &["time", "settings", "version", "ids"],
 ];
 
 /// Same-layer uses that are part of the design.

@@ -121,7 +121,7 @@ async fn create(
         block_type_id: block_type_id.to_string(),
         is_anonymous: body.is_anonymous,
     };
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let view = state
         .stores
         .orion
@@ -197,7 +197,7 @@ async fn update(
         data,
         merge_existing_data: body.merge_existing_data,
     };
-    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.to_string());
     state
         .stores
         .orion
@@ -208,7 +208,7 @@ async fn update(
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.to_string());
     let deleted = state
         .stores
         .orion

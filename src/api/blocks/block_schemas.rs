@@ -73,7 +73,7 @@ async fn create(
         capabilities: body.capabilities,
         version: body.version,
     };
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let (view, created) = state
         .stores
         .orion
@@ -126,7 +126,7 @@ async fn filter(
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.to_string());
     state
         .stores
         .orion

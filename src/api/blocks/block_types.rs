@@ -112,7 +112,7 @@ async fn create(
         description: body.description,
         code_example: body.code_example,
     };
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     let row = state
         .stores
         .orion
@@ -181,7 +181,7 @@ async fn update(
         description: body.description,
         code_example: body.code_example,
     };
-    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.to_string());
     let updated = state
         .stores
         .orion
@@ -195,7 +195,7 @@ async fn update(
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.to_string());
     state
         .stores
         .orion
@@ -255,7 +255,7 @@ async fn document_by_name(
 
 async fn install_system(state: web::Data<AppState>, ws: Workspace) -> ApiResult<HttpResponse> {
     ready(&state, &ws).await?;
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     state
         .stores
         .orion

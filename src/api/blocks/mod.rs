@@ -50,7 +50,7 @@ pub(crate) async fn ready(state: &AppState, ws: &Workspace) -> ApiResult<()> {
     if system::registered(&mut db.read().await?, ws.id()).await? {
         return Ok(());
     }
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     db.write(async move |c| system::ensure(c, &ws).await)
         .await?;
     Ok(())

@@ -151,7 +151,7 @@ pub(super) async fn create(
     labels.insert("prefect.flow.id".into(), Value::String(flow.id.clone()));
     let row = DeploymentRow {
         id,
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         name: b.name,
@@ -420,7 +420,7 @@ pub(super) async fn delete(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.id().to_string(), id.0.clone());
+    let (ws, id) = (ws.id().clone(), id.0.clone());
     let deleted = state
         .stores
         .orion
@@ -463,7 +463,7 @@ pub(super) async fn bulk_delete(
     .await?;
     let mut deleted = Vec::new();
     for d in rows {
-        let (wsid, id) = (ws.id().to_string(), d.id.clone());
+        let (wsid, id) = (ws.id().clone(), d.id.clone());
         let gone = state
             .stores
             .orion

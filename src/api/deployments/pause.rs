@@ -17,7 +17,7 @@ pub(super) async fn set_paused(
     paused: bool,
 ) -> ApiResult<HttpResponse> {
     let now = crate::time::now().naive_utc();
-    let (ws, id) = (ws.id().to_string(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.to_string());
     // The flag and (on a pause) the removal of the future auto-scheduled runs, all or nothing.
     let found = state
         .stores

@@ -134,7 +134,7 @@ pub(super) async fn new_run(
     let now = crate::time::now();
     let row = FlowRunRow {
         id: Uuid::new_v4().to_string(),
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now.naive_utc(),
         updated: now.naive_utc(),
         name: b
@@ -273,7 +273,7 @@ pub(super) async fn scheduled_runs(
     let now = crate::time::now();
     let ids: Vec<String> = b.deployment_ids.iter().map(|u| u.to_string()).collect();
     let before = b.scheduled_before.unwrap_or(now).naive_utc();
-    let (wsid, polled) = (ws.id().to_string(), now.naive_utc());
+    let (wsid, polled) = (ws.id().clone(), now.naive_utc());
     let runs = state
         .stores
         .orion

@@ -18,6 +18,7 @@ use crate::storage::deployments::{self as deps, ScheduleRow};
 use crate::wire::{json_text, JsonText, Ts};
 
 use super::{find_dot, lookup};
+use crate::ids::WorkspaceId;
 
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -67,7 +68,7 @@ pub(super) fn invalid_schedule(prefix: &[&str], i: usize, msg: String) -> ApiErr
 }
 
 pub(super) fn schedule_rows(
-    ws: &str,
+    ws: &WorkspaceId,
     deployment_id: &str,
     list: &[ScheduleCreate],
 ) -> ApiResult<Vec<ScheduleRow>> {
@@ -75,7 +76,7 @@ pub(super) fn schedule_rows(
 }
 
 pub(super) fn schedule_rows_at(
-    ws: &str,
+    ws: &WorkspaceId,
     deployment_id: &str,
     list: &[ScheduleCreate],
     loc: &[&str],
@@ -91,7 +92,7 @@ pub(super) fn schedule_rows_at(
                 Schedule::parse(&s.schedule, now).map_err(|e| invalid_schedule(loc, i, e))?;
             Ok(ScheduleRow {
                 id: Uuid::new_v4().to_string(),
-                workspace_id: ws.to_string(),
+                workspace_id: ws.clone(),
                 created: now.naive_utc(),
                 updated: now.naive_utc(),
                 deployment_id: deployment_id.to_string(),

@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{PathId, PathKeyStr};
 use crate::extract::Workspace;
+use crate::ids::WorkspaceId;
 use crate::orchestration::{SetStateStatus, State, StateCreate, StateDetails, StateType};
 use crate::runs::convert::{flow_state, state_json};
 use crate::runs::{self, Request};
@@ -122,7 +123,7 @@ fn new_input(
     let now = crate::time::now().naive_utc();
     InputRow {
         id: Uuid::new_v4().to_string(),
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         flow_run_id: run.to_string(),
@@ -206,7 +207,12 @@ async fn insert(state: &AppState, row: InputRow) -> ApiResult<Inserted> {
 }
 
 /// Deletes the run's input `key`; false when there is none.
-async fn delete_input(state: &AppState, ws: String, run: String, key: String) -> ApiResult<bool> {
+async fn delete_input(
+    state: &AppState,
+    ws: WorkspaceId,
+    run: String,
+    key: String,
+) -> ApiResult<bool> {
     Ok(state
         .stores
         .orion

@@ -19,6 +19,7 @@ use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::PathId;
 use crate::extract::params::{limit, Paging};
 use crate::extract::Workspace;
+use crate::ids::WorkspaceId;
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
 use crate::query::{FlowRunFilter, FlowRunSort, Related};
 use crate::runs;
@@ -157,7 +158,7 @@ async fn create(
     labels.insert("prefect.flow.id".into(), Value::String(flow_id.clone()));
     let row = FlowRunRow {
         id: Uuid::new_v4().to_string(),
-        workspace_id: ws.id().to_string(),
+        workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         name: b
@@ -342,7 +343,7 @@ async fn update(
 /// The run with its state, read on a connection given back before the caller writes.
 async fn find_run(
     state: &AppState,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
 ) -> ApiResult<Option<flow_runs::RunWithState>> {
     let mut c = state.stores.orion.read().await?;
@@ -350,7 +351,7 @@ async fn find_run(
 }
 
 /// Saves the run's editable columns; false when it is gone.
-async fn save(state: &AppState, ws: String, run: FlowRunRow) -> ApiResult<bool> {
+async fn save(state: &AppState, ws: WorkspaceId, run: FlowRunRow) -> ApiResult<bool> {
     Ok(state
         .stores
         .orion

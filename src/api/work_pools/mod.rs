@@ -24,6 +24,7 @@ mod pools;
 mod queues;
 mod workers;
 
+use crate::ids::WorkspaceId;
 pub use pools::*;
 pub use queues::*;
 use workers::*;
@@ -333,7 +334,7 @@ pub async fn pool(state: &AppState, ws: &Workspace, name: &str) -> ApiResult<Poo
 }
 
 pub fn new_queue(
-    ws: &str,
+    ws: &WorkspaceId,
     pool_id: &str,
     name: &str,
     priority: i32,
@@ -341,7 +342,7 @@ pub fn new_queue(
 ) -> QueueRow {
     QueueRow {
         id: Uuid::new_v4().to_string(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: now,
         updated: now,
         name: name.to_string(),

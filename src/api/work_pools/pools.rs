@@ -2,6 +2,7 @@
 //! worker poll `get_scheduled_flow_runs`.
 
 use super::*;
+use crate::ids::WorkspaceId;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +45,7 @@ pub(super) struct PoolUpdate {
 /// Creates a pool with its default queue; `Err(409)` when the name is taken.
 pub async fn insert_pool(
     state: &AppState,
-    ws: &str,
+    ws: &WorkspaceId,
     name: &str,
     pool_type: &str,
     base: Map<String, Value>,
@@ -55,7 +56,7 @@ pub async fn insert_pool(
 
 /// A new pool's row (NOT_READY, nothing optional set) and its default queue, not yet written.
 fn new_pool(
-    ws: &str,
+    ws: &WorkspaceId,
     name: &str,
     pool_type: &str,
     base: Map<String, Value>,
@@ -65,7 +66,7 @@ fn new_pool(
     let queue = new_queue(ws, &id, "default", 1, now);
     let row = PoolRow {
         id,
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: now,
         updated: now,
         name: name.to_string(),
@@ -243,7 +244,7 @@ pub(super) async fn delete_pool(
     name: PathName,
 ) -> ApiResult<HttpResponse> {
     let row = pool(&state, &ws, &name).await?;
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     state
         .stores
         .orion
@@ -275,7 +276,7 @@ pub(super) async fn scheduled_runs(
     let names = b.work_queue_names.unwrap_or_default();
     // One transaction: the pool, its queues, the "polled" updates, the due runs of all its
     // queues (one statement), their rows and their states.
-    let (wsid, pool_name) = (ws.id().to_string(), name.0.clone());
+    let (wsid, pool_name) = (ws.id().clone(), name.0.clone());
     let (before, after) = (
         b.scheduled_before.map(|t| t.naive_utc()),
         b.scheduled_after.map(|t| t.naive_utc()),

@@ -290,7 +290,7 @@ pub(super) async fn delete_queue(
             "Can't delete a pool's default queue.",
         ));
     }
-    let ws = ws.id().to_string();
+    let ws = ws.id().clone();
     state
         .stores
         .orion

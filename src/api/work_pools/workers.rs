@@ -17,7 +17,7 @@ pub(super) async fn heartbeat(
 ) -> ApiResult<HttpResponse> {
     let p = pool(&state, &ws, &pool_name).await?;
     let b = body.into_inner();
-    let (wsid, pool_id, paused) = (ws.id().to_string(), p.id.clone(), p.is_paused);
+    let (wsid, pool_id, paused) = (ws.id().clone(), p.id.clone(), p.is_paused);
     let now = crate::time::now().naive_utc();
     // The heartbeat, then the pool READY (unless paused); true when the pool became READY.
     let ready = state
@@ -69,7 +69,7 @@ pub(super) async fn delete_worker(
     name: PathName,
 ) -> ApiResult<HttpResponse> {
     let p = pool(&state, &ws, &pool_name).await?;
-    let (ws, name) = (ws.id().to_string(), name.0.clone());
+    let (ws, name) = (ws.id().clone(), name.0.clone());
     let deleted = state
         .stores
         .orion

@@ -21,6 +21,7 @@ use crate::query::{Page, Related};
 
 pub(crate) use crate::storage::schema;
 
+use crate::ids::WorkspaceId;
 use crate::query::artifacts::{AnyIdFilter, ArtifactSort, Query};
 use schema::{artifact_collections, artifacts};
 
@@ -28,7 +29,7 @@ use schema::{artifact_collections, artifacts};
 #[diesel(table_name = artifacts)]
 pub struct ArtifactRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub key: Option<String>,
@@ -46,7 +47,7 @@ pub struct ArtifactRow {
 #[diesel(table_name = artifact_collections)]
 pub struct CollectionRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub key: String,
@@ -104,7 +105,7 @@ const COLLECTIONS: Cols = Cols {
 
 /// The rows of one of the two tables that `q` selects: the artifact filter, and "the
 /// artifact's run matches" the related flow-run, flow, deployment and task-run filters.
-fn cond(t: &Cols, ws: &str, q: &Query) -> Where {
+fn cond(t: &Cols, ws: &WorkspaceId, q: &Query) -> Where {
     let f = &q.artifacts;
     let mut c = Vec::new();
     if let Some(AnyIdFilter { any_: Some(v) }) = &f.id {
@@ -175,7 +176,7 @@ fn cond(t: &Cols, ws: &str, q: &Query) -> Where {
     Where::all(all)
 }
 
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<ArtifactRow>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<Option<ArtifactRow>> {
     let row = db_run!(c, |c| artifacts::table
         .filter(artifacts::workspace_id.eq(ws))
         .filter(artifacts::id.eq(id))
@@ -189,7 +190,7 @@ pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<Arti
 /// The collection (latest artifact) of `key`.
 pub async fn find_latest(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     key: &str,
 ) -> StorageResult<Option<CollectionRow>> {
     let row = db_run!(c, |c| artifact_collections::table
@@ -204,7 +205,7 @@ pub async fn find_latest(
 
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     q: &Query,
     sort: ArtifactSort,
     page: Page,
@@ -228,7 +229,7 @@ pub async fn list(
     Ok(rows)
 }
 
-pub async fn count(c: &mut Conn, ws: &str, q: &Query) -> StorageResult<i64> {
+pub async fn count(c: &mut Conn, ws: &WorkspaceId, q: &Query) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let cond = cond(&ARTIFACTS, ws, q);
         artifacts::table
@@ -243,7 +244,7 @@ pub async fn count(c: &mut Conn, ws: &str, q: &Query) -> StorageResult<i64> {
 
 pub async fn list_latest(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     q: &Query,
     sort: ArtifactSort,
     page: Page,
@@ -268,7 +269,7 @@ pub async fn list_latest(
     Ok(rows)
 }
 
-pub async fn count_latest(c: &mut Conn, ws: &str, q: &Query) -> StorageResult<i64> {
+pub async fn count_latest(c: &mut Conn, ws: &WorkspaceId, q: &Query) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let cond = cond(&COLLECTIONS, ws, q);
         artifact_collections::table

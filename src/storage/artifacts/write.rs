@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::schema::{artifact_collections, artifacts};
 use super::{ArtifactChanges, ArtifactRow, CollectionRow};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::storage::{Conn, StorageResult};
 
 #[derive(Debug, Clone, Default, AsChangeset)]
@@ -81,7 +82,7 @@ async fn upsert_collection(c: &mut Conn, row: &ArtifactRow, key: &str) -> Storag
 /// false when no such artifact.
 pub async fn update(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
     changes: &ArtifactChanges,
 ) -> StorageResult<bool> {
@@ -120,7 +121,7 @@ pub async fn update(
 
 /// Deletes an artifact (in one transaction); when it was its key's latest, the next most recent
 /// artifact of the key becomes the latest (or the collection goes). False when no such artifact.
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     c.transaction(async |c| {
         let found: Option<ArtifactRow> = db_run!(c, |c| {
             artifacts::table
@@ -149,7 +150,7 @@ pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
 
 /// When artifact `id` is the latest of `key`, makes the next most recent artifact of the key the
 /// latest, or deletes the collection when there is none.
-async fn promote_next(c: &mut Conn, ws: &str, key: &str, id: &str) -> StorageResult<()> {
+async fn promote_next(c: &mut Conn, ws: &WorkspaceId, key: &str, id: &str) -> StorageResult<()> {
     use artifact_collections as ac;
     let next: Option<ArtifactRow> = db_run!(c, |c| {
         artifacts::table

@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use crate::col;
+use crate::ids::WorkspaceId;
 use crate::query::blocks::{
     AllStrings, AnyIds, AnyStrings, BlockSchemaFilter, BlockTypeFilter, DocumentQuery, EqBool,
     LikeFilter,
@@ -62,7 +63,7 @@ pub fn block_schema(f: &BlockSchemaFilter) -> Where {
 
 /// Block types matching the type filter that have a schema matching the schema filter.
 pub fn block_types_related(
-    ws: &str,
+    ws: &WorkspaceId,
     t: Option<&BlockTypeFilter>,
     s: Option<&BlockSchemaFilter>,
 ) -> Where {
@@ -84,7 +85,7 @@ pub fn block_types_related(
 }
 
 /// Documents matching the document filter, of a matching type, with a matching schema.
-pub fn block_documents_related(ws: &str, q: &DocumentQuery) -> Where {
+pub fn block_documents_related(ws: &WorkspaceId, q: &DocumentQuery) -> Where {
     let f = &q.documents;
     let mut own = Vec::new();
     if let Some(AnyIds { any_: Some(v) }) = &f.id {

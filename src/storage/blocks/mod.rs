@@ -24,6 +24,7 @@ use super::{StorageError, StorageResult};
 
 pub(crate) use crate::storage::schema;
 
+use crate::ids::WorkspaceId;
 use schema::{
     block_document_references, block_documents, block_schema_references, block_schemas, block_types,
 };
@@ -35,7 +36,7 @@ pub const DEFAULT_SCHEMA_VERSION: &str = "non-versioned";
 #[diesel(table_name = block_types)]
 pub struct BlockTypeRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -51,7 +52,7 @@ pub struct BlockTypeRow {
 #[diesel(table_name = block_schemas)]
 pub struct BlockSchemaRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub checksum: String,
@@ -67,7 +68,7 @@ pub struct BlockSchemaRow {
 #[diesel(table_name = block_schema_references)]
 pub struct BlockSchemaRefRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -79,7 +80,7 @@ pub struct BlockSchemaRefRow {
 #[diesel(table_name = block_documents)]
 pub struct BlockDocumentRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -95,7 +96,7 @@ pub struct BlockDocumentRow {
 #[diesel(table_name = block_document_references)]
 pub struct BlockDocumentRefRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,

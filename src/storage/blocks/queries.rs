@@ -16,13 +16,18 @@ use super::{
     BlockTypeRow,
 };
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::storage::{Conn, StorageResult};
 
 /// How many levels of nested schemas or documents are followed at most.
 pub const MAX_ROUNDS: usize = 64;
 
 /// The schemas `ids`, every schema they reference (transitively) and their block types.
-pub async fn schema_graph(c: &mut Conn, ws: &str, ids: &[String]) -> StorageResult<SchemaGraph> {
+pub async fn schema_graph(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    ids: &[String],
+) -> StorageResult<SchemaGraph> {
     let mut graph = SchemaGraph::default();
     let mut frontier: Vec<String> = ids.to_vec();
     let mut expanded: HashSet<String> = HashSet::new();
@@ -90,7 +95,7 @@ pub async fn schema_graph(c: &mut Conn, ws: &str, ids: &[String]) -> StorageResu
 /// The newest schema with `checksum` (and `version`, when given).
 pub async fn newest_schema(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     checksum: &str,
     version: Option<&str>,
 ) -> StorageResult<Option<BlockSchemaRow>> {
@@ -112,7 +117,7 @@ pub async fn newest_schema(
 
 pub async fn schema_by_id(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
 ) -> StorageResult<Option<BlockSchemaRow>> {
     Ok(db_run!(c, |c| {
@@ -139,7 +144,7 @@ pub async fn insert_schema(c: &mut Conn, row: &BlockSchemaRow) -> StorageResult<
 /// Records that `parent` nests `child` under `name` (once).
 pub async fn link_schema(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     parent: &str,
     child: &str,
     name: &str,
@@ -161,7 +166,7 @@ pub async fn link_schema(
     let t = now();
     let row = BlockSchemaRefRow {
         id: new_id(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: t,
         updated: t,
         name: name.to_string(),
@@ -179,7 +184,7 @@ pub async fn link_schema(
 
 pub async fn type_by_slug(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     slug: &str,
 ) -> StorageResult<Option<BlockTypeRow>> {
     Ok(db_run!(c, |c| {
@@ -193,14 +198,18 @@ pub async fn type_by_slug(
     })?)
 }
 
-pub async fn type_by_id(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<BlockTypeRow>> {
+pub async fn type_by_id(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+) -> StorageResult<Option<BlockTypeRow>> {
     let found = types_by_ids(c, ws, &[id.to_string()]).await?;
     Ok(found.into_iter().next())
 }
 
 pub async fn types_by_ids(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     ids: &[String],
 ) -> StorageResult<Vec<BlockTypeRow>> {
     if ids.is_empty() {
@@ -218,7 +227,7 @@ pub async fn types_by_ids(
 
 pub async fn doc_by_id(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
 ) -> StorageResult<Option<BlockDocumentRow>> {
     let found = docs_by_ids(c, ws, &[id.to_string()]).await?;
@@ -227,7 +236,7 @@ pub async fn doc_by_id(
 
 pub async fn docs_by_ids(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     ids: &[String],
 ) -> StorageResult<Vec<BlockDocumentRow>> {
     if ids.is_empty() {
@@ -246,7 +255,7 @@ pub async fn docs_by_ids(
 /// References whose parent is one of `parents`, oldest first.
 pub async fn doc_refs(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     parents: &[String],
 ) -> StorageResult<Vec<BlockDocumentRefRow>> {
     if parents.is_empty() {
@@ -268,7 +277,7 @@ pub async fn doc_refs(
 
 pub async fn insert_doc_ref(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     parent: &str,
     child: &str,
     name: &str,
@@ -276,7 +285,7 @@ pub async fn insert_doc_ref(
     let t = now();
     let row = BlockDocumentRefRow {
         id: new_id(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: t,
         updated: t,
         name: name.to_string(),

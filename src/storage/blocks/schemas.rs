@@ -22,6 +22,7 @@ use super::{
     new_id, now, BlockError, BlockResult, BlockSchemaRow, BlockTypeRow, DEFAULT_SCHEMA_VERSION,
 };
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::blocks::{AnyIds, BlockSchemaFilter};
 use crate::query::Page;
 use crate::storage::{Conn, StorageError, StorageResult};
@@ -57,7 +58,7 @@ pub(crate) fn views(rows: Vec<BlockSchemaRow>, graph: &SchemaGraph) -> Vec<Schem
 /// Schemas matching the filter, newest first.
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     f: Option<&BlockSchemaFilter>,
     page: Page,
 ) -> StorageResult<Vec<SchemaView>> {
@@ -81,7 +82,7 @@ pub async fn list(
 }
 
 /// One schema by id.
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<SchemaView>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<Option<SchemaView>> {
     let Ok(uuid) = uuid::Uuid::parse_str(id) else {
         return Ok(None);
     };
@@ -101,7 +102,7 @@ pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<Sche
 /// The newest schema with `checksum` (and `version`, when given).
 pub async fn find_by_checksum(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     checksum: &str,
     version: Option<&str>,
 ) -> StorageResult<Option<SchemaView>> {
@@ -141,7 +142,7 @@ enum Step {
 /// the one with the same checksum and version; returns the view and whether it is new.
 pub async fn create(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     new: &NewBlockSchema,
 ) -> BlockResult<(SchemaView, bool)> {
     let checksum = schema_checksum(&new.fields);
@@ -209,7 +210,7 @@ fn missing_type(slug: &str) -> BlockError {
 
 /// Runs the creation steps depth-first, in the order Prefect registers nested schemas;
 /// returns the id of the root schema.
-async fn run_steps(c: &mut Conn, ws: &str, root: Step) -> BlockResult<String> {
+async fn run_steps(c: &mut Conn, ws: &WorkspaceId, root: Step) -> BlockResult<String> {
     let mut queue: VecDeque<Step> = VecDeque::from([root]);
     let mut root_id: Option<String> = None;
     let mut steps = 0usize;
@@ -239,7 +240,7 @@ async fn run_steps(c: &mut Conn, ws: &str, root: Step) -> BlockResult<String> {
                         let t = now();
                         let row = BlockSchemaRow {
                             id: new_id(),
-                            workspace_id: ws.to_string(),
+                            workspace_id: ws.clone(),
                             created: t,
                             updated: t,
                             checksum,
@@ -315,7 +316,7 @@ async fn run_steps(c: &mut Conn, ws: &str, root: Step) -> BlockResult<String> {
 
 /// Deletes a schema (and its documents), in one transaction; schemas of protected types are
 /// refused.
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> BlockResult<()> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> BlockResult<()> {
     c.transaction(async |c| {
         let found: Option<bool> = db_run!(c, |c| {
             block_schemas::table
@@ -351,7 +352,7 @@ pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> BlockResult<()> {
 }
 
 /// Every capability any schema of the workspace declares, sorted.
-pub async fn capabilities(c: &mut Conn, ws: &str) -> StorageResult<Vec<String>> {
+pub async fn capabilities(c: &mut Conn, ws: &WorkspaceId) -> StorageResult<Vec<String>> {
     let texts: Vec<String> = db_run!(c, |c| {
         block_schemas::table
             .filter(block_schemas::workspace_id.eq(ws))

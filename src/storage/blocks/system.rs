@@ -22,6 +22,7 @@ use super::queries::{link_schema, newest_schema, type_by_slug};
 use super::schema::{block_schemas, block_types};
 use super::{new_id, now, to_text, BlockError, BlockResult, BlockSchemaRow, BlockTypeRow};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::storage::accounts::DEFAULT_WORKSPACE_ID;
 use crate::storage::{Conn, StorageError, StorageResult};
 
@@ -70,7 +71,7 @@ pub fn data() -> Result<SystemData, StorageError> {
 /// At start (after migrations): registers, or refreshes, the system blocks of the default
 /// workspace, as Prefect's server does at each start.
 pub async fn register_default(c: &mut Conn) -> StorageResult<()> {
-    register(c, DEFAULT_WORKSPACE_ID, false)
+    register(c, &WorkspaceId::new(DEFAULT_WORKSPACE_ID), false)
         .await
         .map_err(|e| match e {
             StorageError::Blocks(refused) => StorageError::Migrate {
@@ -83,14 +84,14 @@ pub async fn register_default(c: &mut Conn) -> StorageResult<()> {
 
 /// Whether `ws` has the system blocks (one query); a read, so that a request can skip
 /// [`ensure`] and its write.
-pub async fn registered(c: &mut Conn, ws: &str) -> StorageResult<bool> {
+pub async fn registered(c: &mut Conn, ws: &WorkspaceId) -> StorageResult<bool> {
     Ok(newest_schema(c, ws, MARKER_CHECKSUM, Some(MARKER_VERSION))
         .await?
         .is_some())
 }
 
 /// Registers the system blocks in `ws` unless it already has them (one query when it has).
-pub async fn ensure(c: &mut Conn, ws: &str) -> BlockResult<()> {
+pub async fn ensure(c: &mut Conn, ws: &WorkspaceId) -> BlockResult<()> {
     if registered(c, ws).await? {
         return Ok(());
     }
@@ -99,7 +100,7 @@ pub async fn ensure(c: &mut Conn, ws: &str) -> BlockResult<()> {
 
 /// Registers (or refreshes) the system blocks of `ws`; with `protected_only`, only Webhook,
 /// Secret and LocalFileSystem (`POST /block_types/install_system_block_types`). One transaction.
-pub async fn register(c: &mut Conn, ws: &str, protected_only: bool) -> BlockResult<()> {
+pub async fn register(c: &mut Conn, ws: &WorkspaceId, protected_only: bool) -> BlockResult<()> {
     let data = data()?;
     let types: Vec<&SystemType> = data
         .block_types
@@ -125,7 +126,7 @@ pub async fn register(c: &mut Conn, ws: &str, protected_only: bool) -> BlockResu
 /// values; returns the types' ids by slug.
 async fn register_types(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     types: &[&SystemType],
     t0: NaiveDateTime,
 ) -> StorageResult<HashMap<String, String>> {
@@ -144,7 +145,7 @@ async fn register_types(
             None => {
                 let row = BlockTypeRow {
                     id: new_id(),
-                    workspace_id: ws.to_string(),
+                    workspace_id: ws.clone(),
                     created: t0,
                     updated: t0,
                     name: t.name.clone(),
@@ -202,7 +203,7 @@ async fn register_types(
 /// `ws`, and the references of the ones it added.
 async fn register_schemas(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     all: &[SystemSchema],
     schemas: &[(usize, &SystemSchema)],
     type_ids: &HashMap<String, String>,
@@ -237,7 +238,7 @@ async fn register_schemas(
         let created = t0 + Duration::microseconds(*i as i64);
         let row = BlockSchemaRow {
             id: new_id(),
-            workspace_id: ws.to_string(),
+            workspace_id: ws.clone(),
             created,
             updated: created,
             checksum: s.checksum.clone(),

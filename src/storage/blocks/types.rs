@@ -8,6 +8,7 @@ use super::queries::{type_by_id, type_by_slug};
 use super::schema::block_types;
 use super::{new_id, now, BlockError, BlockResult, BlockTypeRow};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::blocks::{BlockSchemaFilter, BlockTypeFilter};
 use crate::query::Page;
 use crate::storage::{Conn, StorageResult};
@@ -51,11 +52,15 @@ fn html_unescape(s: &str) -> String {
 }
 
 /// Inserts a block type; a taken slug is a conflict with Prefect's message.
-pub async fn insert(c: &mut Conn, ws: &str, new: &NewBlockType) -> BlockResult<BlockTypeRow> {
+pub async fn insert(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    new: &NewBlockType,
+) -> BlockResult<BlockTypeRow> {
     let t = now();
     let row = BlockTypeRow {
         id: new_id(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: t,
         updated: t,
         name: new.name.clone(),
@@ -83,13 +88,13 @@ pub async fn insert(c: &mut Conn, ws: &str, new: &NewBlockType) -> BlockResult<B
     Ok(row)
 }
 
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<BlockTypeRow>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<Option<BlockTypeRow>> {
     type_by_id(c, ws, id).await
 }
 
 pub async fn find_by_slug(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     slug: &str,
 ) -> StorageResult<Option<BlockTypeRow>> {
     type_by_slug(c, ws, slug).await
@@ -98,7 +103,7 @@ pub async fn find_by_slug(
 /// Block types matching the filters, by name.
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     t: Option<&BlockTypeFilter>,
     s: Option<&BlockSchemaFilter>,
     page: Page,
@@ -122,7 +127,7 @@ pub async fn list(
 /// escaping, to avoid needless writes); false when no such type.
 pub async fn update(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
     changes: &BlockTypeChanges,
 ) -> StorageResult<bool> {
@@ -165,7 +170,7 @@ pub async fn update(
 }
 
 /// Deletes a block type with its schemas and documents; protected types are refused.
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> BlockResult<()> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> BlockResult<()> {
     let current = find(c, ws, id)
         .await?
         .ok_or_else(|| BlockError::NotFound("Block type not found".into()))?;

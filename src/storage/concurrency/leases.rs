@@ -7,6 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use super::LeaseRow;
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::storage::schema::{concurrency_leases, concurrency_limits};
 use crate::storage::{Conn, StorageResult};
 
@@ -61,7 +62,7 @@ pub(super) async fn give_back(
 /// Ends a lease and frees its slots, in one transaction. False when there was no such lease.
 pub async fn release_lease(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     lease_id: &str,
     now: NaiveDateTime,
 ) -> StorageResult<bool> {
@@ -94,7 +95,7 @@ pub async fn release_lease(
 /// Moves a lease's expiration; false when the lease is gone.
 pub async fn renew_lease(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     lease_id: &str,
     expiration: NaiveDateTime,
 ) -> StorageResult<bool> {
@@ -130,7 +131,7 @@ pub async fn expired_leases(
 }
 
 /// Slots held by leases on a limit (for tests and diagnostics).
-pub async fn active_leases(c: &mut Conn, ws: &str) -> StorageResult<i64> {
+pub async fn active_leases(c: &mut Conn, ws: &WorkspaceId) -> StorageResult<i64> {
     let n = db_run!(c, |c| concurrency_leases::table
         .filter(concurrency_leases::workspace_id.eq(ws))
         .count()

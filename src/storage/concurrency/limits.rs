@@ -8,6 +8,7 @@ use diesel_async::RunQueryDsl;
 use super::leases::give_back;
 use super::{LeaseRow, LimitChanges, LimitRow};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::Page;
 use crate::storage::schema::{concurrency_leases, concurrency_limits};
 use crate::storage::{Conn, StorageError, StorageResult};
@@ -25,7 +26,7 @@ pub async fn insert(c: &mut Conn, row: &LimitRow) -> StorageResult<()> {
 }
 
 /// A limit by id, or by name when `key` is not a UUID.
-pub async fn find(c: &mut Conn, ws: &str, key: &str) -> StorageResult<Option<LimitRow>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, key: &str) -> StorageResult<Option<LimitRow>> {
     let row = db_run!(c, |c| {
         let q = concurrency_limits::table
             .filter(concurrency_limits::workspace_id.eq(ws))
@@ -45,7 +46,7 @@ pub async fn find(c: &mut Conn, ws: &str, key: &str) -> StorageResult<Option<Lim
     Ok(row)
 }
 
-pub async fn list(c: &mut Conn, ws: &str, page: Page) -> StorageResult<Vec<LimitRow>> {
+pub async fn list(c: &mut Conn, ws: &WorkspaceId, page: Page) -> StorageResult<Vec<LimitRow>> {
     let rows = db_run!(c, |c| {
         concurrency_limits::table
             .filter(concurrency_limits::workspace_id.eq(ws))
@@ -61,7 +62,7 @@ pub async fn list(c: &mut Conn, ws: &str, page: Page) -> StorageResult<Vec<Limit
 
 pub async fn update(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
     changes: &LimitChanges,
 ) -> StorageResult<bool> {
@@ -78,7 +79,7 @@ pub async fn update(
     Ok(n == 1)
 }
 
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             concurrency_limits::table
@@ -129,7 +130,11 @@ const ATTEMPTS: usize = 20;
 /// Takes `slots` on every active limit named in `req.names`, all or nothing: each attempt is a
 /// transaction (a savepoint inside the caller's), tried again when another writer changed a
 /// limit between its read and its write.
-pub async fn acquire(c: &mut Conn, ws: &str, req: &AcquireRequest) -> StorageResult<Acquired> {
+pub async fn acquire(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    req: &AcquireRequest,
+) -> StorageResult<Acquired> {
     for _ in 0..ATTEMPTS {
         match c.transaction(async |c| try_acquire(c, ws, req).await).await {
             Err(StorageError::Raced) => continue,
@@ -143,7 +148,11 @@ pub async fn acquire(c: &mut Conn, ws: &str, req: &AcquireRequest) -> StorageRes
 }
 
 /// One attempt of [`acquire`]; [`StorageError::Raced`] when a limit changed under it.
-async fn try_acquire(c: &mut Conn, ws: &str, req: &AcquireRequest) -> StorageResult<Acquired> {
+async fn try_acquire(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    req: &AcquireRequest,
+) -> StorageResult<Acquired> {
     let limits: Vec<LimitRow> = db_run!(c, |c| {
         concurrency_limits::table
             .filter(concurrency_limits::workspace_id.eq(ws))
@@ -220,7 +229,7 @@ async fn try_acquire(c: &mut Conn, ws: &str, req: &AcquireRequest) -> StorageRes
             let ids: Vec<&str> = taken.iter().map(|l| l.id.as_str()).collect();
             let row = LeaseRow {
                 id: id.clone(),
-                workspace_id: ws.to_string(),
+                workspace_id: ws.clone(),
                 created: req.now,
                 expiration: *expiration,
                 limit_ids: serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()),
@@ -247,7 +256,7 @@ async fn try_acquire(c: &mut Conn, ws: &str, req: &AcquireRequest) -> StorageRes
 /// in one transaction.
 pub async fn release(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     names: &[String],
     slots: i32,
     occupancy_seconds: Option<f64>,

@@ -14,6 +14,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{concurrency_leases, concurrency_limits};
+use crate::ids::WorkspaceId;
 
 pub use leases::{active_leases, expired_leases, release_lease, renew_lease};
 pub use limits::{acquire, delete, find, insert, list, release, update, AcquireRequest, Acquired};
@@ -25,7 +26,7 @@ pub use v1::{
 #[diesel(table_name = concurrency_limits)]
 pub struct LimitRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub active: bool,
@@ -53,7 +54,7 @@ pub struct LimitChanges {
 #[diesel(table_name = concurrency_leases)]
 pub struct LeaseRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub expiration: NaiveDateTime,
     pub limit_ids: String,

@@ -8,6 +8,7 @@ use diesel_async::RunQueryDsl;
 use super::leases::give_back;
 use super::{LeaseRow, LimitRow};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::Page;
 use crate::storage::schema::{concurrency_leases, concurrency_limits};
 use crate::storage::{Conn, StorageResult};
@@ -23,7 +24,7 @@ fn lease_pattern(limit_id: &str) -> String {
 /// Limits whose name starts with `prefix`, by name.
 pub async fn list_by_prefix(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     prefix: &str,
     page: Page,
 ) -> StorageResult<Vec<LimitRow>> {
@@ -49,7 +50,7 @@ pub async fn list_by_prefix(
 /// The leases holding slots of limit `limit_id`, oldest first.
 pub async fn leases_on_limit(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     limit_id: &str,
 ) -> StorageResult<Vec<LeaseRow>> {
     let rows = db_run!(c, |c| {
@@ -68,7 +69,7 @@ pub async fn leases_on_limit(
 }
 
 /// Every lease of the workspace, oldest first (one query for many limits' holders).
-pub async fn leases_in_workspace(c: &mut Conn, ws: &str) -> StorageResult<Vec<LeaseRow>> {
+pub async fn leases_in_workspace(c: &mut Conn, ws: &WorkspaceId) -> StorageResult<Vec<LeaseRow>> {
     let rows = db_run!(c, |c| {
         concurrency_leases::table
             .filter(concurrency_leases::workspace_id.eq(ws))
@@ -84,7 +85,11 @@ pub async fn leases_in_workspace(c: &mut Conn, ws: &str) -> StorageResult<Vec<Le
 }
 
 /// The leases of the workspace that hold slots of limit `limit_id` (unordered).
-async fn leases_holding(c: &mut Conn, ws: &str, limit_id: &str) -> StorageResult<Vec<LeaseRow>> {
+async fn leases_holding(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    limit_id: &str,
+) -> StorageResult<Vec<LeaseRow>> {
     Ok(db_run!(c, |c| {
         concurrency_leases::table
             .filter(concurrency_leases::workspace_id.eq(ws))
@@ -109,7 +114,7 @@ async fn delete_lease(c: &mut Conn, id: &str) -> StorageResult<()> {
 /// at `expiration`; in one transaction. False when there is no such limit.
 pub async fn reset_holders(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     limit_id: &str,
     holders: &[String],
     expiration: NaiveDateTime,
@@ -145,7 +150,7 @@ pub async fn reset_holders(
         for holder in holders {
             let row = LeaseRow {
                 id: uuid::Uuid::new_v4().to_string(),
-                workspace_id: ws.to_string(),
+                workspace_id: ws.clone(),
                 created: now,
                 expiration,
                 limit_ids: ids.clone(),
@@ -166,7 +171,11 @@ pub async fn reset_holders(
 
 /// Deletes limit `limit_id` and ends its leases (their slots on other limits go back), in one
 /// transaction. False when there is no such limit.
-pub async fn delete_with_leases(c: &mut Conn, ws: &str, limit_id: &str) -> StorageResult<bool> {
+pub async fn delete_with_leases(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    limit_id: &str,
+) -> StorageResult<bool> {
     c.transaction(async |c| {
         for lease in leases_holding(c, ws, limit_id).await? {
             delete_lease(c, &lease.id).await?;

@@ -27,6 +27,7 @@ use super::filters::pools;
 use super::schema::{deployments, flow_runs, flows};
 use super::{Conn, StorageResult};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::DeploymentSort;
 use crate::query::{Page, Related};
 
@@ -34,7 +35,7 @@ use crate::query::{Page, Related};
 #[diesel(table_name = deployments, treat_none_as_null = true)]
 pub struct DeploymentRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -107,7 +108,7 @@ pub async fn upsert(
 /// The deployment of flow `flow_id` named `name`.
 pub async fn find_by_flow(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     flow_id: &str,
     name: &str,
 ) -> StorageResult<Option<DeploymentRow>> {
@@ -145,7 +146,11 @@ pub async fn update(c: &mut Conn, row: &DeploymentRow) -> StorageResult<()> {
     Ok(())
 }
 
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<DeploymentRow>> {
+pub async fn find(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+) -> StorageResult<Option<DeploymentRow>> {
     let row = db_run!(c, |c| {
         deployments::table
             .filter(deployments::workspace_id.eq(ws))
@@ -160,7 +165,7 @@ pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<Depl
 
 pub async fn find_by_name(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     flow_name: &str,
     name: &str,
 ) -> StorageResult<Option<DeploymentRow>> {
@@ -182,7 +187,7 @@ pub async fn find_by_name(
 /// work pool and queue filters), in `sort` order.
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     sort: DeploymentSort,
     page: Page,
@@ -210,7 +215,7 @@ pub async fn list(
 }
 
 /// How many deployments match the filters (one COUNT query).
-pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
+pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let cond = pools::deployments_related(related);
         deployments::table
@@ -227,7 +232,7 @@ pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i
 /// concurrent PATCH or poll is not undone); false when there is no such deployment.
 pub async fn set_paused(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
     paused: bool,
     now: NaiveDateTime,
@@ -245,7 +250,7 @@ pub async fn set_paused(
 
 /// Deletes deployment `id` of `ws` with its SCHEDULED auto-scheduled runs, in one transaction;
 /// false when there is no such deployment.
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     c.transaction(async |c| {
         let n = db_run!(c, |c| {
             diesel::delete(

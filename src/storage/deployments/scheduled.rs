@@ -11,6 +11,7 @@ use super::super::schema::{deployment_schedules, deployments, flow_runs};
 use super::super::{Backend, Conn, Database, StorageResult};
 use super::DeploymentRow;
 use crate::db_run;
+use crate::ids::WorkspaceId;
 
 /// How the scheduler walks the deployments: `batch` deployments per pass step, with up to
 /// `parallel` batch inserts in flight while the next batch is planned.
@@ -51,7 +52,7 @@ pub fn scheduler_batching(db: &Database) -> Batching {
 /// polled and READY.
 pub async fn scheduled_runs(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     ids: &[String],
     before: NaiveDateTime,
     limit: i64,
@@ -120,7 +121,7 @@ pub async fn list_schedulable(
 /// these are the keys a scheduler pass over that window can collide with.
 pub async fn scheduled_keys_in_window(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     deployment_ids: &[String],
     from: NaiveDateTime,
     to: NaiveDateTime,

@@ -9,12 +9,13 @@ use diesel_async::RunQueryDsl;
 use super::super::schema::{deployment_schedules, flow_runs};
 use super::super::{Conn, StorageResult};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = deployment_schedules, treat_none_as_null = true)]
 pub struct ScheduleRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub deployment_id: String,

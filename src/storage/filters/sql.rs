@@ -51,6 +51,12 @@ impl From<&str> for Value {
     }
 }
 
+impl From<&crate::ids::WorkspaceId> for Value {
+    fn from(v: &crate::ids::WorkspaceId) -> Self {
+        Value::Text(v.to_string())
+    }
+}
+
 impl From<String> for Value {
     fn from(s: String) -> Value {
         Value::Text(s)

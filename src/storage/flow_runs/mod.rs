@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::{FlowRunSort, Page, Related};
 use crate::storage::filters::build;
 use crate::storage::rows::{FlowRunRow, FlowRunStateRow};
@@ -69,7 +70,7 @@ pub fn stored_state_ids<'a>(runs: impl Iterator<Item = &'a FlowRunRow>) -> Vec<&
         .collect()
 }
 
-pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<RunWithState>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<Option<RunWithState>> {
     let row = db_run!(c, |c| {
         flow_runs::table
             .left_join(
@@ -94,7 +95,7 @@ pub async fn find(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<RunW
 
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     sort: FlowRunSort,
     page: Page,
@@ -153,7 +154,7 @@ pub async fn list(
         .collect())
 }
 
-pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i64> {
+pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let cond = build::flow_runs_related(related);
         flow_runs::table
@@ -168,7 +169,7 @@ pub async fn count(c: &mut Conn, ws: &str, related: &Related) -> StorageResult<i
 
 /// Saves the run's editable columns (name, flow_version, parameters, policy, tags, pid, job
 /// variables, labels); false when no such run.
-pub async fn update(c: &mut Conn, ws: &str, run: &FlowRunRow) -> StorageResult<bool> {
+pub async fn update(c: &mut Conn, ws: &WorkspaceId, run: &FlowRunRow) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::update(
             flow_runs::table
@@ -192,7 +193,7 @@ pub async fn update(c: &mut Conn, ws: &str, run: &FlowRunRow) -> StorageResult<b
     Ok(n == 1)
 }
 
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             flow_runs::table
@@ -208,7 +209,7 @@ pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
 /// Deletes up to `limit` runs matching `related`; returns their ids. Run it in a transaction.
 pub async fn bulk_delete(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     limit: i64,
 ) -> StorageResult<Vec<String>> {
@@ -237,7 +238,7 @@ pub async fn bulk_delete(
 /// The ids of up to `limit` runs matching `related` (for bulk state changes).
 pub async fn list_ids(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     limit: i64,
 ) -> StorageResult<Vec<String>> {
@@ -258,7 +259,7 @@ pub async fn list_ids(
 /// The run's states, oldest first.
 pub async fn list_states(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
 ) -> StorageResult<Vec<FlowRunStateRow>> {
     let rows = db_run!(c, |c| {
@@ -284,7 +285,7 @@ pub async fn list_states(
 
 pub async fn find_state(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
 ) -> StorageResult<Option<FlowRunStateRow>> {
     let row = db_run!(c, |c| {

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::Related;
 use crate::storage::filters::build;
 use crate::storage::rows::FlowRunRow;
@@ -16,7 +17,7 @@ use crate::storage::{Backend, Conn, StorageResult};
 /// in [start, end).
 pub async fn list_history_rows(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     start: NaiveDateTime,
     end: NaiveDateTime,
@@ -40,7 +41,7 @@ pub async fn list_late_candidates(
     c: &mut Conn,
     cutoff: NaiveDateTime,
     limit: i64,
-) -> StorageResult<Vec<(String, String)>> {
+) -> StorageResult<Vec<(WorkspaceId, String)>> {
     let rows = db_run!(c, |c| {
         // A literal, not a bound parameter, so both databases match the partial index
         // `flow_runs_scheduled_next` (only SCHEDULED runs) to this query.
@@ -64,7 +65,7 @@ pub async fn list_stuck_cancelling(
     c: &mut Conn,
     cutoff: NaiveDateTime,
     limit: i64,
-) -> StorageResult<Vec<(String, String)>> {
+) -> StorageResult<Vec<(WorkspaceId, String)>> {
     let rows = db_run!(c, |c| {
         flow_runs::table
             .filter(flow_runs::state_type.eq("CANCELLING"))
@@ -83,7 +84,7 @@ pub async fn list_stuck_cancelling(
 /// reference's `/flow_runs/lateness` expression.
 pub async fn average_lateness(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     related: &Related,
     now: NaiveDateTime,
 ) -> StorageResult<Option<f64>> {
@@ -138,7 +139,7 @@ pub async fn average_lateness(
 const TERMINAL_TYPES: [&str; 4] = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"];
 
 /// An unfinished subflow of a cancelled parent: (workspace, id, its deployment).
-pub type Subflow = (String, String, Option<String>);
+pub type Subflow = (WorkspaceId, String, Option<String>);
 
 /// Unfinished subflow runs of flow runs CANCELLED since `since`, except CANCELLING runs of a
 /// deployment (their worker is already stopping them).
@@ -182,7 +183,7 @@ pub async fn list_orphaned_task_runs(
     c: &mut Conn,
     since: NaiveDateTime,
     limit: i64,
-) -> StorageResult<Vec<(String, String)>> {
+) -> StorageResult<Vec<(WorkspaceId, String)>> {
     let rows = db_run!(c, |c| {
         let parents = flow_runs::table
             .filter(flow_runs::state_type.eq("CANCELLED"))

@@ -27,6 +27,7 @@ use super::outbox::NewOutboxRow;
 use super::rows::{FlowRow, FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
 use super::schema::task_run_state_cache;
 use super::{Database, StorageError, StorageResult};
+use crate::ids::WorkspaceId;
 
 /// What a flow-run decision sees.
 #[derive(Debug, Clone)]
@@ -73,7 +74,7 @@ pub struct TaskRunContext {
 #[diesel(table_name = task_run_state_cache)]
 pub struct CacheRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub cache_key: String,
     pub cache_expiration: Option<NaiveDateTime>,
@@ -127,7 +128,7 @@ where
 /// `None` when there is no such run in the workspace.
 pub async fn transition_flow_run<R, F>(
     db: &Database,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
     since: NaiveDateTime,
     decide: F,
@@ -137,7 +138,7 @@ where
     F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync + 'static,
 {
     let decide: Arc<FlowDecide<R>> = Arc::new(decide);
-    let (ws, run_id): (Arc<str>, Arc<str>) = (ws.into(), run_id.into());
+    let (ws, run_id): (WorkspaceId, Arc<str>) = (ws.clone(), run_id.into());
     with_retries(|| {
         let (ws, run_id, decide) = (ws.clone(), run_id.clone(), decide.clone());
         db.write(async move |c| {
@@ -177,7 +178,7 @@ where
 /// Runs `decide` on task run `run_id` and writes what it returns, atomically.
 pub async fn transition_task_run<R, F>(
     db: &Database,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
     cache_key: Option<&str>,
     now: NaiveDateTime,
@@ -188,7 +189,7 @@ where
     F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,
 {
     let decide: Arc<TaskDecide<R>> = Arc::new(decide);
-    let (ws, run_id): (Arc<str>, Arc<str>) = (ws.into(), run_id.into());
+    let (ws, run_id): (WorkspaceId, Arc<str>) = (ws.clone(), run_id.into());
     let cache_key: Option<Arc<str>> = cache_key.map(Into::into);
     with_retries(|| {
         let (ws, run_id, decide) = (ws.clone(), run_id.clone(), decide.clone());

@@ -19,6 +19,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::step::{keep_unstored, taken_timestamps, with_unstored};
 use super::{Created, FlowDecide, FlowRunContext, FlowRunWrite};
+use crate::ids::WorkspaceId;
 use crate::storage::postgres::Statement;
 use crate::storage::rows::{FlowRow, FlowRunRow, FlowRunStateRow};
 use crate::storage::schema::{deployments, flow_run_states, flow_runs, flows};
@@ -98,7 +99,7 @@ async fn run_with_state_and_outbox<'a>(
 /// `Ok(None)`: this run needs the transaction path (or the database is not PostgreSQL).
 pub(super) async fn flow_step<R>(
     conn: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
     since: NaiveDateTime,
     decide: &FlowDecide<R>,

@@ -14,6 +14,7 @@ use diesel_async::RunQueryDsl;
 
 use super::{Created, FlowDecide, FlowRunContext, FlowRunWrite};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::storage::rows::{
     FlowRow, FlowRunOrchestrated, FlowRunRow, FlowRunStateRow, TaskRunOrchestrated, TaskRunRow,
     TaskRunStateRow,
@@ -169,7 +170,7 @@ async fn flow_of(
 /// under the step.
 pub(super) async fn flow_step<R>(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
     since: NaiveDateTime,
     decide: &FlowDecide<R>,

@@ -7,6 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use super::{Created, TaskDecide, TaskRunContext, TaskRunWrite};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::storage::rows::{
     FlowRunRow, FlowRunStateRow, TaskRunOrchestrated, TaskRunRow, TaskRunStateRow,
 };
@@ -27,7 +28,7 @@ async fn enclosing_flow_run(
 /// The newest unexpired cached state for `key`.
 async fn cached_state(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     key: &str,
     now: NaiveDateTime,
 ) -> StorageResult<Option<TaskRunStateRow>> {
@@ -56,7 +57,7 @@ async fn cached_state(
 /// under the step.
 pub(super) async fn task_step<R>(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     run_id: &str,
     cache_key: Option<&str>,
     now: NaiveDateTime,
@@ -147,7 +148,7 @@ pub(super) async fn task_create<R>(
             .map(Created::Existing)
             .ok_or(StorageError::NotFound);
     }
-    let ws = row.workspace_id.as_str();
+    let ws = &row.workspace_id;
     let out = task_step(c, ws, &row.id, cache_key, row.created, decide).await?;
     Ok(Created::New(out))
 }

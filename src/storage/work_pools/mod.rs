@@ -23,12 +23,13 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{work_pools, work_queues};
+use crate::ids::WorkspaceId;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = work_pools, treat_none_as_null = true)]
 pub struct PoolRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -46,7 +47,7 @@ pub struct PoolRow {
 #[diesel(table_name = work_queues, treat_none_as_null = true)]
 pub struct QueueRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
@@ -64,7 +65,7 @@ pub struct QueueRow {
 #[diesel(table_name = super::schema::workers)]
 pub struct WorkerRow {
     pub id: String,
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,

@@ -7,6 +7,7 @@ use super::super::schema::{deployments, flow_runs, work_pools, work_queues, work
 use super::super::{Conn, StorageResult};
 use super::{ids, PoolRow, QueueRow, ACTIVE};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::pools::WorkPoolFilter;
 use crate::query::Page;
 
@@ -33,7 +34,11 @@ pub async fn insert_pool(
     Ok(())
 }
 
-pub async fn find_pool(c: &mut Conn, ws: &str, name: &str) -> StorageResult<Option<PoolRow>> {
+pub async fn find_pool(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    name: &str,
+) -> StorageResult<Option<PoolRow>> {
     let row = db_run!(c, |c| {
         work_pools::table
             .filter(work_pools::workspace_id.eq(ws))
@@ -49,7 +54,7 @@ pub async fn find_pool(c: &mut Conn, ws: &str, name: &str) -> StorageResult<Opti
 /// Names of these pools, by id.
 pub async fn pool_names(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     pool_ids: &[String],
 ) -> StorageResult<std::collections::HashMap<String, String>> {
     if pool_ids.is_empty() {
@@ -85,7 +90,11 @@ pub async fn pools_of_queues(
     Ok(rows.into_iter().collect())
 }
 
-pub async fn find_pool_by_id(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<PoolRow>> {
+pub async fn find_pool_by_id(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+) -> StorageResult<Option<PoolRow>> {
     let row = db_run!(c, |c| {
         work_pools::table
             .filter(work_pools::workspace_id.eq(ws))
@@ -100,7 +109,7 @@ pub async fn find_pool_by_id(c: &mut Conn, ws: &str, id: &str) -> StorageResult<
 
 pub async fn list_pools(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     f: &WorkPoolFilter,
     page: Page,
 ) -> StorageResult<Vec<PoolRow>> {
@@ -128,7 +137,7 @@ pub async fn list_pools(
 }
 
 /// How many pools match the filter (one COUNT query).
-pub async fn count_pools(c: &mut Conn, ws: &str, f: &WorkPoolFilter) -> StorageResult<i64> {
+pub async fn count_pools(c: &mut Conn, ws: &WorkspaceId, f: &WorkPoolFilter) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let mut q = work_pools::table
             .filter(work_pools::workspace_id.eq(ws))
@@ -159,7 +168,7 @@ pub async fn update_pool(c: &mut Conn, pool: &PoolRow) -> StorageResult<()> {
 
 /// Deletes a pool with its queues and workers; its deployments lose their queue (id and name),
 /// as the reference server's do.
-pub async fn delete_pool(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete_pool(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     let n = c
         .transaction(async |c| {
             db_run!(c, |c| {

@@ -7,6 +7,7 @@ use super::super::schema::{deployments, flow_runs, work_queues};
 use super::super::{Conn, StorageResult};
 use super::{ids, QueueRow};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::pools::WorkQueueFilter;
 use crate::query::Page;
 
@@ -101,7 +102,7 @@ pub fn rebalance_priorities(
 
 pub async fn find_queue(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     pool_id: &str,
     name: &str,
 ) -> StorageResult<Option<QueueRow>> {
@@ -118,7 +119,11 @@ pub async fn find_queue(
     Ok(row)
 }
 
-pub async fn find_queue_by_id(c: &mut Conn, ws: &str, id: &str) -> StorageResult<Option<QueueRow>> {
+pub async fn find_queue_by_id(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+) -> StorageResult<Option<QueueRow>> {
     let row = db_run!(c, |c| {
         work_queues::table
             .filter(work_queues::workspace_id.eq(ws))
@@ -134,7 +139,7 @@ pub async fn find_queue_by_id(c: &mut Conn, ws: &str, id: &str) -> StorageResult
 /// Queues of one pool (or of every pool when `pool_id` is None), by priority then name.
 pub async fn list_queues(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     pool_id: Option<&str>,
     f: &WorkQueueFilter,
     page: Page,
@@ -181,7 +186,7 @@ pub async fn update_queue(
 
 /// Deletes a queue; its deployments keep the queue name but lose the id (the reference's
 /// `ON DELETE SET NULL`).
-pub async fn delete_queue(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete_queue(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     let n = c
         .transaction(async |c| {
             db_run!(c, |c| {

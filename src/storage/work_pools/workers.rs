@@ -7,13 +7,14 @@ use super::super::schema::{deployments, work_pools, work_queues, workers};
 use super::super::{Conn, StorageResult};
 use super::{PoolRow, QueueRow, WorkerRow};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::pools::WorkerFilter;
 use crate::query::Page;
 
 /// Records a worker heartbeat (creating the worker), marking it ONLINE.
 pub async fn heartbeat(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     pool_id: &str,
     name: &str,
     interval: Option<i32>,
@@ -21,7 +22,7 @@ pub async fn heartbeat(
 ) -> StorageResult<()> {
     let row = WorkerRow {
         id: uuid::Uuid::new_v4().to_string(),
-        workspace_id: ws.to_string(),
+        workspace_id: ws.clone(),
         created: now,
         updated: now,
         name: name.to_string(),
@@ -49,7 +50,7 @@ pub async fn heartbeat(
 
 pub async fn list_workers(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     pool_id: &str,
     f: &WorkerFilter,
     page: Page,
@@ -87,7 +88,7 @@ pub async fn list_workers(
 
 pub async fn delete_worker(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     pool_id: &str,
     name: &str,
 ) -> StorageResult<bool> {

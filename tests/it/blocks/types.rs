@@ -156,25 +156,27 @@ async fn every_workspace_gets_the_system_blocks_once() {
     let app = TestApp::start().await;
     let state = app.app_state();
     let db = &state.stores.orion;
-    let ws = "11111111-2222-4333-8444-555555555555";
+    let ws = orrery::ids::WorkspaceId::new("11111111-2222-4333-8444-555555555555");
     let page = Page {
         limit: 200,
         offset: 0,
     };
     let mut c = db.read().await.expect("read");
-    assert!(types::list(&mut c, ws, None, None, page)
+    assert!(types::list(&mut c, &ws, None, None, page)
         .await
         .expect("list")
         .is_empty());
     for _ in 0..2 {
-        db.write(async move |c| system::ensure(c, ws).await)
+        let w = ws.clone();
+        db.write(async move |c| system::ensure(c, &w).await)
             .await
             .expect("registers");
     }
-    db.write(async move |c| system::register(c, ws, false).await)
+    let w = ws.clone();
+    db.write(async move |c| system::register(c, &w, false).await)
         .await
         .expect("again");
-    let rows = types::list(&mut c, ws, None, None, page)
+    let rows = types::list(&mut c, &ws, None, None, page)
         .await
         .expect("list");
     assert_eq!(rows.len(), 54);

@@ -488,7 +488,7 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
     assert_eq!(before.len(), 3);
     let state = app.app_state();
     let db = &state.stores.orion;
-    let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+    let ws = &orrery::ids::WorkspaceId::new(orrery::storage::accounts::DEFAULT_WORKSPACE_ID);
     let mut c = db.read().await.expect("connection");
     let (first, _) =
         orrery::storage::flow_runs::find(&mut c, ws, before[0]["id"].as_str().expect("id"))

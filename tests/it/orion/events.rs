@@ -135,7 +135,7 @@ async fn events_become_task_runs_and_are_persisted_idempotently() {
     assert_eq!(states[2]["state_details"]["task_run_id"], json!(task));
     // The persister stored each client event once, and the server's flow-run event too.
     let state = app.app_state();
-    let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+    let ws = &orrery::ids::WorkspaceId::new(orrery::storage::accounts::DEFAULT_WORKSPACE_ID);
     wait_for(
         "the persister",
         10,

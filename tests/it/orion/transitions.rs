@@ -49,7 +49,7 @@ async fn a_transition_does_not_overwrite_a_concurrent_patch() {
         .await;
     let id = run["id"].as_str().expect("id").to_string();
     let state = app.app_state();
-    let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+    let ws = &orrery::ids::WorkspaceId::new(orrery::storage::accounts::DEFAULT_WORKSPACE_ID);
     let mut c = state.stores.orion.read().await.expect("connection");
     let (before, _) = orrery::storage::flow_runs::find(&mut c, ws, &id)
         .await
@@ -107,7 +107,7 @@ async fn concurrent_transitions_of_one_run_lose_no_write() {
         .await;
     let id = run["id"].as_str().expect("id").to_string();
     let state = app.app_state();
-    let ws = orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+    let ws = &orrery::ids::WorkspaceId::new(orrery::storage::accounts::DEFAULT_WORKSPACE_ID);
     let attempts = (0..8).map(|_| {
         let (db, id) = (state.stores.orion.clone(), id.clone());
         async move {

@@ -22,6 +22,7 @@ use super::schemas::{views, SchemaView};
 use super::secrets::{mask, secret_paths};
 use super::{json_text, BlockDocumentRefRow, BlockDocumentRow, BlockTypeRow};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::query::blocks::{
     AnyIds, AnyStrings, BlockDocumentFilter, BlockDocumentSort, BlockTypeFilter, DocumentQuery,
     NameAnyLike,
@@ -69,7 +70,7 @@ pub struct DocumentUpdate {
 /// schemas, and masks secrets unless `include_secrets`.
 async fn load_views(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     roots: Vec<BlockDocumentRow>,
     include_secrets: bool,
 ) -> StorageResult<Vec<DocView>> {
@@ -194,7 +195,7 @@ impl Tree<'_> {
 /// Documents matching the query, sorted and paged, with their nested documents.
 pub async fn list(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     q: &DocumentQuery,
     sort: BlockDocumentSort,
     page: Option<Page>,
@@ -228,7 +229,7 @@ pub async fn list(
     load_views(c, ws, roots, include_secrets).await
 }
 
-pub async fn count(c: &mut Conn, ws: &str, q: &DocumentQuery) -> StorageResult<i64> {
+pub async fn count(c: &mut Conn, ws: &WorkspaceId, q: &DocumentQuery) -> StorageResult<i64> {
     let n = db_run!(c, |c| {
         let cond = filters::block_documents_related(ws, q);
         block_documents::table
@@ -244,7 +245,7 @@ pub async fn count(c: &mut Conn, ws: &str, q: &DocumentQuery) -> StorageResult<i
 /// The first document matching `q` (by name).
 async fn first(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     q: &DocumentQuery,
     include_secrets: bool,
 ) -> StorageResult<Option<DocView>> {
@@ -267,7 +268,7 @@ async fn first(
 /// One document by id (anonymous or not).
 pub async fn find(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     id: &str,
     include_secrets: bool,
 ) -> StorageResult<Option<DocView>> {
@@ -289,7 +290,7 @@ pub async fn find(
 /// One document by block type slug and name (anonymous or not).
 pub async fn find_by_name(
     c: &mut Conn,
-    ws: &str,
+    ws: &WorkspaceId,
     slug: &str,
     name: &str,
     include_secrets: bool,

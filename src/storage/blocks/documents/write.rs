@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{load_views, DocView, DocumentUpdate, NewDocument};
 use crate::db_run;
+use crate::ids::WorkspaceId;
 use crate::storage::blocks::queries::{
     delete_doc_ref, doc_by_id, doc_refs, insert_doc_ref, schema_by_id, type_by_id,
 };
@@ -57,7 +58,12 @@ fn separate_refs(data: Map<String, Value>) -> Result<SplitData, BlockError> {
 }
 
 /// Whether `parent` → `child` would close a cycle of references.
-async fn would_cycle(c: &mut Conn, ws: &str, parent: &str, child: &str) -> BlockResult<bool> {
+async fn would_cycle(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    parent: &str,
+    child: &str,
+) -> BlockResult<bool> {
     if parent == child {
         return Ok(true);
     }
@@ -79,7 +85,13 @@ async fn would_cycle(c: &mut Conn, ws: &str, parent: &str, child: &str) -> Block
 }
 
 /// Adds the reference `parent.name` → `child` after checking it.
-async fn add_ref(c: &mut Conn, ws: &str, parent: &str, name: &str, child: &str) -> BlockResult<()> {
+async fn add_ref(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    parent: &str,
+    name: &str,
+    child: &str,
+) -> BlockResult<()> {
     if would_cycle(c, ws, parent, child).await? {
         return Err(cycle(parent, child).into());
     }
@@ -92,7 +104,7 @@ async fn add_ref(c: &mut Conn, ws: &str, parent: &str, name: &str, child: &str) 
 
 /// Creates a document (with its references) in one transaction and returns it as read without
 /// secrets.
-pub async fn create(c: &mut Conn, ws: &str, new: &NewDocument) -> BlockResult<DocView> {
+pub async fn create(c: &mut Conn, ws: &WorkspaceId, new: &NewDocument) -> BlockResult<DocView> {
     let name = match &new.name {
         Some(n) if !n.is_empty() => n.clone(),
         _ => format!("anonymous-{}", uuid::Uuid::new_v4()),
@@ -121,7 +133,7 @@ pub async fn create(c: &mut Conn, ws: &str, new: &NewDocument) -> BlockResult<Do
         let t = now();
         let row = BlockDocumentRow {
             id: new_id(),
-            workspace_id: ws.to_string(),
+            workspace_id: ws.clone(),
             created: t,
             updated: t,
             name: name.clone(),
@@ -155,7 +167,12 @@ pub async fn create(c: &mut Conn, ws: &str, new: &NewDocument) -> BlockResult<Do
 
 /// Updates a document's data (merging into the stored data unless told not to), its schema
 /// and its references, in one transaction. Posted-back masks of secrets keep the stored secrets.
-pub async fn update(c: &mut Conn, ws: &str, id: &str, upd: &DocumentUpdate) -> BlockResult<()> {
+pub async fn update(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &str,
+    upd: &DocumentUpdate,
+) -> BlockResult<()> {
     c.transaction(async |c| {
         let Some(current) = doc_by_id(c, ws, id).await? else {
             return Err(BlockError::NotFound("Block document not found".into()).into());
@@ -239,7 +256,7 @@ pub async fn update(c: &mut Conn, ws: &str, id: &str, upd: &DocumentUpdate) -> B
 }
 
 /// Deletes a document (references to it go with it); false when no such document.
-pub async fn delete(c: &mut Conn, ws: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             block_documents::table
