@@ -88,6 +88,7 @@ pub async fn start(
             .wrap(Compress::default())
             .configure(move |c| crate::router::configure(c, &state))
     })
+    .on_connect(no_delay)
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout_seconds);
     if settings.server.workers > 0 {
@@ -142,6 +143,24 @@ pub async fn start(
         shutdown,
         task,
     })
+}
+
+/// Turns Nagle's algorithm off on an accepted connection. A response can leave in more than one
+/// write (a compressed body is streamed in chunks); with Nagle on, the second write waits for
+/// the client's delayed ACK of the first, about 40 ms, on a kept-alive connection (measured:
+/// 29% of gzip'd `POST /flows/filter` answers took 46 ms instead of 4 ms).
+fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    let tcp = match conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        Some(tcp) => Some(tcp),
+        None => conn
+            .downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>>()
+            .map(|tls| tls.get_ref().0),
+    };
+    match tcp.map(|t| t.set_nodelay(true)) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::debug!(error = %e, "TCP_NODELAY not set"),
+        None => tracing::warn!("unknown connection type: TCP_NODELAY not set"),
+    }
 }
 
 /// Starts the background loops this process's roles ask for.
