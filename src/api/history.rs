@@ -12,7 +12,7 @@ use crate::extract::json::Json;
 use crate::extract::Workspace;
 use crate::ids::WorkspaceId;
 use crate::query::Related;
-use crate::runs::convert::Clock;
+use crate::runs::answers::Clock;
 use crate::state::AppState;
 use crate::storage::{flow_runs, task_runs};
 

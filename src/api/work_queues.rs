@@ -13,7 +13,8 @@ use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId, PathName};
 use crate::extract::Workspace;
 use crate::query::pools::WorkQueueFilter;
-use crate::runs::convert::{flow_states_by_id, FlowRunOut};
+use crate::runs::answers::FlowRunOut;
+use crate::runs::convert::flow_states_by_id;
 use crate::state::AppState;
 use crate::storage::work_pools::{self as wp, PoolRow, QueueRow};
 

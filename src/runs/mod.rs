@@ -3,6 +3,7 @@
 //! state, the run's columns, the subflow parent's mirrored state and the state-change event
 //! (to the outbox) together. Used by the API handlers and by background services.
 
+pub mod answers;
 pub mod convert;
 pub mod events;
 pub mod names;
