@@ -18,6 +18,7 @@ pub mod graph;
 pub mod history;
 pub mod logs;
 pub mod root;
+pub mod run_lists;
 pub mod saved_searches;
 pub mod task_runs;
 pub mod variables;

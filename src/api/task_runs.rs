@@ -9,15 +9,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::common::{page_of, paginated, to_text};
+use super::common::to_text;
 use super::flow_runs::{set_state_answer, SetStateBody};
+use super::run_lists;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
-use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::json::Json;
 use crate::extract::params::PathId;
-use crate::extract::params::{limit, Paging};
 use crate::extract::Workspace;
 use crate::orchestration::{StateCreate, StateType, TaskRunPolicy};
-use crate::query::{Related, TaskRunSort};
+use crate::query::TaskRunSort;
 use crate::runs;
 use crate::runs::answers::TaskRunOut;
 use crate::runs::convert::{state_json, task_state};
@@ -29,9 +29,18 @@ use crate::storage::{flow_runs, task_runs};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/task_runs/", web::post().to(create))
         .route("/task_runs", web::post().to(create))
-        .route("/task_runs/filter", web::post().to(filter))
-        .route("/task_runs/count", web::post().to(count))
-        .route("/task_runs/paginate", web::post().to(paginate))
+        .route(
+            "/task_runs/filter",
+            web::post().to(run_lists::filter::<TaskRunSort>),
+        )
+        .route(
+            "/task_runs/count",
+            web::post().to(run_lists::count::<TaskRunSort>),
+        )
+        .route(
+            "/task_runs/paginate",
+            web::post().to(run_lists::paginate::<TaskRunSort>),
+        )
         .route(
             "/task_runs/history",
             web::post().to(super::history::task_run_history),
@@ -80,17 +89,6 @@ struct TaskRunCreate {
 struct TaskRunUpdate {
     #[serde(default)]
     name: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct TaskRunListBody {
-    #[serde(flatten)]
-    related: Related,
-    sort: Option<TaskRunSort>,
-    #[serde(flatten)]
-    paging: Paging,
-    page: Option<i64>,
 }
 
 fn one_json<'a>(run: &'a TaskRunRow, s: Option<&'a crate::orchestration::State>) -> TaskRunOut<'a> {
@@ -173,72 +171,6 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
         .await?
         .ok_or_else(|| ApiError::not_found("Task not found"))?;
     Ok(HttpResponse::Ok().json(one_json(&run, s.as_ref().and_then(task_state).as_ref())))
-}
-
-/// The current states of listed runs, which their [`list_out`] bodies borrow.
-fn list_states(rows: &[task_runs::TaskRunWithState]) -> Vec<Option<crate::orchestration::State>> {
-    rows.iter()
-        .map(|(_, s)| s.as_ref().and_then(task_state))
-        .collect()
-}
-
-/// The bodies of listed task runs, serialised straight from the rows.
-fn list_out<'a>(
-    rows: &'a [task_runs::TaskRunWithState],
-    states: &'a [Option<crate::orchestration::State>],
-) -> Vec<TaskRunOut<'a>> {
-    let now = crate::time::now();
-    rows.iter()
-        .zip(states)
-        .map(|((r, _), s)| TaskRunOut::new(r, s.as_ref(), now))
-        .collect()
-}
-
-async fn filter(
-    state: web::Data<AppState>,
-    ws: Workspace,
-    body: JsonOrDefault<TaskRunListBody>,
-) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let page = b.paging.page(&state)?;
-    let mut c = state.stores.orion.read().await?;
-    let rows = task_runs::list(
-        &mut c,
-        ws.id(),
-        &b.related,
-        b.sort.unwrap_or_default(),
-        page,
-    )
-    .await?;
-    let states = list_states(&rows);
-    Ok(HttpResponse::Ok().json(list_out(&rows, &states)))
-}
-
-async fn count(
-    state: web::Data<AppState>,
-    ws: Workspace,
-    body: JsonOrDefault<TaskRunListBody>,
-) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let mut c = state.stores.orion.read().await?;
-    Ok(HttpResponse::Ok().json(task_runs::count(&mut c, ws.id(), &b.related).await?))
-}
-
-async fn paginate(
-    state: web::Data<AppState>,
-    ws: Workspace,
-    body: JsonOrDefault<TaskRunListBody>,
-) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let lim = limit(&state, b.paging.limit)?;
-    let (page_no, page) = page_of(b.page, lim)?;
-    let mut c = state.stores.orion.read().await?;
-    let sort = b.sort.unwrap_or_default();
-    let rows = task_runs::list(&mut c, ws.id(), &b.related, sort, page).await?;
-    let n = task_runs::count(&mut c, ws.id(), &b.related).await?;
-    let states = list_states(&rows);
-    let results = list_out(&rows, &states);
-    Ok(HttpResponse::Ok().json(paginated(results, n, lim, page_no)))
 }
 
 async fn update(

@@ -4,9 +4,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
-use super::convert::{flow_policy, task_policy};
+use super::convert::{flow_policy, flow_state, task_policy, task_state};
 use crate::orchestration::{FlowRunPolicy, State, TaskRunPolicy};
-use crate::storage::rows::{FlowRunRow, TaskRunRow};
+use crate::storage::rows::{FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
 use crate::wire::{json_text, opt_ts, round_secs, JsonText, Ts};
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
@@ -268,4 +268,61 @@ impl<'a> TaskRunOut<'a> {
             state,
         }
     }
+}
+
+/// A stored flow or task run, and how its answer is built: list handlers of both kinds share
+/// [`current_states`] and [`answers`].
+pub trait RunRow: Sized {
+    type StateRow;
+    type Out<'a>: Serialize
+    where
+        Self: 'a;
+
+    fn current_state(s: &Self::StateRow) -> Option<State>;
+    fn answer<'a>(&'a self, state: Option<&'a State>, now: DateTime<Utc>) -> Self::Out<'a>;
+}
+
+impl RunRow for FlowRunRow {
+    type StateRow = FlowRunStateRow;
+    type Out<'a> = FlowRunOut<'a>;
+
+    fn current_state(s: &FlowRunStateRow) -> Option<State> {
+        flow_state(s)
+    }
+
+    fn answer<'a>(&'a self, state: Option<&'a State>, now: DateTime<Utc>) -> FlowRunOut<'a> {
+        FlowRunOut::new(self, state, now)
+    }
+}
+
+impl RunRow for TaskRunRow {
+    type StateRow = TaskRunStateRow;
+    type Out<'a> = TaskRunOut<'a>;
+
+    fn current_state(s: &TaskRunStateRow) -> Option<State> {
+        task_state(s)
+    }
+
+    fn answer<'a>(&'a self, state: Option<&'a State>, now: DateTime<Utc>) -> TaskRunOut<'a> {
+        TaskRunOut::new(self, state, now)
+    }
+}
+
+/// The current states of listed runs (rows with their state rows), which [`answers`] borrow.
+pub fn current_states<R: RunRow>(rows: &[(R, Option<R::StateRow>)]) -> Vec<Option<State>> {
+    rows.iter()
+        .map(|(_, s)| s.as_ref().and_then(R::current_state))
+        .collect()
+}
+
+/// The answers of listed runs, serialised straight from the rows (no `Value` per run).
+pub fn answers<'a, R: RunRow>(
+    rows: &'a [(R, Option<R::StateRow>)],
+    states: &'a [Option<State>],
+) -> Vec<R::Out<'a>> {
+    let now = crate::time::now();
+    rows.iter()
+        .zip(states)
+        .map(|((r, _), s)| r.answer(s.as_ref(), now))
+        .collect()
 }

@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::common::{page_of, paginated, to_text};
+use super::common::to_text;
+use super::run_lists;
 use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::params::limit;
 use crate::extract::params::PathId;
-use crate::extract::params::{limit, Paging};
 use crate::extract::Workspace;
 use crate::ids::WorkspaceId;
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
@@ -33,9 +34,18 @@ use crate::storage::{flow_runs, flows};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/flow_runs/", web::post().to(create))
         .route("/flow_runs", web::post().to(create))
-        .route("/flow_runs/filter", web::post().to(filter))
-        .route("/flow_runs/count", web::post().to(count))
-        .route("/flow_runs/paginate", web::post().to(paginate))
+        .route(
+            "/flow_runs/filter",
+            web::post().to(run_lists::filter::<FlowRunSort>),
+        )
+        .route(
+            "/flow_runs/count",
+            web::post().to(run_lists::count::<FlowRunSort>),
+        )
+        .route(
+            "/flow_runs/paginate",
+            web::post().to(run_lists::paginate::<FlowRunSort>),
+        )
         .route(
             "/flow_runs/history",
             web::post().to(super::history::flow_run_history),
@@ -122,16 +132,8 @@ struct FlowRunUpdate {
     job_variables: Option<Map<String, Value>>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct FlowRunListBody {
-    #[serde(flatten)]
-    pub related: Related,
-    pub sort: Option<FlowRunSort>,
-    #[serde(flatten)]
-    pub paging: Paging,
-    pub page: Option<i64>,
-}
+/// `/flow_runs/filter|count|paginate|lateness` bodies.
+pub type FlowRunListBody = super::run_lists::RunListBody<FlowRunSort>;
 
 fn now_json<'a>(
     run: &'a FlowRunRow,
@@ -221,72 +223,6 @@ async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResul
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
     Ok(HttpResponse::Ok().json(now_json(&run, s.as_ref().and_then(flow_state).as_ref())))
-}
-
-/// The current states of listed runs, which their [`list_out`] bodies borrow.
-fn list_states(rows: &[flow_runs::RunWithState]) -> Vec<Option<crate::orchestration::State>> {
-    rows.iter()
-        .map(|(_, s)| s.as_ref().and_then(flow_state))
-        .collect()
-}
-
-/// The bodies of listed runs, serialised straight from the rows (no `Value` per run).
-fn list_out<'a>(
-    rows: &'a [flow_runs::RunWithState],
-    states: &'a [Option<crate::orchestration::State>],
-) -> Vec<FlowRunOut<'a>> {
-    let now = crate::time::now();
-    rows.iter()
-        .zip(states)
-        .map(|((r, _), s)| FlowRunOut::new(r, s.as_ref(), now))
-        .collect()
-}
-
-async fn filter(
-    state: web::Data<AppState>,
-    ws: Workspace,
-    body: JsonOrDefault<FlowRunListBody>,
-) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let page = b.paging.page(&state)?;
-    let mut c = state.stores.orion.read().await?;
-    let rows = flow_runs::list(
-        &mut c,
-        ws.id(),
-        &b.related,
-        b.sort.unwrap_or_default(),
-        page,
-    )
-    .await?;
-    let states = list_states(&rows);
-    Ok(HttpResponse::Ok().json(list_out(&rows, &states)))
-}
-
-async fn count(
-    state: web::Data<AppState>,
-    ws: Workspace,
-    body: JsonOrDefault<FlowRunListBody>,
-) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let mut c = state.stores.orion.read().await?;
-    Ok(HttpResponse::Ok().json(flow_runs::count(&mut c, ws.id(), &b.related).await?))
-}
-
-async fn paginate(
-    state: web::Data<AppState>,
-    ws: Workspace,
-    body: JsonOrDefault<FlowRunListBody>,
-) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
-    let lim = limit(&state, b.paging.limit)?;
-    let (page_no, page) = page_of(b.page, lim)?;
-    let mut c = state.stores.orion.read().await?;
-    let sort = b.sort.unwrap_or_default();
-    let rows = flow_runs::list(&mut c, ws.id(), &b.related, sort, page).await?;
-    let n = flow_runs::count(&mut c, ws.id(), &b.related).await?;
-    let states = list_states(&rows);
-    let results = list_out(&rows, &states);
-    Ok(HttpResponse::Ok().json(paginated(results, n, lim, page_no)))
 }
 
 /// Average lateness in seconds of the matching runs (null when none).
