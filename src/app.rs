@@ -159,7 +159,8 @@ fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
     match tcp.map(|t| t.set_nodelay(true)) {
         Some(Ok(())) => {}
         Some(Err(e)) => tracing::debug!(error = %e, "TCP_NODELAY not set"),
-        None => tracing::warn!("unknown connection type: TCP_NODELAY not set"),
+        // Once per connection: debug, not a warning that floods the log.
+        None => tracing::debug!("unknown connection type: TCP_NODELAY not set"),
     }
 }
 

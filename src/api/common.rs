@@ -1,5 +1,5 @@
-//! Helpers shared by the resource handlers: list paging with Prefect's limits, path ids, JSON
-//! columns and timestamps on the wire.
+//! Helpers shared by the resource handlers: paging answers, JSON columns read back as values,
+//! and the "present or absent" reading of update bodies (answers are built in `crate::wire`).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -10,12 +10,6 @@ use crate::error::ApiError;
 /// rows Orrery wrote).
 pub fn json_col(text: &str, default: Value) -> Value {
     serde_json::from_str(text).unwrap_or(default)
-}
-
-pub fn opt_json_col(text: &Option<String>) -> Value {
-    text.as_deref()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Value::Null)
 }
 
 /// Compact JSON text of a value, for JSON columns.
