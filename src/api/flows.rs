@@ -13,6 +13,8 @@ use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::Paging;
 use crate::extract::params::{PathId, PathName};
 use crate::extract::Workspace;
+use crate::ids::kind::Flow;
+use crate::ids::FlowId;
 use crate::query::{FlowSort, Related};
 use crate::state::AppState;
 use crate::storage::flows;
@@ -113,7 +115,7 @@ async fn create(
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let id = id.0;
+    let id: FlowId = id.typed();
     let mut c = state.stores.orion.read().await?;
     let flow = flows::find(&mut c, ws.id(), &id)
         .await?
@@ -191,7 +193,7 @@ async fn update(
     id: PathId,
     body: Json<FlowUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.0, id.0);
+    let (ws, id) = (ws.0, id.typed::<Flow>());
     let found = match body.into_inner().tags {
         Some(tags) => {
             let tags = to_text(&tags);
@@ -213,7 +215,7 @@ async fn update(
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.0, id.0);
+    let (ws, id) = (ws.0, id.typed::<Flow>());
     let deleted = state
         .stores
         .orion

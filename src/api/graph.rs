@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::params::PathId;
 use crate::extract::Workspace;
+use crate::ids::{FlowRunId, TaskRunId};
 use crate::orchestration::State;
 use crate::query::{FlowRunFilter, FlowRunSort, NullableIdFilter, Page, Related};
 use crate::runs::answers::Clock;
@@ -42,7 +43,7 @@ pub async fn graph_v1(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    let id = id.0;
+    let id: FlowRunId = id.typed();
     let mut c = state.stores.orion.read().await?;
     flow_runs::find(&mut c, ws.id(), &id)
         .await?
@@ -178,7 +179,7 @@ pub async fn graph_v2(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    let id = id.0;
+    let id: FlowRunId = id.typed();
     let mut c = state.stores.orion.read().await?;
     let (run, _) = flow_runs::find(&mut c, ws.id(), &id)
         .await?
@@ -214,18 +215,20 @@ pub async fn graph_v2(
         )
         .await?
     };
-    let by_parent: BTreeMap<String, &crate::storage::rows::FlowRunRow> = subflows
+    let by_parent: BTreeMap<TaskRunId, &crate::storage::rows::FlowRunRow> = subflows
         .iter()
         .filter_map(|(r, _)| r.parent_task_run_id.clone().map(|p| (p, r)))
         .collect();
     let node_id = |t: &TaskRunRow| {
         by_parent
             .get(&t.id)
-            .map(|r| r.id.clone())
-            .unwrap_or_else(|| t.id.clone())
+            .map(|r| r.id.to_string())
+            .unwrap_or_else(|| t.id.to_string())
     };
-    let id_of: BTreeMap<String, String> =
-        tasks.iter().map(|t| (t.id.clone(), node_id(t))).collect();
+    let id_of: BTreeMap<String, String> = tasks
+        .iter()
+        .map(|t| (t.id.to_string(), node_id(t)))
+        .collect();
     let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut parents: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in &tasks {
@@ -250,7 +253,7 @@ pub async fn graph_v2(
         let (kind, id, label, state_type, start_time, end_time) = match by_parent.get(&t.id) {
             Some(sub) => (
                 "flow-run",
-                &sub.id,
+                sub.id.as_str(),
                 &sub.name,
                 &sub.state_type,
                 &sub.start_time,
@@ -258,7 +261,7 @@ pub async fn graph_v2(
             ),
             None => (
                 "task-run",
-                &t.id,
+                t.id.as_str(),
                 &t.name,
                 &t.state_type,
                 &t.start_time,

@@ -16,6 +16,8 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::Json;
 use crate::extract::params::PathId;
 use crate::extract::Workspace;
+use crate::ids::kind::TaskRun;
+use crate::ids::{FlowRunId, TaskRunId};
 use crate::orchestration::{StateCreate, StateType, TaskRunPolicy};
 use crate::query::TaskRunSort;
 use crate::runs;
@@ -104,11 +106,17 @@ async fn create(
     let mut labels: BTreeMap<String, Value> = BTreeMap::new();
     if let Some(fr) = b.flow_run_id {
         let mut c = state.stores.orion.read().await?;
-        let Some((run, _)) = flow_runs::find(&mut c, ws.id(), &fr.to_string()).await? else {
+        let Some((run, _)) = flow_runs::find(&mut c, ws.id(), &fr.into()).await? else {
             return Err(ApiError::conflict(INTEGRITY_CONFLICT));
         };
-        labels.insert("prefect.flow.id".into(), Value::String(run.flow_id.clone()));
-        labels.insert("prefect.flow-run.id".into(), Value::String(run.id.clone()));
+        labels.insert(
+            "prefect.flow.id".into(),
+            Value::String(run.flow_id.to_string()),
+        );
+        labels.insert(
+            "prefect.flow-run.id".into(),
+            Value::String(run.id.to_string()),
+        );
     }
     labels.extend(b.labels.unwrap_or_default());
     let now = crate::time::now().naive_utc();
@@ -120,12 +128,12 @@ async fn create(
         )
     });
     let row = TaskRunRow {
-        id: b.id.unwrap_or_else(Uuid::new_v4).to_string(),
+        id: b.id.map_or_else(TaskRunId::random, TaskRunId::from),
         workspace_id: ws.id().clone(),
         created: now,
         updated: now,
         name,
-        flow_run_id: b.flow_run_id.map(|u| u.to_string()),
+        flow_run_id: b.flow_run_id.map(FlowRunId::from),
         task_key: b.task_key,
         dynamic_key: b.dynamic_key,
         cache_key: b.cache_key,
@@ -165,7 +173,7 @@ async fn create(
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let id = id.0;
+    let id: TaskRunId = id.typed();
     let mut c = state.stores.orion.read().await?;
     let (run, s) = task_runs::find(&mut c, ws.id(), &id)
         .await?
@@ -179,7 +187,7 @@ async fn update(
     id: PathId,
     body: Json<TaskRunUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.0, id.0);
+    let (ws, id) = (ws.0, id.typed::<TaskRun>());
     let found = match body.into_inner().name {
         Some(name) => {
             state
@@ -200,7 +208,7 @@ async fn update(
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.0, id.0);
+    let (ws, id) = (ws.0, id.typed::<TaskRun>());
     let deleted = state
         .stores
         .orion
@@ -220,7 +228,7 @@ async fn set_state(
     body: Json<SetStateBody>,
 ) -> ApiResult<HttpResponse> {
     let request = body.into_inner().into_request(&req);
-    let applied = runs::set_task_run_state(&state, ws.id(), &id.0, request).await?;
+    let applied = runs::set_task_run_state(&state, ws.id(), &id.typed(), request).await?;
     set_state_answer(applied, "Task not found")
 }
 
@@ -249,7 +257,7 @@ async fn read_states(
         )
     })?;
     let mut c = state.stores.orion.read().await?;
-    let rows = task_runs::list_states(&mut c, ws.id(), &run_id.to_string()).await?;
+    let rows = task_runs::list_states(&mut c, ws.id(), &run_id.into()).await?;
     Ok(HttpResponse::Ok().json(
         rows.iter()
             .filter_map(task_state)

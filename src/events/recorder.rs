@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{Envelope, STREAM};
 use crate::broker::{BrokerError, Message};
+use crate::ids::{FlowRunId, TaskRunId};
 use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::rows::{TaskRunRow, TaskRunStateRow};
@@ -110,7 +111,7 @@ impl Service for Recorder {
 
 /// Groups client task-run events by run: the newest event gives the row, every event a state.
 pub fn collect(envelopes: &[Envelope]) -> Vec<Recorded> {
-    let mut by_run: BTreeMap<String, Vec<(&Envelope, TaskRunRow, TaskRunStateRow)>> =
+    let mut by_run: BTreeMap<TaskRunId, Vec<(&Envelope, TaskRunRow, TaskRunStateRow)>> =
         BTreeMap::new();
     for env in envelopes {
         if let Some((row, state)) = to_rows(env) {
@@ -156,15 +157,13 @@ pub fn to_rows(env: &Envelope) -> Option<(TaskRunRow, TaskRunStateRow)> {
     {
         return None;
     }
-    let task_run_id = e
-        .resource_id()
-        .strip_prefix("prefect.task-run.")?
-        .to_string();
-    uuid::Uuid::parse_str(&task_run_id).ok()?;
+    let task_run_id = e.resource_id().strip_prefix("prefect.task-run.")?;
+    uuid::Uuid::parse_str(task_run_id).ok()?;
+    let task_run_id = TaskRunId::new(task_run_id);
     let flow_run_id = e
         .related_id("flow-run")
         .and_then(|r| r.strip_prefix("prefect.flow-run."))
-        .map(str::to_string);
+        .map(FlowRunId::new);
     let empty = Map::new();
     let tr = e
         .payload
@@ -185,12 +184,12 @@ pub fn to_rows(env: &Envelope) -> Option<(TaskRunRow, TaskRunStateRow)> {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    details.insert("task_run_id".into(), Value::String(task_run_id.clone()));
+    details.insert("task_run_id".into(), Value::String(task_run_id.to_string()));
     details.insert(
         "flow_run_id".into(),
         flow_run_id
-            .clone()
-            .map(Value::String)
+            .as_ref()
+            .map(|id| Value::String(id.to_string()))
             .unwrap_or(Value::Null),
     );
     let occurred = e.occurred.naive_utc();

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::ids::Id;
 use crate::query::Page;
 use crate::state::AppState;
 
@@ -101,6 +102,13 @@ macro_rules! path_param {
 }
 
 path_param!(PathId, "id", true);
+
+impl PathId {
+    /// The id as the typed id of the entity the route names (the handler's call says which).
+    pub fn typed<K>(&self) -> Id<K> {
+        Id::new(self.0.clone())
+    }
+}
 path_param!(PathName, "name", false);
 path_param!(PathKey, "id_or_name", false);
 path_param!(PathLeaseId, "lease_id", true);

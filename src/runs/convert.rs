@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, Id, TaskRunId, WorkspaceId};
 use crate::orchestration::{
     EnclosingFlowRun, FlowRunPolicy, RunSnapshot, RunUpdate, State, StateDetails, StateType,
     TaskRunPolicy,
@@ -21,7 +21,7 @@ fn opt_utc(t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
     t.map(utc)
 }
 
-fn uuid(s: &Option<String>) -> Option<Uuid> {
+fn uuid<K>(s: &Option<Id<K>>) -> Option<Uuid> {
     s.as_deref().and_then(|s| Uuid::parse_str(s).ok())
 }
 
@@ -98,7 +98,7 @@ fn data_text(s: &State) -> Option<String> {
 
 pub fn flow_state_row(
     ws: &WorkspaceId,
-    run_id: &str,
+    run_id: &FlowRunId,
     s: &State,
     now: NaiveDateTime,
 ) -> FlowRunStateRow {
@@ -106,7 +106,7 @@ pub fn flow_state_row(
         id: s.id.to_string(),
         workspace_id: ws.clone(),
         created: now,
-        flow_run_id: run_id.to_string(),
+        flow_run_id: run_id.clone(),
         state_type: s.state_type.as_str().to_string(),
         name: s.name.clone(),
         timestamp: s.timestamp.naive_utc(),
@@ -118,7 +118,7 @@ pub fn flow_state_row(
 
 pub fn task_state_row(
     ws: &WorkspaceId,
-    run_id: &str,
+    run_id: &TaskRunId,
     s: &State,
     now: NaiveDateTime,
 ) -> TaskRunStateRow {
@@ -126,7 +126,7 @@ pub fn task_state_row(
         id: s.id.to_string(),
         workspace_id: ws.clone(),
         created: now,
-        task_run_id: run_id.to_string(),
+        task_run_id: run_id.clone(),
         state_type: s.state_type.as_str().to_string(),
         name: s.name.clone(),
         timestamp: s.timestamp.naive_utc(),

@@ -12,7 +12,7 @@ pub mod params;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, TaskRunId, WorkspaceId};
 use crate::orchestration::{
     orchestrate, subflow_parent_task_state, OrchestrationConfig, OrchestrationResult, Outcome,
     Proposal, RunKind, State, StateCreate,
@@ -151,7 +151,7 @@ fn mirror_on_parent_task(
 pub async fn set_flow_run_state(
     state: &AppState,
     ws: &WorkspaceId,
-    run_id: &str,
+    run_id: &FlowRunId,
     req: Request,
 ) -> StorageResult<Option<Applied<FlowRunRow>>> {
     let now = crate::time::now();
@@ -171,7 +171,7 @@ pub async fn set_flow_run_state(
 pub async fn mark_flow_run_late(
     state: &AppState,
     ws: &WorkspaceId,
-    run_id: &str,
+    run_id: &FlowRunId,
 ) -> StorageResult<Option<Applied<FlowRunRow>>> {
     let now = crate::time::now();
     let create = StateCreate {
@@ -205,7 +205,7 @@ pub async fn create_flow_run(
     row: FlowRunRow,
     flow: Option<&FlowRow>,
     initial: StateCreate,
-) -> StorageResult<Created<Applied<FlowRunRow>>> {
+) -> StorageResult<Created<Applied<FlowRunRow>, FlowRunId>> {
     let now = row.created.and_utc();
     let req = Request {
         state: initial,
@@ -276,7 +276,7 @@ fn decide_task(
 pub async fn set_task_run_state(
     state: &AppState,
     ws: &WorkspaceId,
-    run_id: &str,
+    run_id: &TaskRunId,
     req: Request,
 ) -> StorageResult<Option<Applied<TaskRunRow>>> {
     let now = crate::time::now();
@@ -302,7 +302,7 @@ pub async fn create_task_run(
     state: &AppState,
     row: TaskRunRow,
     initial: StateCreate,
-) -> StorageResult<Created<Applied<TaskRunRow>>> {
+) -> StorageResult<Created<Applied<TaskRunRow>, TaskRunId>> {
     let now = row.created.and_utc();
     let cache_key = initial
         .state_details

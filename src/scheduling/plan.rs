@@ -9,10 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 use super::Schedule;
-use crate::ids::WorkspaceId;
+use crate::ids::{DeploymentId, FlowRunId, WorkspaceId};
 use crate::orchestration::StateType;
 use crate::state::AppState;
 use crate::storage::deployments::{self as deps, DeploymentRow};
@@ -122,7 +121,7 @@ pub async fn plan_runs(
         return Ok(Vec::new());
     }
     let mut c = state.stores.orion.read().await?;
-    let ids: Vec<String> = deployments.iter().map(|d| d.id.clone()).collect();
+    let ids: Vec<DeploymentId> = deployments.iter().map(|d| d.id.clone()).collect();
     let schedules: Vec<_> = deps::list_schedules(&mut c, &ids)
         .await?
         .into_iter()
@@ -172,7 +171,7 @@ pub async fn plan_runs(
     // Skip the dates that already have a run, so steady-state passes write nothing; the insert
     // itself still skips keys taken meanwhile (another pass or another process).
     let mut taken: HashSet<String> = HashSet::new();
-    let mut by_ws: HashMap<&WorkspaceId, Vec<String>> = HashMap::new();
+    let mut by_ws: HashMap<&WorkspaceId, Vec<DeploymentId>> = HashMap::new();
     for d in deployments {
         by_ws.entry(&d.workspace_id).or_default().push(d.id.clone());
     }
@@ -220,8 +219,14 @@ pub async fn plan_runs(
             );
             let mut labels: Map<String, Value> =
                 serde_json::from_str(&d.labels).unwrap_or_default();
-            labels.insert("prefect.flow.id".into(), Value::String(d.flow_id.clone()));
-            labels.insert("prefect.deployment.id".into(), Value::String(d.id.clone()));
+            labels.insert(
+                "prefect.flow.id".into(),
+                Value::String(d.flow_id.to_string()),
+            );
+            labels.insert(
+                "prefect.deployment.id".into(),
+                Value::String(d.id.to_string()),
+            );
             // Like the reference: "auto-scheduled" first, then the deployment's tags.
             let mut tags = vec![Value::String("auto-scheduled".into())];
             tags.extend(serde_json::from_str::<Vec<Value>>(&d.tags).unwrap_or_default());
@@ -240,7 +245,7 @@ pub async fn plan_runs(
             }
         });
         let pool = d.work_queue_id.as_ref().and_then(|q| pools.get(q));
-        let run_id = Uuid::new_v4().to_string();
+        let run_id = FlowRunId::random();
         // SCHEDULED with no state row: the state takes the run's id and is rebuilt from the
         // run's columns until the first transition writes it (`flow_runs::unstored_state`).
         rows.push(FlowRunRow {
@@ -250,7 +255,7 @@ pub async fn plan_runs(
             updated: naive_now,
             name: crate::runs::names::generate(),
             flow_id: d.flow_id.clone(),
-            state_id: Some(run_id.clone()),
+            state_id: Some(run_id.to_string()),
             state_type: Some(StateType::Scheduled.as_str().into()),
             state_name: Some(StateType::Scheduled.default_name().into()),
             state_timestamp: Some(naive_now),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, WorkspaceId};
 use crate::orchestration::{StateCreate, StateDetails, StateType};
 use crate::runs::convert::flow_state;
 use crate::runs::{self, Request};
@@ -30,7 +30,7 @@ fn expired(details: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
 
 /// Reads the run again just before failing it, so a run resumed (or failed by another replica)
 /// since the sweep's read is left alone.
-async fn still_expired(state: &AppState, ws: &WorkspaceId, run: &str) -> StorageResult<bool> {
+async fn still_expired(state: &AppState, ws: &WorkspaceId, run: &FlowRunId) -> StorageResult<bool> {
     let found = async {
         let mut c = state.stores.orion.read().await?;
         flow_runs::find(&mut c, ws, run).await
@@ -78,7 +78,7 @@ impl PauseExpirations {
                 }
             }
             match runs.last() {
-                Some((_, id, _)) if runs.len() as i64 >= BATCH => after = id.clone(),
+                Some((_, id, _)) if runs.len() as i64 >= BATCH => after = id.to_string(),
                 _ => return Ok(Tick::Idle),
             }
         }

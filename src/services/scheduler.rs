@@ -59,7 +59,7 @@ impl Service for Scheduler {
                     deps::list_schedulable(&mut c, &after, batch, since).await?
                 };
                 let Some(last) = page.last() else { break };
-                after = last.id.clone();
+                after = last.id.to_string();
                 seen += page.len();
                 let rows = plan_runs(&self.state, &page, &window).await?;
                 if inserts.len() >= parallel {

@@ -12,7 +12,7 @@ use crate::db_run;
 
 pub(crate) use crate::storage::schema;
 
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, WorkspaceId};
 use schema::flow_run_inputs;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -133,7 +133,7 @@ pub async fn delete(c: &mut Conn, ws: &WorkspaceId, run: &str, key: &str) -> Sto
 }
 
 /// A paused run: (workspace id, run id, the current state's details as JSON text).
-pub type PausedRun = (WorkspaceId, String, String);
+pub type PausedRun = (WorkspaceId, FlowRunId, String);
 
 /// PAUSED flow runs (any workspace) with ids after `after`, by id, with their state details.
 pub async fn list_paused_runs(

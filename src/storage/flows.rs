@@ -9,7 +9,7 @@ use super::rows::FlowRow;
 use super::schema::flows;
 use super::{Conn, StorageResult};
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowId, WorkspaceId};
 use crate::query::{FlowSort, Page, Related};
 
 /// Inserts the flow unless one of that name exists; returns the flow and whether it is new.
@@ -22,7 +22,7 @@ pub async fn insert_or_get(
 ) -> StorageResult<(FlowRow, bool)> {
     let now = crate::time::now_naive();
     let row = FlowRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: FlowId::random(),
         workspace_id: ws.clone(),
         created: now,
         updated: now,
@@ -47,7 +47,7 @@ pub async fn insert_or_get(
     Ok((flow, inserted))
 }
 
-pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<Option<FlowRow>> {
+pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &FlowId) -> StorageResult<Option<FlowRow>> {
     let row = db_run!(c, |c| {
         flows::table
             .filter(flows::workspace_id.eq(ws))
@@ -119,7 +119,7 @@ pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> Storage
 pub async fn update_tags(
     c: &mut Conn,
     ws: &WorkspaceId,
-    id: &str,
+    id: &FlowId,
     tags: &str,
 ) -> StorageResult<bool> {
     let now = crate::time::now_naive();
@@ -137,7 +137,7 @@ pub async fn update_tags(
 }
 
 /// Deletes the flow (and, by cascade, its runs); false when no such flow.
-pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &FlowId) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             flows::table
@@ -156,10 +156,10 @@ pub async fn bulk_delete(
     ws: &WorkspaceId,
     related: &Related,
     limit: i64,
-) -> StorageResult<Vec<String>> {
+) -> StorageResult<Vec<FlowId>> {
     let ids = db_run!(c, |c| {
         let cond = build::flows_related(related);
-        let ids: Vec<String> = flows::table
+        let ids: Vec<FlowId> = flows::table
             .filter(flows::workspace_id.eq(ws))
             .filter(cond)
             .select(flows::id)

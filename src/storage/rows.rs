@@ -5,12 +5,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{flow_run_states, flow_runs, flows, logs, task_run_states, task_runs};
-use crate::ids::WorkspaceId;
+use crate::ids::{DeploymentId, FlowId, FlowRunId, TaskRunId, WorkspaceId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = flows)]
 pub struct FlowRow {
-    pub id: String,
+    pub id: FlowId,
     pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
@@ -22,17 +22,17 @@ pub struct FlowRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = flow_runs, treat_none_as_null = true)]
 pub struct FlowRunRow {
-    pub id: String,
+    pub id: FlowRunId,
     pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
-    pub flow_id: String,
+    pub flow_id: FlowId,
     pub state_id: Option<String>,
     pub state_type: Option<String>,
     pub state_name: Option<String>,
     pub state_timestamp: Option<NaiveDateTime>,
-    pub deployment_id: Option<String>,
+    pub deployment_id: Option<DeploymentId>,
     pub deployment_version: Option<String>,
     pub work_queue_id: Option<String>,
     pub work_queue_name: Option<String>,
@@ -45,7 +45,7 @@ pub struct FlowRunRow {
     pub empirical_policy: String,
     pub tags: String,
     pub labels: String,
-    pub parent_task_run_id: Option<String>,
+    pub parent_task_run_id: Option<TaskRunId>,
     pub run_count: i64,
     pub expected_start_time: Option<NaiveDateTime>,
     pub next_scheduled_start_time: Option<NaiveDateTime>,
@@ -80,7 +80,7 @@ pub struct FlowRunStateRow {
     pub id: String,
     pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
-    pub flow_run_id: String,
+    pub flow_run_id: FlowRunId,
     pub state_type: String,
     pub name: String,
     pub timestamp: NaiveDateTime,
@@ -95,7 +95,7 @@ pub struct TaskRunStateRow {
     pub id: String,
     pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
-    pub task_run_id: String,
+    pub task_run_id: TaskRunId,
     pub state_type: String,
     pub name: String,
     pub timestamp: NaiveDateTime,
@@ -110,7 +110,7 @@ impl From<FlowRunStateRow> for StateRow {
             id: r.id,
             workspace_id: r.workspace_id,
             created: r.created,
-            run_id: r.flow_run_id,
+            run_id: r.flow_run_id.into_string(),
             state_type: r.state_type,
             name: r.name,
             timestamp: r.timestamp,
@@ -127,7 +127,7 @@ impl From<TaskRunStateRow> for StateRow {
             id: r.id,
             workspace_id: r.workspace_id,
             created: r.created,
-            run_id: r.task_run_id,
+            run_id: r.task_run_id.into_string(),
             state_type: r.state_type,
             name: r.name,
             timestamp: r.timestamp,
@@ -144,7 +144,7 @@ impl StateRow {
             id: self.id,
             workspace_id: self.workspace_id,
             created: self.created,
-            flow_run_id: self.run_id,
+            flow_run_id: FlowRunId::new(self.run_id),
             state_type: self.state_type,
             name: self.name,
             timestamp: self.timestamp,
@@ -159,7 +159,7 @@ impl StateRow {
             id: self.id,
             workspace_id: self.workspace_id,
             created: self.created,
-            task_run_id: self.run_id,
+            task_run_id: TaskRunId::new(self.run_id),
             state_type: self.state_type,
             name: self.name,
             timestamp: self.timestamp,
@@ -173,12 +173,12 @@ impl StateRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = task_runs, treat_none_as_null = true)]
 pub struct TaskRunRow {
-    pub id: String,
+    pub id: TaskRunId,
     pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
-    pub flow_run_id: Option<String>,
+    pub flow_run_id: Option<FlowRunId>,
     pub task_key: String,
     pub dynamic_key: String,
     pub cache_key: Option<String>,

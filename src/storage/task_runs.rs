@@ -10,7 +10,7 @@ use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
 use super::{Backend, Conn, StorageError, StorageResult};
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, TaskRunId, WorkspaceId};
 use crate::query::{Page, Related, TaskRunSort};
 
 pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
@@ -18,7 +18,7 @@ pub type TaskRunWithState = (TaskRunRow, Option<TaskRunStateRow>);
 pub async fn find(
     c: &mut Conn,
     ws: &WorkspaceId,
-    id: &str,
+    id: &TaskRunId,
 ) -> StorageResult<Option<TaskRunWithState>> {
     let row = db_run!(c, |c| {
         task_runs::table
@@ -116,7 +116,7 @@ pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> Storage
 pub async fn list_of_flow_run(
     c: &mut Conn,
     ws: &WorkspaceId,
-    flow_run_id: &str,
+    flow_run_id: &FlowRunId,
 ) -> StorageResult<Vec<TaskRunRow>> {
     let rows = db_run!(c, |c| {
         task_runs::table
@@ -155,7 +155,7 @@ pub async fn list_history_rows(
 pub async fn list_states(
     c: &mut Conn,
     ws: &WorkspaceId,
-    task_run_id: &str,
+    task_run_id: &TaskRunId,
 ) -> StorageResult<Vec<TaskRunStateRow>> {
     let rows = db_run!(c, |c| {
         task_run_states::table
@@ -189,7 +189,7 @@ pub async fn find_state(
 pub async fn update_name(
     c: &mut Conn,
     ws: &WorkspaceId,
-    id: &str,
+    id: &TaskRunId,
     name: &str,
 ) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
@@ -208,7 +208,7 @@ pub async fn update_name(
     Ok(n == 1)
 }
 
-pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &TaskRunId) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             task_runs::table

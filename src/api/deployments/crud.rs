@@ -13,6 +13,8 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{limit, Paging, PathDeploymentName, PathFlowName, PathId};
 use crate::extract::Workspace;
+use crate::ids::kind::Deployment;
+use crate::ids::{DeploymentId, FlowId};
 use crate::query::{DeploymentFilter, DeploymentSort};
 use crate::query::{Page, Related};
 use crate::state::AppState;
@@ -131,13 +133,13 @@ pub(super) async fn create(
             "value_error",
         ));
     }
-    let flow_id = b.flow_id.to_string();
+    let flow_id = FlowId::from(b.flow_id);
     let flow = flows::find(&mut db.read().await?, ws.id(), &flow_id)
         .await?
         .ok_or_else(|| ApiError::conflict(INTEGRITY_CONFLICT))?;
     // Schedules are checked before the queue is resolved: resolving may create the pool and
     // queue, which a rejected request must not leave behind.
-    let id = Uuid::new_v4().to_string();
+    let id = DeploymentId::random();
     let schedules = schedule_rows(ws.id(), &id, &b.schedules)?;
     let (queue_name, queue_id) = resolve_queue(
         &state,
@@ -148,7 +150,7 @@ pub(super) async fn create(
     .await?;
     let now = crate::time::now().naive_utc();
     let mut labels = b.labels.unwrap_or_default();
-    labels.insert("prefect.flow.id".into(), Value::String(flow.id.clone()));
+    labels.insert("prefect.flow.id".into(), Value::String(flow.id.to_string()));
     let row = DeploymentRow {
         id,
         workspace_id: ws.id().clone(),
@@ -232,7 +234,7 @@ pub(super) async fn read(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
+    let d = find(&state, &ws, &id.typed()).await?;
     let loaded = Loaded::load(&state, vec![d]).await?;
     Ok(HttpResponse::Ok().json(loaded.first()))
 }
@@ -331,7 +333,7 @@ pub(super) async fn update(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     concurrency_limit_positive(b.concurrency_limit.flatten())?;
-    let mut d = find_dot(&state, &ws, &id).await?;
+    let mut d = find_dot(&state, &ws, &id.typed()).await?;
     let db = &state.stores.orion;
     let now = crate::time::now().naive_utc();
     // Checked before the queue is resolved (which may create a pool and queue).
@@ -420,7 +422,7 @@ pub(super) async fn delete(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.id().clone(), id.0.clone());
+    let (ws, id) = (ws.id().clone(), id.typed::<Deployment>());
     let deleted = state
         .stores
         .orion

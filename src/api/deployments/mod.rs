@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Workspace;
+use crate::ids::DeploymentId;
 use crate::state::AppState;
 use crate::storage::deployments::{self as deps, DeploymentRow, ScheduleRow};
 use crate::storage::work_pools as wp;
@@ -87,15 +88,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// schedules and their queues' pool names, loaded in one query each.
 pub(super) struct Loaded {
     rows: Vec<DeploymentRow>,
-    schedules: HashMap<String, Vec<ScheduleRow>>,
+    schedules: HashMap<DeploymentId, Vec<ScheduleRow>>,
     pools: HashMap<String, (String, String)>,
 }
 
 impl Loaded {
     pub(super) async fn load(state: &AppState, rows: Vec<DeploymentRow>) -> ApiResult<Loaded> {
         let mut c = state.stores.orion.read().await?;
-        let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
-        let mut schedules: HashMap<String, Vec<ScheduleRow>> = HashMap::new();
+        let ids: Vec<DeploymentId> = rows.iter().map(|d| d.id.clone()).collect();
+        let mut schedules: HashMap<DeploymentId, Vec<ScheduleRow>> = HashMap::new();
         for s in deps::list_schedules(&mut c, &ids).await? {
             schedules
                 .entry(s.deployment_id.clone())
@@ -227,20 +228,24 @@ pub(super) fn not_found_dot() -> ApiError {
 pub(super) async fn lookup(
     state: &AppState,
     ws: &Workspace,
-    id: &str,
+    id: &DeploymentId,
 ) -> ApiResult<Option<DeploymentRow>> {
     let mut c = state.stores.orion.read().await?;
     Ok(deps::find(&mut c, ws.id(), id).await?)
 }
 
-pub(super) async fn find(state: &AppState, ws: &Workspace, id: &str) -> ApiResult<DeploymentRow> {
+pub(super) async fn find(
+    state: &AppState,
+    ws: &Workspace,
+    id: &DeploymentId,
+) -> ApiResult<DeploymentRow> {
     lookup(state, ws, id).await?.ok_or_else(not_found)
 }
 
 pub(super) async fn find_dot(
     state: &AppState,
     ws: &Workspace,
-    id: &str,
+    id: &DeploymentId,
 ) -> ApiResult<DeploymentRow> {
     lookup(state, ws, id).await?.ok_or_else(not_found_dot)
 }

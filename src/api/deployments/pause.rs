@@ -7,17 +7,18 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::params::PathId;
 use crate::extract::Workspace;
+use crate::ids::DeploymentId;
 use crate::state::AppState;
 use crate::storage::deployments::{self as deps};
 
 pub(super) async fn set_paused(
     state: &AppState,
     ws: &Workspace,
-    id: &str,
+    id: &DeploymentId,
     paused: bool,
 ) -> ApiResult<HttpResponse> {
     let now = crate::time::now().naive_utc();
-    let (ws, id) = (ws.id().clone(), id.to_string());
+    let (ws, id) = (ws.id().clone(), id.clone());
     // The flag and (on a pause) the removal of the future auto-scheduled runs, all or nothing.
     let found = state
         .stores
@@ -44,7 +45,7 @@ pub(super) async fn pause(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    set_paused(&state, &ws, &id, true).await
+    set_paused(&state, &ws, &id.typed(), true).await
 }
 
 pub(super) async fn resume(
@@ -52,5 +53,5 @@ pub(super) async fn resume(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    set_paused(&state, &ws, &id, false).await
+    set_paused(&state, &ws, &id.typed(), false).await
 }

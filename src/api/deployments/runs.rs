@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{limit, PathId};
 use crate::extract::Workspace;
+use crate::ids::{FlowRunId, TaskRunId};
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateDetails, StateType};
 use crate::runs::answers::FlowRunOut;
 use crate::runs::convert::{flow_state, flow_states_by_id};
@@ -130,11 +131,17 @@ pub(super) async fn new_run(
     };
     let mut labels: BTreeMap<String, Value> = serde_json::from_str(&d.labels).unwrap_or_default();
     labels.extend(b.labels.unwrap_or_default());
-    labels.insert("prefect.flow.id".into(), Value::String(d.flow_id.clone()));
-    labels.insert("prefect.deployment.id".into(), Value::String(d.id.clone()));
+    labels.insert(
+        "prefect.flow.id".into(),
+        Value::String(d.flow_id.to_string()),
+    );
+    labels.insert(
+        "prefect.deployment.id".into(),
+        Value::String(d.id.to_string()),
+    );
     let now = crate::time::now();
     let row = FlowRunRow {
-        id: Uuid::new_v4().to_string(),
+        id: FlowRunId::random(),
         workspace_id: ws.id().clone(),
         created: now.naive_utc(),
         updated: now.naive_utc(),
@@ -160,7 +167,7 @@ pub(super) async fn new_run(
         empirical_policy: to_text(&b.empirical_policy.unwrap_or_default()),
         tags: to_text(&tags),
         labels: to_text(&labels),
-        parent_task_run_id: b.parent_task_run_id.map(|u| u.to_string()),
+        parent_task_run_id: b.parent_task_run_id.map(TaskRunId::from),
         run_count: 0,
         expected_start_time: None,
         next_scheduled_start_time: None,
@@ -198,7 +205,7 @@ pub(super) async fn create_flow_run(
     id: PathId,
     body: JsonOrDefault<DeploymentFlowRunCreate>,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
+    let d = find(&state, &ws, &id.typed()).await?;
     let (run, s, created) = new_run(&state, &ws, &d, body.into_inner(), created_by(&req)).await?;
     let body = FlowRunOut::new(&run, s.as_ref(), crate::time::now());
     Ok(if created {
@@ -215,7 +222,7 @@ pub(super) async fn create_flow_runs_bulk(
     id: PathId,
     body: Json<Vec<DeploymentFlowRunCreate>>,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
+    let d = find(&state, &ws, &id.typed()).await?;
     let mut results = Vec::new();
     for b in body.into_inner() {
         match new_run(&state, &ws, &d, b, created_by(&req)).await {
@@ -240,7 +247,7 @@ pub(super) async fn work_queue_check(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    let d = find(&state, &ws, &id).await?;
+    let d = find(&state, &ws, &id.typed()).await?;
     let queue = match &d.work_queue_id {
         Some(q) => {
             let mut c = state.stores.orion.read().await?;

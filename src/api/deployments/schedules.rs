@@ -18,7 +18,7 @@ use crate::storage::deployments::{self as deps, ScheduleRow};
 use crate::wire::{json_text, JsonText, Ts};
 
 use super::{find_dot, lookup};
-use crate::ids::WorkspaceId;
+use crate::ids::{DeploymentId, WorkspaceId};
 
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -69,7 +69,7 @@ pub(super) fn invalid_schedule(prefix: &[&str], i: usize, msg: String) -> ApiErr
 
 pub(super) fn schedule_rows(
     ws: &WorkspaceId,
-    deployment_id: &str,
+    deployment_id: &DeploymentId,
     list: &[ScheduleCreate],
 ) -> ApiResult<Vec<ScheduleRow>> {
     schedule_rows_at(ws, deployment_id, list, &["body", "schedules"])
@@ -77,7 +77,7 @@ pub(super) fn schedule_rows(
 
 pub(super) fn schedule_rows_at(
     ws: &WorkspaceId,
-    deployment_id: &str,
+    deployment_id: &DeploymentId,
     list: &[ScheduleCreate],
     loc: &[&str],
 ) -> ApiResult<Vec<ScheduleRow>> {
@@ -95,7 +95,7 @@ pub(super) fn schedule_rows_at(
                 workspace_id: ws.clone(),
                 created: now.naive_utc(),
                 updated: now.naive_utc(),
-                deployment_id: deployment_id.to_string(),
+                deployment_id: deployment_id.clone(),
                 schedule: parsed.to_json().to_string(),
                 active: s.active,
                 max_scheduled_runs: s.max_scheduled_runs,
@@ -200,7 +200,7 @@ pub(super) async fn schedule_now(
     };
     // Like the reference: the body is checked first, and an unknown deployment schedules
     // nothing (200, null) rather than answering 404.
-    let Some(d) = lookup(&state, &ws, &id).await? else {
+    let Some(d) = lookup(&state, &ws, &id.typed()).await? else {
         return Ok(HttpResponse::Ok().json(Value::Null));
     };
     crate::scheduling::plan::schedule_deployment(&state, &d, &window).await?;
@@ -212,7 +212,7 @@ pub(super) async fn read_schedules(
     ws: Workspace,
     id: PathId,
 ) -> ApiResult<HttpResponse> {
-    let d = find_dot(&state, &ws, &id).await?;
+    let d = find_dot(&state, &ws, &id.typed()).await?;
     let mut c = state.stores.orion.read().await?;
     let rows = deps::list_schedules(&mut c, std::slice::from_ref(&d.id)).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(ScheduleOut::from).collect::<Vec<_>>()))
@@ -225,8 +225,8 @@ pub(super) async fn create_schedules(
     body: Json<Vec<ScheduleCreate>>,
 ) -> ApiResult<HttpResponse> {
     // The body is validated before the deployment is looked up, as the reference does.
-    let rows = schedule_rows_at(ws.id(), &id, &body.into_inner(), &["body"])?;
-    let d = find_dot(&state, &ws, &id).await?;
+    let rows = schedule_rows_at(ws.id(), &id.typed(), &body.into_inner(), &["body"])?;
+    let d = find_dot(&state, &ws, &id.typed()).await?;
     let now = crate::time::now().naive_utc();
     let written = rows.clone();
     // The schedules and the removal of the runs planned before them: all or nothing.
@@ -268,7 +268,7 @@ pub(super) async fn update_schedule(
         })?),
         None => None,
     };
-    let d = find_dot(&state, &ws, &id).await?;
+    let d = find_dot(&state, &ws, &id.typed()).await?;
     let mut c = state.stores.orion.read().await?;
     let mut s = deps::list_schedules(&mut c, std::slice::from_ref(&d.id))
         .await?
@@ -312,7 +312,7 @@ pub(super) async fn delete_schedule(
     id: PathId,
     sid: PathScheduleId,
 ) -> ApiResult<HttpResponse> {
-    let d = find_dot(&state, &ws, &id).await?;
+    let d = find_dot(&state, &ws, &id.typed()).await?;
     let now = crate::time::now().naive_utc();
     let sid = sid.0.clone();
     // The schedule and the runs planned from it: all or nothing.

@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult, INTEGRITY_CONFLICT};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{PathId, PathKeyStr};
 use crate::extract::Workspace;
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, WorkspaceId};
 use crate::orchestration::{SetStateStatus, State, StateCreate, StateDetails, StateType};
 use crate::runs::convert::{flow_state, state_json};
 use crate::runs::{self, Request};
@@ -308,8 +308,9 @@ async fn resume(
     id: PathId,
     body: JsonOrDefault<ResumeBody>,
 ) -> ApiResult<HttpResponse> {
+    let run_id: FlowRunId = id.typed();
     let mut c = state.stores.orion.read().await?;
-    let (_, current) = flow_runs::find(&mut c, ws.id(), &id)
+    let (_, current) = flow_runs::find(&mut c, ws.id(), &run_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
     drop(c);
@@ -354,7 +355,7 @@ async fn resume(
         force: false,
         client_version: super::flow_runs::client_version(&req),
     };
-    let applied = runs::set_flow_run_state(&state, ws.id(), &id, request).await;
+    let applied = runs::set_flow_run_state(&state, ws.id(), &run_id, request).await;
     let accepted = matches!(&applied, Ok(Some(a)) if a.result.status == SetStateStatus::Accept);
     if let (Some(key), false) = (&stored_key, accepted) {
         delete_input(&state, ws.0.clone(), id.0.clone(), key.clone()).await?;

@@ -20,7 +20,8 @@ use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::limit;
 use crate::extract::params::PathId;
 use crate::extract::Workspace;
-use crate::ids::WorkspaceId;
+use crate::ids::kind::FlowRun;
+use crate::ids::{DeploymentId, FlowId, FlowRunId, TaskRunId, WorkspaceId};
 use crate::orchestration::{FlowRunPolicy, StateCreate, StateType};
 use crate::query::{FlowRunFilter, FlowRunSort, Related};
 use crate::runs;
@@ -148,7 +149,7 @@ async fn create(
     body: Json<FlowRunCreate>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let flow_id = b.flow_id.to_string();
+    let flow_id = FlowId::from(b.flow_id);
     let mut c = state.stores.orion.read().await?;
     let Some(flow) = flows::find(&mut c, ws.id(), &flow_id).await? else {
         return Err(ApiError::conflict(INTEGRITY_CONFLICT));
@@ -158,9 +159,9 @@ async fn create(
     let mut labels: BTreeMap<String, Value> =
         serde_json::from_str(&flow.labels).unwrap_or_default();
     labels.extend(b.labels.unwrap_or_default());
-    labels.insert("prefect.flow.id".into(), Value::String(flow_id.clone()));
+    labels.insert("prefect.flow.id".into(), Value::String(flow_id.to_string()));
     let row = FlowRunRow {
-        id: Uuid::new_v4().to_string(),
+        id: FlowRunId::random(),
         workspace_id: ws.id().clone(),
         created: now,
         updated: now,
@@ -173,7 +174,7 @@ async fn create(
         state_type: None,
         state_name: None,
         state_timestamp: None,
-        deployment_id: b.deployment_id.map(|d| d.to_string()),
+        deployment_id: b.deployment_id.map(DeploymentId::from),
         deployment_version: None,
         work_queue_id: None,
         work_queue_name: b.work_queue_name,
@@ -186,7 +187,7 @@ async fn create(
         empirical_policy: to_text(&b.empirical_policy.unwrap_or_default()),
         tags: to_text(&b.tags.unwrap_or_default()),
         labels: to_text(&labels),
-        parent_task_run_id: b.parent_task_run_id.map(|t| t.to_string()),
+        parent_task_run_id: b.parent_task_run_id.map(TaskRunId::from),
         run_count: 0,
         expected_start_time: None,
         next_scheduled_start_time: None,
@@ -217,7 +218,7 @@ async fn create(
 }
 
 async fn read(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let id = id.0;
+    let id: FlowRunId = id.typed();
     let mut c = state.stores.orion.read().await?;
     let (run, s) = flow_runs::find(&mut c, ws.id(), &id)
         .await?
@@ -245,7 +246,7 @@ async fn update(
     id: PathId,
     body: Json<FlowRunUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.0, id.0);
+    let (ws, id) = (ws.0, id.typed::<FlowRun>());
     let (mut run, _) = find_run(&state, &ws, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Flow run not found"))?;
@@ -281,7 +282,7 @@ async fn update(
 async fn find_run(
     state: &AppState,
     ws: &WorkspaceId,
-    id: &str,
+    id: &FlowRunId,
 ) -> ApiResult<Option<flow_runs::RunWithState>> {
     let mut c = state.stores.orion.read().await?;
     Ok(flow_runs::find(&mut c, ws, id).await?)
@@ -302,7 +303,7 @@ async fn update_labels(
     id: PathId,
     body: Json<Map<String, Value>>,
 ) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.0, id.0);
+    let (ws, id) = (ws.0, id.typed::<FlowRun>());
     let not_found = || ApiError::ObjectNotFound(format!("Flow run with id {id} not found"));
     let (mut run, _) = find_run(&state, &ws, &id).await?.ok_or_else(not_found)?;
     let mut labels: Map<String, Value> = serde_json::from_str(&run.labels).unwrap_or_default();
@@ -315,7 +316,7 @@ async fn update_labels(
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {
-    let (ws, id) = (ws.0, id.0);
+    let (ws, id) = (ws.0, id.typed::<FlowRun>());
     let deleted = state
         .stores
         .orion

@@ -75,7 +75,7 @@ pub(super) async fn set_state(
     body: Json<SetStateBody>,
 ) -> ApiResult<HttpResponse> {
     let request = body.into_inner().into_request(&req);
-    let applied = runs::set_flow_run_state(&state, ws.id(), &id.0, request).await?;
+    let applied = runs::set_flow_run_state(&state, ws.id(), &id.typed(), request).await?;
     set_state_answer(applied, "Flow run not found")
 }
 
@@ -144,7 +144,7 @@ pub(super) async fn read_states(
         )
     })?;
     let mut c = state.stores.orion.read().await?;
-    let rows = flow_runs::list_states(&mut c, ws.id(), &run_id.to_string()).await?;
+    let rows = flow_runs::list_states(&mut c, ws.id(), &run_id.into()).await?;
     let states: Vec<Value> = rows
         .iter()
         .filter_map(flow_state)

@@ -27,21 +27,21 @@ use super::filters::pools;
 use super::schema::{deployments, flow_runs, flows};
 use super::{Conn, StorageResult};
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{DeploymentId, FlowId, WorkspaceId};
 use crate::query::DeploymentSort;
 use crate::query::{Page, Related};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = deployments, treat_none_as_null = true)]
 pub struct DeploymentRow {
-    pub id: String,
+    pub id: DeploymentId,
     pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
     pub name: String,
     pub version: Option<String>,
     pub description: Option<String>,
-    pub flow_id: String,
+    pub flow_id: FlowId,
     pub paused: bool,
     pub concurrency_limit: Option<i32>,
     pub concurrency_options: Option<String>,
@@ -109,7 +109,7 @@ pub async fn upsert(
 pub async fn find_by_flow(
     c: &mut Conn,
     ws: &WorkspaceId,
-    flow_id: &str,
+    flow_id: &FlowId,
     name: &str,
 ) -> StorageResult<Option<DeploymentRow>> {
     let row = db_run!(c, |c| {
@@ -149,7 +149,7 @@ pub async fn update(c: &mut Conn, row: &DeploymentRow) -> StorageResult<()> {
 pub async fn find(
     c: &mut Conn,
     ws: &WorkspaceId,
-    id: &str,
+    id: &DeploymentId,
 ) -> StorageResult<Option<DeploymentRow>> {
     let row = db_run!(c, |c| {
         deployments::table
@@ -233,7 +233,7 @@ pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> Storage
 pub async fn set_paused(
     c: &mut Conn,
     ws: &WorkspaceId,
-    id: &str,
+    id: &DeploymentId,
     paused: bool,
     now: NaiveDateTime,
 ) -> StorageResult<bool> {
@@ -250,7 +250,7 @@ pub async fn set_paused(
 
 /// Deletes deployment `id` of `ws` with its SCHEDULED auto-scheduled runs, in one transaction;
 /// false when there is no such deployment.
-pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &DeploymentId) -> StorageResult<bool> {
     c.transaction(async |c| {
         let n = db_run!(c, |c| {
             diesel::delete(

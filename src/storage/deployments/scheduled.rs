@@ -11,7 +11,7 @@ use super::super::schema::{deployment_schedules, deployments, flow_runs};
 use super::super::{Backend, Conn, Database, StorageResult};
 use super::DeploymentRow;
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{DeploymentId, WorkspaceId};
 
 /// How the scheduler walks the deployments: `batch` deployments per pass step, with up to
 /// `parallel` batch inserts in flight while the next batch is planned.
@@ -122,7 +122,7 @@ pub async fn list_schedulable(
 pub async fn scheduled_keys_in_window(
     c: &mut Conn,
     ws: &WorkspaceId,
-    deployment_ids: &[String],
+    deployment_ids: &[DeploymentId],
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> StorageResult<std::collections::HashSet<String>> {
@@ -217,7 +217,7 @@ pub enum IfPaused {
 
 /// Of `runs`, those whose deployment is not paused now (see [`IfPaused::Skip`]).
 async fn runs_of_unpaused(c: &mut Conn, runs: Vec<FlowRunRow>) -> StorageResult<Vec<FlowRunRow>> {
-    let mut ids: Vec<String> = runs
+    let mut ids: Vec<DeploymentId> = runs
         .iter()
         .filter_map(|r| r.deployment_id.clone())
         .collect();
@@ -229,7 +229,7 @@ async fn runs_of_unpaused(c: &mut Conn, runs: Vec<FlowRunRow>) -> StorageResult<
         .select(deployments::id);
     // Two arms: PostgreSQL locks the rows against a concurrent pause; SQLite's writer already
     // serialises this transaction with the pause's.
-    let unpaused: std::collections::HashSet<String> = match c.backend() {
+    let unpaused: std::collections::HashSet<DeploymentId> = match c.backend() {
         Backend::Pg(c) => unpaused.for_share().load(c).await?,
         Backend::Sqlite(c) => unpaused.load(c).await?,
     }

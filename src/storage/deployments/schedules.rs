@@ -9,7 +9,7 @@ use diesel_async::RunQueryDsl;
 use super::super::schema::{deployment_schedules, flow_runs};
 use super::super::{Conn, StorageResult};
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{DeploymentId, WorkspaceId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = deployment_schedules, treat_none_as_null = true)]
@@ -18,7 +18,7 @@ pub struct ScheduleRow {
     pub workspace_id: WorkspaceId,
     pub created: NaiveDateTime,
     pub updated: NaiveDateTime,
-    pub deployment_id: String,
+    pub deployment_id: DeploymentId,
     pub schedule: String,
     pub active: bool,
     pub max_scheduled_runs: Option<i32>,
@@ -29,7 +29,7 @@ pub struct ScheduleRow {
 /// The schedules of these deployments, oldest first.
 pub async fn list_schedules(
     c: &mut Conn,
-    deployment_ids: &[String],
+    deployment_ids: &[DeploymentId],
 ) -> StorageResult<Vec<ScheduleRow>> {
     let rows = db_run!(c, |c| {
         deployment_schedules::table
@@ -61,7 +61,10 @@ pub async fn insert_schedules(c: &mut Conn, rows: &[ScheduleRow]) -> StorageResu
 }
 
 /// Deletes every schedule of deployment `deployment_id`.
-pub async fn delete_schedules_of(c: &mut Conn, deployment_id: &str) -> StorageResult<usize> {
+pub async fn delete_schedules_of(
+    c: &mut Conn,
+    deployment_id: &DeploymentId,
+) -> StorageResult<usize> {
     let n = db_run!(c, |c| {
         diesel::delete(
             deployment_schedules::table
@@ -77,7 +80,7 @@ pub async fn delete_schedules_of(c: &mut Conn, deployment_id: &str) -> StorageRe
 /// transaction).
 pub async fn replace_schedules(
     c: &mut Conn,
-    deployment_id: &str,
+    deployment_id: &DeploymentId,
     rows: &[ScheduleRow],
 ) -> StorageResult<()> {
     delete_schedules_of(c, deployment_id).await?;
@@ -96,7 +99,11 @@ pub async fn update_schedule(c: &mut Conn, row: &ScheduleRow) -> StorageResult<(
 }
 
 /// Deletes schedule `id` of deployment `deployment_id`; false when there is no such schedule.
-pub async fn delete_schedule(c: &mut Conn, deployment_id: &str, id: &str) -> StorageResult<bool> {
+pub async fn delete_schedule(
+    c: &mut Conn,
+    deployment_id: &DeploymentId,
+    id: &str,
+) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             deployment_schedules::table
@@ -113,7 +120,7 @@ pub async fn delete_schedule(c: &mut Conn, deployment_id: &str, id: &str) -> Sto
 /// (so the scheduler regenerates them from the current schedules); returns how many.
 pub async fn delete_future_auto_runs(
     c: &mut Conn,
-    deployment_id: &str,
+    deployment_id: &DeploymentId,
     from: NaiveDateTime,
 ) -> StorageResult<usize> {
     let n = db_run!(c, |c| {

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, WorkspaceId};
 use crate::query::{FlowRunSort, Page, Related};
 use crate::storage::filters::build;
 use crate::storage::rows::{FlowRunRow, FlowRunStateRow};
@@ -37,7 +37,7 @@ pub fn unstored_state(run: &FlowRunRow) -> Option<FlowRunStateRow> {
     }
     let scheduled = run.next_scheduled_start_time?;
     Some(FlowRunStateRow {
-        id: run.id.clone(),
+        id: run.id.to_string(),
         workspace_id: run.workspace_id.clone(),
         created: run.created,
         flow_run_id: run.id.clone(),
@@ -70,7 +70,11 @@ pub fn stored_state_ids<'a>(runs: impl Iterator<Item = &'a FlowRunRow>) -> Vec<&
         .collect()
 }
 
-pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<Option<RunWithState>> {
+pub async fn find(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &FlowRunId,
+) -> StorageResult<Option<RunWithState>> {
     let row = db_run!(c, |c| {
         flow_runs::table
             .left_join(
@@ -193,7 +197,7 @@ pub async fn update(c: &mut Conn, ws: &WorkspaceId, run: &FlowRunRow) -> Storage
     Ok(n == 1)
 }
 
-pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &str) -> StorageResult<bool> {
+pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &FlowRunId) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
         diesel::delete(
             flow_runs::table
@@ -212,10 +216,10 @@ pub async fn bulk_delete(
     ws: &WorkspaceId,
     related: &Related,
     limit: i64,
-) -> StorageResult<Vec<String>> {
+) -> StorageResult<Vec<FlowRunId>> {
     let ids = db_run!(c, |c| {
         let cond = build::flow_runs_related(related);
-        let ids: Vec<String> = flow_runs::table
+        let ids: Vec<FlowRunId> = flow_runs::table
             .filter(flow_runs::workspace_id.eq(ws))
             .filter(cond)
             .select(flow_runs::id)
@@ -241,7 +245,7 @@ pub async fn list_ids(
     ws: &WorkspaceId,
     related: &Related,
     limit: i64,
-) -> StorageResult<Vec<String>> {
+) -> StorageResult<Vec<FlowRunId>> {
     let ids = db_run!(c, |c| {
         let cond = build::flow_runs_related(related);
         flow_runs::table
@@ -250,7 +254,7 @@ pub async fn list_ids(
             .select(flow_runs::id)
             .order(flow_runs::id.asc())
             .limit(limit)
-            .load::<String>(c)
+            .load::<FlowRunId>(c)
             .await
     })?;
     Ok(ids)
@@ -260,7 +264,7 @@ pub async fn list_ids(
 pub async fn list_states(
     c: &mut Conn,
     ws: &WorkspaceId,
-    run_id: &str,
+    run_id: &FlowRunId,
 ) -> StorageResult<Vec<FlowRunStateRow>> {
     let rows = db_run!(c, |c| {
         let rows: Vec<FlowRunStateRow> = flow_run_states::table
@@ -302,7 +306,10 @@ pub async fn find_state(
         return Ok(row);
     }
     // The state without a row of a run the scheduler created has the run's id.
-    Ok(find(c, ws, id).await?.and_then(|(r, _)| unstored_state(&r)))
+    let run = FlowRunId::new(id);
+    Ok(find(c, ws, &run)
+        .await?
+        .and_then(|(r, _)| unstored_state(&r)))
 }
 
 /// The current states of `runs`, by state id.

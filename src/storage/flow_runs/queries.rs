@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{DeploymentId, FlowRunId, TaskRunId, WorkspaceId};
 use crate::query::Related;
 use crate::storage::filters::build;
 use crate::storage::rows::FlowRunRow;
@@ -41,7 +41,7 @@ pub async fn list_late_candidates(
     c: &mut Conn,
     cutoff: NaiveDateTime,
     limit: i64,
-) -> StorageResult<Vec<(WorkspaceId, String)>> {
+) -> StorageResult<Vec<(WorkspaceId, FlowRunId)>> {
     let rows = db_run!(c, |c| {
         // A literal, not a bound parameter, so both databases match the partial index
         // `flow_runs_scheduled_next` (only SCHEDULED runs) to this query.
@@ -65,7 +65,7 @@ pub async fn list_stuck_cancelling(
     c: &mut Conn,
     cutoff: NaiveDateTime,
     limit: i64,
-) -> StorageResult<Vec<(WorkspaceId, String)>> {
+) -> StorageResult<Vec<(WorkspaceId, FlowRunId)>> {
     let rows = db_run!(c, |c| {
         flow_runs::table
             .filter(flow_runs::state_type.eq("CANCELLING"))
@@ -139,7 +139,7 @@ pub async fn average_lateness(
 const TERMINAL_TYPES: [&str; 4] = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"];
 
 /// An unfinished subflow of a cancelled parent: (workspace, id, its deployment).
-pub type Subflow = (WorkspaceId, String, Option<String>);
+pub type Subflow = (WorkspaceId, FlowRunId, Option<DeploymentId>);
 
 /// Unfinished subflow runs of flow runs CANCELLED since `since`, except CANCELLING runs of a
 /// deployment (their worker is already stopping them).
@@ -183,7 +183,7 @@ pub async fn list_orphaned_task_runs(
     c: &mut Conn,
     since: NaiveDateTime,
     limit: i64,
-) -> StorageResult<Vec<(WorkspaceId, String)>> {
+) -> StorageResult<Vec<(WorkspaceId, TaskRunId)>> {
     let rows = db_run!(c, |c| {
         let parents = flow_runs::table
             .filter(flow_runs::state_type.eq("CANCELLED"))

@@ -27,7 +27,7 @@ use super::outbox::NewOutboxRow;
 use super::rows::{FlowRow, FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
 use super::schema::task_run_state_cache;
 use super::{Database, StorageError, StorageResult};
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, TaskRunId, WorkspaceId};
 
 /// What a flow-run decision sees.
 #[derive(Debug, Clone)]
@@ -92,10 +92,10 @@ pub struct TaskRunWrite {
 /// What a creation did: made the run (with the decision's answer), or found the run that
 /// already has its idempotency key (flow runs) or natural key (task runs).
 #[derive(Debug)]
-pub enum Created<R> {
+pub enum Created<R, I> {
     New(R),
     /// The id of the run that was there first.
-    Existing(String),
+    Existing(I),
 }
 
 /// A decision on a flow run: its context in, what to write and the caller's answer out.
@@ -129,7 +129,7 @@ where
 pub async fn transition_flow_run<R, F>(
     db: &Database,
     ws: &WorkspaceId,
-    run_id: &str,
+    run_id: &FlowRunId,
     since: NaiveDateTime,
     decide: F,
 ) -> StorageResult<Option<R>>
@@ -138,7 +138,7 @@ where
     F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync + 'static,
 {
     let decide: Arc<FlowDecide<R>> = Arc::new(decide);
-    let (ws, run_id): (WorkspaceId, Arc<str>) = (ws.clone(), run_id.into());
+    let (ws, run_id): (WorkspaceId, Arc<str>) = (ws.clone(), run_id.as_str().into());
     with_retries(|| {
         let (ws, run_id, decide) = (ws.clone(), run_id.clone(), decide.clone());
         db.write(async move |c| {
@@ -160,7 +160,7 @@ pub async fn create_flow_run<R, F>(
     row: FlowRunRow,
     flow: Option<FlowRow>,
     decide: F,
-) -> StorageResult<Created<R>>
+) -> StorageResult<Created<R, FlowRunId>>
 where
     R: Send + 'static,
     F: Fn(FlowRunContext) -> (FlowRunWrite, R) + Send + Sync + 'static,
@@ -179,7 +179,7 @@ where
 pub async fn transition_task_run<R, F>(
     db: &Database,
     ws: &WorkspaceId,
-    run_id: &str,
+    run_id: &TaskRunId,
     cache_key: Option<&str>,
     now: NaiveDateTime,
     decide: F,
@@ -189,7 +189,7 @@ where
     F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,
 {
     let decide: Arc<TaskDecide<R>> = Arc::new(decide);
-    let (ws, run_id): (WorkspaceId, Arc<str>) = (ws.clone(), run_id.into());
+    let (ws, run_id): (WorkspaceId, Arc<str>) = (ws.clone(), run_id.as_str().into());
     let cache_key: Option<Arc<str>> = cache_key.map(Into::into);
     with_retries(|| {
         let (ws, run_id, decide) = (ws.clone(), run_id.clone(), decide.clone());
@@ -209,7 +209,7 @@ pub async fn create_task_run<R, F>(
     row: TaskRunRow,
     cache_key: Option<String>,
     decide: F,
-) -> StorageResult<Created<R>>
+) -> StorageResult<Created<R, TaskRunId>>
 where
     R: Send + 'static,
     F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,

@@ -19,7 +19,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::step::{keep_unstored, taken_timestamps, with_unstored};
 use super::{Created, FlowDecide, FlowRunContext, FlowRunWrite};
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, WorkspaceId};
 use crate::storage::postgres::Statement;
 use crate::storage::rows::{FlowRow, FlowRunRow, FlowRunStateRow};
 use crate::storage::schema::{deployments, flow_run_states, flow_runs, flows};
@@ -184,7 +184,7 @@ pub(super) async fn flow_create<R>(
     row: &FlowRunRow,
     flow: Option<&FlowRow>,
     decide: &FlowDecide<R>,
-) -> StorageResult<Option<Created<R>>> {
+) -> StorageResult<Option<Created<R, FlowRunId>>> {
     let Backend::Pg(c) = conn.backend() else {
         return Ok(None);
     };
@@ -214,7 +214,7 @@ pub(super) async fn flow_create<R>(
         return Ok(Some(Created::New(out)));
     }
     // Not inserted: the flow already has a run with this idempotency key.
-    let existing: String = flow_runs::table
+    let existing: FlowRunId = flow_runs::table
         .filter(flow_runs::flow_id.eq(&row.flow_id))
         .filter(flow_runs::idempotency_key.eq(&row.idempotency_key))
         .select(flow_runs::id)

@@ -14,7 +14,7 @@ use diesel_async::RunQueryDsl;
 
 use super::{Created, FlowDecide, FlowRunContext, FlowRunWrite};
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{FlowRunId, WorkspaceId};
 use crate::storage::rows::{
     FlowRow, FlowRunOrchestrated, FlowRunRow, FlowRunStateRow, TaskRunOrchestrated, TaskRunRow,
     TaskRunStateRow,
@@ -222,7 +222,7 @@ pub(super) async fn flow_create<R>(
     row: &FlowRunRow,
     flow: Option<&FlowRow>,
     decide: &FlowDecide<R>,
-) -> StorageResult<Created<R>> {
+) -> StorageResult<Created<R, FlowRunId>> {
     // A new run has no states yet, so the decision is made before anything is written and the
     // run is inserted with its decided columns: no read-back, no second write of the row.
     let flow = flow_of(c, row, flow).await?;
@@ -245,7 +245,7 @@ pub(super) async fn flow_create<R>(
             .await
     })?;
     if inserted == 0 {
-        let existing: String = db_run!(c, |c| {
+        let existing: FlowRunId = db_run!(c, |c| {
             flow_runs::table
                 .filter(flow_runs::workspace_id.eq(&row.workspace_id))
                 .filter(flow_runs::flow_id.eq(&row.flow_id))

@@ -7,7 +7,7 @@ use diesel_async::RunQueryDsl;
 
 use super::{Created, TaskDecide, TaskRunContext, TaskRunWrite};
 use crate::db_run;
-use crate::ids::WorkspaceId;
+use crate::ids::{TaskRunId, WorkspaceId};
 use crate::storage::rows::{
     FlowRunRow, FlowRunStateRow, TaskRunOrchestrated, TaskRunRow, TaskRunStateRow,
 };
@@ -100,7 +100,7 @@ pub(super) async fn task_step<R>(
 
 /// The id of the task run with `row`'s natural key (flow run, task key, dynamic key), or with
 /// its id when it has no flow run.
-async fn existing_task_run(c: &mut Conn, row: &TaskRunRow) -> StorageResult<Option<String>> {
+async fn existing_task_run(c: &mut Conn, row: &TaskRunRow) -> StorageResult<Option<TaskRunId>> {
     Ok(db_run!(c, |c| match &row.flow_run_id {
         Some(fr) => {
             task_runs::table
@@ -108,7 +108,7 @@ async fn existing_task_run(c: &mut Conn, row: &TaskRunRow) -> StorageResult<Opti
                 .filter(task_runs::task_key.eq(&row.task_key))
                 .filter(task_runs::dynamic_key.eq(&row.dynamic_key))
                 .select(task_runs::id)
-                .first::<String>(c)
+                .first::<TaskRunId>(c)
                 .await
                 .optional()
         }
@@ -116,7 +116,7 @@ async fn existing_task_run(c: &mut Conn, row: &TaskRunRow) -> StorageResult<Opti
             task_runs::table
                 .find(&row.id)
                 .select(task_runs::id)
-                .first::<String>(c)
+                .first::<TaskRunId>(c)
                 .await
                 .optional()
         }
@@ -129,7 +129,7 @@ pub(super) async fn task_create<R>(
     row: &TaskRunRow,
     cache_key: Option<&str>,
     decide: &TaskDecide<R>,
-) -> StorageResult<Created<R>> {
+) -> StorageResult<Created<R, TaskRunId>> {
     if let Some(id) = existing_task_run(c, row).await? {
         return Ok(Created::Existing(id));
     }

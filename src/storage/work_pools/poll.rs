@@ -12,6 +12,7 @@ use super::super::schema::{deployments, flow_run_states, flow_runs, work_pools, 
 use super::super::{flow_runs as runs_store, Backend, Conn, StorageResult};
 use super::{PoolRow, QueueRow, ACTIVE};
 use crate::db_run;
+use crate::ids::FlowRunId;
 
 /// A scheduled run handed to a worker, with the queue it came from.
 #[derive(Debug, Clone)]
@@ -290,12 +291,12 @@ pub async fn poll(
                         .load::<FlowRunRow>(c)
                         .await
                 })?;
-                let mut rows: HashMap<String, FlowRunRow> =
+                let mut rows: HashMap<FlowRunId, FlowRunRow> =
                     found.into_iter().map(|r| (r.id.clone(), r)).collect();
                 runs = due
                     .into_iter()
                     .filter_map(|d| {
-                        rows.remove(&d.id).map(|run| ScheduledRun {
+                        rows.remove(d.id.as_str()).map(|run| ScheduledRun {
                             run,
                             work_queue_id: d.work_queue_id,
                         })

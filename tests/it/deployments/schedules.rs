@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use orrery::ids::FlowRunId;
 use orrery::storage::deployments::IfPaused;
 use serde_json::{json, Value};
 
@@ -490,17 +491,20 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
     let db = &state.stores.orion;
     let ws = &orrery::ids::WorkspaceId::new(orrery::storage::accounts::DEFAULT_WORKSPACE_ID);
     let mut c = db.read().await.expect("connection");
-    let (first, _) =
-        orrery::storage::flow_runs::find(&mut c, ws, before[0]["id"].as_str().expect("id"))
-            .await
-            .expect("read")
-            .expect("the run");
+    let (first, _) = orrery::storage::flow_runs::find(
+        &mut c,
+        ws,
+        &FlowRunId::new(before[0]["id"].as_str().expect("id")),
+    )
+    .await
+    .expect("read")
+    .expect("the run");
     // Two runs with taken keys between two new ones.
     let mut rows = Vec::new();
     for (i, key) in ["new 1", "", "", "new 2"].iter().enumerate() {
         let mut r = first.clone();
-        r.id = uuid::Uuid::new_v4().to_string();
-        r.state_id = Some(r.id.clone());
+        r.id = FlowRunId::random();
+        r.state_id = Some(r.id.to_string());
         r.name = format!("copy-{i}");
         r.idempotency_key = if key.is_empty() {
             before[i]["idempotency_key"].as_str().map(str::to_string)
@@ -516,8 +520,8 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            r.id = uuid::Uuid::new_v4().to_string();
-            r.state_id = Some(r.id.clone());
+            r.id = FlowRunId::random();
+            r.state_id = Some(r.id.to_string());
             r.idempotency_key = Some(format!("{} later", r.id));
             r
         })

@@ -47,7 +47,7 @@ async fn a_transition_does_not_overwrite_a_concurrent_patch() {
         .state(json!({"type": "PENDING"}))
         .create(&app)
         .await;
-    let id = run["id"].as_str().expect("id").to_string();
+    let id = orrery::ids::FlowRunId::new(run["id"].as_str().expect("id"));
     let state = app.app_state();
     let ws = &orrery::ids::WorkspaceId::new(orrery::storage::accounts::DEFAULT_WORKSPACE_ID);
     let mut c = state.stores.orion.read().await.expect("connection");
@@ -105,7 +105,7 @@ async fn concurrent_transitions_of_one_run_lose_no_write() {
         .state(json!({"type": "PENDING"}))
         .create(&app)
         .await;
-    let id = run["id"].as_str().expect("id").to_string();
+    let id = orrery::ids::FlowRunId::new(run["id"].as_str().expect("id"));
     let state = app.app_state();
     let ws = &orrery::ids::WorkspaceId::new(orrery::storage::accounts::DEFAULT_WORKSPACE_ID);
     let attempts = (0..8).map(|_| {
