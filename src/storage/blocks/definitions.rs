@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use super::checksum::truthy;
-use super::{json_text, BlockSchemaRefRow, BlockSchemaRow, BlockTypeRow};
+use super::{json_text, BlockError, BlockSchemaRefRow, BlockSchemaRow, BlockTypeRow};
 
 /// Every `$ref` string anywhere inside `v` (objects and lists), in document order.
 pub fn collect_refs(v: &Value, out: &mut Vec<String>) {
@@ -75,7 +75,7 @@ pub struct SchemaRef {
 
 /// The references declared in `fields.block_schema_references` (a single entry or a list per
 /// name); entries without a slug or checksum are an error, as they are for Prefect.
-pub fn declared_refs(fields: &Value) -> Result<Vec<SchemaRef>, String> {
+pub fn declared_refs(fields: &Value) -> Result<Vec<SchemaRef>, BlockError> {
     let mut out = Vec::new();
     let Some(Value::Object(map)) = fields.get("block_schema_references") else {
         return Ok(out);
@@ -94,7 +94,11 @@ pub fn declared_refs(fields: &Value) -> Result<Vec<SchemaRef>, String> {
                     block_type_slug: s.to_string(),
                     checksum: c.to_string(),
                 }),
-                _ => return Err(format!("Invalid block schema reference in key {name}")),
+                _ => {
+                    return Err(BlockError::Invalid(format!(
+                        "Invalid block schema reference in key {name}"
+                    )))
+                }
             }
         }
     }

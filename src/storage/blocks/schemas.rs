@@ -261,7 +261,7 @@ async fn run_steps(c: &mut Conn, ws: &WorkspaceId, root: Step) -> BlockResult<St
                 }
                 if fresh {
                     let base = stored_fields(&fields, defs.as_ref());
-                    let refs = declared_refs(&fields).map_err(BlockError::Invalid)?;
+                    let refs = declared_refs(&fields)?;
                     for r in refs.into_iter().rev() {
                         queue.push_front(Step::Reference {
                             parent: id.clone(),

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::definitions::declared_refs;
 use super::queries::{link_schema, newest_schema, type_by_slug};
 use super::schema::{block_schemas, block_types};
-use super::{new_id, now, to_text, BlockError, BlockResult, BlockSchemaRow, BlockTypeRow};
+use super::{new_id, now, to_text, BlockResult, BlockSchemaRow, BlockTypeRow};
 use crate::db_run;
 use crate::ids::WorkspaceId;
 use crate::storage::accounts::DEFAULT_WORKSPACE_ID;
@@ -267,7 +267,7 @@ async fn register_schemas(
         let Some(parent) = ids.get(&i).cloned() else {
             continue;
         };
-        for r in declared_refs(&s.fields).map_err(BlockError::Invalid)? {
+        for r in declared_refs(&s.fields)? {
             let child = match child_index(all, i, &r.checksum).and_then(|j| ids.get(&j).cloned()) {
                 Some(id) => Some(id),
                 None => newest_schema(c, ws, &r.checksum, None).await?.map(|s| s.id),
