@@ -129,4 +129,7 @@ mod tests {
 pub struct Envelope {
     pub workspace_id: crate::ids::WorkspaceId,
     pub event: ReceivedEvent,
+    /// The event's outbox row, which each consumer settles once it has done its work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
 }

@@ -100,7 +100,7 @@ impl AppState {
     }
 
     /// Ok when migrations are done and every configured store and broker answers.
-    pub async fn check_ready(&self) -> Result<(), String> {
+    pub async fn check_ready(&self) -> Result<Vec<(&'static str, &'static str)>, String> {
         if !self.is_migrated() {
             return Err("Database migrations are not finished".into());
         }
@@ -108,11 +108,15 @@ impl AppState {
             tracing::warn!(error = %e, "database ping failed");
             return Err("Database is not available".into());
         }
-        if let Err(e) = self.brokers.ping().await {
-            tracing::warn!(error = %e, "broker ping failed");
-            return Err("Broker is not available".into());
-        }
-        Ok(())
+        // Ready means the API can serve: it needs the databases, not Redis (writes never wait
+        // on it), so an unreachable Redis role is reported degraded, not unready — a readiness
+        // probe must not take every replica out of service during a Redis outage.
+        let mut stores: Vec<(&'static str, &'static str)> = crate::storage::DbName::ALL
+            .iter()
+            .map(|n| (n.as_str(), "ok"))
+            .collect();
+        stores.extend(self.brokers.states().await);
+        Ok(stores)
     }
 
     /// Whether workspace `workspace` of account `account` exists; positive answers are cached.

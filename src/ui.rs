@@ -25,7 +25,10 @@ async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             .unwrap_or_else(|_| INDEX.to_string()),
     };
     let (health, class) = match state.check_ready().await {
-        Ok(()) => ("healthy".to_string(), "ok"),
+        Ok(stores) => match stores.iter().find(|(_, s)| *s == "degraded") {
+            Some((role, _)) => (format!("healthy; {role} degraded"), "ok"),
+            None => ("healthy".to_string(), "ok"),
+        },
         Err(reason) => (format!("not ready: {reason}"), "bad"),
     };
     let conn = req.connection_info();

@@ -25,7 +25,13 @@ async fn health() -> HttpResponse {
 /// 200 once migrations are done and every configured store and broker answers; 503 otherwise.
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.check_ready().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"message": "OK"})),
+        Ok(stores) => {
+            let stores: serde_json::Map<String, serde_json::Value> = stores
+                .into_iter()
+                .map(|(name, state)| (name.to_string(), json!(state)))
+                .collect();
+            HttpResponse::Ok().json(json!({"message": "OK", "stores": stores}))
+        }
         Err(reason) => {
             tracing::debug!(%reason, "not ready");
             HttpResponse::ServiceUnavailable().json(json!({ "message": reason }))

@@ -205,6 +205,32 @@ impl Brokers {
         Ok(())
     }
 
+    /// Each role's state for readiness: `memory`, `ok`, or `degraded` when its Redis does not
+    /// answer (the API keeps working without it; background processing waits).
+    pub async fn states(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = Vec::new();
+        for (role, memory) in [
+            ("cache", self.cache.is_memory()),
+            ("work", self.work.is_memory()),
+            ("streams", self.streams.is_memory()),
+        ] {
+            if memory {
+                out.push((role, "memory"));
+            }
+        }
+        for (role, conn) in self.redis_roles() {
+            let state = match conn.ping().await {
+                Ok(()) => "ok",
+                Err(reason) => {
+                    tracing::warn!(role, url = conn.redacted_url(), %reason, "broker role degraded");
+                    "degraded"
+                }
+            };
+            out.push((role, state));
+        }
+        out
+    }
+
     /// True if any role is in memory: such a configuration must refuse to run multi-replica.
     pub fn is_memory(&self) -> bool {
         self.cache.is_memory() || self.work.is_memory() || self.streams.is_memory()

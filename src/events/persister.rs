@@ -9,6 +9,7 @@ use crate::broker::{BrokerError, Message};
 use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
 use crate::storage::events::{self, EventResourceRow, EventRow};
+use crate::storage::outbox;
 
 const GROUP: &str = "event-persister";
 /// Messages delivered this often without being acknowledged are dead-lettered.
@@ -37,9 +38,13 @@ impl Service for Persister {
                 return Ok(Tick::Idle);
             }
             let mut rows = Vec::with_capacity(msgs.len());
+            let mut seqs = Vec::with_capacity(msgs.len());
             for m in &msgs {
                 match serde_json::from_slice::<Envelope>(&m.payload) {
-                    Ok(env) => rows.push(to_rows(&env)),
+                    Ok(env) => {
+                        seqs.extend(env.seq);
+                        rows.push(to_rows(&env));
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, id = %m.id, "skipping an unreadable message")
                     }
@@ -51,9 +56,14 @@ impl Service for Persister {
                 .write(async move |c| events::insert(c, &rows).await)
                 .await;
             match inserted {
-                Ok(_) => ack(s, &msgs).await?,
+                Ok(_) => {
+                    // Durable in the events database: the outbox rows can go, then the messages.
+                    super::settle(s, outbox::TO_PERSISTER, seqs).await?;
+                    ack(s, &msgs).await?
+                }
                 Err(e) => {
-                    dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;
+                    let given_up = dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;
+                    super::settle(s, outbox::TO_PERSISTER, given_up).await?;
                     return Err(e.into());
                 }
             }
@@ -71,12 +81,23 @@ async fn ack(s: &AppState, msgs: &[Message]) -> Result<(), BrokerError> {
     s.brokers.streams.ack(STREAM, GROUP, &ids).await
 }
 
-/// Moves messages that failed `max` deliveries to the dead-letter stream.
-pub async fn dead_letter_exhausted(s: &AppState, group: &str, msgs: &[Message], max: u32) {
+/// Moves messages that failed `max` deliveries to the dead-letter stream; answers their outbox
+/// rows, which the consumer gives up on (settles) too, so they are not delivered again.
+pub async fn dead_letter_exhausted(
+    s: &AppState,
+    group: &str,
+    msgs: &[Message],
+    max: u32,
+) -> Vec<i64> {
+    let mut seqs = Vec::new();
     for m in msgs.iter().filter(|m| m.deliveries >= max) {
         tracing::error!(id = %m.id, deliveries = m.deliveries, group, "dead-lettering a message");
         let _ = s.brokers.streams.dead_letter(STREAM, group, m).await;
+        if let Ok(env) = serde_json::from_slice::<Envelope>(&m.payload) {
+            seqs.extend(env.seq);
+        }
     }
+    seqs
 }
 
 pub fn to_rows(env: &Envelope) -> (EventRow, Vec<EventResourceRow>) {

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{Envelope, STREAM};
+use super::{Envelope, Event, STREAM};
 use crate::broker::{BrokerError, Message};
 use crate::ids::{FlowRunId, TaskRunId};
 use crate::service::{BoxFuture, Service, Tick, TickError};
 use crate::state::AppState;
+use crate::storage::outbox;
 use crate::storage::rows::{TaskRunRow, TaskRunStateRow};
 use crate::storage::task_runs::{self, Recorded};
 
@@ -71,7 +72,15 @@ impl Service for Recorder {
                 .filter_map(|m| serde_json::from_slice(&m.payload).ok())
                 .collect();
             let recorded = collect(&envelopes);
+            // The outbox rows this batch settles for the recorder: its events, recorded below
+            // (or skipped for good), and those given up on (dead-lettered).
+            let seqs: Vec<i64> = envelopes
+                .iter()
+                .filter(|e| wants(&e.event.event))
+                .filter_map(|e| e.seq)
+                .collect();
             let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
+            // Recorded (or skipped) below with the rest: their rows are in `seqs` already.
             super::persister::dead_letter_exhausted(s, GROUP, &msgs, MAX_DELIVERIES).await;
             let recorded = std::sync::Arc::new(recorded);
             let all = recorded.clone();
@@ -99,6 +108,7 @@ impl Service for Recorder {
                     }
                 }
             }
+            super::settle(s, outbox::TO_RECORDER, seqs).await?;
             s.brokers.streams.ack(STREAM, GROUP, &ids).await?;
             Ok(if msgs.len() >= batch {
                 Tick::Busy
@@ -148,13 +158,18 @@ fn json_text(v: Option<&Value>, default: &str) -> String {
     }
 }
 
+/// Whether the recorder must see `e`: a client's task-run state event. Its outbox row carries
+/// the recorder's bit, which the recorder settles once it has recorded it.
+pub fn wants(e: &Event) -> bool {
+    e.event.starts_with("prefect.task-run.")
+        && e.resource.get("prefect.orchestration").map(String::as_str) == Some("client")
+}
+
 /// The task-run row and state an event describes, or None when it is not a client task-run
 /// state event.
 pub fn to_rows(env: &Envelope) -> Option<(TaskRunRow, TaskRunStateRow)> {
     let e = &env.event.event;
-    if !e.event.starts_with("prefect.task-run.")
-        || e.resource.get("prefect.orchestration").map(String::as_str) != Some("client")
-    {
+    if !wants(e) {
         return None;
     }
     let task_run_id = e.resource_id().strip_prefix("prefect.task-run.")?;

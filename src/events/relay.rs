@@ -1,10 +1,13 @@
-//! The outbox relay: moves events written by API transactions from the outbox table to the
-//! `events` stream, in order, deleting each row once the broker has it. While the broker is
-//! down the rows wait; nothing is lost.
+//! The outbox relay: puts events from the outbox table on the `events` stream, in order, and
+//! marks them published; the consumers delete them once they have them durably (see
+//! `storage::outbox`). While the broker is down the rows wait. When the stream has lost what it
+//! was given — its epoch changed (Redis flushed or restarted empty; a new process for the
+//! in-memory stream), or a row stayed unconfirmed for `outbox_redeliver_after_seconds` — the
+//! relay puts the unconfirmed rows on it again. Nothing acknowledged is lost.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::STREAM;
 use crate::service::{BoxFuture, Service, Tick, TickError};
@@ -13,17 +16,23 @@ use crate::storage::outbox::{self, Relayed};
 use crate::storage::Database;
 
 const BATCH: i64 = 500;
-/// Vacuum the outbox after this many deletions.
+/// Vacuum the outbox after this many published rows.
 const VACUUM_EVERY: usize = 2_000;
 /// How long a woken relay waits before claiming rows.
 const LINGER: Duration = Duration::from_millis(20);
+/// How often the relay looks for rows published too long ago.
+const REDELIVERY_SWEEP: Duration = Duration::from_secs(30);
 
 pub struct Relay {
     state: Arc<AppState>,
     /// The last pass moved a full batch: more rows are waiting, so the next one starts at once.
     backlog: AtomicBool,
-    /// Rows deleted by this relay since its last `VACUUM` of the outbox.
-    deleted_since_vacuum: AtomicUsize,
+    /// Rows published by this relay since its last `VACUUM` of the outbox.
+    since_vacuum: AtomicUsize,
+    /// The stream epoch the rows published so far went to (None before the first pass).
+    epoch: Mutex<Option<String>>,
+    /// When the relay last looked for rows to deliver again.
+    last_sweep: Mutex<Instant>,
 }
 
 impl Relay {
@@ -31,7 +40,9 @@ impl Relay {
         Relay {
             state,
             backlog: AtomicBool::new(false),
-            deleted_since_vacuum: AtomicUsize::new(0),
+            since_vacuum: AtomicUsize::new(0),
+            epoch: Mutex::new(None),
+            last_sweep: Mutex::new(Instant::now()),
         }
     }
 
@@ -40,21 +51,18 @@ impl Relay {
     /// between each claim walks the dead index entries and heap tuples of every row relayed
     /// since; at a few hundred events a second that doubled the database's CPU per state change
     /// (measured with the lifecycle bench). Vacuuming the small table every few thousand
-    /// deletions keeps the head clean. It runs on its own connection in the background, so
+    /// rows keeps the head clean. It runs on its own connection in the background, so
     /// relaying never waits for it; a failure only costs speed, so it is logged, not returned.
     /// `TRUNCATE false`: the table's tail is emptied every few milliseconds, so a plain VACUUM
     /// kept trying to cut it off, which takes an ACCESS EXCLUSIVE lock that every transition's
     /// outbox INSERT then waited on — 707 ms per VACUUM in pg_stat_statements during the
     /// lifecycle bench; 2.3 ms without the truncation.
-    fn vacuum_when_due(&self, db: &Database, deleted: usize) {
-        let total = self
-            .deleted_since_vacuum
-            .fetch_add(deleted, Ordering::Relaxed)
-            + deleted;
+    fn vacuum_when_due(&self, db: &Database, moved: usize) {
+        let total = self.since_vacuum.fetch_add(moved, Ordering::Relaxed) + moved;
         if total < VACUUM_EVERY {
             return;
         }
-        self.deleted_since_vacuum.store(0, Ordering::Relaxed);
+        self.since_vacuum.store(0, Ordering::Relaxed);
         let db = db.clone();
         tokio::spawn(async move {
             let result = match db.read().await {
@@ -65,6 +73,54 @@ impl Relay {
                 tracing::warn!(error = %e, "outbox: vacuum failed");
             }
         });
+    }
+
+    /// Puts the unconfirmed rows back to unpublished when the stream lost what it had: at once
+    /// for a new epoch, and every `REDELIVERY_SWEEP` for rows published too long ago.
+    async fn redeliver_lost(&self, epoch: String) -> Result<(), TickError> {
+        let db = &self.state.stores.orion;
+        let changed = {
+            let mut seen = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = seen.as_deref() != Some(epoch.as_str());
+            *seen = Some(epoch);
+            changed
+        };
+        if changed {
+            let n = db
+                .write(async move |c| outbox::unpublish_all(c).await)
+                .await?;
+            if n > 0 {
+                tracing::warn!(
+                    events = n,
+                    "the event stream is new (first start, or the broker lost its data): \
+                     publishing the unconfirmed events again"
+                );
+            }
+        }
+        let due = {
+            let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.elapsed() >= REDELIVERY_SWEEP;
+            if due {
+                *last = Instant::now();
+            }
+            due
+        };
+        if due {
+            let after = self.state.settings.services.outbox_redeliver_after_seconds;
+            let before = crate::time::now_naive()
+                - chrono::Duration::seconds(i64::try_from(after).unwrap_or(i64::MAX / 1000));
+            let n = db
+                .write(async move |c| outbox::unpublish_older(c, before).await)
+                .await?;
+            if n > 0 {
+                tracing::warn!(
+                    events = n,
+                    after_seconds = after,
+                    "events published long ago are still unconfirmed: publishing them again"
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -90,9 +146,14 @@ impl Service for Relay {
             if !self.backlog.load(Ordering::Relaxed) {
                 tokio::time::sleep(LINGER).await;
             }
+            // Before publishing: rows published to a stream that has since been lost go first.
+            self.redeliver_lost(streams.epoch().await?).await?;
             let db = &self.state.stores.orion;
+            let now = crate::time::now_naive();
+            let unreadable = Arc::new(Mutex::new(Vec::new()));
+            let dropped = unreadable.clone();
             let mut c = db.read().await?;
-            let relayed = outbox::relay(&mut c, BATCH, move |rows| async move {
+            let relayed = outbox::relay(&mut c, BATCH, now, move |rows| async move {
                 let mut done = Vec::with_capacity(rows.len());
                 let mut payloads = Vec::with_capacity(rows.len());
                 let mut seqs = Vec::with_capacity(rows.len());
@@ -100,11 +161,16 @@ impl Service for Relay {
                     let Ok(event) = serde_json::from_str::<super::ReceivedEvent>(&row.event) else {
                         tracing::error!(seq = row.seq, "dropping an unreadable outbox row");
                         done.push(row.seq);
+                        dropped
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(row.seq);
                         continue;
                     };
                     let env = super::Envelope {
                         workspace_id: row.workspace_id,
                         event,
+                        seq: Some(row.seq),
                     };
                     payloads.push(serde_json::to_vec(&env).unwrap_or_default());
                     seqs.push(row.seq);
@@ -118,20 +184,24 @@ impl Service for Relay {
             .await?;
             drop(c);
             let moved = match relayed {
-                Relayed::Deleted(n) => {
-                    self.vacuum_when_due(db, n);
-                    n
-                }
-                // The published rows are deleted on the writer.
+                Relayed::Marked(n) => n,
+                // The published rows are marked on the writer.
                 Relayed::Published(done) => {
                     let n = done.len();
                     if n > 0 {
-                        db.write(async move |c| outbox::delete(c, &done).await)
+                        db.write(async move |c| outbox::mark_published(c, &done, now).await)
                             .await?;
                     }
                     n
                 }
             };
+            let unreadable =
+                std::mem::take(&mut *unreadable.lock().unwrap_or_else(|p| p.into_inner()));
+            if !unreadable.is_empty() {
+                db.write(async move |c| outbox::delete(c, &unreadable).await)
+                    .await?;
+            }
+            self.vacuum_when_due(db, moved);
             let full = moved as i64 >= BATCH;
             self.backlog.store(full, Ordering::Relaxed);
             Ok(if full { Tick::Busy } else { Tick::Idle })

@@ -14,6 +14,8 @@ use crate::state::AppState;
 
 /// Largest frame accepted (Prefect's maximum event size is 1.5 MB).
 const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// How long a client has to send its `auth` message before the socket is closed.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most events of one socket published in one broker round trip.
 const BATCH: usize = 500;
 
@@ -54,6 +56,22 @@ pub async fn handshake(
     if !prefect {
         return true;
     }
+    let auth = tokio::time::timeout(HANDSHAKE_TIMEOUT, auth_message(session, stream)).await;
+    match auth {
+        Ok(done) => done,
+        Err(_) => {
+            close(
+                session.clone(),
+                CloseCode::Policy,
+                "Auth handshake timed out",
+            )
+            .await;
+            false
+        }
+    }
+}
+
+async fn auth_message(session: &mut Session, stream: &mut AggregatedMessageStream) -> bool {
     loop {
         match stream.recv().await {
             Some(Ok(AggregatedMessage::Ping(p))) => {

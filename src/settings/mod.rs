@@ -81,6 +81,7 @@ pub struct RedisSettings {
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
     pub outbox_relay_interval_ms: u64,
+    pub outbox_redeliver_after_seconds: u64,
     pub event_persister_interval_ms: u64,
     pub task_run_recorder_interval_ms: u64,
     pub repossessor_interval_ms: u64,

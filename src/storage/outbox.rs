@@ -1,6 +1,12 @@
-//! The event outbox: events produced by API transactions are inserted here in the same
-//! transaction, and the relay moves them to the streams role. Rows are claimed in order and
-//! deleted once published.
+//! The event outbox: every event the server accepts is written here first — in the API
+//! transaction that produced it, or by the ingest of `/events/in` and `POST /events` — and
+//! stays until every consumer that must see it has it durably. The relay claims unpublished rows
+//! in order and puts them on the stream (marking them `published`); each consumer, once it has
+//! done its work, [`settle`]s its bit of `pending`; a row with no bit left is deleted. So a
+//! stream that loses entries (Redis flushed or restarted without persistence, the embedded
+//! server's in-memory stream after a crash) loses nothing: the relay puts the rows still pending
+//! back on the stream ([`unpublish_all`], [`unpublish_older`]) and the consumers, idempotent on
+//! event id, see them again.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -10,6 +16,13 @@ use super::schema::event_outbox;
 use super::{Backend, Conn, StorageResult};
 use crate::ids::WorkspaceId;
 
+/// The consumers that must see an event, one bit each in `pending`. The migration's default is
+/// [`TO_PERSISTER`] (every event goes to the events database); a consumer added later adds its
+/// bit here, to the rows that need it, and to that default.
+pub const TO_PERSISTER: i32 = 1;
+/// The task-run recorder: only the client's `prefect.task-run.*` events carry its bit.
+pub const TO_RECORDER: i32 = 2;
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = event_outbox)]
 pub struct NewOutboxRow {
@@ -17,6 +30,8 @@ pub struct NewOutboxRow {
     pub created: NaiveDateTime,
     pub event_id: String,
     pub event: String,
+    /// The consumers that must confirm it: `TO_PERSISTER`, plus `TO_RECORDER` where it applies.
+    pub pending: i32,
 }
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -31,34 +46,55 @@ pub struct OutboxRow {
 /// Appends events to the outbox, in the caller's transaction when it has one (transitions write
 /// theirs with the run's state; PostgreSQL's one-statement path has its own).
 pub async fn insert(c: &mut Conn, rows: &[NewOutboxRow]) -> StorageResult<()> {
-    crate::db_run!(c, |c| {
-        for row in rows {
-            diesel::insert_into(event_outbox::table)
-                .values(row)
-                .execute(c)
-                .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // Two arms: PostgreSQL takes a batch in multi-row statements (a round trip per row was
+    // what an ingest of 500 events spent its time on); diesel's SQLite has no multi-row insert,
+    // and there a row is a call into the library, not a round trip.
+    match c.backend() {
+        Backend::Pg(c) => {
+            for chunk in rows.chunks(1_000) {
+                diesel::insert_into(event_outbox::table)
+                    .values(chunk)
+                    .execute(c)
+                    .await?;
+            }
         }
-        Ok::<_, diesel::result::Error>(())
-    })?;
+        Backend::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(event_outbox::table)
+                    .values(row)
+                    .execute(c)
+                    .await?;
+            }
+        }
+    }
     Ok(())
 }
 
 /// What one relay pass did.
 #[derive(Debug)]
 pub enum Relayed {
-    /// PostgreSQL: this many rows were claimed, published and deleted, in one transaction.
-    Deleted(usize),
-    /// SQLite: the rows with these `seq`s were published; the caller deletes them with
-    /// [`delete`] on the writer (a reader connection cannot write).
+    /// PostgreSQL: this many rows were claimed, published and marked, in one transaction.
+    Marked(usize),
+    /// SQLite: the rows with these `seq`s were published; the caller marks them with
+    /// [`mark_published`] on the writer (a reader connection cannot write).
     Published(Vec<i64>),
 }
 
-/// Claims up to `limit` rows in order and hands them to `publish`, which answers the `seq`s it
-/// got out. On PostgreSQL the rows are locked with SKIP LOCKED so replicas relay disjoint rows,
-/// and deleted in the claiming transaction, which rolls back (leaving every claimed row) unless
-/// `publish` confirms them all; on SQLite one process relays an embedded database, so the rows
-/// are only read here. Run it on a connection from [`Database::read`](super::Database::read).
-pub async fn relay<F, Fut>(c: &mut Conn, limit: i64, publish: F) -> StorageResult<Relayed>
+/// Claims up to `limit` unpublished rows in order and hands them to `publish`, which answers
+/// the `seq`s it got out. On PostgreSQL the rows are locked with SKIP LOCKED so replicas relay
+/// disjoint rows, and marked published in the claiming transaction, which rolls back (leaving
+/// every claimed row unpublished) unless `publish` confirms them all; on SQLite one process
+/// relays an embedded database, so the rows are only read here. Run it on a connection from
+/// [`Database::read`](super::Database::read).
+pub async fn relay<F, Fut>(
+    c: &mut Conn,
+    limit: i64,
+    now: NaiveDateTime,
+    publish: F,
+) -> StorageResult<Relayed>
 where
     F: FnOnce(Vec<OutboxRow>) -> Fut + Send,
     Fut: std::future::Future<Output = Vec<i64>> + Send,
@@ -67,16 +103,15 @@ where
     // Two arms: only PostgreSQL can lock rows with SKIP LOCKED.
     match c.backend() {
         Backend::Pg(pg) => {
-            // Claim and delete in one statement; if publishing fails the transaction rolls
-            // back and the rows are there for the next attempt.
             let result = pg
                 .transaction::<_, diesel::result::Error, _>(async |c| {
-                    // Raw SQL: diesel cannot put a locking subquery in a DELETE's filter.
+                    // Raw SQL: diesel cannot put a locking subquery in an UPDATE's filter.
                     let mut rows: Vec<OutboxRow> = super::postgres::Statement::new(
-                        "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox \
-                         ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED) \
-                         RETURNING seq, workspace_id, event_id, event",
+                        "UPDATE event_outbox SET published = ? WHERE seq IN (SELECT seq FROM \
+                         event_outbox WHERE published IS NULL ORDER BY seq LIMIT ? \
+                         FOR UPDATE SKIP LOCKED) RETURNING seq, workspace_id, event_id, event",
                     )
+                    .bind::<diesel::sql_types::Timestamp, _>(now)
                     .bind::<diesel::sql_types::BigInt, _>(limit)
                     .load(c)
                     .await?;
@@ -92,10 +127,11 @@ where
                 Err(diesel::result::Error::RollbackTransaction) => 0,
                 other => other?,
             };
-            Ok(Relayed::Deleted(n))
+            Ok(Relayed::Marked(n))
         }
         Backend::Sqlite(c) => {
             let rows: Vec<OutboxRow> = event_outbox::table
+                .filter(event_outbox::published.is_null())
                 .order(event_outbox::seq.asc())
                 .limit(limit)
                 .select(OutboxRow::as_select())
@@ -106,7 +142,51 @@ where
     }
 }
 
-/// Deletes the rows with these `seq`s (relayed ones).
+/// Marks the rows with these `seq`s published at `now` (SQLite's relay, on the writer).
+pub async fn mark_published(c: &mut Conn, seqs: &[i64], now: NaiveDateTime) -> StorageResult<()> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    crate::db_run!(c, |c| {
+        diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(seqs)))
+            .set(event_outbox::published.eq(now))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// `consumer` (one of the `TO_*` bits) has done its work for the rows with these `seq`s: its
+/// bit is cleared, and rows no consumer is waiting for any more are deleted. Returns how many
+/// were deleted. Idempotent: settling a row twice, or one already gone, changes nothing.
+pub async fn settle(c: &mut Conn, consumer: i32, seqs: &[i64]) -> StorageResult<usize> {
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    // The bit is one of the constants above, never a request's value.
+    let has_bit = format!("(pending & {consumer}) <> 0");
+    let deleted = crate::db_run!(c, |c| {
+        diesel::update(
+            event_outbox::table
+                .filter(event_outbox::seq.eq_any(seqs))
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&has_bit)),
+        )
+        .set(event_outbox::pending.eq(event_outbox::pending - consumer))
+        .execute(c)
+        .await?;
+        diesel::delete(
+            event_outbox::table
+                .filter(event_outbox::seq.eq_any(seqs))
+                .filter(event_outbox::pending.eq(0)),
+        )
+        .execute(c)
+        .await
+    })?;
+    Ok(deleted)
+}
+
+/// Deletes the rows with these `seq`s whatever consumers wait for them (rows that cannot be
+/// read, so no consumer could ever confirm them).
 pub async fn delete(c: &mut Conn, seqs: &[i64]) -> StorageResult<()> {
     if seqs.is_empty() {
         return Ok(());
@@ -117,6 +197,45 @@ pub async fn delete(c: &mut Conn, seqs: &[i64]) -> StorageResult<()> {
             .await
     })?;
     Ok(())
+}
+
+/// Every published row that is still pending goes back to unpublished, so the relay puts it on
+/// the stream again: for a stream that lost its entries (a new broker epoch). Returns how many.
+pub async fn unpublish_all(c: &mut Conn) -> StorageResult<usize> {
+    let n = crate::db_run!(c, |c| {
+        diesel::update(event_outbox::table.filter(event_outbox::published.is_not_null()))
+            .set(event_outbox::published.eq(None::<NaiveDateTime>))
+            .execute(c)
+            .await
+    })?;
+    Ok(n)
+}
+
+/// Rows published before `before` and still pending go back to unpublished: entries the stream
+/// lost without a new epoch (trimmed before they were read, a failover to a replica that had
+/// not got them). Returns how many.
+pub async fn unpublish_older(c: &mut Conn, before: NaiveDateTime) -> StorageResult<usize> {
+    let n = crate::db_run!(c, |c| {
+        diesel::update(event_outbox::table.filter(event_outbox::published.lt(before)))
+            .set(event_outbox::published.eq(None::<NaiveDateTime>))
+            .execute(c)
+            .await
+    })?;
+    Ok(n)
+}
+
+/// How many rows wait: (not yet published, published and not yet confirmed by every consumer).
+pub async fn backlog(c: &mut Conn) -> StorageResult<(i64, i64)> {
+    let (unpublished, total) = crate::db_run!(c, |c| {
+        let unpublished = event_outbox::table
+            .filter(event_outbox::published.is_null())
+            .count()
+            .get_result::<i64>(c)
+            .await?;
+        let total = event_outbox::table.count().get_result::<i64>(c).await?;
+        Ok::<_, diesel::result::Error>((unpublished, total))
+    })?;
+    Ok((unpublished, total - unpublished))
 }
 
 /// PostgreSQL: `VACUUM`s the outbox without truncating it (see the relay for why); nothing on

@@ -22,10 +22,19 @@ async fn health_version_and_admin_version() {
     let text = v.as_str().expect("a string");
     assert!(text.starts_with("3."), "{text}");
     assert_eq!(get(&app, "/api/hello").await, (200, json!("👋")));
-    assert_eq!(
-        get(&app, "/api/ready").await,
-        (200, json!({"message": "OK"}))
-    );
+    let (status, ready) = get(&app, "/api/ready").await;
+    assert_eq!((status, &ready["message"]), (200, &json!("OK")), "{ready}");
+    for store in ["orion", "nebula", "events"] {
+        assert_eq!(ready["stores"][store], "ok", "{ready}");
+    }
+    let brokers = if app.settings.redis.url.is_empty() {
+        "memory"
+    } else {
+        "ok"
+    };
+    for role in ["cache", "work", "streams"] {
+        assert_eq!(ready["stores"][role], brokers, "{ready}");
+    }
     app.stop().await;
 }
 

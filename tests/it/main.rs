@@ -12,6 +12,7 @@ mod binary;
 mod blocks;
 mod broker;
 mod deployments;
+mod durability;
 mod flow_run_input;
 mod foundation;
 mod layers;

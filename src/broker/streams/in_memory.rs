@@ -8,6 +8,8 @@ use super::*;
 pub struct MemoryStreams {
     pub(super) inner: Arc<Mutex<HashMap<String, MemStream>>>,
     pub(super) maxlen: usize,
+    /// New with each process: its streams start empty.
+    pub(super) epoch: Arc<str>,
 }
 
 impl fmt::Debug for MemoryStreams {

@@ -63,6 +63,7 @@ impl Streams {
         Streams::Memory(MemoryStreams {
             inner: Arc::default(),
             maxlen: DEFAULT_STREAM_MAXLEN,
+            epoch: uuid::Uuid::new_v4().to_string().into(),
         })
     }
 
@@ -129,6 +130,29 @@ impl Streams {
                 r.conn.query_pipe("XADD", &pipe).await
             }
             Streams::Memory(m) => Ok(m.publish_many(stream, payloads)),
+        }
+    }
+
+    /// An id of the streams' contents that changes when they are lost: a Redis flushed or
+    /// restarted without persistence has no epoch key, so one is set (`SET NX`, then read back,
+    /// so concurrent processes agree); the memory variant's is new with each process. A
+    /// publisher that sees it change knows what it published before may be gone.
+    pub async fn epoch(&self) -> Result<String, BrokerError> {
+        match self {
+            Streams::Redis(r) => {
+                let key = format!("{}epoch", r.prefix);
+                let mut pipe = redis::pipe();
+                pipe.cmd("SET")
+                    .arg(&key)
+                    .arg(uuid::Uuid::new_v4().to_string())
+                    .arg("NX")
+                    .ignore()
+                    .cmd("GET")
+                    .arg(&key);
+                let (epoch,): (String,) = r.conn.query_pipe("EPOCH", &pipe).await?;
+                Ok(epoch)
+            }
+            Streams::Memory(m) => Ok(m.epoch.to_string()),
         }
     }
 

@@ -187,6 +187,8 @@ diesel::table! {
         created -> Timestamp,
         event_id -> Text,
         event -> Text,
+        published -> Nullable<Timestamp>,
+        pending -> Integer,
     }
 }
 

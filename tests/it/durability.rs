@@ -1,0 +1,343 @@
+//! Acknowledged means durable (issue 20): every event the server answered for — a `POST /events`
+//! batch it took with 204, an event an API write produced — reaches the events database, and
+//! every client task-run event becomes its task run, through a Redis `FLUSHALL`, a Redis
+//! `SHUTDOWN NOSAVE` and restart, and a `kill -9` of the embedded server. The faults are real:
+//! a Redis server of the test's own (so flushing it touches no other test) and the `orrery`
+//! binary killed with SIGKILL.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orrery::ids::WorkspaceId;
+use orrery::storage::accounts::DEFAULT_WORKSPACE_ID;
+use serde_json::{json, Value};
+
+use crate::support::{call, redis_url, wait_for, FlowRunBuilder, TestApp};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A Redis server of this test's own, without persistence, on `port`.
+fn redis_server(port: u16) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (the PostgreSQL + Redis test pass needs it)")
+}
+
+fn redis_cli(port: u16, args: &[&str]) {
+    let _ = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+fn plain_event(n: usize) -> (String, Value) {
+    let id = uuid::Uuid::now_v7().to_string();
+    let event = json!({
+        "id": id,
+        "occurred": chrono::Utc::now().to_rfc3339(),
+        "event": "test.durability.sent",
+        "resource": {"prefect.resource.id": format!("test.thing.{n}")},
+        "related": [],
+        "payload": {"n": n},
+    });
+    (id, event)
+}
+
+fn task_run_event(task_run_id: &str, flow_run_id: &str) -> Value {
+    let at = chrono::Utc::now().to_rfc3339();
+    json!({
+        "id": uuid::Uuid::now_v7(),
+        "occurred": at,
+        "event": "prefect.task-run.Completed",
+        "resource": {"prefect.resource.id": format!("prefect.task-run.{task_run_id}"),
+            "prefect.resource.name": "t-0", "prefect.orchestration": "client"},
+        "related": [{"prefect.resource.id": format!("prefect.flow-run.{flow_run_id}"),
+            "prefect.resource.role": "flow-run"}],
+        "payload": {
+            "validated_state": {"type": "COMPLETED", "name": "Completed", "message": "",
+                "state_details": {}, "data": null},
+            "task_run": {"name": "t-0", "task_key": format!("t-{task_run_id}"), "dynamic_key": "0",
+                "tags": [], "labels": {}, "task_inputs": {}, "empirical_policy": {},
+                "run_count": 1, "flow_run_run_count": 1, "total_run_time": 0.0}
+        },
+    })
+}
+
+/// What the load acknowledged: event ids answered with 204, task runs reported in them.
+#[derive(Default)]
+struct Acked {
+    events: BTreeSet<String>,
+    task_runs: BTreeSet<String>,
+    batches_refused: usize,
+}
+
+/// Sends batches of 20 events (one in five a client task-run event of `flow_run_id`) until
+/// `stop` is set, recording what the server acknowledged.
+async fn send_events(
+    client: reqwest::Client,
+    base: String,
+    flow_run_id: Option<String>,
+    acked: Arc<Mutex<Acked>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut n = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut batch = Vec::new();
+        let mut ids = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            n += 1;
+            match &flow_run_id {
+                Some(fr) if n % 5 == 0 => {
+                    let task = uuid::Uuid::new_v4().to_string();
+                    let e = task_run_event(&task, fr);
+                    ids.push(e["id"].as_str().unwrap_or_default().to_string());
+                    batch.push(e);
+                    tasks.push(task);
+                }
+                _ => {
+                    let (id, e) = plain_event(n);
+                    ids.push(id);
+                    batch.push(e);
+                }
+            }
+        }
+        let sent = client
+            .post(format!("{base}/api/events"))
+            .json(&batch)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        let status = sent.map(|r| r.status().as_u16()).unwrap_or(0);
+        assert_ne!(status, 500, "POST /events answered 500");
+        {
+            let mut a = acked.lock().unwrap();
+            if status == 204 {
+                a.events.extend(ids);
+                a.task_runs.extend(tasks);
+            } else {
+                a.batches_refused += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The ids of every event in the default workspace's events database.
+async fn stored_event_ids(app: &TestApp) -> BTreeSet<String> {
+    let state = app.app_state();
+    let ws = WorkspaceId::new(DEFAULT_WORKSPACE_ID);
+    let Ok(mut c) = state.stores.events.read().await else {
+        return BTreeSet::new();
+    };
+    orrery::storage::events::list_recent(&mut c, &ws, 1_000_000)
+        .await
+        .map(|rows| rows.into_iter().map(|r| r.id).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until every acknowledged event is in the events database (and, when `task_runs` is
+/// not empty, every reported task run exists), then checks the outbox drains.
+async fn assert_all_arrived(app: &TestApp, acked: &Acked) {
+    let expected = &acked.events;
+    // How many acknowledged events the events database lacks (the wait prints the count).
+    let missing = wait_for(
+        "every acknowledged event in the events database (value: how many are missing)",
+        90,
+        || async { expected.difference(&stored_event_ids(app).await).count() },
+        |missing| *missing == 0,
+    )
+    .await;
+    assert_eq!(missing, 0, "{missing} of {} events lost", expected.len());
+    if !acked.task_runs.is_empty() {
+        let want = acked.task_runs.len() as i64;
+        let ids: Vec<&String> = acked.task_runs.iter().collect();
+        wait_for(
+            "every reported task run recorded",
+            90,
+            || async {
+                let body = json!({"task_runs": {"id": {"any_": ids}}});
+                call(app, "POST", "/api/task_runs/count", Some(body))
+                    .await
+                    .1
+            },
+            |n| n.as_i64() == Some(want),
+        )
+        .await;
+    }
+    let state = app.app_state();
+    wait_for(
+        "the outbox to drain",
+        60,
+        || async {
+            let mut c = state.stores.orion.read().await.expect("connection");
+            orrery::storage::outbox::backlog(&mut c)
+                .await
+                .expect("backlog")
+        },
+        |(unpublished, unconfirmed)| *unpublished == 0 && *unconfirmed == 0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_events_survive_a_redis_flush_and_a_restart_without_persistence() {
+    // Runs in the PostgreSQL + Redis pass, which has redis-server; the Redis is its own.
+    if redis_url().is_none() {
+        eprintln!("skipped: ORRERY_TEST_REDIS_URL is not set (the SQLite + memory pass)");
+        return;
+    }
+    let port = free_port();
+    let mut redis = redis_server(port);
+    wait_for_port(port).await;
+    let app = TestApp::builder()
+        .setting("ORRERY__REDIS__URL", &format!("redis://127.0.0.1:{port}/0"))
+        .start()
+        .await;
+    let run = FlowRunBuilder::flow("durable").create(&app).await;
+    let flow_run_id = run["id"].as_str().expect("id").to_string();
+
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..3 {
+        load.push(tokio::spawn(send_events(
+            app.client.clone(),
+            app.base.clone(),
+            Some(flow_run_id.clone()),
+            acked.clone(),
+            stop.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    redis_cli(port, &["FLUSHALL"]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    redis_cli(port, &["FLUSHALL"]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    redis_cli(port, &["SHUTDOWN", "NOSAVE"]);
+    let _ = redis.wait();
+    // While Redis is down the API still takes events (into the outbox), and the server says
+    // it can serve: ready, with the Redis roles degraded.
+    let (status, ready) = call(&app, "GET", "/api/ready", None).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["stores"]["streams"], "degraded", "{ready}");
+    assert_eq!(ready["stores"]["orion"], "ok", "{ready}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    redis = redis_server(port);
+    wait_for_port(port).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load task");
+    }
+
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        acked.events.len() > 500,
+        "too little load: {}",
+        acked.events.len()
+    );
+    assert_eq!(
+        acked.batches_refused, 0,
+        "POST /events failed during the Redis faults"
+    );
+    assert_all_arrived(&app, &acked).await;
+    app.stop().await;
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_embedded_server_killed_with_sigkill_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_orrery"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ORRERY__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("ORRERY__DATABASE__DATA_DIR", &data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start orrery");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(
+        "the server to answer",
+        60,
+        || async {
+            client
+                .get(format!("{base}/api/health"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        },
+        |s| *s == 200,
+    )
+    .await;
+
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..3 {
+        load.push(tokio::spawn(send_events(
+            client.clone(),
+            base.clone(),
+            None,
+            acked.clone(),
+            stop.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill().expect("SIGKILL");
+    let _ = server.wait();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load task");
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        acked.events.len() > 200,
+        "too little load: {}",
+        acked.events.len()
+    );
+
+    // The same data directory, served again: the events still in the outbox go out.
+    let app = TestApp::builder()
+        .embedded_only()
+        .setting("ORRERY__DATABASE__DATA_DIR", &data.display().to_string())
+        .start()
+        .await;
+    assert_all_arrived(&app, &acked).await;
+    app.stop().await;
+}
