@@ -37,6 +37,9 @@ pub struct ReceivedEvent {
 /// Longest event name Prefect accepts.
 const MAX_EVENT_NAME: usize = 1024;
 
+/// The largest event accepted, serialised as JSON (Prefect's `server.events.maximum_size_bytes`).
+pub const MAX_EVENT_BYTES: usize = 1_500_000;
+
 impl Event {
     /// Checks what serde cannot: required labels and sizes. The message names the problem.
     pub fn validate(&self) -> Result<(), String> {

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use crate::error::{ApiError, ApiResult};
+use crate::event_model::MAX_EVENT_BYTES;
 use crate::events::{self, Event};
 use crate::extract::json::Json;
 use crate::extract::Workspace;
@@ -24,6 +25,14 @@ async fn create(
     for (i, e) in events.iter().enumerate() {
         e.validate()
             .map_err(|msg| ApiError::invalid(vec!["body".into(), i.into()], msg, "value_error"))?;
+        let size = serde_json::to_vec(e).map_or(0, |v| v.len());
+        if size > MAX_EVENT_BYTES {
+            return Err(ApiError::invalid(
+                vec!["body".into(), i.into()],
+                format!("Event is too large ({size} > {MAX_EVENT_BYTES} bytes)"),
+                "value_error",
+            ));
+        }
     }
     events::ingest(&state, ws.id(), events).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -20,6 +20,8 @@ const BATCH: i64 = 500;
 const VACUUM_EVERY: usize = 2_000;
 /// How long a woken relay waits before claiming rows.
 const LINGER: Duration = Duration::from_millis(20);
+/// Most bytes of events published in one broker round trip.
+const PUBLISH_BYTES: usize = 8 * 1024 * 1024;
 /// How often the relay looks for rows published too long ago.
 const REDELIVERY_SWEEP: Duration = Duration::from_secs(30);
 
@@ -175,9 +177,27 @@ impl Service for Relay {
                     payloads.push(serde_json::to_vec(&env).unwrap_or_default());
                     seqs.push(row.seq);
                 }
-                match streams.publish_many(STREAM, &payloads).await {
-                    Ok(_) => done.extend(seqs),
-                    Err(e) => tracing::warn!(error = %e, "broker unavailable; outbox rows wait"),
+                // In pipelines of at most PUBLISH_BYTES, so large events never make one huge
+                // command (a 1.1 GB XADD timed out and took the server to 8 GB); the rows of a
+                // pipeline that fails wait, and so do those after it, to keep the order.
+                let mut start = 0;
+                while start < payloads.len() {
+                    let mut end = start;
+                    let mut bytes = 0;
+                    while end < payloads.len()
+                        && (end == start || bytes + payloads[end].len() <= PUBLISH_BYTES)
+                    {
+                        bytes += payloads[end].len();
+                        end += 1;
+                    }
+                    match streams.publish_many(STREAM, &payloads[start..end]).await {
+                        Ok(_) => done.extend_from_slice(&seqs[start..end]),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "broker unavailable; outbox rows wait");
+                            break;
+                        }
+                    }
+                    start = end;
                 }
                 done
             })

@@ -12,8 +12,8 @@ use super::Event;
 use crate::extract::workspace::Workspace;
 use crate::state::AppState;
 
-/// Largest frame accepted (Prefect's maximum event size is 1.5 MB).
-const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Largest frame accepted: one event, at most Prefect's maximum event size.
+const MAX_FRAME: usize = crate::event_model::MAX_EVENT_BYTES;
 /// How long a client has to send its `auth` message before the socket is closed.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most events of one socket published in one broker round trip.
@@ -125,6 +125,23 @@ pub async fn events_in(
                     Err(e) => tracing::warn!(error = %e, "ignoring a frame that is not an event"),
                 },
                 Ok(AggregatedMessage::Ping(p)) => pong = Some(p),
+                Err(actix_ws::ProtocolError::Overflow) => {
+                    // The events before it are still accepted; the socket ends with the reason.
+                    if !events.is_empty()
+                        && super::ingest(&state, ws.id(), std::mem::take(&mut events))
+                            .await
+                            .is_err()
+                    {
+                        close(session, CloseCode::Error, "transient_server_error").await;
+                        return;
+                    }
+                    let reason = format!(
+                        "Event is too large (over {} bytes)",
+                        crate::event_model::MAX_EVENT_BYTES
+                    );
+                    close(session, CloseCode::Size, &reason).await;
+                    return;
+                }
                 Ok(AggregatedMessage::Close(_)) | Err(_) => end = true,
                 Ok(_) => {}
             }

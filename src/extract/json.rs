@@ -135,16 +135,46 @@ fn char_offset(bytes: &[u8], line: usize, column: usize) -> usize {
     offset
 }
 
+/// How long a request body may take to arrive once its headers have (`server.
+/// body_timeout_seconds`): a client that announces a body and stops sending gets 408 instead of
+/// holding its connection (and a worker's buffer) open forever.
+fn body_timeout(req: &HttpRequest) -> std::time::Duration {
+    let secs = req
+        .app_data::<web::Data<crate::state::AppState>>()
+        .map_or(30, |s| s.settings.server.body_timeout_seconds);
+    std::time::Duration::from_secs(secs.max(1))
+}
+
+/// Reads the whole body: 413 over [`MAX_BODY`], 408 when it stops arriving, 400 otherwise.
+async fn read_body(
+    fut: impl Future<Output = Result<web::Bytes, actix_web::Error>>,
+    timeout: std::time::Duration,
+) -> Result<web::Bytes, ApiError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(match e.as_error::<actix_web::error::PayloadError>() {
+            Some(actix_web::error::PayloadError::Overflow) => ApiError::Detail(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body is larger than the limit of {MAX_BODY} bytes."),
+            ),
+            _ => ApiError::bad_request(format!("Could not read the request body: {e}")),
+        }),
+        Err(_) => Err(ApiError::Detail(
+            actix_web::http::StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time.".into(),
+        )),
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let fut = web::Bytes::from_request(req, payload);
+        let timeout = body_timeout(req);
         Box::pin(async move {
-            let bytes = fut.await.map_err(|e| {
-                ApiError::bad_request(format!("Could not read the request body: {e}"))
-            })?;
+            let bytes = read_body(fut, timeout).await?;
             Ok(Json(parse::<T>(&bytes)?))
         })
     }
@@ -165,10 +195,9 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonOrDefault<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let fut = web::Bytes::from_request(req, payload);
+        let timeout = body_timeout(req);
         Box::pin(async move {
-            let bytes = fut.await.map_err(|e| {
-                ApiError::bad_request(format!("Could not read the request body: {e}"))
-            })?;
+            let bytes = read_body(fut, timeout).await?;
             if bytes.iter().all(u8::is_ascii_whitespace) || bytes.as_ref() == b"null" {
                 return Ok(JsonOrDefault(T::default()));
             }

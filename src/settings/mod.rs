@@ -36,6 +36,7 @@ pub struct ServerSettings {
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
     pub default_limit: i64,
+    pub body_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -156,9 +156,11 @@ pub async fn mark_published(c: &mut Conn, seqs: &[i64], now: NaiveDateTime) -> S
     Ok(())
 }
 
-/// `consumer` (one of the `TO_*` bits) has done its work for the rows with these `seq`s: its
-/// bit is cleared, and rows no consumer is waiting for any more are deleted. Returns how many
-/// were deleted. Idempotent: settling a row twice, or one already gone, changes nothing.
+/// `consumer` (one of the `TO_*` bits) has done its work for the rows with these `seq`s: rows
+/// it was the last to wait for are deleted, and its bit is cleared on the others. Returns how
+/// many were deleted. Idempotent: settling a row twice, or one already gone, changes nothing.
+/// Most rows wait for one consumer only (the server's own events, for the persister), so the
+/// first statement usually settles the whole batch and the other two are skipped.
 pub async fn settle(c: &mut Conn, consumer: i32, seqs: &[i64]) -> StorageResult<usize> {
     if seqs.is_empty() {
         return Ok(0);
@@ -166,21 +168,35 @@ pub async fn settle(c: &mut Conn, consumer: i32, seqs: &[i64]) -> StorageResult<
     // The bit is one of the constants above, never a request's value.
     let has_bit = format!("(pending & {consumer}) <> 0");
     let deleted = crate::db_run!(c, |c| {
-        diesel::update(
+        let mut deleted = diesel::delete(
             event_outbox::table
                 .filter(event_outbox::seq.eq_any(seqs))
-                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&has_bit)),
+                .filter(event_outbox::pending.eq(consumer)),
         )
-        .set(event_outbox::pending.eq(event_outbox::pending - consumer))
         .execute(c)
         .await?;
-        diesel::delete(
-            event_outbox::table
-                .filter(event_outbox::seq.eq_any(seqs))
-                .filter(event_outbox::pending.eq(0)),
-        )
-        .execute(c)
-        .await
+        if deleted < seqs.len() {
+            let cleared = diesel::update(
+                event_outbox::table
+                    .filter(event_outbox::seq.eq_any(seqs))
+                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&has_bit)),
+            )
+            .set(event_outbox::pending.eq(event_outbox::pending - consumer))
+            .execute(c)
+            .await?;
+            // Another consumer may have cleared its bit between the two statements: a row
+            // left with none is deleted here.
+            if cleared > 0 {
+                deleted += diesel::delete(
+                    event_outbox::table
+                        .filter(event_outbox::seq.eq_any(seqs))
+                        .filter(event_outbox::pending.eq(0)),
+                )
+                .execute(c)
+                .await?;
+            }
+        }
+        Ok::<_, diesel::result::Error>(deleted)
     })?;
     Ok(deleted)
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{pg_url, redis_url, TestApp};
+use crate::support::{call, pg_url, redis_url, TestApp};
 use orrery::storage::accounts::{DEFAULT_ACCOUNT_ID, DEFAULT_WORKSPACE_ID};
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
@@ -361,5 +361,59 @@ async fn three_redis_urls_give_each_role_its_own() {
     assert!(find("cache").ends_with("/1"), "{described:?}");
     assert!(find("work").ends_with("/2"), "{described:?}");
     assert!(find("streams").ends_with("/3"), "{described:?}");
+    app.stop().await;
+}
+
+/// Sends `head` (request line and headers, CRLF-terminated, then `body`) on a fresh connection
+/// and answers the status line of the response.
+async fn raw_status_line(app: &TestApp, head: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    s.write_all(head.as_bytes()).await.expect("write head");
+    s.write_all(body).await.expect("write body");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), s.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A body over the limit answers 413 (not 400), and a body that stops arriving answers 408
+/// after `server.body_timeout_seconds` instead of holding the connection open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_answer_413_and_stalled_bodies_408() {
+    let app = TestApp::builder()
+        .setting("ORRERY__SERVER__BODY_TIMEOUT_SECONDS", "1")
+        .start()
+        .await;
+    let over = orrery::extract::json::MAX_BODY + 1;
+    let status = raw_status_line(
+        &app,
+        &format!(
+            "POST /api/flows/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {over}\r\n\r\n"
+        ),
+        b"",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    let started = std::time::Instant::now();
+    let status = raw_status_line(
+        &app,
+        "POST /api/flows/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        b"{",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    // The server still answers.
+    let (code, _) = call(&app, "GET", "/api/health", None).await;
+    assert_eq!(code, 200);
     app.stop().await;
 }

@@ -231,3 +231,124 @@ async fn logs_are_stored_and_filtered() {
     );
     app.stop().await;
 }
+
+/// A socket that speaks the `prefect` subprotocol but never sends its `auth` message is closed
+/// (policy violation, with the reason) instead of staying open forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_socket_that_never_authenticates_is_closed() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = TestApp::start().await;
+    let url = app.url("/api/events/in").replace("http://", "ws://");
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "prefect".parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(msg) = ws.next().await {
+            if let Ok(Message::Close(frame)) = msg {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server closes the socket");
+    assert_eq!(closed, Some((1008, "Auth handshake timed out".to_string())));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5));
+    app.stop().await;
+}
+
+/// Events over Prefect's maximum size (1.5 MB serialised) are refused with a reason: 422 from
+/// `POST /events` (nothing of the batch is taken), a close with 1009 on `/events/in` (the events
+/// before it are taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_over_the_maximum_size_are_refused_with_a_reason() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = TestApp::start().await;
+    let big = |n: usize| {
+        json!({
+            "id": uuid::Uuid::new_v4(),
+            "occurred": chrono::Utc::now().to_rfc3339(),
+            "event": "test.big",
+            "resource": {"prefect.resource.id": "test.big.1"},
+            "payload": {"blob": "x".repeat(n)},
+        })
+    };
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/events",
+        Some(json!([big(10), big(1_600_000)])),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["exception_detail"][0]["loc"],
+        json!(["body", 1]),
+        "{body}"
+    );
+    assert!(
+        body["exception_detail"][0]["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("too large"),
+        "{body}"
+    );
+
+    let url = app.url("/api/events/in").replace("http://", "ws://");
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "prefect".parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        json!({"type": "auth", "token": null}).to_string(),
+    ))
+    .await
+    .expect("auth");
+    let small = big(10);
+    ws.send(Message::text(small.to_string()))
+        .await
+        .expect("send");
+    let _ = ws.send(Message::text(big(1_600_000).to_string())).await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(msg) = ws.next().await {
+            if let Ok(Message::Close(frame)) = msg {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server closes the socket");
+    assert_eq!(closed, Some(1009));
+    // The small event before it was accepted.
+    let state = app.app_state();
+    let ws_id = orrery::ids::WorkspaceId::new(orrery::storage::accounts::DEFAULT_WORKSPACE_ID);
+    let id = small["id"].as_str().expect("id").to_string();
+    wait_for(
+        "the event before the big one in the events database",
+        20,
+        || async {
+            let mut c = state.stores.events.read().await.expect("connection");
+            orrery::storage::events::list_recent(&mut c, &ws_id, 100)
+                .await
+                .expect("list")
+                .iter()
+                .any(|r| r.id == id)
+        },
+        |found| *found,
+    )
+    .await;
+    app.stop().await;
+}
