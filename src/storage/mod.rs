@@ -108,9 +108,44 @@ impl From<diesel::result::Error> for StorageError {
             Error::DatabaseError(_, info) if info.message().contains("pattern too complex") => {
                 StorageError::Rejected("a text filter is too long for the database".into())
             }
+            // A PostgreSQL btree entry holds at most ~2,700 bytes: a longer name or key is bad
+            // input (422), not a server fault.
+            Error::DatabaseError(_, info) if info.message().contains("index row size") => {
+                StorageError::Rejected(
+                    "a name or key is too long to be indexed (keep names under 2,000 bytes)".into(),
+                )
+            }
+            // The connection died under the statement (a PostgreSQL restart or failover, an
+            // administrator's pg_terminate_backend): nothing was committed, so the caller may
+            // try again — 503 with Retry-After, which the client retries, not 500. The pool
+            // drops the broken connection when it comes back.
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                StorageError::Pool(info.message().to_string())
+            }
+            Error::DatabaseError(_, info) if connection_lost(info.message()) => {
+                StorageError::Pool(info.message().to_string())
+            }
+            Error::BrokenTransactionManager => {
+                StorageError::Pool("the connection's transaction state was lost".into())
+            }
             other => StorageError::Query(other),
         }
     }
+}
+
+/// Whether a database error message says the connection itself is gone (PostgreSQL's admin
+/// shutdown and crash-recovery messages, a socket closed under the client).
+fn connection_lost(message: &str) -> bool {
+    const LOST: [&str; 6] = [
+        "terminating connection",
+        "server closed the connection",
+        "connection closed",
+        "connection reset",
+        "the database system is shutting down",
+        "the database system is in recovery mode",
+    ];
+    let m = message.to_ascii_lowercase();
+    LOST.iter().any(|l| m.contains(l))
 }
 
 pub type StorageResult<T> = Result<T, StorageError>;

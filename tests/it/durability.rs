@@ -167,6 +167,12 @@ async fn stored_event_ids(app: &TestApp) -> BTreeSet<String> {
 async fn assert_all_arrived(app: &TestApp, acked: &Acked) {
     let expected = &acked.events;
     // How many acknowledged events the events database lacks (the wait prints the count).
+    eprintln!(
+        "acknowledged: {} events, {} task runs; batches refused: {}",
+        expected.len(),
+        acked.task_runs.len(),
+        acked.batches_refused
+    );
     let missing = wait_for(
         "every acknowledged event in the events database (value: how many are missing)",
         90,
@@ -339,5 +345,90 @@ async fn an_embedded_server_killed_with_sigkill_loses_no_acknowledged_event() {
         .start()
         .await;
     assert_all_arrived(&app, &acked).await;
+    app.stop().await;
+}
+
+/// PostgreSQL's connections are killed under load (`pg_terminate_backend`, as a failover or an
+/// administrator does): requests that meet a dead connection answer 503 with `Retry-After`,
+/// which the client retries — never 500 — and the server keeps serving afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_postgres_connections_answer_503_never_500() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let Some(base) = crate::support::pg_url() else {
+        eprintln!("skipped: ORRERY_TEST_DATABASE_URL is not set (the SQLite pass)");
+        return;
+    };
+    let app = TestApp::start().await;
+    let db_name = app
+        .pg_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .map(|u| u.path().trim_start_matches('/').to_string())
+        .expect("a test database");
+    let flow = crate::support::create_flow(&app, "terminated").await;
+    let statuses = Arc::new(Mutex::new(Vec::<u16>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (client, base_url, flow) = (app.client.clone(), app.base.clone(), flow.clone());
+        let (statuses, stop) = (statuses.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = client
+                    .post(format!("{base_url}/api/flow_runs/"))
+                    .json(&json!({"flow_id": flow, "state": {"type": "PENDING"}}))
+                    .send()
+                    .await;
+                let status = r.map(|r| r.status().as_u16()).unwrap_or(0);
+                statuses.lock().unwrap().push(status);
+            }
+        }));
+    }
+    let mut admin = AsyncPgConnection::establish(&base).await.expect("admin");
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        admin
+            .batch_execute(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{db_name}' AND pid <> pg_backend_pid()"
+            ))
+            .await
+            .expect("terminate");
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load task");
+    }
+    let statuses = std::mem::take(&mut *statuses.lock().unwrap());
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    assert!(count(201) > 100, "too little load: {} created", count(201));
+    assert_eq!(
+        count(500),
+        0,
+        "answers: 201 {}, 503 {}, 500 {}",
+        count(201),
+        count(503),
+        count(500)
+    );
+    assert!(
+        statuses.iter().all(|s| [201, 503].contains(s)),
+        "unexpected answers: {:?}",
+        statuses
+            .iter()
+            .filter(|s| ![201, 503].contains(*s))
+            .collect::<Vec<_>>()
+    );
+    // Still serving.
+    let (status, _) = call(&app, "GET", "/api/health", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/api/flow_runs/filter",
+        Some(json!({"limit": 1})),
+    )
+    .await;
+    assert_eq!(status, 200);
     app.stop().await;
 }

@@ -287,3 +287,28 @@ async fn extreme_inputs_get_answers_not_errors() {
     }
     app.stop().await;
 }
+
+/// A name longer than PostgreSQL can index answers 422 with a reason there, never 500 (SQLite
+/// has no such limit and takes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_too_long_to_index_is_refused_not_a_server_error() {
+    let app = TestApp::start().await;
+    // Random text: a repeated character compresses into the index entry and fits.
+    let name: String = (0..100)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    let (status, body) = call(&app, "POST", "/api/flows/", Some(json!({"name": name}))).await;
+    if app.pg_url.is_some() {
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("too long"),
+            "{body}"
+        );
+    } else {
+        assert_eq!(status, 201, "{body}");
+    }
+    app.stop().await;
+}
