@@ -352,3 +352,43 @@ async fn events_over_the_maximum_size_are_refused_with_a_reason() {
     .await;
     app.stop().await;
 }
+
+/// A large `POST /logs/` batch (more rows than one SQLite statement takes) is stored whole and
+/// reads back in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_log_batch_is_stored_whole() {
+    let app = TestApp::start().await;
+    let run = FlowRunBuilder::flow("chatty").create(&app).await;
+    let run_id = run["id"].as_str().expect("id").to_string();
+    let at = chrono::Utc::now();
+    let logs: Vec<Value> = (0..2_500)
+        .map(|i| {
+            json!({"name": "prefect.flow_runs", "level": 20, "message": format!("line {i}"),
+                "timestamp": (at + chrono::Duration::milliseconds(i)).to_rfc3339(),
+                "flow_run_id": run_id, "task_run_id": null})
+        })
+        .collect();
+    let (status, _) = call(&app, "POST", "/api/logs/", Some(Value::Array(logs))).await;
+    assert_eq!(status, 201);
+    let page = |offset: i64| {
+        let body = json!({"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC",
+            "limit": 2, "offset": offset});
+        let app = &app;
+        async move { call(app, "POST", "/api/logs/filter", Some(body)).await.1 }
+    };
+    let first = page(0).await;
+    assert_eq!(first[0]["message"], "line 0", "{first}");
+    assert_eq!(first[0]["level"], 20);
+    assert_eq!(first[0]["flow_run_id"], json!(run_id));
+    assert!(first[0]["task_run_id"].is_null());
+    let last = page(2_498).await;
+    let messages: Vec<&str> = last
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    assert_eq!(messages, ["line 2498", "line 2499"]);
+    assert_eq!(page(2_500).await, json!([]));
+    app.stop().await;
+}
