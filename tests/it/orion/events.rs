@@ -232,22 +232,30 @@ async fn logs_are_stored_and_filtered() {
     app.stop().await;
 }
 
+/// A websocket on `/api/events/in` speaking the `prefect` subprotocol (not yet authenticated).
+async fn events_in(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = app.url("/api/events/in").replace("http://", "ws://");
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "prefect".parse().expect("header"));
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    ws
+}
+
 /// A socket that speaks the `prefect` subprotocol but never sends its `auth` message is closed
 /// (policy violation, with the reason) instead of staying open forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_events_socket_that_never_authenticates_is_closed() {
     use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
     let app = TestApp::start().await;
-    let url = app.url("/api/events/in").replace("http://", "ws://");
-    let mut req = url.into_client_request().expect("request");
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "prefect".parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect");
+    let mut ws = events_in(&app).await;
     let started = std::time::Instant::now();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(msg) = ws.next().await {
@@ -270,7 +278,6 @@ async fn an_events_socket_that_never_authenticates_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_over_the_maximum_size_are_refused_with_a_reason() {
     use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
     let app = TestApp::start().await;
@@ -304,13 +311,7 @@ async fn events_over_the_maximum_size_are_refused_with_a_reason() {
         "{body}"
     );
 
-    let url = app.url("/api/events/in").replace("http://", "ws://");
-    let mut req = url.into_client_request().expect("request");
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "prefect".parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("connect");
+    let mut ws = events_in(&app).await;
     ws.send(Message::text(
         json!({"type": "auth", "token": null}).to_string(),
     ))
