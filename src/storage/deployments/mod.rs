@@ -252,22 +252,29 @@ pub async fn set_paused(
 /// false when there is no such deployment.
 pub async fn delete(c: &mut Conn, ws: &WorkspaceId, id: &DeploymentId) -> StorageResult<bool> {
     c.transaction(async |c| {
+        // The deployment first: its row lock waits for a scheduler pass that holds the row
+        // (`insert_scheduled_runs` reads it `FOR SHARE`), so the runs are deleted after that
+        // pass committed, its runs included. Runs first would miss them (orphans).
         let n = db_run!(c, |c| {
-            diesel::delete(
-                flow_runs::table
-                    .filter(flow_runs::deployment_id.eq(id))
-                    .filter(flow_runs::auto_scheduled.eq(true))
-                    .filter(flow_runs::state_type.eq("SCHEDULED")),
-            )
-            .execute(c)
-            .await?;
-            diesel::delete(
+            let n = diesel::delete(
                 deployments::table
                     .filter(deployments::workspace_id.eq(ws))
                     .filter(deployments::id.eq(id)),
             )
             .execute(c)
-            .await
+            .await?;
+            // Only the runs of a deployment of this workspace that was there.
+            if n == 1 {
+                diesel::delete(
+                    flow_runs::table
+                        .filter(flow_runs::deployment_id.eq(id))
+                        .filter(flow_runs::auto_scheduled.eq(true))
+                        .filter(flow_runs::state_type.eq("SCHEDULED")),
+                )
+                .execute(c)
+                .await?;
+            }
+            Ok::<_, diesel::result::Error>(n)
         })?;
         Ok(n == 1)
     })

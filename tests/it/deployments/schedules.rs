@@ -571,3 +571,74 @@ async fn scheduled_runs_whose_key_was_taken_meanwhile_are_skipped() {
     );
     app.stop().await;
 }
+
+/// Deleting a deployment while a scheduler pass is inserting its runs leaves no orphan: the
+/// pass holds the deployment row (`FOR SHARE`, as `insert_scheduled_runs` does) and inserts a
+/// run; the delete waits for it and then removes that run too. Deterministic: the test plays
+/// the scheduler's transaction itself on PostgreSQL (SQLite's single writer cannot interleave).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_deleted_during_a_scheduler_pass_leaves_no_scheduled_run() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let app = TestApp::builder()
+        .setting("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS", "0")
+        .setting("ORRERY__SERVICES__RECENT_SCHEDULER_INTERVAL_MS", "0")
+        .start()
+        .await;
+    let Some(db_url) = app.pg_url.clone() else {
+        eprintln!("skipped: runs on the PostgreSQL pass");
+        app.stop().await;
+        return;
+    };
+    let flow_id = create_flow(&app, "etl").await;
+    let d = DeploymentBuilder::new("doomed")
+        .flow_id(&flow_id)
+        .schedule(json!({"interval": 3600}))
+        .create(&app)
+        .await;
+    let id = d["id"].as_str().expect("id").to_string();
+    let (s, _) = call(
+        &app,
+        "POST",
+        &format!("/api/deployments/{id}/schedule"),
+        Some(json!({"min_runs": 1, "max_runs": 1})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(auto_scheduled(&runs_of(&app, &id).await).len(), 1);
+
+    // The scheduler's transaction: the deployment row held, a new run inserted, not committed.
+    let mut pass = AsyncPgConnection::establish(&db_url)
+        .await
+        .expect("connect");
+    pass.batch_execute(&format!(
+        "SET search_path TO orion; BEGIN; \
+         SELECT id FROM deployments WHERE id = '{id}' FOR SHARE; \
+         CREATE TEMP TABLE next_run AS SELECT * FROM flow_runs WHERE deployment_id = '{id}' LIMIT 1; \
+         UPDATE next_run SET id = gen_random_uuid()::text, idempotency_key = idempotency_key || ' next'; \
+         UPDATE next_run SET state_id = id; \
+         INSERT INTO flow_runs SELECT * FROM next_run;"
+    ))
+    .await
+    .expect("the pass's statements");
+    let deleting = {
+        let (client, url) = (
+            app.client.clone(),
+            app.url(&format!("/api/deployments/{id}")),
+        );
+        tokio::spawn(async move { client.delete(url).send().await.map(|r| r.status().as_u16()) })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pass.batch_execute("COMMIT").await.expect("commit the pass");
+    let status = deleting
+        .await
+        .expect("delete task")
+        .expect("delete answered");
+    assert_eq!(status, 204);
+    let left = runs_of(&app, &id).await;
+    assert_eq!(
+        left.as_array().map(Vec::len),
+        Some(0),
+        "scheduled runs of the deleted deployment: {left}"
+    );
+    app.stop().await;
+}
