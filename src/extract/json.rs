@@ -34,7 +34,20 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     reject_nul(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(v) => Ok(v),
+        // Only whitespace may follow the value: `{"name": "x"} garbage` is a decode error, as
+        // it is for Prefect, not a flow named x.
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::Validation {
+                loc: vec![
+                    "body".into(),
+                    char_offset(bytes, e.line(), e.column()).into(),
+                ],
+                msg: "JSON decode error".into(),
+                kind: "json_invalid",
+                body: Some(Value::String(String::from_utf8_lossy(bytes).to_string())),
+            }),
+        },
         Err(err) => {
             let inner = err.inner();
             if inner.is_syntax() || inner.is_eof() {

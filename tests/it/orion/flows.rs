@@ -312,3 +312,21 @@ async fn a_name_too_long_to_index_is_refused_not_a_server_error() {
     }
     app.stop().await;
 }
+
+/// Anything but whitespace after the JSON value is a decode error (422 `json_invalid`), not a
+/// body that was read up to where it made sense; nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailing_garbage_after_a_json_body_is_refused() {
+    let app = TestApp::start().await;
+    let (status, body) = raw(&app, "POST", "/api/flows/", r#"{"name": "x"} garbage"#).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["exception_detail"][0]["type"], "json_invalid",
+        "{body}"
+    );
+    let (status, body) = raw(&app, "POST", "/api/flows/", "{\"name\": \"x\"}  \n").await;
+    assert_eq!(status, 201, "{body}");
+    let (_, flows) = call(&app, "POST", "/api/flows/filter", Some(json!({}))).await;
+    assert_eq!(flows.as_array().map(Vec::len), Some(1), "{flows}");
+    app.stop().await;
+}
