@@ -218,12 +218,25 @@ impl Brokers {
                 out.push((role, "memory"));
             }
         }
+        // Roles sharing one pool share its answer: one PING per pool, as `ping` does.
+        let mut pinged: Vec<(&RedisConn, &'static str)> = Vec::new();
         for (role, conn) in self.redis_roles() {
-            let state = match conn.ping().await {
-                Ok(()) => "ok",
-                Err(reason) => {
-                    tracing::warn!(role, url = conn.redacted_url(), %reason, "broker role degraded");
-                    "degraded"
+            let known = pinged
+                .iter()
+                .find(|(c, _)| c.same_pool(conn))
+                .map(|(_, s)| *s);
+            let state = match known {
+                Some(state) => state,
+                None => {
+                    let state = match conn.ping().await {
+                        Ok(()) => "ok",
+                        Err(reason) => {
+                            tracing::warn!(role, url = conn.redacted_url(), %reason, "broker role degraded");
+                            "degraded"
+                        }
+                    };
+                    pinged.push((conn, state));
+                    state
                 }
             };
             out.push((role, state));

@@ -29,29 +29,17 @@ pub async fn ingest(
     events: Vec<Event>,
 ) -> Result<(), crate::storage::StorageError> {
     let now = crate::time::now();
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        let pending = if recorder::wants(&event) {
-            outbox::TO_PERSISTER | outbox::TO_RECORDER
-        } else {
-            outbox::TO_PERSISTER
-        };
-        let received = event.receive(now);
-        let text = match serde_json::to_string(&received) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "dropping an event that cannot be serialised");
-                continue;
+    let rows: Vec<NewOutboxRow> = events
+        .into_iter()
+        .map(|event| {
+            let to_recorder = recorder::wants(&event);
+            let mut row = crate::runs::events::outbox_row(workspace_id, event, now);
+            if to_recorder {
+                row.pending |= outbox::TO_RECORDER;
             }
-        };
-        rows.push(NewOutboxRow {
-            workspace_id: workspace_id.clone(),
-            created: now.naive_utc(),
-            event_id: received.event.id.to_string(),
-            event: text,
-            pending,
-        });
-    }
+            row
+        })
+        .collect();
     if rows.is_empty() {
         return Ok(());
     }

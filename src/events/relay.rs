@@ -109,8 +109,14 @@ impl Relay {
         };
         if due {
             let after = self.state.settings.services.outbox_redeliver_after_seconds;
-            let before = crate::time::now_naive()
-                - chrono::Duration::seconds(i64::try_from(after).unwrap_or(i64::MAX / 1000));
+            // A setting too large for a date means "never": nothing is that old.
+            let Some(before) = i64::try_from(after)
+                .ok()
+                .and_then(chrono::TimeDelta::try_seconds)
+                .and_then(|d| crate::time::now_naive().checked_sub_signed(d))
+            else {
+                return Ok(());
+            };
             let n = db
                 .write(async move |c| outbox::unpublish_older(c, before).await)
                 .await?;

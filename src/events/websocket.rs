@@ -116,6 +116,7 @@ pub async fn events_in(
         while let Some(msg) = next.take() {
             let mut pong = None;
             let mut end = false;
+            let mut too_large = false;
             match msg {
                 Ok(AggregatedMessage::Text(text)) => match serde_json::from_str::<Event>(&text) {
                     Ok(event) => match event.validate() {
@@ -127,20 +128,8 @@ pub async fn events_in(
                 Ok(AggregatedMessage::Ping(p)) => pong = Some(p),
                 Err(actix_ws::ProtocolError::Overflow) => {
                     // The events before it are still accepted; the socket ends with the reason.
-                    if !events.is_empty()
-                        && super::ingest(&state, ws.id(), std::mem::take(&mut events))
-                            .await
-                            .is_err()
-                    {
-                        close(session, CloseCode::Error, "transient_server_error").await;
-                        return;
-                    }
-                    let reason = format!(
-                        "Event is too large (over {} bytes)",
-                        crate::event_model::MAX_EVENT_BYTES
-                    );
-                    close(session, CloseCode::Size, &reason).await;
-                    return;
+                    too_large = true;
+                    end = true;
                 }
                 Ok(AggregatedMessage::Close(_)) | Err(_) => end = true,
                 Ok(_) => {}
@@ -164,6 +153,14 @@ pub async fn events_in(
                 if session.pong(&p).await.is_err() {
                     return;
                 }
+            }
+            if too_large {
+                let reason = format!(
+                    "Event is too large (over {} bytes)",
+                    crate::event_model::MAX_EVENT_BYTES
+                );
+                close(session, CloseCode::Size, &reason).await;
+                return;
             }
             if end {
                 break;
