@@ -460,6 +460,66 @@ async fn schedule_route_and_cron_runs() {
     app.stop().await;
 }
 
+/// A secondly RRule (anchored in 2020, as Prefect anchors rules without DTSTART) next to an
+/// ordinary schedule: both get their runs from the scheduler's first passes, the secondly ones on
+/// whole seconds from now on. Rules that can never produce a run are refused with 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondly_rrule_and_a_normal_schedule_both_get_their_runs() {
+    let app = TestApp::builder()
+        .setting("ORRERY__SERVICES__SCHEDULER_INTERVAL_MS", "300")
+        .setting("ORRERY__SERVICES__RECENT_SCHEDULER_INTERVAL_MS", "200")
+        .start()
+        .await;
+    let flow_id = create_flow(&app, "etl").await;
+    let started = Utc::now();
+    let secondly = DeploymentBuilder::new("every-second")
+        .flow_id(&flow_id)
+        .schedule(json!({"rrule": "FREQ=SECONDLY", "timezone": "UTC"}))
+        .create(&app)
+        .await;
+    let normal = DeploymentBuilder::new("every-ten-minutes")
+        .flow_id(&flow_id)
+        .schedule(json!({"interval": 600, "anchor_date": "2026-01-01T00:00:00Z"}))
+        .create(&app)
+        .await;
+    let (sid, nid) = (
+        secondly["id"].as_str().expect("id").to_string(),
+        normal["id"].as_str().expect("id").to_string(),
+    );
+    wait_for(
+        "the scheduler to create both deployments' runs",
+        30,
+        || async { (runs_of(&app, &sid).await, runs_of(&app, &nid).await) },
+        |(s, n)| auto_scheduled(s).len() >= 3 && auto_scheduled(n).len() >= 3,
+    )
+    .await;
+    let runs = runs_of(&app, &sid).await;
+    for r in auto_scheduled(&runs) {
+        let t = parse_ts(&r["next_scheduled_start_time"]);
+        assert_eq!(t.timestamp_subsec_micros(), 0, "on the second: {t}");
+        assert!(
+            t >= started - chrono::Duration::seconds(1),
+            "from now on, not from 2020: {t}"
+        );
+    }
+
+    for (rrule, why) in [
+        ("FREQ=SECONDLY;INTERVAL=0", "INTERVAL"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "no dates"),
+    ] {
+        let (s, body) = call(
+            &app,
+            "POST",
+            &format!("/api/deployments/{sid}/schedules"),
+            Some(json!([{"schedule": {"rrule": rrule}}])),
+        )
+        .await;
+        assert_eq!(s, 422, "{rrule}: {body}");
+        assert!(body.to_string().contains(why), "{rrule}: {body}");
+    }
+    app.stop().await;
+}
+
 /// A scheduled run whose idempotency key was taken after the scheduler looked (another
 /// scheduler's insert) is skipped, and the rest of its batch still goes in (on PostgreSQL the
 /// plain INSERT fails on the taken key and the batch is inserted again skipping it).
