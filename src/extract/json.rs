@@ -31,9 +31,13 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "missing",
         ));
     }
+    // Checked whole: serde_json checks the strings it decodes, not the ones it skips.
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(ApiError::bad_request("There was an error parsing the body"));
+    };
     reject_nul(bytes)?;
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+    let mut de = serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, T>(super::strict::Strict(&mut de)) {
         // Only whitespace may follow the value: `{"name": "x"} garbage` is a decode error, as
         // it is for Prefect, not a flow named x.
         Ok(v) => match de.end() {
@@ -72,6 +76,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }
             }
             let msg = inner.to_string();
+            if msg.starts_with("invalid type: sequence, expected struct") {
+                return Err(ApiError::Validation {
+                    loc,
+                    msg: "Input should be a valid dictionary or object to extract fields from"
+                        .into(),
+                    kind: "model_attributes_type",
+                    body: serde_json::from_slice::<Value>(bytes).ok(),
+                });
+            }
             let kind = if msg.starts_with("unknown field") {
                 "extra_forbidden"
             } else if msg.starts_with("missing field") {
@@ -190,6 +203,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let bytes = read_body(fut, timeout).await?;
             Ok(Json(parse::<T>(&bytes)?))
         })
+    }
+}
+
+/// The raw body, read under the same size limit and timeout as [`Json`], for handlers that
+/// parse it themselves (with [`parse`]) and keep it to echo in their errors.
+pub struct RawBody(pub web::Bytes);
+
+impl FromRequest for RawBody {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let fut = web::Bytes::from_request(req, payload);
+        let timeout = body_timeout(req);
+        Box::pin(async move { Ok(RawBody(read_body(fut, timeout).await?)) })
     }
 }
 

@@ -12,6 +12,7 @@ use super::{
     with_body,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::RawBody;
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathId};
 use crate::extract::Workspace;
@@ -93,7 +94,7 @@ fn not_found() -> ApiError {
 async fn create(
     state: web::Data<AppState>,
     ws: Workspace,
-    bytes: web::Bytes,
+    RawBody(bytes): RawBody,
 ) -> ApiResult<HttpResponse> {
     let (body, raw) = parse_body::<BlockDocumentCreate>(&bytes)?;
     let checked = (|| {

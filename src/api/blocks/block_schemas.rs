@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{block_schema_out, parse_body, query_param, ready, required, with_body};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::JsonOrDefault;
+use crate::extract::json::RawBody;
 use crate::extract::params::{Paging, PathChecksum, PathId};
 use crate::extract::Workspace;
 use crate::query::blocks::BlockSchemaFilter;
@@ -61,7 +62,7 @@ fn not_found() -> ApiError {
 async fn create(
     state: web::Data<AppState>,
     ws: Workspace,
-    bytes: web::Bytes,
+    RawBody(bytes): RawBody,
 ) -> ApiResult<HttpResponse> {
     let (body, raw) = parse_body::<BlockSchemaCreate>(&bytes)?;
     let block_type_id =

@@ -11,6 +11,7 @@ use super::{
     present, ready, required, with_body,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json::RawBody;
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::params::{Paging, PathBlockDocumentName, PathId, PathSlug};
 use crate::extract::Workspace;
@@ -86,7 +87,7 @@ struct ListBody {
 async fn create(
     state: web::Data<AppState>,
     ws: Workspace,
-    bytes: web::Bytes,
+    RawBody(bytes): RawBody,
 ) -> ApiResult<HttpResponse> {
     let (body, raw) = parse_body::<BlockTypeCreate>(&bytes)?;
     let checked = (|| {

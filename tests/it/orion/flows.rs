@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::{call, raw, FlowRunBuilder, TestApp};
+use crate::support::{call, create_flow, raw, FlowRunBuilder, TestApp, WorkPoolBuilder};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_are_idempotent_by_name_and_validated() {
@@ -328,5 +328,69 @@ async fn trailing_garbage_after_a_json_body_is_refused() {
     assert_eq!(status, 201, "{body}");
     let (_, flows) = call(&app, "POST", "/api/flows/filter", Some(json!({}))).await;
     assert_eq!(flows.as_array().map(Vec::len), Some(1), "{flows}");
+    app.stop().await;
+}
+
+/// Bodies are parsed strictly in one place for every route: an array where an object is
+/// expected (at the top or nested) is Prefect's `model_attributes_type`, and a body that is not
+/// UTF-8 is refused as the reference refuses it (400), even where the bad bytes sit in a field
+/// the route ignores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_for_objects_and_bodies_that_are_not_utf8_are_refused() {
+    let app = TestApp::start().await;
+    WorkPoolBuilder::new("p").create(&app).await;
+    for path in [
+        "/api/artifacts/",
+        "/api/flows/",
+        "/api/work_pools/p/get_scheduled_flow_runs",
+    ] {
+        let (status, body) = raw(&app, "POST", path, "[]").await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(
+            body["exception_detail"][0]["type"], "model_attributes_type",
+            "{path}: {body}"
+        );
+    }
+    let flow_id = create_flow(&app, "f").await;
+    let (status, run) = call(
+        &app,
+        "POST",
+        "/api/flow_runs/",
+        Some(json!({"flow_id": flow_id})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = run["id"].as_str().expect("id");
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/flow_runs/{id}/set_state"),
+        Some(json!({"state": ["COMPLETED"]})),
+    )
+    .await;
+    assert_eq!(status, 422, "nested: {body}");
+    assert_eq!(
+        body["exception_detail"][0]["loc"],
+        json!(["body", "state"]),
+        "{body}"
+    );
+
+    let not_utf8 = b"{\"work_queue_names\": null, \"ignored\": \"\xff\xfe\"}".to_vec();
+    let (status, body) = raw(
+        &app,
+        "POST",
+        "/api/work_pools/p/get_scheduled_flow_runs",
+        not_utf8,
+    )
+    .await;
+    assert_eq!(
+        (status, &body),
+        (
+            400,
+            &json!({"detail": "There was an error parsing the body"})
+        )
+    );
+    let (_, artifacts) = call(&app, "POST", "/api/artifacts/filter", Some(json!({}))).await;
+    assert_eq!(artifacts, json!([]), "nothing was created");
     app.stop().await;
 }

@@ -223,7 +223,12 @@ pub async fn call(app: &TestApp, method: &str, path: &str, body: Option<Value>) 
 
 /// Sends `body` as raw bytes (for malformed JSON).
 /// Sends `body` as raw bytes (malformed JSON); no route may answer 500.
-pub async fn raw(app: &TestApp, method: &str, path: &str, body: &'static str) -> (u16, Value) {
+pub async fn raw(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: impl Into<Vec<u8>>,
+) -> (u16, Value) {
     let url = app.url(path);
     let req = match method {
         "PATCH" => app.client.patch(url),
@@ -232,7 +237,7 @@ pub async fn raw(app: &TestApp, method: &str, path: &str, body: &'static str) ->
     };
     let r = req
         .header("content-type", "application/json")
-        .body(body)
+        .body(body.into())
         .send()
         .await
         .expect("request");
