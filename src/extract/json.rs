@@ -37,7 +37,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     reject_nul(bytes)?;
     let mut de = serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, T>(super::strict::Strict(&mut de)) {
+    match serde_path_to_error::deserialize::<_, T>(super::strict::Strict::new(&mut de)) {
         // Only whitespace may follow the value: `{"name": "x"} garbage` is a decode error, as
         // it is for Prefect, not a flow named x.
         Ok(v) => match de.end() {
@@ -76,6 +76,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }
             }
             let msg = inner.to_string();
+            if msg.starts_with(super::strict::TOO_LONG) {
+                let max = super::strict::MAX_NAME_CHARS;
+                return Err(ApiError::Validation {
+                    loc,
+                    msg: format!("{} {max} characters", super::strict::TOO_LONG),
+                    kind: "string_too_long",
+                    body: serde_json::from_slice::<Value>(bytes).ok(),
+                });
+            }
             if msg.starts_with("invalid type: sequence, expected struct") {
                 return Err(ApiError::Validation {
                     loc,

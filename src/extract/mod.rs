@@ -4,7 +4,7 @@
 
 pub mod json;
 pub mod params;
-mod strict;
+pub mod strict;
 pub mod workspace;
 
 pub use json::{Json, JsonOrDefault};

@@ -1,19 +1,85 @@
-//! `Strict`: a deserializer adaptor under which a struct is read only from a JSON object, at every
-//! depth. serde's derived structs also accept an array of their fields in order, so `POST
-//! /artifacts/ []` made an artifact of defaults and `{"state": ["COMPLETED"]}` a state; Prefect's
-//! models take objects only. Everything else passes through unchanged.
+//! `Strict`: the deserializer adaptor every request body is read through. Two rules, at every
+//! depth:
+//! - a struct is read only from a JSON object. serde's derived structs also accept an array of
+//!   their fields in order, so `POST /artifacts/ []` made an artifact of defaults and `{"state":
+//!   [...]}` a state; Prefect's models take objects only.
+//! - a struct field that names or keys a stored object ([`LIMITED_FIELDS`]) holds at most
+//!   [`MAX_NAME_CHARS`] characters, on both backends: PostgreSQL refuses index entries past about
+//!   2.7 kB, and SQLite would take 10 MB, so the limit is one documented number instead.
+//!
+//! Maps of free-form values (parameters, job variables, block data) are not structs and keep any
+//! key or length.
 
+use std::cell::Cell;
 use std::fmt;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
 
-pub struct Strict<D>(pub D);
+/// The most characters a name or key may have (flows, deployments, work pools and queues,
+/// workers, limits, artifact and input keys, block names and slugs, schedule slugs, task and
+/// idempotency keys).
+pub const MAX_NAME_CHARS: usize = 500;
+
+/// Struct fields that hold a name or key (see [`MAX_NAME_CHARS`]).
+const LIMITED_FIELDS: [&str; 7] = [
+    "name",
+    "key",
+    "slug",
+    "tag",
+    "task_key",
+    "dynamic_key",
+    "idempotency_key",
+];
+
+/// The start of the message a too-long name is refused with (pydantic's `string_too_long`).
+pub const TOO_LONG: &str = "String should have at most";
+
+/// What the value being read is, for the length rule.
+#[derive(Clone)]
+enum Mode {
+    Plain,
+    /// A struct's field name: notes whether the field is limited.
+    Key(Rc<Cell<bool>>),
+    /// The value of a limited field.
+    Limited,
+}
+
+impl Mode {
+    fn check<E: de::Error>(&self, s: &str) -> Result<(), E> {
+        match self {
+            Mode::Plain => Ok(()),
+            Mode::Key(limited) => {
+                limited.set(LIMITED_FIELDS.contains(&s));
+                Ok(())
+            }
+            Mode::Limited if s.len() > MAX_NAME_CHARS && s.chars().count() > MAX_NAME_CHARS => {
+                Err(E::custom(format!("{TOO_LONG} {MAX_NAME_CHARS} characters")))
+            }
+            Mode::Limited => Ok(()),
+        }
+    }
+}
+
+pub struct Strict<D> {
+    de: D,
+    mode: Mode,
+}
+
+impl<D> Strict<D> {
+    pub fn new(de: D) -> Self {
+        Strict {
+            de,
+            mode: Mode::Plain,
+        }
+    }
+}
 
 /// Deserializer methods that take only a visitor: the visitor is wrapped, nothing else changes.
 macro_rules! forward_visitor {
     ($($method:ident)*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-            self.0.$method(Wrap(visitor))
+            self.de.$method(Wrap::new(visitor, self.mode))
         }
     )*};
 }
@@ -35,7 +101,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_unit_struct(name, Wrap(visitor))
+        self.de
+            .deserialize_unit_struct(name, Wrap::new(visitor, self.mode))
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -43,7 +110,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_newtype_struct(name, Wrap(visitor))
+        self.de
+            .deserialize_newtype_struct(name, Wrap::new(visitor, self.mode))
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -51,7 +119,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_tuple(len, Wrap(visitor))
+        self.de
+            .deserialize_tuple(len, Wrap::new(visitor, self.mode))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -60,17 +129,21 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_tuple_struct(name, len, Wrap(visitor))
+        self.de
+            .deserialize_tuple_struct(name, len, Wrap::new(visitor, self.mode))
     }
 
-    /// The one change: a struct is read as a map, so an array is "invalid type: sequence".
+    /// A struct is read as a map (so an array is "invalid type: sequence") whose field names
+    /// are watched for the limited ones.
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_map(Wrap(visitor))
+        let mut wrap = Wrap::new(visitor, self.mode);
+        wrap.is_struct = true;
+        self.de.deserialize_map(wrap)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -79,21 +152,46 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_enum(name, variants, Wrap(visitor))
+        self.de
+            .deserialize_enum(name, variants, Wrap::new(visitor, self.mode))
     }
 
     fn is_human_readable(&self) -> bool {
-        self.0.is_human_readable()
+        self.de.is_human_readable()
     }
 }
 
-/// A visitor whose nested deserializers, sequences, maps and enums are made strict in turn.
-struct Wrap<V>(V);
+/// A visitor whose strings are checked and whose nested deserializers, sequences, maps and
+/// enums are made strict in turn.
+struct Wrap<V> {
+    visitor: V,
+    mode: Mode,
+    is_struct: bool,
+}
+
+impl<V> Wrap<V> {
+    fn new(visitor: V, mode: Mode) -> Self {
+        Wrap {
+            visitor,
+            mode,
+            is_struct: false,
+        }
+    }
+}
 
 macro_rules! forward_value {
     ($($method:ident: $ty:ty)*) => {$(
         fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
-            self.0.$method(v)
+            self.visitor.$method(v)
+        }
+    )*};
+}
+
+macro_rules! forward_str {
+    ($($method:ident: $ty:ty)*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
+            self.mode.check::<E>(&v)?;
+            self.visitor.$method(v)
         }
     )*};
 }
@@ -102,65 +200,97 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<V> {
     type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        self.0.expecting(f)
+        self.visitor.expecting(f)
     }
 
     forward_value!(
         visit_bool: bool visit_i8: i8 visit_i16: i16 visit_i32: i32 visit_i64: i64
         visit_i128: i128 visit_u8: u8 visit_u16: u16 visit_u32: u32 visit_u64: u64
-        visit_u128: u128 visit_f32: f32 visit_f64: f64 visit_char: char visit_str: &str
-        visit_borrowed_str: &'de str visit_string: String visit_bytes: &[u8]
+        visit_u128: u128 visit_f32: f32 visit_f64: f64 visit_char: char visit_bytes: &[u8]
         visit_borrowed_bytes: &'de [u8] visit_byte_buf: Vec<u8>
     );
 
+    forward_str!(visit_str: &str visit_borrowed_str: &'de str visit_string: String);
+
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_none()
+        self.visitor.visit_none()
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_unit()
+        self.visitor.visit_unit()
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        self.0.visit_some(Strict(d))
+        self.visitor.visit_some(Strict {
+            de: d,
+            mode: self.mode,
+        })
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        self.0.visit_newtype_struct(Strict(d))
+        self.visitor.visit_newtype_struct(Strict {
+            de: d,
+            mode: self.mode,
+        })
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_seq(Strict(seq))
+        self.visitor.visit_seq(Entries(seq))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_map(Strict(map))
+        if self.is_struct {
+            self.visitor.visit_map(Fields {
+                map,
+                limited: Rc::new(Cell::new(false)),
+            })
+        } else {
+            self.visitor.visit_map(Entries(map))
+        }
     }
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_enum(Strict(data))
+        self.visitor.visit_enum(Entries(data))
     }
 }
 
 /// A seed whose deserializer is strict.
-struct Seed<S>(S);
+struct Seed<S> {
+    seed: S,
+    mode: Mode,
+}
+
+impl<S> Seed<S> {
+    fn plain(seed: S) -> Self {
+        Seed {
+            seed,
+            mode: Mode::Plain,
+        }
+    }
+}
 
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<S> {
     type Value = S::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
-        self.0.deserialize(Strict(d))
+        self.seed.deserialize(Strict {
+            de: d,
+            mode: self.mode,
+        })
     }
 }
 
-impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Strict<A> {
+/// The elements of a sequence, the entries of a map of free-form keys, or an enum's variant.
+struct Entries<A>(A);
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Entries<A> {
     type Error = A::Error;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
-        self.0.next_element_seed(Seed(seed))
+        self.0.next_element_seed(Seed::plain(seed))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -168,18 +298,18 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Strict<A> {
     }
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for Strict<A> {
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Entries<A> {
     type Error = A::Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        self.0.next_key_seed(Seed(seed))
+        self.0.next_key_seed(Seed::plain(seed))
     }
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
-        self.0.next_value_seed(Seed(seed))
+        self.0.next_value_seed(Seed::plain(seed))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -187,20 +317,54 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Strict<A> {
     }
 }
 
-impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Strict<A> {
+/// A struct's fields: the key tells whether the value is a limited name.
+struct Fields<A> {
+    map: A,
+    limited: Rc<Cell<bool>>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Fields<A> {
     type Error = A::Error;
-    type Variant = Strict<A::Variant>;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.limited.set(false);
+        self.map.next_key_seed(Seed {
+            seed,
+            mode: Mode::Key(self.limited.clone()),
+        })
+    }
+
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
+        let mode = if self.limited.get() {
+            Mode::Limited
+        } else {
+            Mode::Plain
+        };
+        self.map.next_value_seed(Seed { seed, mode })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Entries<A> {
+    type Error = A::Error;
+    type Variant = Entries<A::Variant>;
 
     fn variant_seed<T: DeserializeSeed<'de>>(
         self,
         seed: T,
     ) -> Result<(T::Value, Self::Variant), A::Error> {
-        let (value, variant) = self.0.variant_seed(Seed(seed))?;
-        Ok((value, Strict(variant)))
+        let (value, variant) = self.0.variant_seed(Seed::plain(seed))?;
+        Ok((value, Entries(variant)))
     }
 }
 
-impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Strict<A> {
+impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Entries<A> {
     type Error = A::Error;
 
     fn unit_variant(self) -> Result<(), A::Error> {
@@ -208,11 +372,11 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Strict<A> {
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
-        self.0.newtype_variant_seed(Seed(seed))
+        self.0.newtype_variant_seed(Seed::plain(seed))
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
-        self.0.tuple_variant(len, Wrap(visitor))
+        self.0.tuple_variant(len, Wrap::new(visitor, Mode::Plain))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -220,7 +384,8 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for Strict<A> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        self.0.struct_variant(fields, Wrap(visitor))
+        self.0
+            .struct_variant(fields, Wrap::new(visitor, Mode::Plain))
     }
 }
 
@@ -244,7 +409,7 @@ mod tests {
 
     fn strict(text: &str) -> Result<Outer, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_str(text);
-        serde::Deserialize::deserialize(Strict(&mut de))
+        serde::Deserialize::deserialize(Strict::new(&mut de))
     }
 
     #[test]
@@ -263,5 +428,20 @@ mod tests {
             .expect("objects");
         assert_eq!(ok.inner, Some(Inner { kind: "k".into() }));
         assert_eq!(ok.other, Some(serde_json::json!([1, {"a": [2]}])));
+    }
+
+    #[test]
+    fn names_and_keys_of_structs_are_limited_free_form_maps_are_not() {
+        let long = "é".repeat(MAX_NAME_CHARS + 1);
+        let at_most = "é".repeat(MAX_NAME_CHARS);
+        let e = strict(&format!(r#"{{"name": "{long}"}}"#)).expect_err("too long");
+        assert!(e.to_string().starts_with(TOO_LONG), "{e}");
+        let ok = strict(&format!(r#"{{"name": "{at_most}"}}"#)).expect("at the limit");
+        assert_eq!(ok.name.map(|n| n.chars().count()), Some(MAX_NAME_CHARS));
+        let free = strict(&format!(
+            r#"{{"other": {{"name": "{long}", "key": ["{long}"]}}}}"#
+        ))
+        .expect("free-form values keep any length");
+        assert!(free.other.is_some());
     }
 }
