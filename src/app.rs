@@ -177,10 +177,12 @@ fn start_services(
         list.push(Arc::new(crate::events::persister::Persister {
             state: state.clone(),
             consumer: consumer.clone(),
+            size: Default::default(),
         }));
         list.push(Arc::new(crate::events::recorder::Recorder {
             state: state.clone(),
             consumer,
+            size: Default::default(),
         }));
     }
     if state.roles.api {

@@ -18,6 +18,7 @@ const MAX_DELIVERIES: u32 = 5;
 pub struct Persister {
     pub state: Arc<AppState>,
     pub consumer: String,
+    pub size: super::recorder::ReadSize,
 }
 
 impl Service for Persister {
@@ -32,8 +33,7 @@ impl Service for Persister {
     fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let s = &self.state;
-            let batch = s.settings.services.consumer_batch_size;
-            let msgs = super::recorder::read(s, GROUP, &self.consumer, batch).await?;
+            let (msgs, full) = super::recorder::read(s, GROUP, &self.consumer, &self.size).await?;
             if msgs.is_empty() {
                 return Ok(Tick::Idle);
             }
@@ -67,11 +67,7 @@ impl Service for Persister {
                     return Err(e.into());
                 }
             }
-            Ok(if msgs.len() >= batch {
-                Tick::Busy
-            } else {
-                Tick::Idle
-            })
+            Ok(if full { Tick::Busy } else { Tick::Idle })
         })
     }
 }

@@ -3,6 +3,7 @@
 //! events changes nothing; out-of-order events never regress a run (the newest state wins).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,31 +24,63 @@ const MAX_DELIVERIES: u32 = 5;
 pub struct Recorder {
     pub state: Arc<AppState>,
     pub consumer: String,
+    pub size: ReadSize,
 }
 
-/// Reads the next batch for `group`, creating the group when it is missing (first start, or a
-/// Redis that lost its data).
+/// Most bytes of messages a consumer asks for in one read (see [`ReadSize`]).
+const READ_BYTES: usize = 16 * 1024 * 1024;
+
+/// Sizes a consumer's reads by bytes as well as count: a read asks for as many messages as
+/// [`READ_BYTES`] holds at the largest message of the previous read, and never more than the
+/// configured batch. Streams hold no byte counts, so the previous read is the estimate; after
+/// one read of large events the next ones shrink (500 events of 1.5 MB were 750 MB in memory).
+#[derive(Default)]
+pub struct ReadSize {
+    largest: AtomicUsize,
+}
+
+impl ReadSize {
+    pub fn count(&self, batch: usize) -> usize {
+        match self.largest.load(Ordering::Relaxed) {
+            0 => batch,
+            largest => (READ_BYTES / largest).clamp(1, batch.max(1)),
+        }
+    }
+
+    fn observe(&self, msgs: &[Message]) {
+        let largest = msgs.iter().map(|m| m.payload.len()).max().unwrap_or(0);
+        self.largest.store(largest, Ordering::Relaxed);
+    }
+}
+
+/// Reads the next batch for `group` (creating the group when it is missing: first start, or a
+/// Redis that lost its data), sized by `size`; answers the messages and whether the read was
+/// full (more may be waiting).
 pub async fn read(
     s: &AppState,
     group: &str,
     consumer: &str,
-    batch: usize,
-) -> Result<Vec<Message>, BrokerError> {
+    size: &ReadSize,
+) -> Result<(Vec<Message>, bool), BrokerError> {
+    let count = size.count(s.settings.services.consumer_batch_size);
     let streams = &s.brokers.streams;
     let block = Duration::from_millis(s.settings.services.consumer_block_ms);
     let visibility = Duration::from_secs(s.settings.services.visibility_timeout_seconds);
-    match streams
-        .read(STREAM, group, consumer, batch, block, visibility)
+    let msgs = match streams
+        .read(STREAM, group, consumer, count, block, visibility)
         .await
     {
         Err(BrokerError::NoGroup { .. }) => {
             streams.ensure_group_from_start(STREAM, group).await?;
             streams
-                .read(STREAM, group, consumer, batch, block, visibility)
+                .read(STREAM, group, consumer, count, block, visibility)
                 .await
         }
         other => other,
-    }
+    }?;
+    size.observe(&msgs);
+    let full = msgs.len() >= count;
+    Ok((msgs, full))
 }
 
 impl Service for Recorder {
@@ -62,8 +95,7 @@ impl Service for Recorder {
     fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
             let s = &self.state;
-            let batch = s.settings.services.consumer_batch_size;
-            let msgs = read(s, GROUP, &self.consumer, batch).await?;
+            let (msgs, full) = read(s, GROUP, &self.consumer, &self.size).await?;
             if msgs.is_empty() {
                 return Ok(Tick::Idle);
             }
@@ -110,11 +142,7 @@ impl Service for Recorder {
             }
             super::settle(s, outbox::TO_RECORDER, seqs).await?;
             s.brokers.streams.ack(STREAM, GROUP, &ids).await?;
-            Ok(if msgs.len() >= batch {
-                Tick::Busy
-            } else {
-                Tick::Idle
-            })
+            Ok(if full { Tick::Busy } else { Tick::Idle })
         })
     }
 }
@@ -264,4 +292,32 @@ pub fn to_rows(env: &Envelope) -> Option<(TaskRunRow, TaskRunStateRow)> {
             .unwrap_or(0.0),
     };
     Some((run, state))
+}
+
+#[cfg(test)]
+mod read_size_tests {
+    use super::*;
+
+    fn msgs(sizes: &[usize]) -> Vec<Message> {
+        sizes
+            .iter()
+            .map(|n| Message {
+                id: "1-0".into(),
+                payload: vec![b'x'; *n],
+                deliveries: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_shrink_after_large_messages_and_grow_back() {
+        let size = ReadSize::default();
+        assert_eq!(size.count(500), 500, "nothing seen yet");
+        size.observe(&msgs(&[100, 1_500_000, 200]));
+        assert_eq!(size.count(500), READ_BYTES / 1_500_000);
+        size.observe(&msgs(&[40 << 20]));
+        assert_eq!(size.count(500), 1, "one at a time, never none");
+        size.observe(&msgs(&[300; 10]));
+        assert_eq!(size.count(500), 500);
+    }
 }

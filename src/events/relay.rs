@@ -15,7 +15,10 @@ use crate::state::AppState;
 use crate::storage::outbox::{self, Relayed};
 use crate::storage::Database;
 
+/// Most rows claimed by one pass, and most bytes of events (the first row always goes, however
+/// large): a backlog of 1.5 MB events is moved a few at a time, not 500 at once.
 const BATCH: i64 = 500;
+const BATCH_BYTES: i64 = 16 * 1024 * 1024;
 /// Vacuum the outbox after this many published rows.
 const VACUUM_EVERY: usize = 2_000;
 /// How long a woken relay waits before claiming rows.
@@ -127,6 +130,11 @@ impl Relay {
                     "events published long ago are still unconfirmed: publishing them again"
                 );
             }
+            let age = Duration::from_secs(self.state.settings.redis.stream_max_age_seconds);
+            let trimmed = self.state.brokers.streams.trim_older(STREAM, age).await?;
+            if trimmed > 0 {
+                tracing::debug!(entries = trimmed, "trimmed the event stream by age");
+            }
         }
         Ok(())
     }
@@ -160,8 +168,10 @@ impl Service for Relay {
             let now = crate::time::now_naive();
             let unreadable = Arc::new(Mutex::new(Vec::new()));
             let dropped = unreadable.clone();
+            let sent_bytes = Arc::new(AtomicUsize::new(0));
+            let sent = sent_bytes.clone();
             let mut c = db.read().await?;
-            let relayed = outbox::relay(&mut c, BATCH, now, move |rows| async move {
+            let relayed = outbox::relay(&mut c, BATCH, BATCH_BYTES, now, move |rows| async move {
                 let mut done = Vec::with_capacity(rows.len());
                 let mut payloads = Vec::with_capacity(rows.len());
                 let mut seqs = Vec::with_capacity(rows.len());
@@ -181,6 +191,7 @@ impl Service for Relay {
                         seq: Some(row.seq),
                     };
                     payloads.push(serde_json::to_vec(&env).unwrap_or_default());
+                    sent.fetch_add(row.event.len(), Ordering::Relaxed);
                     seqs.push(row.seq);
                 }
                 // In pipelines of at most PUBLISH_BYTES, so large events never make one huge
@@ -228,7 +239,9 @@ impl Service for Relay {
                     .await?;
             }
             self.vacuum_when_due(db, moved);
-            let full = moved as i64 >= BATCH;
+            // A batch cut by size leaves rows waiting as surely as a full one.
+            let big = sent_bytes.load(Ordering::Relaxed) as i64 >= BATCH_BYTES;
+            let full = moved as i64 >= BATCH || (moved > 0 && big);
             self.backlog.store(full, Ordering::Relaxed);
             Ok(if full { Tick::Busy } else { Tick::Idle })
         })

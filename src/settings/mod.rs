@@ -76,6 +76,7 @@ pub struct RedisSettings {
     pub pool_size: usize,
     pub namespace: String,
     pub stream_maxlen: usize,
+    pub stream_max_age_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -279,6 +280,9 @@ impl Settings {
         }
         if self.redis.stream_maxlen < 100 {
             p.push("redis.stream_maxlen: must be at least 100".into());
+        }
+        if self.redis.stream_max_age_seconds < 60 {
+            p.push("redis.stream_max_age_seconds: must be at least 60".into());
         }
         if self.services.consumer_batch_size == 0 || self.services.consumer_batch_size > 10_000 {
             p.push("services.consumer_batch_size: must be between 1 and 10000".into());

@@ -92,6 +92,7 @@ pub enum Relayed {
 pub async fn relay<F, Fut>(
     c: &mut Conn,
     limit: i64,
+    max_bytes: i64,
     now: NaiveDateTime,
     publish: F,
 ) -> StorageResult<Relayed>
@@ -106,13 +107,19 @@ where
             let result = pg
                 .transaction::<_, diesel::result::Error, _>(async |c| {
                     // Raw SQL: diesel cannot put a locking subquery in an UPDATE's filter.
+                    // The running size of the locked rows (octet_length reads a stored value's
+                    // size without decompressing it) cuts the batch at `max_bytes`.
                     let mut rows: Vec<OutboxRow> = super::postgres::Statement::new(
                         "UPDATE event_outbox SET published = ? WHERE seq IN (SELECT seq FROM \
+                         (SELECT seq, sum(octet_length(event)) OVER (ORDER BY seq) \
+                         - octet_length(event) AS before FROM (SELECT seq, event FROM \
                          event_outbox WHERE published IS NULL ORDER BY seq LIMIT ? \
-                         FOR UPDATE SKIP LOCKED) RETURNING seq, workspace_id, event_id, event",
+                         FOR UPDATE SKIP LOCKED) AS claimable) AS sized WHERE before < ?) \
+                         RETURNING seq, workspace_id, event_id, event",
                     )
                     .bind::<diesel::sql_types::Timestamp, _>(now)
                     .bind::<diesel::sql_types::BigInt, _>(limit)
+                    .bind::<diesel::sql_types::BigInt, _>(max_bytes)
                     .load(c)
                     .await?;
                     rows.sort_by_key(|r| r.seq);
@@ -130,8 +137,24 @@ where
             Ok(Relayed::Marked(n))
         }
         Backend::Sqlite(c) => {
+            // Sizes first, then only the rows that fit: a backlog of large events is not
+            // read whole into memory.
+            let sizes: Vec<(i64, i64)> = event_outbox::table
+                .filter(event_outbox::published.is_null())
+                .order(event_outbox::seq.asc())
+                .limit(limit)
+                .select((
+                    event_outbox::seq,
+                    diesel::dsl::sql::<diesel::sql_types::BigInt>("length(CAST(event AS BLOB))"),
+                ))
+                .load(c)
+                .await?;
+            let Some(last) = last_that_fits(&sizes, max_bytes) else {
+                return Ok(Relayed::Published(publish(Vec::new()).await));
+            };
             let rows: Vec<OutboxRow> = event_outbox::table
                 .filter(event_outbox::published.is_null())
+                .filter(event_outbox::seq.le(last))
                 .order(event_outbox::seq.asc())
                 .limit(limit)
                 .select(OutboxRow::as_select())
@@ -140,6 +163,21 @@ where
             Ok(Relayed::Published(publish(rows).await))
         }
     }
+}
+
+/// The `seq` of the last row, in order, that starts before `max_bytes` of the rows before it (so
+/// the first row always fits, however large).
+fn last_that_fits(sizes: &[(i64, i64)], max_bytes: i64) -> Option<i64> {
+    let mut before = 0i64;
+    let mut last = None;
+    for (seq, size) in sizes {
+        if before >= max_bytes {
+            break;
+        }
+        last = Some(*seq);
+        before = before.saturating_add(*size);
+    }
+    last
 }
 
 /// Marks the rows with these `seq`s published at `now` (SQLite's relay, on the writer).
@@ -267,4 +305,24 @@ pub async fn vacuum(c: &mut Conn) -> StorageResult<()> {
         Backend::Sqlite(_) => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_batch_stops_at_its_size_but_always_takes_one_row() {
+        let rows = [(1, 600), (2, 600), (3, 10), (4, 10)];
+        assert_eq!(
+            super::last_that_fits(&rows, 1000),
+            Some(2),
+            "starts under the budget"
+        );
+        assert_eq!(
+            super::last_that_fits(&rows, 100),
+            Some(1),
+            "one, however large"
+        );
+        assert_eq!(super::last_that_fits(&rows, 1 << 20), Some(4));
+        assert_eq!(super::last_that_fits(&[], 1000), None);
+    }
 }

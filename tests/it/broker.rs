@@ -129,6 +129,7 @@ contract!(streams_dead_letter, with_streams, None);
 contract!(streams_blocking_read_wakes, with_streams, None);
 contract!(streams_missing_group, with_streams, None);
 contract!(streams_trimmed_to_maxlen, with_streams, Some(10));
+contract!(streams_trimmed_by_age, with_streams, None);
 
 async fn cache_set_get_delete(cache: Cache) {
     assert_eq!(cache.get("k").await.unwrap(), None);
@@ -385,6 +386,32 @@ async fn streams_trimmed_to_maxlen(s: Streams) {
         .unwrap();
     let expected: Vec<String> = (30..40).map(|i| format!("m{i}")).collect();
     assert_eq!(payloads(&got), expected, "only the newest survive");
+}
+
+/// Entries older than the age are dropped whether read or not; younger ones stay.
+async fn streams_trimmed_by_age(s: Streams) {
+    s.ensure_group_from_start("ev", "g").await.unwrap();
+    publish_n(&s, "ev", 5).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = s.publish("ev", b"fresh").await.unwrap();
+    assert_eq!(
+        s.trim_older("ev", Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+    assert_eq!(s.len("ev").await.unwrap(), 6);
+    assert_eq!(s.trim_older("ev", Duration::from_secs(1)).await.unwrap(), 5);
+    let got = s
+        .read("ev", "g", "c", 100, NO_WAIT, LONG_VIS)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&got), vec!["fresh".to_string()]);
+    assert_eq!(got[0].id, fresh);
+    assert_eq!(
+        s.trim_older("nowhere", Duration::from_secs(1))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,8 @@ impl fmt::Debug for MemoryStreams {
 
 pub(super) struct MemStream {
     pub(super) next_seq: u64,
-    pub(super) buf: VecDeque<(u64, Vec<u8>)>,
+    /// (sequence number, payload, when it was published), oldest first.
+    pub(super) buf: VecDeque<(u64, Vec<u8>, Instant)>,
     pub(super) groups: HashMap<String, MemGroup>,
     pub(super) notify: Arc<Notify>,
 }
@@ -61,7 +62,7 @@ impl MemStream {
         else {
             return;
         };
-        while self.buf.front().is_some_and(|(seq, _)| *seq <= floor) {
+        while self.buf.front().is_some_and(|(seq, ..)| *seq <= floor) {
             self.buf.pop_front();
         }
         if self.buf.capacity() > 1024 && self.buf.len() < self.buf.capacity() / 4 {
@@ -71,7 +72,7 @@ impl MemStream {
 }
 
 /// Index of `seq` in the ring buffer (ids are contiguous from the front).
-pub(super) fn index_of(buf: &VecDeque<(u64, Vec<u8>)>, seq: u64) -> Option<usize> {
+pub(super) fn index_of(buf: &VecDeque<(u64, Vec<u8>, Instant)>, seq: u64) -> Option<usize> {
     let first = buf.front()?.0;
     let idx = usize::try_from(seq.checked_sub(first)?).ok()?;
     (idx < buf.len()).then_some(idx)
@@ -98,10 +99,11 @@ impl MemoryStreams {
             let mut map = self.lock();
             let s = map.entry(stream.to_string()).or_insert_with(MemStream::new);
             let mut ids = Vec::with_capacity(payloads.len());
+            let now = Instant::now();
             for payload in payloads {
                 let seq = s.next_seq;
                 s.next_seq += 1;
-                s.buf.push_back((seq, payload.as_ref().to_vec()));
+                s.buf.push_back((seq, payload.as_ref().to_vec(), now));
                 ids.push(format!("{seq}-0"));
             }
             while s.buf.len() > self.maxlen {
@@ -195,10 +197,10 @@ impl MemoryStreams {
         if !out.is_empty() {
             return Ok(out);
         }
-        let first = s.buf.front().map_or(0, |(seq, _)| *seq);
+        let first = s.buf.front().map_or(0, |(seq, ..)| *seq);
         let skip = (g.last_delivered + 1).saturating_sub(first);
         let start = usize::try_from(skip).map_or(s.buf.len(), |i| i.min(s.buf.len()));
-        for (seq, payload) in s.buf.range(start..).take(count) {
+        for (seq, payload, _) in s.buf.range(start..).take(count) {
             g.last_delivered = *seq;
             g.pending.insert(
                 *seq,
@@ -227,6 +229,23 @@ impl MemoryStreams {
             }
             s.trim_acknowledged();
         }
+    }
+
+    /// Drops the entries published more than `age` ago; answers how many.
+    pub(super) fn trim_older(&self, stream: &str, age: Duration) -> u64 {
+        let mut map = self.lock();
+        let Some(s) = map.get_mut(stream) else {
+            return 0;
+        };
+        let Some(cutoff) = Instant::now().checked_sub(age) else {
+            return 0;
+        };
+        let mut n = 0;
+        while s.buf.front().is_some_and(|(_, _, at)| *at < cutoff) {
+            s.buf.pop_front();
+            n += 1;
+        }
+        n
     }
 
     pub(super) fn len(&self, stream: &str) -> u64 {

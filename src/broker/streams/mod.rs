@@ -156,6 +156,28 @@ impl Streams {
         }
     }
 
+    /// Drops the entries of `stream` published more than `age` ago, read or not (`XTRIM MINID`
+    /// on Redis): with `maxlen` this bounds the stream by age as well as by
+    /// count, so a backlog of large events cannot fill Redis. What a consumer never got is
+    /// still in the outbox and is published again (see `events::relay`).
+    pub async fn trim_older(&self, stream: &str, age: Duration) -> Result<u64, BrokerError> {
+        match self {
+            Streams::Redis(r) => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                let min_id = now_ms.saturating_sub(age.as_millis());
+                let cmd = redis::cmd("XTRIM")
+                    .arg(r.key(stream))
+                    .arg("MINID")
+                    .arg(min_id.to_string())
+                    .clone();
+                r.conn.query("XTRIM", &cmd, Duration::ZERO).await
+            }
+            Streams::Memory(m) => Ok(m.trim_older(stream, age)),
+        }
+    }
+
     /// Creates `group` (and the stream) if missing; a new group sees only later messages.
     pub async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BrokerError> {
         self.create_group(stream, group, false).await

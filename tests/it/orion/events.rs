@@ -393,3 +393,57 @@ async fn a_large_log_batch_is_stored_whole() {
     assert_eq!(page(2_500).await, json!([]));
     app.stop().await;
 }
+
+/// The relay claims a backlog of large events by size as well as count: twelve events of about
+/// 1.1 MB go out four at a time under a 4 MiB budget (not all at once: 500 events of 1.5 MB
+/// made one 1.1 GB XADD), and a single event larger than the budget still goes alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_claims_large_events_by_size() {
+    use orrery::storage::outbox::{self, Relayed};
+
+    let app = TestApp::builder()
+        .setting("ORRERY__SERVICES__OUTBOX_RELAY_INTERVAL_MS", "0")
+        .start()
+        .await;
+    let big = || {
+        json!({
+            "id": uuid::Uuid::new_v4(),
+            "occurred": chrono::Utc::now().to_rfc3339(),
+            "event": "test.big",
+            "resource": {"prefect.resource.id": "test.big.1"},
+            "payload": {"blob": "x".repeat(1_100_000)},
+        })
+    };
+    let events: Vec<Value> = (0..12).map(|_| big()).collect();
+    let (status, body) = call(&app, "POST", "/api/events", Some(Value::Array(events))).await;
+    assert_eq!(status, 204, "{body}");
+    let state = app.app_state();
+    let mut batches = Vec::new();
+    for budget in [4 << 20, 4 << 20, 1 << 20, 100 << 20] {
+        let mut c = state.stores.orion.read().await.expect("connection");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(0usize));
+        let counter = seen.clone();
+        let relayed = outbox::relay(&mut c, 500, budget, chrono::Utc::now().naive_utc(), {
+            move |rows| async move {
+                *counter.lock().expect("lock") = rows.len();
+                rows.iter().map(|r| r.seq).collect()
+            }
+        })
+        .await
+        .expect("relay");
+        drop(c);
+        if let Relayed::Published(done) = relayed {
+            state
+                .stores
+                .orion
+                .write(async move |c| {
+                    outbox::mark_published(c, &done, chrono::Utc::now().naive_utc()).await
+                })
+                .await
+                .expect("mark");
+        }
+        batches.push(*seen.lock().expect("lock"));
+    }
+    assert_eq!(batches, vec![4, 4, 1, 3]);
+    app.stop().await;
+}
