@@ -114,9 +114,9 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Rejected(m) => ApiError::unprocessable(m),
             StorageError::Blocks(e) => e.into(),
-            StorageError::Pool(m) | StorageError::Connect { reason: m, .. } => {
-                ApiError::Unavailable(m)
-            }
+            StorageError::Pool(m)
+            | StorageError::ConnectionLost(m)
+            | StorageError::Connect { reason: m, .. } => ApiError::Unavailable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

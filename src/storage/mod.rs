@@ -73,6 +73,10 @@ pub enum StorageError {
     Migrate { db: &'static str, reason: String },
     #[error("database connection unavailable: {0}")]
     Pool(String),
+    /// The connection died under a statement (a PostgreSQL restart or failover, an
+    /// administrator's `pg_terminate_backend`). Like `Pool`, a 503 the client retries.
+    #[error("database connection lost: {0}")]
+    ConnectionLost(String),
     #[error("not found")]
     NotFound,
     #[error("conflict: {0}")]
@@ -120,13 +124,13 @@ impl From<diesel::result::Error> for StorageError {
             // try again — 503 with Retry-After, which the client retries, not 500. The pool
             // drops the broken connection when it comes back.
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                StorageError::Pool(info.message().to_string())
+                StorageError::ConnectionLost(info.message().to_string())
             }
             Error::DatabaseError(_, info) if connection_lost(info.message()) => {
-                StorageError::Pool(info.message().to_string())
+                StorageError::ConnectionLost(info.message().to_string())
             }
             Error::BrokenTransactionManager => {
-                StorageError::Pool("the connection's transaction state was lost".into())
+                StorageError::ConnectionLost("the connection's transaction state was lost".into())
             }
             other => StorageError::Query(other),
         }
@@ -243,12 +247,22 @@ impl Conn {
     where
         F: for<'c> WriteFn<'c, T>,
     {
+        self.transaction_staged(f).await.map_err(|(e, _)| e)
+    }
+
+    /// [`transaction`](Self::transaction), saying where an error came from: the body (with
+    /// BEGIN) or the COMMIT.
+    async fn transaction_staged<T, F>(&mut self, f: F) -> Result<T, (StorageError, Stage)>
+    where
+        F: for<'c> WriteFn<'c, T>,
+    {
         use diesel_async::TransactionManager;
         type PgTm = diesel_async::AnsiTransactionManager;
-        match self.backend() {
-            Backend::Pg(c) => PgTm::begin_transaction(c).await?,
-            Backend::Sqlite(c) => sqlite::begin(c).await?,
-        }
+        let begun = match self.backend() {
+            Backend::Pg(c) => PgTm::begin_transaction(c).await.map_err(StorageError::from),
+            Backend::Sqlite(c) => sqlite::begin(c).await.map_err(StorageError::from),
+        };
+        begun.map_err(|e| (e, Stage::Body))?;
         let out = f(self).await;
         let end = match (&out, self.backend()) {
             (Ok(_), Backend::Pg(c)) => PgTm::commit_transaction(c).await,
@@ -258,12 +272,19 @@ impl Conn {
         };
         match (out, end) {
             (Ok(v), Ok(())) => Ok(v),
-            (Ok(_), Err(e)) => Err(e.into()),
+            (Ok(_), Err(e)) => Err((e.into(), Stage::Commit)),
             // The body's error is the one that matters; a failed rollback leaves the connection
             // marked broken, and the pool (or the SQLite writer) resets it.
-            (Err(e), _) => Err(e),
+            (Err(e), _) => Err((e, Stage::Body)),
         }
     }
+}
+
+/// Where a transaction failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    Body,
+    Commit,
 }
 
 impl Database {
@@ -310,12 +331,37 @@ impl Database {
     }
 
     /// [`write`](Self::write) inside one transaction: all of `f`'s statements or none.
+    ///
+    /// On PostgreSQL a transaction whose connection dies before its COMMIT is sent (a failover,
+    /// `pg_terminate_backend`) is run once more on a fresh connection: nothing of it was
+    /// committed, so the retry is safe, and the caller sees success instead of a 503. A
+    /// connection lost during the COMMIT itself leaves the outcome unknown, so that one is not
+    /// retried (503, which the client retries against the current state).
     pub async fn transaction<T, F>(&self, f: F) -> StorageResult<T>
     where
         T: Send + 'static,
-        F: for<'c> WriteFn<'c, T> + 'static,
+        F: for<'c> WriteFn<'c, T> + Clone + 'static,
     {
-        self.write(async move |c| c.transaction(f).await).await
+        match self {
+            Database::Postgres(db) => {
+                let again = f.clone();
+                let mut c = Conn(ConnKind::Pg(Box::new(db.get().await?)));
+                match c.transaction_staged(f).await {
+                    Err((StorageError::ConnectionLost(m), Stage::Body)) => {
+                        drop(c);
+                        tracing::warn!(
+                            error = %m,
+                            "database connection lost inside a transaction; running it again \
+                             on a fresh connection"
+                        );
+                        let mut c = Conn(ConnKind::Pg(Box::new(db.get().await?)));
+                        c.transaction(again).await
+                    }
+                    other => other.map_err(|(e, _)| e),
+                }
+            }
+            Database::Sqlite(_) => self.write(async move |c| c.transaction(f).await).await,
+        }
     }
 
     /// [`write`](Self::write) for a job that writes thousands of rows (SQLite: a bigger page

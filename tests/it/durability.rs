@@ -432,3 +432,63 @@ async fn killed_postgres_connections_answer_503_never_500() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+/// A transaction whose connection dies before its COMMIT (here it terminates its own backend,
+/// as a failover or an administrator would) runs again, once, on a fresh connection: the caller
+/// gets its result, not a 503, and the work is done exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_loses_its_connection_runs_again_on_a_fresh_one() {
+    use diesel_async::SimpleAsyncConnection;
+    use orrery::storage::Backend;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if crate::support::pg_url().is_none() {
+        eprintln!("skipped: ORRERY_TEST_DATABASE_URL is not set (the SQLite pass)");
+        return;
+    }
+    let app = TestApp::start().await;
+    let state = app.app_state();
+    let db = &state.stores.orion;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let answer = db
+        .transaction(async move |c| {
+            let attempt = counter.fetch_add(1, Ordering::SeqCst);
+            let Backend::Pg(pg) = c.backend() else {
+                unreachable!("the PostgreSQL pass")
+            };
+            pg.batch_execute("CREATE TABLE IF NOT EXISTS retried (n int)")
+                .await?;
+            if attempt == 0 {
+                pg.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                    .await?;
+            }
+            pg.batch_execute("INSERT INTO retried VALUES (1)").await?;
+            Ok(attempt)
+        })
+        .await
+        .expect("the retry succeeds");
+    assert_eq!((answer, runs.load(Ordering::SeqCst)), (1, 2));
+    let (status, _) = call(&app, "GET", "/api/ready", None).await;
+    assert_eq!(status, 200);
+    let rows = db
+        .transaction(async |c| {
+            let Backend::Pg(pg) = c.backend() else {
+                unreachable!("the PostgreSQL pass")
+            };
+            #[derive(diesel::QueryableByName)]
+            struct N {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let n: Vec<N> = diesel_async::RunQueryDsl::load(
+                diesel::sql_query("SELECT count(*) AS n FROM retried"),
+                pg,
+            )
+            .await?;
+            Ok(n.first().map_or(0, |r| r.n))
+        })
+        .await
+        .expect("count");
+    assert_eq!(rows, 1, "the first attempt's insert was never committed");
+    app.stop().await;
+}

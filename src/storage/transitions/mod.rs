@@ -214,6 +214,7 @@ where
     R: Send + 'static,
     F: Fn(TaskRunContext) -> (TaskRunWrite, R) + Send + Sync + 'static,
 {
-    db.transaction(async move |c| task::task_create(c, &row, cache_key.as_deref(), &decide).await)
+    let decide = Arc::new(decide);
+    db.transaction(async move |c| task::task_create(c, &row, cache_key.as_deref(), &*decide).await)
         .await
 }
