@@ -145,7 +145,10 @@ pub async fn list_paused_runs(
         .inner_join(
             flow_run_states::table.on(flow_run_states::id.nullable().eq(flow_runs::state_id))
         )
-        .filter(flow_runs::state_type.eq("PAUSED"))
+        // A literal, so both databases match the partial index `flow_runs_paused`.
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "flow_runs.state_type = 'PAUSED'"
+        ))
         .filter(flow_runs::id.gt(after))
         .order(flow_runs::id.asc())
         .limit(limit)

@@ -61,6 +61,11 @@ pub async fn run(name: DbName, db: &Database, apply: bool) -> StorageResult<usiz
                 .batch_execute(&lock)
                 .await
                 .map_err(|e| err(e.to_string()))?;
+            // Under the lock: replicas starting together create the schema once.
+            pooled
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", name.as_str()))
+                .await
+                .map_err(|e| err(e.to_string()))?;
             let conn = deadpool_object_take(pooled);
             let (result, conn) = tokio::task::spawn_blocking(move || {
                 let mut harness = AsyncMigrationHarness::new(conn);

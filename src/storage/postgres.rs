@@ -24,9 +24,11 @@ pub struct PgDb {
 /// Opens a connection with the search path set to `schema` (created if missing).
 pub async fn establish(url: &str, schema: &str) -> diesel::ConnectionResult<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(url).await?;
-    // The schema name is one of three fixed identifiers, never user input.
+    // The schema name is one of three fixed identifiers, never user input. It is created by
+    // the migrations, under their lock: a CREATE SCHEMA here ran on every new connection of
+    // every replica, and replicas starting together on an empty database collided on it.
     conn.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}; SET TIME ZONE 'UTC';"
+        "SET search_path TO {schema}; SET TIME ZONE 'UTC';"
     ))
     .await
     .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;

@@ -68,8 +68,9 @@ pub async fn list_stuck_cancelling(
 ) -> StorageResult<Vec<(WorkspaceId, FlowRunId)>> {
     let rows = db_run!(c, |c| {
         flow_runs::table
-            .filter(flow_runs::state_type.eq("CANCELLING"))
+            .filter(state_is("flow_runs", "CANCELLING"))
             .filter(flow_runs::state_timestamp.lt(cutoff))
+            .order(flow_runs::state_timestamp.asc())
             .limit(limit)
             .select((flow_runs::workspace_id, flow_runs::id))
             .load(c)
@@ -136,6 +137,15 @@ pub async fn average_lateness(
     Ok(avg)
 }
 
+/// `{table}.state_type = '{state}'` as a literal, not a bound parameter, so both databases match
+/// the query to the partial index of runs in that state (migration 9). Both are constants.
+fn state_is(
+    table: &'static str,
+    state: &'static str,
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("{table}.state_type = '{state}'"))
+}
+
 const TERMINAL_TYPES: [&str; 4] = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"];
 
 /// An unfinished subflow of a cancelled parent: (workspace, id, its deployment).
@@ -151,7 +161,7 @@ pub async fn list_orphaned_subflows(
     let rows = db_run!(c, |c| {
         let parent = diesel::alias!(flow_runs as parent);
         let parents = parent
-            .filter(parent.field(flow_runs::state_type).eq("CANCELLED"))
+            .filter(state_is("parent", "CANCELLED"))
             .filter(parent.field(flow_runs::end_time).ge(since))
             .select(parent.field(flow_runs::id).nullable());
         let parent_tasks = task_runs::table
@@ -186,7 +196,7 @@ pub async fn list_orphaned_task_runs(
 ) -> StorageResult<Vec<(WorkspaceId, TaskRunId)>> {
     let rows = db_run!(c, |c| {
         let parents = flow_runs::table
-            .filter(flow_runs::state_type.eq("CANCELLED"))
+            .filter(state_is("flow_runs", "CANCELLED"))
             .filter(flow_runs::end_time.ge(since))
             .select(flow_runs::id.nullable());
         task_runs::table

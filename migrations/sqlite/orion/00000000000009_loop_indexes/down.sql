@@ -1,0 +1,3 @@
+DROP INDEX flow_runs_paused;
+DROP INDEX flow_runs_cancelling;
+DROP INDEX flow_runs_cancelled_end;
