@@ -140,11 +140,13 @@ impl From<diesel::result::Error> for StorageError {
 /// Whether a database error message says the connection itself is gone (PostgreSQL's admin
 /// shutdown and crash-recovery messages, a socket closed under the client).
 fn connection_lost(message: &str) -> bool {
-    const LOST: [&str; 6] = [
+    const LOST: [&str; 8] = [
         "terminating connection",
         "server closed the connection",
         "connection closed",
         "connection reset",
+        "error communicating with the server",
+        "broken pipe",
         "the database system is shutting down",
         "the database system is in recovery mode",
     ];
