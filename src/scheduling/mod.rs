@@ -2,6 +2,7 @@
 //! planning of scheduled runs (`plan`), shared by the scheduler service and the API.
 
 pub mod plan;
+mod recurrence;
 pub mod schedule;
 
 pub use schedule::Schedule;

@@ -138,14 +138,15 @@ where
         }
         Backend::Sqlite(c) => {
             // Sizes first, then only the rows that fit: a backlog of large events is not
-            // read whole into memory.
+            // read whole into memory. `octet_length` (SQLite 3.43+, bundled) takes a text's size
+            // from the record header without loading the text.
             let sizes: Vec<(i64, i64)> = event_outbox::table
                 .filter(event_outbox::published.is_null())
                 .order(event_outbox::seq.asc())
                 .limit(limit)
                 .select((
                     event_outbox::seq,
-                    diesel::dsl::sql::<diesel::sql_types::BigInt>("length(CAST(event AS BLOB))"),
+                    diesel::dsl::sql::<diesel::sql_types::BigInt>("octet_length(event)"),
                 ))
                 .load(c)
                 .await?;
