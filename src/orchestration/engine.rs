@@ -372,10 +372,32 @@ pub fn mark_late(mut p: Proposal) -> Outcome {
     orchestrate_with(PolicyKind::MarkLateRuns, p)
 }
 
+/// Orchestrates a background service's proposal as [`orchestrate`] would, but only while the
+/// run is in one of the states `from` (the state the service read it in); otherwise it aborts.
+/// A service reads its runs before proposing, and on several replicas another one (or the
+/// client) may have moved the run since: a forced or terminal-over-terminal proposal would
+/// write the same move a second time.
+pub fn orchestrate_from(p: Proposal, from: &[StateType]) -> Outcome {
+    let current = p.current.as_ref().map(|s| s.state_type);
+    if current.is_some_and(|t| from.contains(&t)) {
+        return orchestrate(p);
+    }
+    let policy = PolicyKind::select(p.kind, p.force, &p.proposed);
+    let original_policy = p.run.flow_policy.clone();
+    let mut ctx = Ctx::new(p);
+    ctx.abort("The run is no longer in the state this service read it in.");
+    finish(policy, ctx, original_policy)
+}
+
 /// Orchestrates a proposal with an explicit policy.
 pub fn orchestrate_with(policy: PolicyKind, p: Proposal) -> Outcome {
     let original_policy = p.run.flow_policy.clone();
     let ctx = run_rules(super::policy::rules(policy), Ctx::new(p));
+    finish(policy, ctx, original_policy)
+}
+
+/// The outcome of a context whose rules have run.
+fn finish(policy: PolicyKind, ctx: Ctx, original_policy: FlowRunPolicy) -> Outcome {
     let written = ctx.proposed.clone();
     let (state_type, state_name, state_timestamp) = match ctx.run_state.clone() {
         Some((t, n, ts)) => (Some(t), Some(n), Some(ts)),

@@ -25,7 +25,7 @@ mod task_rules;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{mark_late, orchestrate, orchestrate_with};
+pub use engine::{mark_late, orchestrate, orchestrate_from, orchestrate_with};
 pub use policy::rule_names;
 pub use proposal::{
     CacheInsert, DeploymentConcurrency, EnclosingFlowRun, OrchestrationConfig, Outcome, PolicyKind,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::ids::{FlowRunId, TaskRunId, WorkspaceId};
 use crate::orchestration::{
     orchestrate, subflow_parent_task_state, OrchestrationConfig, OrchestrationResult, Outcome,
-    Proposal, RunKind, State, StateCreate,
+    Proposal, RunKind, State, StateCreate, StateType,
 };
 use crate::state::AppState;
 use crate::storage::rows::{FlowRow, FlowRunRow, TaskRunRow};
@@ -62,7 +62,7 @@ fn decide_flow_with(
     ctx: FlowRunContext,
     req: &Request,
     now: DateTime<Utc>,
-    engine: fn(Proposal) -> Outcome,
+    engine: impl Fn(Proposal) -> Outcome,
 ) -> (FlowRunWrite, Applied<FlowRunRow>) {
     let ws = ctx.run.workspace_id.clone();
     let naive_now = now.naive_utc();
@@ -167,6 +167,57 @@ pub async fn set_flow_run_state(
     Ok(out)
 }
 
+/// A background service's proposal for flow run `run_id`, applied only while the run is in one
+/// of the states `from` ([`crate::orchestration::orchestrate_from`]): services on several
+/// replicas that read the same run move it once.
+pub async fn service_flow_run_state(
+    state: &AppState,
+    ws: &WorkspaceId,
+    run_id: &FlowRunId,
+    req: Request,
+    from: &'static [StateType],
+) -> StorageResult<Option<Applied<FlowRunRow>>> {
+    let now = crate::time::now();
+    let engine = move |p| crate::orchestration::orchestrate_from(p, from);
+    let out = transitions::transition_flow_run(
+        &state.stores.orion,
+        ws,
+        run_id,
+        now.naive_utc(),
+        move |ctx| decide_flow_with(ctx, &req, now, engine),
+    )
+    .await?;
+    if out.as_ref().is_some_and(|a| a.written) {
+        state.outbox_wake.notify_one();
+    }
+    Ok(out)
+}
+
+/// The task-run twin of [`service_flow_run_state`].
+pub async fn service_task_run_state(
+    state: &AppState,
+    ws: &WorkspaceId,
+    run_id: &TaskRunId,
+    req: Request,
+    from: &'static [StateType],
+) -> StorageResult<Option<Applied<TaskRunRow>>> {
+    let now = crate::time::now();
+    let engine = move |p| crate::orchestration::orchestrate_from(p, from);
+    let out = transitions::transition_task_run(
+        &state.stores.orion,
+        ws,
+        run_id,
+        None,
+        now.naive_utc(),
+        move |ctx| decide_task_with(ctx, &req, now, engine),
+    )
+    .await?;
+    if out.as_ref().is_some_and(|a| a.written) {
+        state.outbox_wake.notify_one();
+    }
+    Ok(out)
+}
+
 /// Proposes `Scheduled "Late"` through the late-runs policy (the late-runs service).
 pub async fn mark_flow_run_late(
     state: &AppState,
@@ -227,6 +278,15 @@ fn decide_task(
     req: &Request,
     now: DateTime<Utc>,
 ) -> (TaskRunWrite, Applied<TaskRunRow>) {
+    decide_task_with(ctx, req, now, orchestrate)
+}
+
+fn decide_task_with(
+    ctx: TaskRunContext,
+    req: &Request,
+    now: DateTime<Utc>,
+    engine: impl Fn(Proposal) -> Outcome,
+) -> (TaskRunWrite, Applied<TaskRunRow>) {
     let naive_now = now.naive_utc();
     let current = ctx.current.as_ref().and_then(task_state);
     let flow_run = ctx
@@ -234,7 +294,7 @@ fn decide_task(
         .as_ref()
         .map(|(fr, s)| (fr, s.as_ref().and_then(flow_state)));
     let proposed = State::from_create(req.state.clone(), new_state_id(), now);
-    let outcome: Outcome = orchestrate(Proposal {
+    let outcome: Outcome = engine(Proposal {
         kind: RunKind::Task,
         run: task_snapshot(&ctx.run, flow_run),
         current: current.clone(),

@@ -3,6 +3,10 @@
 //! unfinished subflow runs are cancelled (CANCELLED, or CANCELLING for a subflow with a
 //! deployment, so that its worker stops it); runs stuck in CANCELLING for longer than five
 //! minutes (their infrastructure never reported back) become CANCELLED.
+//!
+//! Every replica runs this loop: each move is proposed through `runs::service_*_state`, which
+//! writes nothing when the run has meanwhile left the states it was read in (another replica's
+//! pass got there first), so each run is moved once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +23,21 @@ const CANCELLING_TIMEOUT_SECONDS: i64 = 300;
 /// How far back cancelled parents are looked at (the reference's one day).
 const LOOKBACK_HOURS: i64 = 24;
 const PARENT_CANCELLED: &str = "The parent flow run was cancelled.";
+/// The states a run is cancelled from: all but the terminal ones.
+const UNFINISHED: &[StateType] = &[
+    StateType::Scheduled,
+    StateType::Pending,
+    StateType::Running,
+    StateType::Paused,
+    StateType::Cancelling,
+];
+/// The states a subflow with a deployment is moved to CANCELLING from.
+const UNFINISHED_NOT_CANCELLING: &[StateType] = &[
+    StateType::Scheduled,
+    StateType::Pending,
+    StateType::Running,
+    StateType::Paused,
+];
 const TIMEOUT_MESSAGE: &str = "Flow run cancellation timed out; marked this flow run as Cancelled.";
 
 pub struct CancellationCleanup {
@@ -59,7 +78,7 @@ impl Service for CancellationCleanup {
                     force: true,
                     client_version: None,
                 };
-                crate::runs::set_task_run_state(s, ws, id, req).await?;
+                crate::runs::service_task_run_state(s, ws, id, req, UNFINISHED).await?;
             }
 
             let subflows = async {
@@ -84,7 +103,12 @@ impl Service for CancellationCleanup {
                     force: false,
                     client_version: None,
                 };
-                let out = crate::runs::set_flow_run_state(s, ws, id, req).await?;
+                let from = if target == StateType::Cancelling {
+                    UNFINISHED_NOT_CANCELLING
+                } else {
+                    UNFINISHED
+                };
+                let out = crate::runs::service_flow_run_state(s, ws, id, req, from).await?;
                 if out.is_some_and(|a| a.written) {
                     moved += 1;
                 }
@@ -105,7 +129,8 @@ impl Service for CancellationCleanup {
                     force: false,
                     client_version: None,
                 };
-                crate::runs::set_flow_run_state(s, ws, id, req).await?;
+                crate::runs::service_flow_run_state(s, ws, id, req, &[StateType::Cancelling])
+                    .await?;
             }
             // Busy (run again at once) only while full batches make progress; a subflow whose
             // transition is refused stays a candidate and must not spin the loop.

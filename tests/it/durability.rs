@@ -577,34 +577,3 @@ async fn background_loop_queries_use_indexes_not_table_scans() {
     assert!(scans.is_empty(), "the loops read history: {scans:?}");
     app.stop().await;
 }
-
-/// Three replicas started at the same moment on an empty PostgreSQL database all come up (the
-/// schemas are created once, under the migration lock; creating them on every new connection
-/// made simultaneous starts collide).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_replicas_start_together_on_an_empty_database() {
-    let Some(base) = crate::support::pg_url() else {
-        eprintln!("skipped: ORRERY_TEST_DATABASE_URL is not set (the SQLite pass)");
-        return;
-    };
-    for _ in 0..3 {
-        let url = crate::support::fresh_pg_database(&base).await;
-        let start = || {
-            TestApp::builder()
-                .setting("ORRERY__DATABASE__URL", &url)
-                .start()
-        };
-        let (a, b, c) = tokio::join!(start(), start(), start());
-        for app in [&a, &b, &c] {
-            let (status, body) = call(app, "GET", "/api/ready", None).await;
-            assert_eq!(status, 200, "{body}");
-        }
-        let flow = crate::support::create_flow(&a, "shared").await;
-        let (status, body) = call(&c, "GET", &format!("/api/flows/{flow}"), None).await;
-        assert_eq!(status, 200, "one installation: {body}");
-        for app in [a, b, c] {
-            app.stop().await;
-        }
-        crate::support::drop_pg_database(&base, &url).await;
-    }
-}

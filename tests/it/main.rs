@@ -18,5 +18,6 @@ mod foundation;
 mod layers;
 mod limits_v1;
 mod orion;
+mod replicas;
 mod support;
 mod variables;

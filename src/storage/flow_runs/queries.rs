@@ -188,7 +188,9 @@ pub async fn list_orphaned_subflows(
     Ok(rows)
 }
 
-/// (workspace, id) of the unfinished task runs of flow runs CANCELLED since `since`.
+/// (workspace, id) of the unfinished task runs of flow runs CANCELLED since `since`, except
+/// the parent task runs of unfinished subflows: those take their subflow's state when the
+/// subflow is cancelled (`list_orphaned_subflows`), so they are not cancelled twice.
 pub async fn list_orphaned_task_runs(
     c: &mut Conn,
     since: NaiveDateTime,
@@ -199,10 +201,18 @@ pub async fn list_orphaned_task_runs(
             .filter(state_is("flow_runs", "CANCELLED"))
             .filter(flow_runs::end_time.ge(since))
             .select(flow_runs::id.nullable());
+        let sub = diesel::alias!(flow_runs as sub);
+        let unfinished_subflow = sub
+            .filter(
+                sub.field(flow_runs::parent_task_run_id)
+                    .eq(task_runs::id.nullable()),
+            )
+            .filter(sub.field(flow_runs::state_type).ne_all(TERMINAL_TYPES));
         task_runs::table
             .filter(task_runs::flow_run_id.eq_any(parents))
             .filter(task_runs::state_type.is_not_null())
             .filter(task_runs::state_type.ne_all(TERMINAL_TYPES))
+            .filter(diesel::dsl::not(diesel::dsl::exists(unfinished_subflow)))
             .order(task_runs::id.asc())
             .limit(limit)
             .select((task_runs::workspace_id, task_runs::id))
