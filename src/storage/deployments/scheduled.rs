@@ -146,18 +146,17 @@ const PG_CHUNK: usize = 1000;
 
 /// The runs of one PostgreSQL statement, from one array per column, and how many went in.
 /// Array parameters instead of a VALUES list of 35,000 parameters: PostgreSQL's CPU for a cycle
-/// of 61,000 runs went from 9.3 s to about 4 s (bench/README, session 4). This one fails on a
-/// taken idempotency key; [`PG_INSERT_SCHEDULED_SKIP`] skips such runs.
+/// of 61,000 runs went from 9.3 s to about 4 s (bench/README, session 4). A run whose
+/// idempotency key is taken (another scheduler or replica got there first) is skipped. The
+/// conflict target names the idempotency index alone, so only that index is probed before each
+/// row goes in (a bare `ON CONFLICT` probes the primary key too), and a lost race is not an
+/// error in the database's log (a plain INSERT that failed and was retried wrote one per race).
 const PG_INSERT_SCHEDULED: &str = concat!(
     "WITH runs AS (",
-    super::super::flow_runs::insert_runs_from_arrays!("RETURNING id"),
-    ") SELECT COUNT(*) AS n FROM runs"
-);
-
-/// [`PG_INSERT_SCHEDULED`] skipping the runs whose idempotency key is taken.
-const PG_INSERT_SCHEDULED_SKIP: &str = concat!(
-    "WITH runs AS (",
-    super::super::flow_runs::insert_runs_from_arrays!("ON CONFLICT DO NOTHING RETURNING id"),
+    super::super::flow_runs::insert_runs_from_arrays!(
+        "ON CONFLICT (flow_id, idempotency_key) WHERE idempotency_key IS NOT NULL \
+         DO NOTHING RETURNING id"
+    ),
     ") SELECT COUNT(*) AS n FROM runs"
 );
 
@@ -168,37 +167,18 @@ struct Inserted {
 }
 
 /// Inserts `chunk` (inside the caller's transaction) and returns how many runs were new.
-///
-/// The keys were looked up just before, so the chunk goes in with a plain INSERT first, under a
-/// savepoint: `ON CONFLICT DO NOTHING` probes both unique indexes for every row before
-/// inserting it, a tenth of PostgreSQL's CPU in a scheduler cycle (perf). When a key was taken
-/// meanwhile (another scheduler, another replica), the INSERT fails on it, waiting for that
-/// writer's commit first, and the chunk goes in again skipping the taken keys.
 async fn pg_insert_scheduled(
     c: &mut diesel_async::AsyncPgConnection,
     chunk: &[FlowRunRow],
 ) -> diesel::QueryResult<usize> {
-    use diesel::result::{DatabaseErrorKind, Error};
-    use diesel_async::AsyncConnection;
     let runs: Vec<&FlowRunRow> = chunk.iter().collect();
-    let insert = async |c: &mut diesel_async::AsyncPgConnection, sql: &'static str| {
-        let q = super::super::flow_runs::bind_run_arrays(
-            super::super::postgres::Statement::new(sql),
-            &runs,
-        );
-        let inserted: Vec<Inserted> = q.load(c).await?;
-        // One row: the count of runs inserted.
-        Ok::<usize, Error>(inserted.iter().map(|i| i.n as usize).sum())
-    };
-    match c
-        .transaction::<_, Error, _>(async |c| insert(c, PG_INSERT_SCHEDULED).await)
-        .await
-    {
-        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            insert(c, PG_INSERT_SCHEDULED_SKIP).await
-        }
-        other => other,
-    }
+    let q = super::super::flow_runs::bind_run_arrays(
+        super::super::postgres::Statement::new(PG_INSERT_SCHEDULED),
+        &runs,
+    );
+    let inserted: Vec<Inserted> = q.load(c).await?;
+    // One row: the count of runs inserted.
+    Ok(inserted.iter().map(|i| i.n as usize).sum())
 }
 
 /// Whether [`insert_scheduled_runs`] re-checks, in its transaction, that each run's deployment
