@@ -186,15 +186,13 @@ fn start_services(
         }));
     }
     if state.roles.api {
+        use crate::events::stream_out::{Distributor, GROUP_PREFIX};
         let group = format!(
-            "distributor-{}-{}",
+            "{GROUP_PREFIX}{}-{}",
             hostname(),
             uuid::Uuid::new_v4().simple()
         );
-        list.push(Arc::new(crate::events::stream_out::Distributor {
-            state: state.clone(),
-            group,
-        }));
+        list.push(Arc::new(Distributor::new(state.clone(), group)));
     }
     if state.roles.services {
         list.push(Arc::new(crate::services::repossessor::Repossessor {

@@ -36,7 +36,15 @@ pub trait Service: Send + Sync + 'static {
     fn wake(&self) -> Option<Arc<tokio::sync::Notify>> {
         None
     }
+    /// Runs once when the service is stopped (a clean shutdown), for at most [`STOP_TIMEOUT`]:
+    /// releases what belongs to this process alone. Nothing by default.
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
+
+/// How long a stopping service's [`Service::stop`] may take.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Spawns `service` on the current runtime; it stops when `token` is cancelled.
 pub fn spawn(
@@ -90,6 +98,12 @@ pub fn spawn(
                     _ = tokio::time::sleep(pause) => {}
                     _ = notified => {}
                 }
+            }
+            if tokio::time::timeout(STOP_TIMEOUT, service.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("did not finish stopping in time");
             }
             tracing::debug!("stopped");
         }

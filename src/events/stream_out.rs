@@ -22,9 +22,62 @@ use crate::state::AppState;
 const MAX_BACKFILL: chrono::Duration = chrono::Duration::minutes(15);
 const BACKFILL_LIMIT: i64 = 1000;
 
+/// Every process's distributor group is named `distributor-<host>-<uuid>`.
+pub const GROUP_PREFIX: &str = "distributor-";
+/// How often a distributor looks for groups and consumers of processes that are gone, at most.
+const REAP_EVERY: Duration = Duration::from_secs(60);
+
 pub struct Distributor {
     pub state: Arc<AppState>,
     pub group: String,
+    /// When this distributor last reaped (see [`Distributor::reap`]).
+    pub reaped: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Distributor {
+    pub fn new(state: Arc<AppState>, group: String) -> Distributor {
+        Distributor {
+            state,
+            group,
+            reaped: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Every `min(REAP_EVERY, reap_after / 2)`: keeps this process's group alive for
+    /// `reap_after`, and removes the distributor groups of processes that are gone (killed; a
+    /// clean stop removes its own) and the consumers of the shared groups that stopped reading,
+    /// so Redis does not keep a backlog for them forever.
+    async fn reap(&self) -> Result<(), TickError> {
+        let after = Duration::from_secs(self.state.settings.redis.consumer_reap_after_seconds);
+        let every = REAP_EVERY.min(after / 2);
+        {
+            let mut last = self
+                .reaped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < every) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let streams = &self.state.brokers.streams;
+        streams.keep_alive(STREAM, &self.group, after).await?;
+        let reaped = streams.reap(STREAM, GROUP_PREFIX, after).await?;
+        for group in &reaped.groups {
+            tracing::info!(
+                group,
+                "removed the live-event group of a process that is gone"
+            );
+        }
+        for (group, consumer) in &reaped.consumers {
+            tracing::info!(
+                group,
+                consumer,
+                "removed a stream consumer that stopped reading"
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Service for Distributor {
@@ -36,8 +89,21 @@ impl Service for Distributor {
         Duration::from_millis(50)
     }
 
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let streams = &self.state.brokers.streams;
+            if let Err(e) = streams.destroy_group(STREAM, &self.group).await {
+                tracing::warn!(error = %e, group = %self.group, "could not remove the live-event group");
+            }
+        })
+    }
+
     fn tick(&self) -> BoxFuture<'_, Result<Tick, TickError>> {
         Box::pin(async move {
+            // Reaping is housekeeping: a failure is logged, and reading goes on.
+            if let Err(e) = self.reap().await {
+                tracing::warn!(error = %e, "could not reap stream consumers");
+            }
             let s = &self.state;
             let streams = &s.brokers.streams;
             let read = streams

@@ -77,6 +77,7 @@ pub struct RedisSettings {
     pub namespace: String,
     pub stream_maxlen: usize,
     pub stream_max_age_seconds: u64,
+    pub consumer_reap_after_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -283,6 +284,9 @@ impl Settings {
         }
         if self.redis.stream_max_age_seconds < 60 {
             p.push("redis.stream_max_age_seconds: must be at least 60".into());
+        }
+        if self.redis.consumer_reap_after_seconds < 2 {
+            p.push("redis.consumer_reap_after_seconds: must be at least 2".into());
         }
         if self.services.consumer_batch_size == 0 || self.services.consumer_batch_size > 10_000 {
             p.push("services.consumer_batch_size: must be between 1 and 10000".into());

@@ -5,9 +5,11 @@
 
 use serde_json::{json, Value};
 
+use deadpool_redis::redis;
+
 use crate::support::{
-    assert_accepted, call, create_flow, drop_pg_database, fresh_pg_database, pg_url, set_state,
-    wait_for, FlowRunBuilder, TestApp,
+    assert_accepted, call, create_flow, drop_pg_database, fresh_pg_database, pg_url, redis_url,
+    set_state, wait_for, FlowRunBuilder, TestApp,
 };
 
 /// Three replicas started at the same moment on an empty PostgreSQL database all come up (the
@@ -21,9 +23,11 @@ async fn three_replicas_start_together_on_an_empty_database() {
     };
     for _ in 0..3 {
         let url = fresh_pg_database(&base).await;
+        let ns = format!("test-{}", uuid::Uuid::new_v4().simple());
         let start = || {
             TestApp::builder()
                 .setting("ORRERY__DATABASE__URL", &url)
+                .setting("ORRERY__REDIS__NAMESPACE", &ns)
                 .start()
         };
         let (a, b, c) = tokio::join!(start(), start(), start());
@@ -82,9 +86,11 @@ async fn cancellation_cleanup_moves_each_run_once_on_three_replicas() {
         return;
     };
     let url = fresh_pg_database(&base).await;
+    let ns = format!("test-{}", uuid::Uuid::new_v4().simple());
     let start = || {
         TestApp::builder()
             .setting("ORRERY__DATABASE__URL", &url)
+            .setting("ORRERY__REDIS__NAMESPACE", &ns)
             .setting("ORRERY__SERVICES__CANCELLATION_CLEANUP_INTERVAL_MS", "30")
             .start()
     };
@@ -154,5 +160,167 @@ async fn cancellation_cleanup_moves_each_run_once_on_three_replicas() {
     for app in [a, b, c] {
         app.stop().await;
     }
+    drop_pg_database(&base, &url).await;
+}
+
+/// (group name, consumer names) of every consumer group of `key`.
+async fn groups_of(
+    mut conn: redis::aio::MultiplexedConnection,
+    key: &str,
+) -> Vec<(String, Vec<String>)> {
+    let names = |v: &redis::Value| -> Vec<String> {
+        let mut out = Vec::new();
+        if let redis::Value::Array(entries) = v {
+            for e in entries {
+                if let redis::Value::Array(f) = e {
+                    for pair in f.chunks(2) {
+                        if let [redis::Value::BulkString(k), redis::Value::BulkString(v)] = pair {
+                            if k == b"name" {
+                                out.push(String::from_utf8_lossy(v).into_owned());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    };
+    let groups: redis::Value = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("XINFO GROUPS");
+    let mut out = Vec::new();
+    for g in names(&groups) {
+        let consumers: redis::Value = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(key)
+            .arg(&g)
+            .query_async(&mut conn)
+            .await
+            .expect("XINFO CONSUMERS");
+        out.push((g, names(&consumers)));
+    }
+    out
+}
+
+fn distributors(groups: &[(String, Vec<String>)]) -> Vec<String> {
+    groups
+        .iter()
+        .filter(|(g, _)| g.starts_with("distributor-"))
+        .map(|(g, _)| g.clone())
+        .collect()
+}
+
+/// Per-replica Redis consumer groups don't pile up: a replica that stops removes its own
+/// live-event group, the group a killed replica left is removed once its alive key expires
+/// (`redis.consumer_reap_after_seconds`), and so is its idle consumer in a shared group. After restarts of
+/// three replicas there used to be six distributor groups, three dead and growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stream_groups_of_stopped_and_killed_replicas_are_removed() {
+    let (Some(base), Some(redis_url)) = (pg_url(), redis_url()) else {
+        eprintln!("skipped: needs PostgreSQL and Redis (the SQLite pass)");
+        return;
+    };
+    let url = fresh_pg_database(&base).await;
+    let ns = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let start = || {
+        TestApp::builder()
+            .setting("ORRERY__DATABASE__URL", &url)
+            .setting("ORRERY__REDIS__NAMESPACE", &ns)
+            .setting("ORRERY__REDIS__CONSUMER_REAP_AFTER_SECONDS", "2")
+            .start()
+    };
+    let (a, b) = tokio::join!(start(), start());
+    let client = redis::Client::open(redis_url.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let key = format!("{ns}:events");
+    let two = wait_for(
+        "both replicas' live-event groups",
+        20,
+        || groups_of(conn.clone(), &key),
+        |g| distributors(g).len() == 2,
+    )
+    .await;
+    b.stop().await;
+    let left = wait_for(
+        "the stopped replica's group to go",
+        10,
+        || groups_of(conn.clone(), &key),
+        |g| distributors(g).len() == 1,
+    )
+    .await;
+    let own = distributors(&left);
+    assert!(distributors(&two).contains(&own[0]), "{two:?} {left:?}");
+
+    // What a replica killed with SIGKILL leaves: its group, with a consumer that read once,
+    // and its consumer in the shared persister group.
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("distributor-gone-1")
+        .arg("$")
+        .query_async(&mut conn)
+        .await
+        .expect("XGROUP CREATE");
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("distributor-gone-1")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .expect("XREADGROUP");
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(&key)
+        .arg("event-persister")
+        .arg("ghost")
+        .query_async(&mut conn)
+        .await
+        .expect("XGROUP CREATECONSUMER");
+    let ghost_in = |g: &[(String, Vec<String>)]| {
+        g.iter().any(|(name, consumers)| {
+            name == "distributor-gone-1" || consumers.iter().any(|c| c == "ghost")
+        })
+    };
+    assert!(ghost_in(&groups_of(conn.clone(), &key).await));
+    let after = wait_for(
+        "the killed replica's group and consumer to be reaped",
+        20,
+        || groups_of(conn.clone(), &key),
+        |g| !ghost_in(g),
+    )
+    .await;
+    // The live replica keeps its group, and it still delivers.
+    assert_eq!(distributors(&after), own, "{after:?}");
+    let flow = create_flow(&a, "after-reaping").await;
+    FlowRunBuilder::flow_id(&flow)
+        .state(json!({"type": "RUNNING"}))
+        .create(&a)
+        .await;
+    wait_for(
+        "the live replica's distributor to read the new event",
+        20,
+        || groups_of(conn.clone(), &key),
+        |g| g.iter().any(|(name, c)| name == &own[0] && !c.is_empty()),
+    )
+    .await;
+    a.stop().await;
+    let gone = groups_of(conn.clone(), &key).await;
+    assert!(distributors(&gone).is_empty(), "{gone:?}");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(0);
     drop_pg_database(&base, &url).await;
 }

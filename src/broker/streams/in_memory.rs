@@ -125,6 +125,12 @@ impl MemoryStreams {
         });
     }
 
+    pub(super) fn destroy_group(&self, stream: &str, group: &str) {
+        if let Some(s) = self.lock().get_mut(stream) {
+            s.groups.remove(group);
+        }
+    }
+
     pub(super) async fn read(
         &self,
         stream: &str,

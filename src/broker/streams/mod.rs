@@ -23,9 +23,11 @@ use super::{BrokerError, RedisConn};
 /// Default trim length per stream.
 mod in_memory;
 mod on_redis;
+mod reaping;
 
 pub use in_memory::MemoryStreams;
 pub use on_redis::RedisStreams;
+pub use reaping::Reaped;
 
 pub const DEFAULT_STREAM_MAXLEN: usize = 100_000;
 /// Up to this length Redis trims exactly (`MAXLEN =`); above it, approximately (`MAXLEN ~`).

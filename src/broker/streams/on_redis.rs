@@ -19,6 +19,11 @@ impl RedisStreams {
         format!("{}{stream}", self.prefix)
     }
 
+    /// The key that says `group` of `stream` belongs to a live process (`reaping.rs`).
+    pub(super) fn alive_key(&self, stream: &str, group: &str) -> String {
+        format!("{}{stream}:alive:{group}", self.prefix)
+    }
+
     pub(super) fn xadd(&self, key: &str, payload: &[u8], extra: &[(&str, &str)]) -> redis::Cmd {
         let trim = if self.maxlen <= EXACT_TRIM_UPTO {
             "="
