@@ -48,6 +48,28 @@ fn time_conds(out: &mut Vec<Where>, f: &Option<TimeFilter>, col: Col) {
     }
 }
 
+/// A flow run's `start_time` filter: its bounds compare the time the run started or, before it
+/// starts, the time it is expected to, as the reference does (a window of START_TIME keeps the
+/// scheduled and late runs in it); `is_null_` asks about `start_time` itself.
+fn started_conds(out: &mut Vec<Where>, f: &Option<TimeFilter>) {
+    let Some(f) = f else { return };
+    let (started, expected) = (
+        col!(flow_runs::start_time),
+        col!(flow_runs::expected_start_time),
+    );
+    if let Some(t) = &f.before_ {
+        out.push(Where::cmp_coalesce(started, expected, CmpOp::Le, naive(t)));
+    }
+    if let Some(t) = &f.after_ {
+        out.push(Where::cmp_coalesce(started, expected, CmpOp::Ge, naive(t)));
+    }
+    match f.is_null_ {
+        Some(true) => out.push(Where::is_null(started)),
+        Some(false) => out.push(Where::not_null(started)),
+        None => {}
+    }
+}
+
 pub(super) fn name_conds(out: &mut Vec<Where>, f: &Option<NameFilter>, col: Col) {
     let Some(f) = f else { return };
     if let Some(v) = &f.any_ {
@@ -191,7 +213,7 @@ pub fn flow_run(f: &FlowRunFilter) -> Where {
         col!(flow_runs::state_name),
     );
     strings_conds(&mut c, &f.flow_version, col!(flow_runs::flow_version));
-    time_conds(&mut c, &f.start_time, col!(flow_runs::start_time));
+    started_conds(&mut c, &f.start_time);
     time_conds(&mut c, &f.end_time, col!(flow_runs::end_time));
     time_conds(
         &mut c,

@@ -113,6 +113,8 @@ pub enum Where {
     Or(Vec<Where>),
     Not(Box<Where>),
     Cmp(Col, CmpOp, Value),
+    /// `coalesce(first, then) op value`.
+    CmpCoalesce(Col, Col, CmpOp, Value),
     /// `col IN (values)`, or `NOT IN` when `negated`; text values only (ids, names).
     In {
         col: Col,
@@ -168,6 +170,11 @@ impl Where {
 
     pub fn cmp(col: Col, op: CmpOp, v: impl Into<Value>) -> Where {
         Where::Cmp(col, op, v.into())
+    }
+
+    /// Compares `coalesce(first, then)`: `first`, or `then` where `first` is null.
+    pub fn cmp_coalesce(first: Col, then: Col, op: CmpOp, v: impl Into<Value>) -> Where {
+        Where::CmpCoalesce(first, then, op, v.into())
     }
 
     pub fn is_in(col: Col, values: Vec<String>) -> Where {
@@ -283,6 +290,26 @@ fn push_col<DB: Backend>(out: &mut AstPass<'_, '_, DB>, col: &Col) -> QueryResul
     out.push_identifier(col.name)
 }
 
+fn push_value<'b, DB>(out: &mut AstPass<'_, 'b, DB>, v: &'b Value) -> QueryResult<()>
+where
+    DB: Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<Integer>
+        + diesel::sql_types::HasSqlType<Bool>
+        + diesel::sql_types::HasSqlType<Timestamp>,
+    String: diesel::serialize::ToSql<Text, DB>,
+    i32: diesel::serialize::ToSql<Integer, DB>,
+    bool: diesel::serialize::ToSql<Bool, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+{
+    match v {
+        Value::Text(s) => out.push_bind_param::<Text, String>(s),
+        Value::Int(i) => out.push_bind_param::<Integer, i32>(i),
+        Value::Bool(b) => out.push_bind_param::<Bool, bool>(b),
+        Value::Time(t) => out.push_bind_param::<Timestamp, NaiveDateTime>(t),
+    }
+}
+
 impl<DB> QueryFragment<DB> for Where
 where
     DB: Dialect
@@ -322,12 +349,16 @@ where
             Where::Cmp(col, op, v) => {
                 push_col(&mut out, col)?;
                 out.push_sql(op.sql());
-                match v {
-                    Value::Text(s) => out.push_bind_param::<Text, String>(s)?,
-                    Value::Int(i) => out.push_bind_param::<Integer, i32>(i)?,
-                    Value::Bool(b) => out.push_bind_param::<Bool, bool>(b)?,
-                    Value::Time(t) => out.push_bind_param::<Timestamp, NaiveDateTime>(t)?,
-                }
+                push_value(&mut out, v)?;
+            }
+            Where::CmpCoalesce(first, then, op, v) => {
+                out.push_sql("coalesce(");
+                push_col(&mut out, first)?;
+                out.push_sql(", ");
+                push_col(&mut out, then)?;
+                out.push_sql(")");
+                out.push_sql(op.sql());
+                push_value(&mut out, v)?;
             }
             Where::In {
                 col,

@@ -97,6 +97,13 @@ pub async fn find(
     }))
 }
 
+/// When a run started or, before it starts, when it is expected to: what START_TIME sorts on
+/// (Prefect's `coalesce(start_time, expected_start_time)`; index `flow_runs_workspace_start`).
+fn started_or_expected(
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamp>> {
+    diesel::dsl::sql("coalesce(flow_runs.start_time, flow_runs.expected_start_time)")
+}
+
 pub async fn list(
     c: &mut Conn,
     ws: &WorkspaceId,
@@ -114,10 +121,10 @@ pub async fn list(
         q = match sort {
             FlowRunSort::IdDesc => q.order(flow_runs::id.desc()),
             FlowRunSort::StartTimeAsc => {
-                q.order((flow_runs::start_time.asc(), flow_runs::id.asc()))
+                q.order((started_or_expected().asc(), flow_runs::id.asc()))
             }
             FlowRunSort::StartTimeDesc => {
-                q.order((flow_runs::start_time.desc(), flow_runs::id.desc()))
+                q.order((started_or_expected().desc(), flow_runs::id.desc()))
             }
             FlowRunSort::ExpectedStartTimeAsc => {
                 q.order((flow_runs::expected_start_time.asc(), flow_runs::id.asc()))

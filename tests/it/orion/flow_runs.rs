@@ -402,3 +402,52 @@ async fn rest_task_runs_subflow_parent_mirrors_the_subflow() {
     );
     app.stop().await;
 }
+
+/// START_TIME sorts and filters on when a run started or, before it starts, when it is expected
+/// to (the reference's coalesce(start_time, expected_start_time)): scheduled and late runs take
+/// their place among the started ones instead of sorting last and dropping out of a window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_time_means_started_or_expected() {
+    let app = TestApp::start().await;
+    let flow = create_flow(&app, "timed").await;
+    let at = |secs: i64| {
+        (chrono::Utc::now() + chrono::Duration::seconds(secs))
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string()
+    };
+    let scheduled = |name: &str, secs: i64| {
+        FlowRunBuilder::flow_id(&flow)
+            .state(json!({"type": "SCHEDULED", "state_details": {"scheduled_time": at(secs)}}))
+            .with(json!({"name": name}))
+    };
+    scheduled("upcoming", 3600).create(&app).await;
+    FlowRunBuilder::flow_id(&flow)
+        .state(json!({"type": "RUNNING"}))
+        .with(json!({"name": "started"}))
+        .create(&app)
+        .await;
+    scheduled("late", -7200).create(&app).await;
+    let list = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let (s, v) = call(app, "POST", "/api/flow_runs/filter", Some(body)).await;
+            assert_eq!(s, 200, "{v}");
+            names(&v)
+        }
+    };
+    assert_eq!(
+        list(json!({"sort": "START_TIME_DESC"})).await,
+        ["upcoming", "started", "late"]
+    );
+    assert_eq!(
+        list(json!({"sort": "START_TIME_ASC"})).await,
+        ["late", "started", "upcoming"]
+    );
+    let window = json!({"flow_runs": {"start_time": {"after_": at(-3 * 3600), "before_": at(60)}},
+                        "sort": "START_TIME_DESC"});
+    assert_eq!(list(window).await, ["started", "late"]);
+    let unstarted =
+        json!({"flow_runs": {"start_time": {"is_null_": true}}, "sort": "START_TIME_ASC"});
+    assert_eq!(list(unstarted).await, ["late", "upcoming"]);
+    app.stop().await;
+}
