@@ -155,18 +155,11 @@ async fn history(
     let (start, end) = (b.history_start.naive_utc(), b.history_end.naive_utc());
     let mut c = state.stores.orion.read().await?;
     let now = crate::time::now();
-    let points = match runs {
-        Runs::Flow => flow_runs::list_history_rows(&mut c, ws, &b.related, start, end)
-            .await?
-            .iter()
-            .filter_map(|r| Point::of(r.into(), now))
-            .collect(),
-        Runs::Task => task_runs::list_history_rows(&mut c, ws, &b.related, start, end)
-            .await?
-            .iter()
-            .filter_map(|r| Point::of(r.into(), now))
-            .collect(),
+    let rows = match runs {
+        Runs::Flow => flow_runs::list_history_rows(&mut c, ws, &b.related, start, end).await?,
+        Runs::Task => task_runs::list_history_rows(&mut c, ws, &b.related, start, end).await?,
     };
+    let points = rows.iter().filter_map(|r| Point::of(r.into(), now)).collect();
     buckets(b, points)
 }
 

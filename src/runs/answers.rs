@@ -73,6 +73,19 @@ impl<'a> From<&'a FlowRunRow> for Clock<'a> {
     }
 }
 
+impl<'a> From<&'a crate::storage::rows::ClockRow> for Clock<'a> {
+    fn from(r: &'a crate::storage::rows::ClockRow) -> Self {
+        Clock {
+            total_run_time: r.total_run_time,
+            state_type: &r.state_type,
+            state_name: &r.state_name,
+            state_timestamp: &r.state_timestamp,
+            start_time: &r.start_time,
+            expected_start_time: &r.expected_start_time,
+        }
+    }
+}
+
 impl<'a> From<&'a TaskRunRow> for Clock<'a> {
     fn from(r: &'a TaskRunRow) -> Self {
         Clock {

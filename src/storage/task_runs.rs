@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::filters::build;
-use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
+use super::rows::{ClockRow, TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
 use super::{Backend, Conn, StorageError, StorageResult};
 use crate::db_run;
@@ -137,7 +137,7 @@ pub async fn list_history_rows(
     related: &Related,
     start: chrono::NaiveDateTime,
     end: chrono::NaiveDateTime,
-) -> StorageResult<Vec<TaskRunRow>> {
+) -> StorageResult<Vec<ClockRow>> {
     let rows = db_run!(c, |c| {
         let cond = build::task_runs_related(related);
         task_runs::table
@@ -145,7 +145,14 @@ pub async fn list_history_rows(
             .filter(cond)
             .filter(task_runs::expected_start_time.ge(start))
             .filter(task_runs::expected_start_time.lt(end))
-            .select(TaskRunRow::as_select())
+            .select((
+                task_runs::total_run_time,
+                task_runs::state_type,
+                task_runs::state_name,
+                task_runs::state_timestamp,
+                task_runs::start_time,
+                task_runs::expected_start_time,
+            ))
             .load(c)
             .await
     })?;
