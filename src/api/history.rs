@@ -159,7 +159,10 @@ async fn history(
         Runs::Flow => flow_runs::list_history_rows(&mut c, ws, &b.related, start, end).await?,
         Runs::Task => task_runs::list_history_rows(&mut c, ws, &b.related, start, end).await?,
     };
-    let points = rows.iter().filter_map(|r| Point::of(r.into(), now)).collect();
+    let points = rows
+        .iter()
+        .filter_map(|r| Point::of(r.into(), now))
+        .collect();
     buckets(b, points)
 }
 

@@ -108,7 +108,9 @@ pub async fn delete_worker(
 /// Foreman: workers whose last heartbeat is older than `multiple` × their interval (or the
 /// fallback interval) go OFFLINE; pools without an online worker become NOT_READY (paused pools
 /// stay PAUSED); queues and deployments not polled since `polled_before` become NOT_READY.
-/// Returns the ids of workers, pools, queues and deployments whose status changed.
+/// Returns the workers, pools and queues (and the ids of the deployments) whose status changed.
+/// Each change is an UPDATE conditional on the status it leaves and counts only if it changed
+/// the row: foremen on several replicas report (and emit the event of) each change once.
 pub async fn mark_unhealthy(
     c: &mut Conn,
     now: NaiveDateTime,
@@ -129,7 +131,7 @@ pub async fn mark_unhealthy(
                 .map(i64::from)
                 .unwrap_or(fallback_interval);
             if w.last_heartbeat_time + chrono::Duration::seconds(interval * multiple) < now {
-                diesel::update(
+                let changed = diesel::update(
                     workers::table
                         .filter(workers::id.eq(&w.id))
                         .filter(workers::status.eq("ONLINE")),
@@ -137,7 +139,9 @@ pub async fn mark_unhealthy(
                 .set(workers::status.eq("OFFLINE"))
                 .execute(c)
                 .await?;
-                offline.push(w);
+                if changed > 0 {
+                    offline.push(w);
+                }
             }
         }
         let ready_pools: Vec<PoolRow> = work_pools::table
@@ -154,11 +158,17 @@ pub async fn mark_unhealthy(
                 .get_result(c)
                 .await?;
             if alive == 0 {
-                diesel::update(work_pools::table.filter(work_pools::id.eq(&p.id)))
-                    .set(work_pools::status.eq("NOT_READY"))
-                    .execute(c)
-                    .await?;
-                not_ready_pools.push(p);
+                let changed = diesel::update(
+                    work_pools::table
+                        .filter(work_pools::id.eq(&p.id))
+                        .filter(work_pools::status.eq("READY")),
+                )
+                .set(work_pools::status.eq("NOT_READY"))
+                .execute(c)
+                .await?;
+                if changed > 0 {
+                    not_ready_pools.push(p);
+                }
             }
         }
         let stale_queues: Vec<QueueRow> = work_queues::table
@@ -171,11 +181,19 @@ pub async fn mark_unhealthy(
             .select(QueueRow::as_select())
             .load(c)
             .await?;
-        for q in &stale_queues {
-            diesel::update(work_queues::table.filter(work_queues::id.eq(&q.id)))
-                .set(work_queues::status.eq("NOT_READY"))
-                .execute(c)
-                .await?;
+        let mut not_ready_queues = Vec::new();
+        for q in stale_queues {
+            let changed = diesel::update(
+                work_queues::table
+                    .filter(work_queues::id.eq(&q.id))
+                    .filter(work_queues::status.eq("READY")),
+            )
+            .set(work_queues::status.eq("NOT_READY"))
+            .execute(c)
+            .await?;
+            if changed > 0 {
+                not_ready_queues.push(q);
+            }
         }
         let stale_deployments: Vec<String> = deployments::table
             .filter(deployments::status.eq("READY"))
@@ -187,11 +205,20 @@ pub async fn mark_unhealthy(
             .select(deployments::id)
             .load(c)
             .await?;
-        diesel::update(deployments::table.filter(deployments::id.eq_any(&stale_deployments)))
-            .set(deployments::status.eq("NOT_READY"))
-            .execute(c)
-            .await?;
-        Ok::<_, diesel::result::Error>((offline, not_ready_pools, stale_queues, stale_deployments))
+        diesel::update(
+            deployments::table
+                .filter(deployments::id.eq_any(&stale_deployments))
+                .filter(deployments::status.eq("READY")),
+        )
+        .set(deployments::status.eq("NOT_READY"))
+        .execute(c)
+        .await?;
+        Ok::<_, diesel::result::Error>((
+            offline,
+            not_ready_pools,
+            not_ready_queues,
+            stale_deployments,
+        ))
     })?;
     Ok(out)
 }
