@@ -373,13 +373,12 @@ pub fn mark_late(mut p: Proposal) -> Outcome {
 }
 
 /// Orchestrates a background service's proposal as [`orchestrate`] would, but only while the
-/// run is in one of the states `from` (the state the service read it in); otherwise it aborts.
+/// run's state satisfies `from` (as when the service read it); otherwise it aborts.
 /// A service reads its runs before proposing, and on several replicas another one (or the
 /// client) may have moved the run since: a forced or terminal-over-terminal proposal would
 /// write the same move a second time.
-pub fn orchestrate_from(p: Proposal, from: &[StateType]) -> Outcome {
-    let current = p.current.as_ref().map(|s| s.state_type);
-    if current.is_some_and(|t| from.contains(&t)) {
+pub fn orchestrate_from(p: Proposal, from: fn(StateType) -> bool) -> Outcome {
+    if p.current.as_ref().is_some_and(|s| from(s.state_type)) {
         return orchestrate(p);
     }
     let policy = PolicyKind::select(p.kind, p.force, &p.proposed);

@@ -60,44 +60,24 @@ pub struct Clock<'a> {
     pub expected_start_time: &'a Option<NaiveDateTime>,
 }
 
-impl<'a> From<&'a FlowRunRow> for Clock<'a> {
-    fn from(r: &'a FlowRunRow) -> Self {
-        Clock {
-            total_run_time: r.total_run_time,
-            state_type: &r.state_type,
-            state_name: &r.state_name,
-            state_timestamp: &r.state_timestamp,
-            start_time: &r.start_time,
-            expected_start_time: &r.expected_start_time,
+/// `Clock` from any row with the six columns (flow and task runs, and history's narrow rows).
+macro_rules! clock_from {
+    ($($row:ty),*) => {$(
+        impl<'a> From<&'a $row> for Clock<'a> {
+            fn from(r: &'a $row) -> Self {
+                Clock {
+                    total_run_time: r.total_run_time,
+                    state_type: &r.state_type,
+                    state_name: &r.state_name,
+                    state_timestamp: &r.state_timestamp,
+                    start_time: &r.start_time,
+                    expected_start_time: &r.expected_start_time,
+                }
+            }
         }
-    }
+    )*};
 }
-
-impl<'a> From<&'a crate::storage::rows::ClockRow> for Clock<'a> {
-    fn from(r: &'a crate::storage::rows::ClockRow) -> Self {
-        Clock {
-            total_run_time: r.total_run_time,
-            state_type: &r.state_type,
-            state_name: &r.state_name,
-            state_timestamp: &r.state_timestamp,
-            start_time: &r.start_time,
-            expected_start_time: &r.expected_start_time,
-        }
-    }
-}
-
-impl<'a> From<&'a TaskRunRow> for Clock<'a> {
-    fn from(r: &'a TaskRunRow) -> Self {
-        Clock {
-            total_run_time: r.total_run_time,
-            state_type: &r.state_type,
-            state_name: &r.state_name,
-            state_timestamp: &r.state_timestamp,
-            start_time: &r.start_time,
-            expected_start_time: &r.expected_start_time,
-        }
-    }
-}
+clock_from!(FlowRunRow, TaskRunRow, crate::storage::rows::ClockRow);
 
 impl Clock<'_> {
     /// (`estimated_run_time`, `estimated_start_time_delta`) at `now`, rounded as the reference

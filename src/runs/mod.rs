@@ -154,43 +154,21 @@ pub async fn set_flow_run_state(
     run_id: &FlowRunId,
     req: Request,
 ) -> StorageResult<Option<Applied<FlowRunRow>>> {
-    let now = crate::time::now();
-    let since = now.naive_utc();
-    let out =
-        transitions::transition_flow_run(&state.stores.orion, ws, run_id, since, move |ctx| {
-            decide_flow(ctx, &req, now)
-        })
-        .await?;
-    if out.as_ref().is_some_and(|a| a.written) {
-        state.outbox_wake.notify_one();
-    }
-    Ok(out)
+    transition_flow(state, ws, run_id, req, orchestrate).await
 }
 
-/// A background service's proposal for flow run `run_id`, applied only while the run is in one
-/// of the states `from` ([`crate::orchestration::orchestrate_from`]): services on several
-/// replicas that read the same run move it once.
+/// A background service's proposal for flow run `run_id`, applied only while the run's state
+/// satisfies `from` ([`crate::orchestration::orchestrate_from`]): services on several replicas
+/// that read the same run move it once.
 pub async fn service_flow_run_state(
     state: &AppState,
     ws: &WorkspaceId,
     run_id: &FlowRunId,
     req: Request,
-    from: &'static [StateType],
+    from: fn(StateType) -> bool,
 ) -> StorageResult<Option<Applied<FlowRunRow>>> {
-    let now = crate::time::now();
     let engine = move |p| crate::orchestration::orchestrate_from(p, from);
-    let out = transitions::transition_flow_run(
-        &state.stores.orion,
-        ws,
-        run_id,
-        now.naive_utc(),
-        move |ctx| decide_flow_with(ctx, &req, now, engine),
-    )
-    .await?;
-    if out.as_ref().is_some_and(|a| a.written) {
-        state.outbox_wake.notify_one();
-    }
-    Ok(out)
+    transition_flow(state, ws, run_id, req, engine).await
 }
 
 /// The task-run twin of [`service_flow_run_state`].
@@ -199,7 +177,7 @@ pub async fn service_task_run_state(
     ws: &WorkspaceId,
     run_id: &TaskRunId,
     req: Request,
-    from: &'static [StateType],
+    from: fn(StateType) -> bool,
 ) -> StorageResult<Option<Applied<TaskRunRow>>> {
     let now = crate::time::now();
     let engine = move |p| crate::orchestration::orchestrate_from(p, from);
@@ -224,22 +202,33 @@ pub async fn mark_flow_run_late(
     ws: &WorkspaceId,
     run_id: &FlowRunId,
 ) -> StorageResult<Option<Applied<FlowRunRow>>> {
-    let now = crate::time::now();
-    let create = StateCreate {
-        name: Some("Late".into()),
-        ..StateCreate::of(crate::orchestration::StateType::Scheduled)
-    };
     let req = Request {
-        state: create,
+        state: StateCreate {
+            name: Some("Late".into()),
+            ..StateCreate::of(StateType::Scheduled)
+        },
         force: false,
         client_version: None,
     };
+    transition_flow(state, ws, run_id, req, crate::orchestration::mark_late).await
+}
+
+/// Decides `req` on flow run `run_id` with `engine` and writes the result; wakes the relay when
+/// a state (and its event) was written.
+async fn transition_flow(
+    state: &AppState,
+    ws: &WorkspaceId,
+    run_id: &FlowRunId,
+    req: Request,
+    engine: impl Fn(Proposal) -> Outcome + Copy + Send + Sync + 'static,
+) -> StorageResult<Option<Applied<FlowRunRow>>> {
+    let now = crate::time::now();
     let out = transitions::transition_flow_run(
         &state.stores.orion,
         ws,
         run_id,
         now.naive_utc(),
-        move |ctx| decide_flow_with(ctx, &req, now, crate::orchestration::mark_late),
+        move |ctx| decide_flow_with(ctx, &req, now, engine),
     )
     .await?;
     if out.as_ref().is_some_and(|a| a.written) {

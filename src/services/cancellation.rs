@@ -24,20 +24,13 @@ const CANCELLING_TIMEOUT_SECONDS: i64 = 300;
 const LOOKBACK_HOURS: i64 = 24;
 const PARENT_CANCELLED: &str = "The parent flow run was cancelled.";
 /// The states a run is cancelled from: all but the terminal ones.
-const UNFINISHED: &[StateType] = &[
-    StateType::Scheduled,
-    StateType::Pending,
-    StateType::Running,
-    StateType::Paused,
-    StateType::Cancelling,
-];
+fn unfinished(t: StateType) -> bool {
+    !t.is_terminal()
+}
 /// The states a subflow with a deployment is moved to CANCELLING from.
-const UNFINISHED_NOT_CANCELLING: &[StateType] = &[
-    StateType::Scheduled,
-    StateType::Pending,
-    StateType::Running,
-    StateType::Paused,
-];
+fn unfinished_not_cancelling(t: StateType) -> bool {
+    !t.is_terminal() && t != StateType::Cancelling
+}
 const TIMEOUT_MESSAGE: &str = "Flow run cancellation timed out; marked this flow run as Cancelled.";
 
 pub struct CancellationCleanup {
@@ -78,7 +71,7 @@ impl Service for CancellationCleanup {
                     force: true,
                     client_version: None,
                 };
-                crate::runs::service_task_run_state(s, ws, id, req, UNFINISHED).await?;
+                crate::runs::service_task_run_state(s, ws, id, req, unfinished).await?;
             }
 
             let subflows = async {
@@ -104,9 +97,9 @@ impl Service for CancellationCleanup {
                     client_version: None,
                 };
                 let from = if target == StateType::Cancelling {
-                    UNFINISHED_NOT_CANCELLING
+                    unfinished_not_cancelling
                 } else {
-                    UNFINISHED
+                    unfinished
                 };
                 let out = crate::runs::service_flow_run_state(s, ws, id, req, from).await?;
                 if out.is_some_and(|a| a.written) {
@@ -129,7 +122,7 @@ impl Service for CancellationCleanup {
                     force: false,
                     client_version: None,
                 };
-                crate::runs::service_flow_run_state(s, ws, id, req, &[StateType::Cancelling])
+                crate::runs::service_flow_run_state(s, ws, id, req, |t| t == StateType::Cancelling)
                     .await?;
             }
             // Busy (run again at once) only while full batches make progress; a subflow whose

@@ -70,7 +70,7 @@ impl PauseExpirations {
                 };
                 // Another replica may have got there first: the transition re-reads the run
                 // and writes only while it is still PAUSED.
-                let paused = &[StateType::Paused];
+                let paused = |t| t == StateType::Paused;
                 match runs::service_flow_run_state(&self.state, ws, run, request, paused).await {
                     Ok(Some(a)) if a.written => {
                         tracing::info!(flow_run_id = %run, "failed a flow run whose pause expired")

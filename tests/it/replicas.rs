@@ -115,31 +115,16 @@ async fn cancellation_cleanup_moves_each_run_once_on_three_replicas() {
         tasks.push(running_task(&a, &pid, &format!("plain-{i}")).await);
     }
     assert_accepted(set_state(&a, &pid, json!({"type": "CANCELLED"}), true).await);
-    for id in &subflows {
-        wait_for(
-            "the subflow to be cancelled",
-            20,
-            || async {
-                call(&b, "GET", &format!("/api/flow_runs/{id}"), None)
-                    .await
-                    .1
-            },
-            |r: &Value| r["state_type"] == "CANCELLED",
-        )
-        .await;
-    }
-    for id in &tasks {
-        wait_for(
-            "the task run to be cancelled",
-            20,
-            || async {
-                call(&c, "GET", &format!("/api/task_runs/{id}"), None)
-                    .await
-                    .1
-            },
-            |r: &Value| r["state_type"] == "CANCELLED",
-        )
-        .await;
+    for (app, kind, ids) in [(&b, "flow_runs", &subflows), (&c, "task_runs", &tasks)] {
+        for id in ids {
+            wait_for(
+                &format!("{kind} {id} to be cancelled"),
+                20,
+                || async { call(app, "GET", &format!("/api/{kind}/{id}"), None).await.1 },
+                |r: &Value| r["state_type"] == "CANCELLED",
+            )
+            .await;
+        }
     }
     // Many more passes on every replica: nothing is moved again.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;

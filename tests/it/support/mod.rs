@@ -101,7 +101,9 @@ impl TestAppBuilder {
         ];
         let mut pg = None;
         if self.use_backends {
-            if let Some(base) = pg_url() {
+            // A test that names its database (replicas sharing one) gets no database of its own.
+            let named = self.env.iter().any(|(k, _)| k == "ORRERY__DATABASE__URL");
+            if let Some(base) = pg_url().filter(|_| !named) {
                 let url = fresh_pg_database(&base).await;
                 env.push(("ORRERY__DATABASE__URL".into(), url.clone()));
                 pg = Some(url);
