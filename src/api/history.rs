@@ -12,9 +12,10 @@ use crate::extract::json::Json;
 use crate::extract::Workspace;
 use crate::ids::WorkspaceId;
 use crate::query::Related;
-use crate::runs::answers::Clock;
 use crate::state::AppState;
+use crate::storage::history::{HistoryGroup, Window};
 use crate::storage::{flow_runs, task_runs};
+use crate::wire::round_secs;
 
 /// Most intervals one request may ask for.
 const MAX_INTERVALS: i64 = 500;
@@ -28,15 +29,6 @@ pub struct HistoryBody {
     history_interval_seconds: f64,
     #[serde(flatten)]
     related: Related,
-}
-
-/// One run as a history counts it.
-struct Point {
-    at: DateTime<Utc>,
-    state_type: String,
-    state_name: String,
-    run_time: f64,
-    lateness: f64,
 }
 
 /// The runs of one state in one interval.
@@ -57,28 +49,9 @@ struct Interval {
     states: Vec<StateCount>,
 }
 
-/// Microseconds in `d`, without overflow for any span of the calendar.
-fn micros(d: Duration) -> i128 {
-    i128::from(d.num_seconds()) * 1_000_000 + i128::from(d.subsec_nanos() / 1_000)
-}
-
-/// The intervals of `b` with the points counted into them. A point goes to its interval by
-/// division (one pass over the points, whatever the number of intervals).
-fn buckets(b: &HistoryBody, points: Vec<Point>) -> ApiResult<Vec<Interval>> {
-    if b.history_interval_seconds < 1.0 {
-        return Err(ApiError::unprocessable(
-            "History interval must not be less than 1 second.",
-        ));
-    }
-    let step = Duration::microseconds((b.history_interval_seconds * 1e6) as i64);
-    // In seconds: a span of the whole calendar does not fit in microseconds.
-    let span = (b.history_end - b.history_start).num_milliseconds() as f64 / 1e3;
-    let count = (span / b.history_interval_seconds).ceil() as i64;
-    if count > MAX_INTERVALS {
-        return Err(ApiError::unprocessable(format!(
-            "History interval would produce more than {MAX_INTERVALS} intervals."
-        )));
-    }
+/// The intervals of `b`, each with its groups' counts. Groups come from the database already
+/// placed in their interval (`storage::history`).
+fn intervals(b: &HistoryBody, step: Duration, groups: Vec<HistoryGroup>) -> Vec<Interval> {
     let mut bounds = Vec::new();
     let mut start = b.history_start;
     while start < b.history_end {
@@ -90,38 +63,60 @@ fn buckets(b: &HistoryBody, points: Vec<Point>) -> ApiResult<Vec<Interval>> {
         start = next;
     }
     // Per interval, the states' counts by (type, name): the answer lists them in that order.
-    let mut groups: Vec<BTreeMap<(String, String), StateCount>> =
+    let mut counts: Vec<BTreeMap<(String, String), StateCount>> =
         bounds.iter().map(|_| BTreeMap::new()).collect();
-    let step_us = micros(step).max(1);
-    for p in points {
-        if p.at < b.history_start {
-            continue;
-        }
-        let k = micros(p.at - b.history_start) / step_us;
-        let Some(g) = usize::try_from(k).ok().and_then(|k| groups.get_mut(k)) else {
+    for g in groups {
+        let Some(slot) = usize::try_from(g.interval)
+            .ok()
+            .and_then(|k| counts.get_mut(k))
+        else {
             continue;
         };
-        let key = (p.state_type, p.state_name);
-        let g = g.entry(key.clone()).or_insert_with(|| StateCount {
+        let key = (
+            g.state_type.unwrap_or_default(),
+            g.state_name.unwrap_or_default(),
+        );
+        // (type, name) pairs that differ only by a missing state merge, as one key.
+        let c = slot.entry(key.clone()).or_insert_with(|| StateCount {
             state_type: key.0,
             state_name: key.1,
             count_runs: 0,
             sum_estimated_run_time: 0.0,
             sum_estimated_lateness: 0.0,
         });
-        g.count_runs += 1;
-        g.sum_estimated_run_time += p.run_time;
-        g.sum_estimated_lateness += p.lateness;
+        c.count_runs += g.count;
+        c.sum_estimated_run_time = round_secs(c.sum_estimated_run_time + g.run_time);
+        c.sum_estimated_lateness = round_secs(c.sum_estimated_lateness + g.lateness);
     }
-    Ok(bounds
+    bounds
         .into_iter()
-        .zip(groups)
-        .map(|((start, next), groups)| Interval {
+        .zip(counts)
+        .map(|((start, next), counts)| Interval {
             interval_start: crate::time::format(&start),
             interval_end: crate::time::format(&next),
-            states: groups.into_values().collect(),
+            states: counts.into_values().collect(),
         })
-        .collect())
+        .collect()
+}
+
+/// The interval length of `b`, after checking it and the number of intervals it makes.
+fn step_of(b: &HistoryBody) -> ApiResult<Duration> {
+    if b.history_interval_seconds < 1.0 {
+        return Err(ApiError::unprocessable(
+            "History interval must not be less than 1 second.",
+        ));
+    }
+    // In seconds: a span of the whole calendar does not fit in microseconds.
+    let span = (b.history_end - b.history_start).num_milliseconds() as f64 / 1e3;
+    let count = (span / b.history_interval_seconds).ceil() as i64;
+    if count > MAX_INTERVALS {
+        return Err(ApiError::unprocessable(format!(
+            "History interval would produce more than {MAX_INTERVALS} intervals."
+        )));
+    }
+    Ok(Duration::microseconds(
+        (b.history_interval_seconds * 1e6) as i64,
+    ))
 }
 
 /// Which runs a history counts.
@@ -131,39 +126,25 @@ enum Runs {
     Task,
 }
 
-impl Point {
-    /// The point of a run (flow or task run), when it has an expected start.
-    fn of(r: Clock, now: DateTime<Utc>) -> Option<Point> {
-        let at = (*r.expected_start_time)?.and_utc();
-        let (run_time, lateness) = r.estimates(now);
-        Some(Point {
-            at,
-            state_type: r.state_type.clone().unwrap_or_default(),
-            state_name: r.state_name.clone().unwrap_or_default(),
-            run_time,
-            lateness,
-        })
-    }
-}
-
 async fn history(
     state: &AppState,
     ws: &WorkspaceId,
     b: &HistoryBody,
     runs: Runs,
 ) -> ApiResult<Vec<Interval>> {
-    let (start, end) = (b.history_start.naive_utc(), b.history_end.naive_utc());
-    let mut c = state.stores.orion.read().await?;
-    let now = crate::time::now();
-    let rows = match runs {
-        Runs::Flow => flow_runs::list_history_rows(&mut c, ws, &b.related, start, end).await?,
-        Runs::Task => task_runs::list_history_rows(&mut c, ws, &b.related, start, end).await?,
+    let step = step_of(b)?;
+    let window = Window {
+        start: b.history_start.naive_utc(),
+        end: b.history_end.naive_utc(),
+        step_us: step.num_microseconds().unwrap_or(i64::MAX),
+        now: crate::time::now_naive(),
     };
-    let points = rows
-        .iter()
-        .filter_map(|r| Point::of(r.into(), now))
-        .collect();
-    buckets(b, points)
+    let mut c = state.stores.orion.read().await?;
+    let groups = match runs {
+        Runs::Flow => flow_runs::history_groups(&mut c, ws, &b.related, &window).await?,
+        Runs::Task => task_runs::history_groups(&mut c, ws, &b.related, &window).await?,
+    };
+    Ok(intervals(b, step, groups))
 }
 
 pub async fn flow_run_history(

@@ -60,7 +60,7 @@ pub struct Clock<'a> {
     pub expected_start_time: &'a Option<NaiveDateTime>,
 }
 
-/// `Clock` from any row with the six columns (flow and task runs, and history's narrow rows).
+/// `Clock` from a flow or task run row.
 macro_rules! clock_from {
     ($($row:ty),*) => {$(
         impl<'a> From<&'a $row> for Clock<'a> {
@@ -77,7 +77,7 @@ macro_rules! clock_from {
         }
     )*};
 }
-clock_from!(FlowRunRow, TaskRunRow, crate::storage::rows::ClockRow);
+clock_from!(FlowRunRow, TaskRunRow);
 
 impl Clock<'_> {
     /// (`estimated_run_time`, `estimated_start_time_delta`) at `now`, rounded as the reference

@@ -18,6 +18,7 @@ pub mod filters;
 pub mod flow_run_input;
 pub mod flow_runs;
 pub mod flows;
+pub mod history;
 pub mod logs;
 pub mod migrations;
 pub mod outbox;

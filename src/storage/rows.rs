@@ -19,18 +19,6 @@ pub struct FlowRow {
     pub labels: String,
 }
 
-/// The columns of a flow or task run that its estimated times come from (history): a narrow
-/// read, in this order, of either table.
-#[derive(Debug, Clone, Queryable)]
-pub struct ClockRow {
-    pub total_run_time: f64,
-    pub state_type: Option<String>,
-    pub state_name: Option<String>,
-    pub state_timestamp: Option<NaiveDateTime>,
-    pub start_time: Option<NaiveDateTime>,
-    pub expected_start_time: Option<NaiveDateTime>,
-}
-
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = flow_runs, treat_none_as_null = true)]
 pub struct FlowRunRow {

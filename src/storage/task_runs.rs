@@ -6,7 +6,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::filters::build;
-use super::rows::{ClockRow, TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
+use super::history::{self, HistoryGroup, Window};
+use super::rows::{TaskRunOrchestrated, TaskRunRow, TaskRunStateRow};
 use super::schema::{task_run_states, task_runs};
 use super::{Backend, Conn, StorageError, StorageResult};
 use crate::db_run;
@@ -130,30 +131,25 @@ pub async fn list_of_flow_run(
     Ok(rows)
 }
 
-/// History rows: task runs matching `related` with an expected start in [start, end).
-pub async fn list_history_rows(
+/// The history of runs matching `related` in `window`: one group per interval and state
+/// (`storage::history`).
+pub async fn history_groups(
     c: &mut Conn,
     ws: &WorkspaceId,
     related: &Related,
-    start: chrono::NaiveDateTime,
-    end: chrono::NaiveDateTime,
-) -> StorageResult<Vec<ClockRow>> {
+    window: &Window,
+) -> StorageResult<Vec<HistoryGroup>> {
+    let pg = c.is_postgres();
     let rows = db_run!(c, |c| {
         let cond = build::task_runs_related(related);
         task_runs::table
             .filter(task_runs::workspace_id.eq(ws))
             .filter(cond)
-            .filter(task_runs::expected_start_time.ge(start))
-            .filter(task_runs::expected_start_time.lt(end))
-            .select((
-                task_runs::total_run_time,
-                task_runs::state_type,
-                task_runs::state_name,
-                task_runs::state_timestamp,
-                task_runs::start_time,
-                task_runs::expected_start_time,
-            ))
-            .load(c)
+            .filter(task_runs::expected_start_time.ge(window.start))
+            .filter(task_runs::expected_start_time.lt(window.end))
+            .group_by(history::group_by())
+            .select(history::select("task_runs", pg, window))
+            .load::<HistoryGroup>(c)
             .await
     })?;
     Ok(rows)

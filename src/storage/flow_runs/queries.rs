@@ -1,4 +1,4 @@
-//! Flow-run queries across runs: the rows of the history charts, the average lateness, and what
+//! Flow-run queries across runs: the groups of the history charts, the average lateness, and what
 //! the background services look for (late, stuck-cancelling and orphaned runs).
 
 use chrono::NaiveDateTime;
@@ -9,35 +9,29 @@ use crate::db_run;
 use crate::ids::{DeploymentId, FlowRunId, TaskRunId, WorkspaceId};
 use crate::query::Related;
 use crate::storage::filters::build;
-use crate::storage::rows::ClockRow;
+use crate::storage::history::{self, HistoryGroup, Window};
 use crate::storage::schema::{flow_runs, task_runs};
 use crate::storage::{Backend, Conn, StorageResult};
 
-/// The columns a history counts (not whole rows: their JSON columns were most of the read),
-/// for runs matching `related` with an expected start in [start, end).
-pub async fn list_history_rows(
+/// The history of runs matching `related` in `window`: one group per interval and state
+/// (`storage::history`).
+pub async fn history_groups(
     c: &mut Conn,
     ws: &WorkspaceId,
     related: &Related,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
-) -> StorageResult<Vec<ClockRow>> {
+    window: &Window,
+) -> StorageResult<Vec<HistoryGroup>> {
+    let pg = c.is_postgres();
     let rows = db_run!(c, |c| {
         let cond = build::flow_runs_related(related);
         flow_runs::table
             .filter(flow_runs::workspace_id.eq(ws))
             .filter(cond)
-            .filter(flow_runs::expected_start_time.ge(start))
-            .filter(flow_runs::expected_start_time.lt(end))
-            .select((
-                flow_runs::total_run_time,
-                flow_runs::state_type,
-                flow_runs::state_name,
-                flow_runs::state_timestamp,
-                flow_runs::start_time,
-                flow_runs::expected_start_time,
-            ))
-            .load(c)
+            .filter(flow_runs::expected_start_time.ge(window.start))
+            .filter(flow_runs::expected_start_time.lt(window.end))
+            .group_by(history::group_by())
+            .select(history::select("flow_runs", pg, window))
+            .load::<HistoryGroup>(c)
             .await
     })?;
     Ok(rows)

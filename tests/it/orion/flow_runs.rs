@@ -1,6 +1,7 @@
 //! Flow runs and set_state: the lifecycle and its recorded states and times, retries, create
 //! errors, idempotency and queries, and task runs whose subflow's state their parent mirrors.
 
+use chrono::Timelike;
 use serde_json::json;
 
 use crate::support::{call, create_flow, names, set_state, FlowRunBuilder, TestApp};
@@ -449,5 +450,93 @@ async fn start_time_means_started_or_expected() {
     let unstarted =
         json!({"flow_runs": {"start_time": {"is_null_": true}}, "sort": "START_TIME_ASC"});
     assert_eq!(list(unstarted).await, ["late", "upcoming"]);
+    app.stop().await;
+}
+
+/// The history counts each run in the interval its expected start falls in, to the microsecond
+/// (a run on a boundary opens the next interval), with Prefect's estimates: a scheduled run is
+/// late by now minus its expected start, a started one by its start minus it, and a running one
+/// has run since it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_places_runs_by_the_microsecond_with_their_estimates() {
+    let app = TestApp::start().await;
+    let flow = create_flow(&app, "charted").await;
+    // A window of three one-minute intervals, ten minutes ago.
+    let t0 =
+        chrono::Utc::now().with_nanosecond(0).unwrap_or_default() - chrono::Duration::minutes(10);
+    let at = |micros: i64| {
+        (t0 + chrono::Duration::microseconds(micros))
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string()
+    };
+    let scheduled = |name: &str, micros: i64| {
+        FlowRunBuilder::flow_id(&flow)
+            .state(json!({"type": "SCHEDULED", "state_details": {"scheduled_time": at(micros)}}))
+            .with(json!({"name": name}))
+    };
+    scheduled("last-of-first", 59_999_999).create(&app).await;
+    scheduled("on-boundary", 60_000_000).create(&app).await;
+    let running = scheduled("running", 120_500_000).create(&app).await;
+    let id = running["id"].as_str().unwrap_or_default();
+    assert_eq!(
+        set_state(&app, id, json!({"type": "RUNNING"}), None)
+            .await
+            .0,
+        201
+    );
+    scheduled("before-window", -1).create(&app).await;
+    scheduled("after-window", 180_000_000).create(&app).await;
+    let asked = chrono::Utc::now();
+    let body = json!({"history_start": at(0), "history_end": at(180_000_000),
+                      "history_interval_seconds": 60});
+    let (s, h) = call(&app, "POST", "/api/flow_runs/history", Some(body)).await;
+    assert_eq!(s, 200, "{h}");
+    let intervals = h.as_array().cloned().unwrap_or_default();
+    assert_eq!(intervals.len(), 3, "{h}");
+    let states: Vec<Vec<(String, i64)>> = intervals
+        .iter()
+        .map(|i| {
+            i["states"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|s| {
+                    (
+                        s["state_name"].as_str().unwrap_or("").to_string(),
+                        s["count_runs"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    // Overdue scheduled runs may have been marked Late by the time the history is read.
+    let scheduled_or_late = |v: &Vec<(String, i64)>| {
+        v.len() == 1 && (v[0].0 == "Scheduled" || v[0].0 == "Late") && v[0].1 == 1
+    };
+    assert!(scheduled_or_late(&states[0]), "{h}");
+    assert!(scheduled_or_late(&states[1]), "{h}");
+    assert_eq!(states[2], [("Running".to_string(), 1)], "{h}");
+    assert_eq!(intervals[1]["interval_start"], json!(at(60_000_000)));
+    // Lateness of the first: now minus one minute less a microsecond past t0, within the
+    // request's duration.
+    let late = intervals[0]["states"][0]["sum_estimated_lateness"]
+        .as_f64()
+        .unwrap_or(-1.0);
+    let expected = (asked - t0).num_microseconds().unwrap_or(0) as f64 / 1e6 - 59.999999;
+    assert!(
+        late >= expected - 0.001 && late < expected + 30.0,
+        "{late} vs {expected}: {h}"
+    );
+    // The running run: late by its start minus 120.5 s past t0 (about 7.5 minutes), and running
+    // for the time since it started (less than the test has taken).
+    let r = &intervals[2]["states"][0];
+    let (lateness, run_time) = (
+        r["sum_estimated_lateness"].as_f64().unwrap_or(-1.0),
+        r["sum_estimated_run_time"].as_f64().unwrap_or(-1.0),
+    );
+    let since_t0 = (chrono::Utc::now() - t0).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    assert!(lateness > 0.0 && lateness <= since_t0 - 120.5, "{h}");
+    assert!((0.0..30.0).contains(&run_time), "{h}");
     app.stop().await;
 }
