@@ -6,6 +6,7 @@
 //! ```text
 //! orrery-loadgen lifecycle --url http://127.0.0.1:4200/api --clients 16 --duration 20s
 //!                          [--warmup 2s] [--threads 1] [--timeout 30s]
+//!                          (--url may list several replicas, comma-separated: clients in turn)
 //! orrery-loadgen task-lag  --url http://127.0.0.1:4200/api --flow-run-name NAME --expect 1000
 //!                          [--ended-file PATH] [--interval 50ms] [--cap 120s] [--start-cap 600s]
 //! orrery-loadgen sched-setup --url URL [--deployments 1000] [--interval 60] [--concurrency 8]
@@ -292,7 +293,9 @@ async fn post(
 }
 
 async fn lifecycle(opts: &Opts) -> Value {
-    let api = opts.req("url");
+    // Several URLs (comma-separated: replicas of one installation) take the clients in turn.
+    let urls: Vec<String> = opts.req("url").split(',').map(str::to_string).collect();
+    let api = urls[0].clone();
     let clients: usize = opts.num("clients", 16);
     let duration = opts.dur("duration", Duration::from_secs(20));
     let warmup = opts.dur("warmup", Duration::ZERO);
@@ -328,10 +331,10 @@ async fn lifecycle(opts: &Opts) -> Value {
     let deadline = window_start + duration;
 
     let mut handles = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for i in 0..clients {
         let http = http.clone();
         let shared = shared.clone();
-        let api = api.clone();
+        let api = urls[i % urls.len()].clone();
         let flow_id = flow_id.clone();
         handles.push(tokio::spawn(async move {
             let mut t = Tally::default();
@@ -432,7 +435,7 @@ async fn lifecycle(opts: &Opts) -> Value {
         .unwrap_or_default();
     json!({
         "bench": "lifecycle",
-        "url": api,
+        "url": urls.join(","),
         "clients": clients,
         "duration_s": secs,
         "warmup_s": warmup.as_secs_f64(),
