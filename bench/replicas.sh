@@ -11,6 +11,9 @@
 #   BENCH_CLIENTS    lifecycle clients (default 12), BENCH_DURATION (default 20s), BENCH_WARMUP (2s)
 #   ORRERY_BIN, BENCH_PG_URL, BENCH_REDIS_URL, ORRERY_CACHE, BENCH_KEEP, BENCH_NICE as for run.sh
 #   REPLICA_ENV      extra settings for every replica, e.g. "ORRERY__DATABASE__POOL_SIZE=4"
+#   REPLICA_ENV_N    extra settings for the replicas of the N-replica setup only, e.g.
+#                    "ORRERY__SERVER__WORKERS=1 TOKIO_WORKER_THREADS=1" (N processes sharing the
+#                    cores of one machine, each sized for its share)
 # Each run is on a fresh database. Prints one line per run and the means.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +35,7 @@ duration="${BENCH_DURATION:-20s}"
 warmup="${BENCH_WARMUP:-2s}"
 nice_n="${BENCH_NICE:-0}"
 read -r -a extra <<<"${REPLICA_ENV:-}"
+read -r -a extra_n <<<"${REPLICA_ENV_N:-}"
 
 # shellcheck source=bench/lib.sh
 source "$bench/lib.sh"
@@ -60,7 +64,8 @@ cpu_ticks() {  # server pids... -> "orrery postgres redis" clock ticks so far
 
 # n -> prints "n lifecycles/s errors p99_ms cpu_ms_per_lifecycle(orrery postgres redis)"
 run() {
-  local n=$1 urls=() pids=() url ns port i
+  local n=$1 urls=() pids=() url ns port i more=()
+  [ "$n" = 1 ] || more=("${extra_n[@]}")
   new_db replicas
   url=$(db_url postgres "$db")
   ns="orrery-replicas-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
@@ -70,7 +75,7 @@ run() {
     port=$(free_port)
     start_server "r$n-$i" "ORRERY__SERVER__BIND=127.0.0.1:$port" "ORRERY__DATABASE__URL=$url" \
       "ORRERY__DATABASE__DATA_DIR=$tmp/data-$n-$i" "ORRERY__REDIS__URL=$redis_url" \
-      "ORRERY__REDIS__NAMESPACE=$ns" "${extra[@]}" -- "$bin"
+      "ORRERY__REDIS__NAMESPACE=$ns" "${extra[@]}" "${more[@]}" -- "$bin"
     pids+=("$server_pid")
     urls+=("http://127.0.0.1:$port/api")
   done

@@ -106,6 +106,18 @@ impl Service for Distributor {
             }
             let s = &self.state;
             let streams = &s.brokers.streams;
+            // Nobody here is listening: move the group past what arrived instead of reading it.
+            // Every process has a group, so reading each event N times on N replicas cost
+            // Redis and every replica CPU on every event (bench/replicas.sh).
+            if s.live_events.receiver_count() == 0 {
+                return match streams.skip_to_end(STREAM, &self.group).await {
+                    Err(crate::broker::BrokerError::NoGroup { .. }) => {
+                        streams.ensure_group(STREAM, &self.group).await?;
+                        Ok(Tick::Idle)
+                    }
+                    other => other.map(|()| Tick::Idle).map_err(Into::into),
+                };
+            }
             let read = streams
                 .read(
                     STREAM,
@@ -127,12 +139,9 @@ impl Service for Distributor {
                 return Ok(Tick::Idle);
             }
             let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
-            // Every event passes through here; decode only when someone is listening.
-            if s.live_events.receiver_count() > 0 {
-                for m in &msgs {
-                    if let Ok(env) = serde_json::from_slice::<Envelope>(&m.payload) {
-                        let _ = s.live_events.send(Arc::new(env));
-                    }
+            for m in &msgs {
+                if let Ok(env) = serde_json::from_slice::<Envelope>(&m.payload) {
+                    let _ = s.live_events.send(Arc::new(env));
                 }
             }
             streams.ack(STREAM, &self.group, &ids).await?;

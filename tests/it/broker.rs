@@ -128,6 +128,7 @@ contract!(streams_redelivery_after_visibility, with_streams, None);
 contract!(streams_dead_letter, with_streams, None);
 contract!(streams_blocking_read_wakes, with_streams, None);
 contract!(streams_missing_group, with_streams, None);
+contract!(streams_group_skips_to_the_end, with_streams, None);
 contract!(streams_trimmed_to_maxlen, with_streams, Some(10));
 contract!(streams_trimmed_by_age, with_streams, None);
 
@@ -358,6 +359,35 @@ async fn streams_blocking_read_wakes(s: Streams) {
     assert_eq!(payloads(&got), ["late"]);
     assert!(waited >= Duration::from_millis(150), "{waited:?}");
     assert!(waited < Duration::from_secs(3), "{waited:?}");
+}
+
+/// A group moved to the end gets only what is published after (what it was given stays
+/// pending); the other groups keep their place.
+async fn streams_group_skips_to_the_end(s: Streams) {
+    s.ensure_group_from_start("ev", "idle").await.unwrap();
+    s.ensure_group_from_start("ev", "other").await.unwrap();
+    publish_n(&s, "ev", 3).await;
+    let got = s
+        .read("ev", "idle", "c", 1, NO_WAIT, LONG_VIS)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&got), ["m0"]);
+    s.skip_to_end("ev", "idle").await.unwrap();
+    assert_eq!(s.pending("ev", "idle").await.unwrap(), 1, "m0 was given");
+    s.ack("ev", "idle", &ids(&got)).await.unwrap();
+    s.publish("ev", b"after").await.unwrap();
+    let got = s
+        .read("ev", "idle", "c", 10, NO_WAIT, LONG_VIS)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&got), ["after"]);
+    let other = s
+        .read("ev", "other", "c", 10, NO_WAIT, LONG_VIS)
+        .await
+        .unwrap();
+    assert_eq!(payloads(&other), ["m0", "m1", "m2", "after"]);
+    let err = s.skip_to_end("ev", "missing").await.unwrap_err();
+    assert!(matches!(err, BrokerError::NoGroup { .. }), "{err}");
 }
 
 async fn streams_missing_group(s: Streams) {

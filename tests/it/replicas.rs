@@ -287,18 +287,16 @@ async fn stream_groups_of_stopped_and_killed_replicas_are_removed() {
     .await;
     // The live replica keeps its group, and it still delivers.
     assert_eq!(distributors(&after), own, "{after:?}");
+    // A subscriber on the live replica gets a new event through that group.
+    let mut ws = events_out(&a).await;
     let flow = create_flow(&a, "after-reaping").await;
-    FlowRunBuilder::flow_id(&flow)
+    let run = FlowRunBuilder::flow_id(&flow)
         .state(json!({"type": "RUNNING"}))
         .create(&a)
         .await;
-    wait_for(
-        "the live replica's distributor to read the new event",
-        20,
-        || groups_of(conn.clone(), &key),
-        |g| g.iter().any(|(name, c)| name == &own[0] && !c.is_empty()),
-    )
-    .await;
+    let resource = format!("prefect.flow-run.{}", run["id"].as_str().expect("id"));
+    let got = next_event_of(&mut ws, &resource).await;
+    assert_eq!(got["event"], "prefect.flow-run.Running", "{got}");
     a.stop().await;
     let gone = groups_of(conn.clone(), &key).await;
     assert!(distributors(&gone).is_empty(), "{gone:?}");
@@ -308,4 +306,55 @@ async fn stream_groups_of_stopped_and_killed_replicas_are_removed() {
         .await
         .unwrap_or(0);
     drop_pg_database(&base, &url).await;
+}
+
+/// A websocket on `/api/events/out` of `app`, past the `prefect` handshake, filtered on flow-run
+/// events.
+async fn events_out(
+    app: &TestApp,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let url = app.url("/api/events/out").replace("http://", "ws://");
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "prefect".parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
+    let send = |v: Value| Message::Text(v.to_string().into());
+    ws.send(send(json!({"type": "auth", "token": null})))
+        .await
+        .expect("auth");
+    let reply = ws.next().await.expect("reply").expect("message");
+    assert!(reply.to_string().contains("auth_success"), "{reply}");
+    let filter = json!({"event": {"prefix": ["prefect.flow-run."]}});
+    ws.send(send(json!({"type": "filter", "filter": filter})))
+        .await
+        .expect("filter");
+    ws
+}
+
+/// The next event about `resource` the socket delivers (waiting up to 20 s).
+async fn next_event_of(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    resource: &str,
+) -> Value {
+    use futures_util::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(Ok(msg)) = ws.next().await {
+            let Ok(v) = serde_json::from_str::<Value>(&msg.to_string()) else {
+                continue;
+            };
+            if v["event"]["resource"]["prefect.resource.id"] == resource {
+                return v["event"].clone();
+            }
+        }
+        panic!("the socket closed");
+    })
+    .await
+    .expect("an event within 20 s")
 }

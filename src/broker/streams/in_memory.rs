@@ -125,6 +125,20 @@ impl MemoryStreams {
         });
     }
 
+    pub(super) fn skip_to_end(&self, stream: &str, group: &str) -> Result<(), BrokerError> {
+        let mut map = self.lock();
+        let Some(s) = map.get_mut(stream) else {
+            return Err(super::no_group(stream, group));
+        };
+        let end = s.next_seq - 1;
+        let Some(g) = s.groups.get_mut(group) else {
+            return Err(super::no_group(stream, group));
+        };
+        g.last_delivered = end;
+        s.trim_acknowledged();
+        Ok(())
+    }
+
     pub(super) fn destroy_group(&self, stream: &str, group: &str) {
         if let Some(s) = self.lock().get_mut(stream) {
             s.groups.remove(group);

@@ -93,6 +93,32 @@ impl Streams {
         }
     }
 
+    /// Moves `group` past every message now on `stream` without delivering them (`XGROUP
+    /// SETID ... $`): one constant-time command, however many messages it skips. What the
+    /// group was given before stays pending until acknowledged. Fails with
+    /// [`BrokerError::NoGroup`] if the group is missing.
+    pub async fn skip_to_end(&self, stream: &str, group: &str) -> Result<(), BrokerError> {
+        match self {
+            Streams::Redis(r) => {
+                let cmd = redis::cmd("XGROUP")
+                    .arg("SETID")
+                    .arg(r.key(stream))
+                    .arg(group)
+                    .arg("$")
+                    .clone();
+                let res = r
+                    .conn
+                    .query::<()>("XGROUP SETID", &cmd, Duration::ZERO)
+                    .await;
+                res.map_err(|e| match has_code(&e, "NOGROUP") {
+                    true => no_group(stream, group),
+                    false => e,
+                })
+            }
+            Streams::Memory(m) => m.skip_to_end(stream, group),
+        }
+    }
+
     /// Removes what processes that are gone left on `stream`: every group named
     /// `private_prefix...` that is not kept alive ([`Streams::keep_alive`]), and in the other
     /// groups every consumer idle for longer than `idle` with nothing pending (what it had
