@@ -17,7 +17,8 @@ pub enum ApiError {
         loc: Vec<Value>,
         msg: String,
         kind: &'static str,
-        body: Option<Value>,
+        /// Boxed: a `Value` is large, and every `ApiResult` carries this variant's size.
+        body: Option<Box<Value>>,
     },
     /// Prefect's `ObjectNotFoundError` shape: 404 `{"exception_message": ...}`.
     ObjectNotFound(String),

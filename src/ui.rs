@@ -1,6 +1,10 @@
-//! The UI: the pages in `static/`, embedded in the binary (or served from `ui.dir` on disk). The
-//! root page is rendered with the server's version and health. Paths that name no file get the
-//! index page, as a single-page application expects.
+//! The UI: the pages in `static/`, embedded in the binary, or a built UI served from `ui.dir` on
+//! disk — such as either of Prefect's (`prefect/server/ui`, the Vue one, or `ui-v2`, the React
+//! one, from the `prefect` wheel), served as the reference server serves them: `/ui-settings`
+//! tells the page where the API is, and the base-URL placeholder in their files is replaced as
+//! they are sent. The embedded root page is rendered with the server's version and health. Paths
+//! that name no file get the index page, as a single-page application expects; a missing file
+//! (a name with an extension) is a 404.
 
 use std::path::{Component, Path};
 
@@ -15,14 +19,66 @@ const EMBEDDED: &[(&str, &str)] = &[("style.css", include_str!("../static/style.
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
+        .route("/ui-settings", web::get().to(ui_settings))
         .route("/{path:.*}", web::get().to(asset));
+}
+
+/// What Prefect's built UIs have in their files where the reference server puts the base URL
+/// they are served under (`/` here, so the placeholder becomes "").
+const BASE_PLACEHOLDER: &str = "/PREFECT_UI_SERVE_BASE_REPLACE_PLACEHOLDER";
+
+/// Which of Prefect's UIs `ui.dir` holds: the React one (`v2`) loads React from its index page.
+fn prefect_ui_kind(dir: &str) -> &'static str {
+    match std::fs::read_to_string(Path::new(dir).join("index.html")) {
+        Ok(page) if page.contains("vendor-react") => "v2",
+        _ => "v1",
+    }
+}
+
+/// `GET /ui-settings`: where the API is, for Prefect's UIs (the reference's `UISettings`).
+async fn ui_settings(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let dir = state.settings.ui.dir.trim();
+    let kind = (!dir.is_empty()).then(|| prefect_ui_kind(dir));
+    let base = |k: &str| (kind == Some(k)).then_some("/");
+    HttpResponse::Ok().json(serde_json::json!({
+        "api_url": crate::extract::api_url(&req, &state),
+        "csrf_enabled": false,
+        "auth": null,
+        "flags": [],
+        "default_ui": kind.unwrap_or("v1"),
+        "available_uis": kind.into_iter().collect::<Vec<_>>(),
+        "v1_base_url": base("v1"),
+        "v2_base_url": base("v2"),
+    }))
+}
+
+/// `bytes` with the base-URL placeholder removed when it is a text file that has it.
+fn without_placeholder(path: &str, bytes: Vec<u8>) -> Vec<u8> {
+    let text_like = matches!(
+        path.rsplit('.').next(),
+        Some("html" | "js" | "mjs" | "css" | "json" | "webmanifest" | "svg")
+    );
+    if !text_like || memchr::memmem::find(&bytes, BASE_PLACEHOLDER.as_bytes()).is_none() {
+        return bytes;
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => text.replace(BASE_PLACEHOLDER, "").into_bytes(),
+        Err(e) => e.into_bytes(),
+    }
 }
 
 async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let template = match state.settings.ui.dir.trim() {
         "" => INDEX.to_string(),
-        dir => std::fs::read_to_string(Path::new(dir).join("index.html"))
-            .unwrap_or_else(|_| INDEX.to_string()),
+        dir => match std::fs::read(Path::new(dir).join("index.html")) {
+            Ok(page) => {
+                return HttpResponse::Ok()
+                    .content_type(ContentType::html())
+                    .insert_header(("Cache-Control", "no-cache"))
+                    .body(without_placeholder("index.html", page))
+            }
+            Err(_) => INDEX.to_string(),
+        },
     };
     let (health, class) = match state.check_ready().await {
         Ok(stores) => match stores.iter().find(|(_, s)| *s == "degraded") {
@@ -31,11 +87,7 @@ async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         },
         Err(reason) => (format!("not ready: {reason}"), "bad"),
     };
-    let conn = req.connection_info();
-    let api_url = match state.settings.api_host() {
-        Some(host) => format!("{}://{host}/api", conn.scheme()),
-        None => format!("{}://{}/api", conn.scheme(), conn.host()),
-    };
+    let api_url = crate::extract::api_url(&req, &state);
     let api_path = if state.settings.api_host().is_some() {
         api_url.clone()
     } else {
@@ -69,15 +121,28 @@ async fn asset(
     if !dir.is_empty() {
         if let Some(file) = safe_join(Path::new(dir), &path) {
             if let Ok(bytes) = std::fs::read(&file) {
+                // Built assets carry a content hash in their names; the rest may change.
+                let cache = match path.starts_with("assets/") {
+                    true => "public, max-age=31536000, immutable",
+                    false => "no-cache",
+                };
                 return HttpResponse::Ok()
                     .content_type(content_type(&path))
-                    .body(bytes);
+                    .insert_header(("Cache-Control", cache))
+                    .body(without_placeholder(&path, bytes));
             }
         }
     } else if let Some((_, body)) = EMBEDDED.iter().find(|(name, _)| *name == path) {
         return HttpResponse::Ok()
             .content_type(content_type(&path))
             .body(*body);
+    }
+    // A page of the application gets the index; a file that is not there is missing.
+    let last = path.rsplit('/').next().unwrap_or("");
+    if last.contains('.') {
+        return HttpResponse::NotFound()
+            .content_type(ContentType::plaintext())
+            .body("Not Found");
     }
     index(req, state).await
 }
@@ -95,11 +160,19 @@ fn content_type(path: &str) -> &'static str {
         "html" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
-        "json" => "application/json",
+        "json" | "map" => "application/json",
+        "webmanifest" => "application/manifest+json",
         "svg" => "image/svg+xml",
         "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
         "ico" => "image/x-icon",
         "woff2" => "font/woff2",
+        "woff" => "font/woff",
+        "ttf" => "font/ttf",
+        "txt" => "text/plain; charset=utf-8",
+        "wasm" => "application/wasm",
         _ => "application/octet-stream",
     }
 }

@@ -10,15 +10,16 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::params::PathId;
 use crate::extract::Workspace;
-use crate::ids::{FlowRunId, TaskRunId};
+use crate::ids::{FlowId, FlowRunId, TaskRunId};
 use crate::orchestration::State;
 use crate::query::{FlowRunFilter, FlowRunSort, NullableIdFilter, Page, Related};
 use crate::runs::answers::Clock;
 use crate::runs::convert::{flow_state, task_state};
 use crate::state::AppState;
+use crate::storage::artifacts::{self, GraphArtifact};
 use crate::storage::rows::TaskRunRow;
-use crate::storage::{flow_runs, task_runs};
-use crate::wire::{opt_ts, round_secs, Ts};
+use crate::storage::{flow_runs, flows, task_runs};
+use crate::wire::{opt_json_text, opt_ts, round_secs, JsonText, Ts};
 
 /// The task-run ids a task run's `task_inputs` point at.
 fn upstream_ids(t: &TaskRunRow) -> BTreeSet<String> {
@@ -150,8 +151,40 @@ struct NodeV2<'a> {
     parents: Vec<NodeRef<'a>>,
     children: Vec<NodeRef<'a>>,
     encapsulating: [(); 0],
-    artifacts: [(); 0],
+    artifacts: Vec<ArtifactOut<'a>>,
 }
+
+/// An artifact of the v2 graph (`data` only for progress artifacts, as the reference).
+#[derive(Serialize, Clone)]
+struct ArtifactOut<'a> {
+    id: &'a str,
+    created: Ts<'a>,
+    key: Option<&'a str>,
+    #[serde(rename = "type")]
+    artifact_type: Option<&'a str>,
+    is_latest: bool,
+    data: JsonText<'a>,
+}
+
+impl<'a> From<&'a GraphArtifact> for ArtifactOut<'a> {
+    fn from(a: &'a GraphArtifact) -> Self {
+        let progress = a.artifact_type.as_deref() == Some("progress");
+        ArtifactOut {
+            id: &a.id,
+            created: Ts(&a.created),
+            key: a.key.as_deref(),
+            artifact_type: a.artifact_type.as_deref(),
+            is_latest: a.key.is_none() || a.latest_of.is_some(),
+            data: match progress {
+                true => opt_json_text(&a.data),
+                false => opt_json_text(&None),
+            },
+        }
+    }
+}
+
+/// Most artifacts a graph lists (the reference's `PREFECT_API_MAX_FLOW_RUN_GRAPH_ARTIFACTS`).
+const MAX_GRAPH_ARTIFACTS: i64 = 10_000;
 
 /// A state of the flow run in the v2 graph.
 #[derive(Serialize)]
@@ -170,7 +203,7 @@ struct GraphV2<'a> {
     end_time: Option<Ts<'a>>,
     root_node_ids: Vec<String>,
     nodes: Vec<(String, NodeV2<'a>)>,
-    artifacts: [(); 0],
+    artifacts: Vec<ArtifactOut<'a>>,
     states: Vec<GraphState<'a>>,
 }
 
@@ -215,6 +248,28 @@ pub async fn graph_v2(
         )
         .await?
     };
+    let flow_ids: Vec<FlowId> = subflows.iter().map(|(r, _)| r.flow_id.clone()).collect();
+    let flow_names: BTreeMap<FlowId, String> = flows::names_of(&mut c, ws.id(), &flow_ids)
+        .await?
+        .into_iter()
+        .collect();
+    // Subflow nodes are labelled "<flow name> / <run name>", as the reference labels them.
+    let labels: BTreeMap<&str, String> = subflows
+        .iter()
+        .map(|(r, _)| {
+            let flow = flow_names.get(&r.flow_id).map_or("", String::as_str);
+            (r.id.as_str(), format!("{flow} / {}", r.name))
+        })
+        .collect();
+    let graph_artifacts =
+        artifacts::of_flow_run_for_graph(&mut c, ws.id(), &id, MAX_GRAPH_ARTIFACTS).await?;
+    let mut artifacts_of: BTreeMap<Option<&str>, Vec<ArtifactOut>> = BTreeMap::new();
+    for a in &graph_artifacts {
+        artifacts_of
+            .entry(a.task_run_id.as_deref())
+            .or_default()
+            .push(ArtifactOut::from(a));
+    }
     let by_parent: BTreeMap<TaskRunId, &crate::storage::rows::FlowRunRow> = subflows
         .iter()
         .filter_map(|(r, _)| r.parent_task_run_id.clone().map(|p| (p, r)))
@@ -254,7 +309,7 @@ pub async fn graph_v2(
             Some(sub) => (
                 "flow-run",
                 sub.id.as_str(),
-                &sub.name,
+                labels.get(sub.id.as_str()).unwrap_or(&sub.name),
                 &sub.state_type,
                 &sub.start_time,
                 &sub.end_time,
@@ -278,7 +333,10 @@ pub async fn graph_v2(
             parents: refs(parents.get(&me)),
             children: refs(children.get(&me)),
             encapsulating: [],
-            artifacts: [],
+            artifacts: match kind {
+                "task-run" => artifacts_of.get(&Some(id)).cloned().unwrap_or_default(),
+                _ => Vec::new(),
+            },
         };
         nodes.push((me, node));
     }
@@ -301,7 +359,7 @@ pub async fn graph_v2(
         end_time: opt_ts(&run.end_time),
         root_node_ids: roots,
         nodes,
-        artifacts: [],
+        artifacts: artifacts_of.remove(&None).unwrap_or_default(),
         states,
     }))
 }

@@ -21,6 +21,7 @@ pub mod root;
 pub mod run_lists;
 pub mod saved_searches;
 pub mod task_runs;
+pub mod ui;
 pub mod variables;
 pub mod work_pools;
 pub mod work_queues;
@@ -75,6 +76,7 @@ fn resources(cfg: &mut web::ServiceConfig) {
     saved_searches::configure(cfg);
     variables::configure(cfg);
     blocks::configure(cfg);
+    ui::configure(cfg);
 }
 
 /// 503 (which the client retries) while migrations are still running.

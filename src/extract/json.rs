@@ -49,7 +49,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ],
                 msg: "JSON decode error".into(),
                 kind: "json_invalid",
-                body: Some(Value::String(String::from_utf8_lossy(bytes).to_string())),
+                body: Some(Box::new(Value::String(
+                    String::from_utf8_lossy(bytes).to_string(),
+                ))),
             }),
         },
         Err(err) => {
@@ -61,7 +63,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     loc: vec!["body".into(), offset.into()],
                     msg: "JSON decode error".into(),
                     kind: "json_invalid",
-                    body: Some(Value::String(raw)),
+                    body: Some(Box::new(Value::String(raw))),
                 });
             }
             let mut loc: Vec<Value> = vec!["body".into()];
@@ -82,7 +84,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     loc,
                     msg: format!("{} {max} characters", super::strict::TOO_LONG),
                     kind: "string_too_long",
-                    body: serde_json::from_slice::<Value>(bytes).ok(),
+                    body: serde_json::from_slice::<Value>(bytes).ok().map(Box::new),
                 });
             }
             if msg.starts_with("invalid type: sequence, expected struct") {
@@ -91,7 +93,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     msg: "Input should be a valid dictionary or object to extract fields from"
                         .into(),
                     kind: "model_attributes_type",
-                    body: serde_json::from_slice::<Value>(bytes).ok(),
+                    body: serde_json::from_slice::<Value>(bytes).ok().map(Box::new),
                 });
             }
             let kind = if msg.starts_with("unknown field") {
@@ -101,7 +103,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             } else {
                 "value_error"
             };
-            let body = serde_json::from_slice::<Value>(bytes).ok();
+            let body = serde_json::from_slice::<Value>(bytes).ok().map(Box::new);
             Err(ApiError::Validation {
                 loc,
                 msg,
@@ -129,7 +131,7 @@ fn reject_nul(bytes: &[u8]) -> Result<(), ApiError> {
             loc,
             msg: "String should not contain NUL (\\u0000) characters".into(),
             kind: "string_type",
-            body: Some(value),
+            body: Some(Box::new(value)),
         });
     }
     Ok(())

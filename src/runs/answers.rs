@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::convert::{flow_policy, flow_state, task_policy, task_state};
 use crate::orchestration::{FlowRunPolicy, State, TaskRunPolicy};
+use crate::storage::flow_runs::RunPoint;
 use crate::storage::rows::{FlowRunRow, FlowRunStateRow, TaskRunRow, TaskRunStateRow};
 use crate::wire::{json_text, opt_ts, round_secs, JsonText, Ts};
 
@@ -77,7 +78,7 @@ macro_rules! clock_from {
         }
     )*};
 }
-clock_from!(FlowRunRow, TaskRunRow);
+clock_from!(FlowRunRow, TaskRunRow, RunPoint);
 
 impl Clock<'_> {
     /// (`estimated_run_time`, `estimated_start_time_delta`) at `now`, rounded as the reference

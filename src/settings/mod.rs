@@ -33,6 +33,7 @@ pub struct ServerSettings {
     pub bind: String,
     pub api_host: String,
     pub app_host: String,
+    pub cors_origins: String,
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
     pub default_limit: i64,
@@ -105,6 +106,14 @@ pub struct ServiceSettings {
 #[serde(deny_unknown_fields)]
 pub struct UiSettings {
     pub dir: String,
+}
+
+/// The host part of a `Host` header value: without the port, IPv6 brackets kept.
+pub fn host_name(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    }
 }
 
 /// Every problem found while loading settings, each naming its key.
@@ -348,6 +357,30 @@ impl Settings {
 
     pub fn app_host(&self) -> Option<&str> {
         non_empty(&self.server.app_host)
+    }
+
+    /// Whether a page from `origin` (`scheme://host[:port]`) may call the API: the app host's
+    /// pages (any scheme and port), and the origins of `server.cors_origins` (`*`: any).
+    pub fn cors_allows(&self, origin: &str) -> bool {
+        let host = origin
+            .split_once("://")
+            .map_or(origin, |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or("");
+        let host = host_name(host);
+        if self
+            .app_host()
+            .is_some_and(|app| app.eq_ignore_ascii_case(host))
+        {
+            return true;
+        }
+        self.server
+            .cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .any(|o| o == "*" || o.trim_end_matches('/').eq_ignore_ascii_case(origin))
     }
 
     /// The effective settings as TOML-like text with every password replaced by `***`.

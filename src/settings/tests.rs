@@ -137,3 +137,11 @@ fn redacted_output_hides_passwords() {
         "{out}"
     );
 }
+
+#[test]
+fn host_names_lose_their_port_only() {
+    assert_eq!(host_name("api.example.test:4200"), "api.example.test");
+    assert_eq!(host_name("api.example.test"), "api.example.test");
+    assert_eq!(host_name("[::1]:4200"), "[::1]");
+    assert_eq!(host_name("[::1]"), "[::1]");
+}

@@ -60,6 +60,26 @@ pub async fn find(c: &mut Conn, ws: &WorkspaceId, id: &FlowId) -> StorageResult<
     Ok(row)
 }
 
+/// The names of the flows of `ids` that exist.
+pub async fn names_of(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    ids: &[FlowId],
+) -> StorageResult<Vec<(FlowId, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db_run!(c, |c| {
+        flows::table
+            .filter(flows::workspace_id.eq(ws))
+            .filter(flows::id.eq_any(ids))
+            .select((flows::id, flows::name))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
 pub async fn find_by_name(
     c: &mut Conn,
     ws: &WorkspaceId,

@@ -97,3 +97,24 @@ pub fn select(table: &str, pg: bool, w: &Window) -> SqlLiteral<HistoryGroupSql> 
 pub fn group_by() -> SqlLiteral<BigInt> {
     sql("1, 2, 3")
 }
+
+/// The select list of runs counted per interval of `step_us` from `start` of timestamp column
+/// `col` and per state type: `(interval, state_type, count)`, grouped by [`group_by_interval`].
+pub fn interval_counts(
+    pg: bool,
+    col: &str,
+    start: &NaiveDateTime,
+    step_us: i64,
+) -> SqlLiteral<(BigInt, Nullable<Text>, BigInt)> {
+    let at = micros_sql(pg, col);
+    let (start, step) = (micros_of(start), step_us.max(1));
+    let table = col.split('.').next().unwrap_or(col);
+    sql(&format!(
+        "({at} - {start}) / {step}, {table}.state_type, count(*)"
+    ))
+}
+
+/// GROUP BY the interval and the state type ([`interval_counts`]' first two columns).
+pub fn group_by_interval() -> SqlLiteral<BigInt> {
+    sql("1, 2")
+}

@@ -42,6 +42,14 @@ pub use sqlite::SqliteConn;
 
 use crate::settings::{redact_url, DbLocation, Settings};
 
+/// `q` boxed for the backend of `c` (so the binds can be added in a loop).
+pub(crate) fn boxed_for<C: diesel_async::AsyncConnection>(
+    _: &C,
+    q: diesel::query_builder::SqlQuery,
+) -> diesel::query_builder::BoxedSqlQuery<'static, C::Backend, diesel::query_builder::SqlQuery> {
+    q.into_boxed()
+}
+
 /// The three logical databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DbName {

@@ -113,6 +113,52 @@ pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> Storage
     Ok(n)
 }
 
+/// How many task runs matching `related` are in each state type (those with any).
+pub async fn count_by_state(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    related: &Related,
+) -> StorageResult<Vec<(Option<String>, i64)>> {
+    let rows = db_run!(c, |c| {
+        task_runs::table
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(build::task_runs_related(related))
+            .group_by(task_runs::state_type)
+            .select((task_runs::state_type, diesel::dsl::count_star()))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// Task runs matching `related` counted per interval of `step_us` of their start time from
+/// `start`, and per state type: `(interval, state_type, count)`.
+pub async fn count_by_start_interval(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    related: &Related,
+    start: &chrono::NaiveDateTime,
+    step_us: i64,
+) -> StorageResult<Vec<(i64, Option<String>, i64)>> {
+    let pg = c.is_postgres();
+    let rows = db_run!(c, |c| {
+        task_runs::table
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(build::task_runs_related(related))
+            .filter(task_runs::start_time.ge(start))
+            .group_by(history::group_by_interval())
+            .select(history::interval_counts(
+                pg,
+                "task_runs.start_time",
+                start,
+                step_us,
+            ))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
 /// Task runs of one flow run (for the graph), oldest expected start first.
 pub async fn list_of_flow_run(
     c: &mut Conn,

@@ -136,8 +136,8 @@ async fn hosts_route_to_api_or_ui() {
     assert_eq!(r.json::<Value>().await.expect("json"), json!(true));
     let r = req("api.example.com", "/").await.expect("ok");
     assert_eq!(r.status().as_u16(), 404);
-    // The app host serves the UI for every path, /api included.
-    let r = req("app.example.com", "/").await.expect("ok");
+    // The app host serves the UI for every path but /api, whatever the case and port.
+    let r = req("App.Example.COM:4200", "/").await.expect("ok");
     assert_eq!(r.status().as_u16(), 200);
     let page = r.text().await.expect("text");
     assert!(
@@ -145,13 +145,22 @@ async fn hosts_route_to_api_or_ui() {
         "{page}"
     );
     assert!(
-        page.contains("http://api.example.com/api"),
-        "the page names the API host"
+        page.contains("http://api.example.com:4200/api"),
+        "the page names the API host, on the port the page came through"
     );
     let r = req("app.example.com", "/api/health").await.expect("ok");
-    assert!(
-        r.text().await.expect("text").contains("<html"),
-        "app host serves the UI only"
+    assert_eq!(r.status().as_u16(), 404, "the app host serves no API");
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"detail": "Not Found"})
+    );
+    let r = req("API.example.com:4200", "/api/health")
+        .await
+        .expect("ok");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "host names match without case or port"
     );
     // Any other host: the single-host layout.
     let r = req("other.example.com", "/api/health").await.expect("ok");

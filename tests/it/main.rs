@@ -20,4 +20,5 @@ mod limits_v1;
 mod orion;
 mod replicas;
 mod support;
+mod ui_api;
 mod variables;

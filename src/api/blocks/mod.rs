@@ -234,7 +234,7 @@ pub(crate) fn with_body(e: ApiError, raw: &Option<Value>) -> ApiError {
             loc,
             msg,
             kind,
-            body: raw.clone(),
+            body: raw.clone().map(Box::new),
         },
         other => other,
     }

@@ -29,7 +29,7 @@ use crate::storage::flow_run_input::{self, InputRow, Inserted};
 use crate::storage::{flow_runs, variables};
 use crate::wire::Ts;
 
-pub use schema::{validate, SchemaError};
+pub use schema::{check_schema, error_object, validate, SchemaError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/flow_runs/{id}/input", web::post().to(create))
@@ -232,7 +232,7 @@ fn refused(current: &State, reason: &str) -> HttpResponse {
 
 /// `run_input` with its `__prefect_kind` placeholders replaced (workspace variables read from
 /// storage); `Err` holds Prefect's hydration error text.
-async fn hydrated(
+pub(crate) async fn hydrated(
     state: &AppState,
     ws: &Workspace,
     run_input: Map<String, Value>,

@@ -203,6 +203,58 @@ pub async fn find_latest(
     Ok(row)
 }
 
+/// An artifact as a flow run's graph shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct GraphArtifact {
+    pub id: String,
+    pub created: NaiveDateTime,
+    pub key: Option<String>,
+    pub artifact_type: Option<String>,
+    pub data: Option<String>,
+    pub task_run_id: Option<String>,
+    /// The id of the collection whose latest artifact this is, if any.
+    pub latest_of: Option<String>,
+}
+
+/// The artifacts of flow run `flow_run_id` (not of its subflows), oldest first, at most
+/// `limit`, results excluded (as the reference's graph).
+pub async fn of_flow_run_for_graph(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    flow_run_id: &str,
+    limit: i64,
+) -> StorageResult<Vec<GraphArtifact>> {
+    let rows = db_run!(c, |c| {
+        artifacts::table
+            .left_join(
+                artifact_collections::table.on(artifact_collections::latest_id
+                    .eq(artifacts::id)
+                    .and(artifact_collections::workspace_id.eq(artifacts::workspace_id))),
+            )
+            .filter(artifacts::workspace_id.eq(ws))
+            .filter(artifacts::flow_run_id.eq(flow_run_id))
+            .filter(
+                artifacts::artifact_type
+                    .ne("result")
+                    .or(artifacts::artifact_type.is_null()),
+            )
+            .order((artifacts::created.asc(), artifacts::id.asc()))
+            .limit(limit)
+            .select((
+                artifacts::id,
+                artifacts::created,
+                artifacts::key,
+                artifacts::artifact_type,
+                artifacts::data,
+                artifacts::task_run_id,
+                artifact_collections::id.nullable(),
+            ))
+            .load::<GraphArtifact>(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
 pub async fn list(
     c: &mut Conn,
     ws: &WorkspaceId,

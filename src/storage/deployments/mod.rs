@@ -228,6 +228,27 @@ pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> Storage
     Ok(n)
 }
 
+/// The number of deployments of each of `flows` that has any (one grouped query).
+pub async fn count_by_flow(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    flows: &[FlowId],
+) -> StorageResult<Vec<(FlowId, i64)>> {
+    if flows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db_run!(c, |c| {
+        deployments::table
+            .filter(deployments::workspace_id.eq(ws))
+            .filter(deployments::flow_id.eq_any(flows))
+            .group_by(deployments::flow_id)
+            .select((deployments::flow_id, diesel::dsl::count_star()))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
 /// Pauses or resumes deployment `id` of `ws`, writing only `paused` and `updated` (so a
 /// concurrent PATCH or poll is not undone); false when there is no such deployment.
 pub async fn set_paused(

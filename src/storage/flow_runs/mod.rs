@@ -104,6 +104,34 @@ fn started_or_expected(
     diesel::dsl::sql("coalesce(flow_runs.start_time, flow_runs.expected_start_time)")
 }
 
+/// `q` in the order of `sort`, the id breaking ties (the same order for every kind of list).
+pub(super) fn sorted<'a, DB, ST>(
+    q: flow_runs::BoxedQuery<'a, DB, ST>,
+    sort: FlowRunSort,
+) -> flow_runs::BoxedQuery<'a, DB, ST>
+where
+    DB: diesel::backend::Backend + diesel::backend::DieselReserveSpecialization + 'a,
+{
+    match sort {
+        FlowRunSort::IdDesc => q.order(flow_runs::id.desc()),
+        FlowRunSort::StartTimeAsc => q.order((started_or_expected().asc(), flow_runs::id.asc())),
+        FlowRunSort::StartTimeDesc => q.order((started_or_expected().desc(), flow_runs::id.desc())),
+        FlowRunSort::ExpectedStartTimeAsc => {
+            q.order((flow_runs::expected_start_time.asc(), flow_runs::id.asc()))
+        }
+        FlowRunSort::ExpectedStartTimeDesc => {
+            q.order((flow_runs::expected_start_time.desc(), flow_runs::id.desc()))
+        }
+        FlowRunSort::NameAsc => q.order((flow_runs::name.asc(), flow_runs::id.asc())),
+        FlowRunSort::NameDesc => q.order((flow_runs::name.desc(), flow_runs::id.desc())),
+        FlowRunSort::NextScheduledStartTimeAsc => q.order((
+            flow_runs::next_scheduled_start_time.asc(),
+            flow_runs::id.asc(),
+        )),
+        FlowRunSort::EndTimeDesc => q.order((flow_runs::end_time.desc(), flow_runs::id.desc())),
+    }
+}
+
 pub async fn list(
     c: &mut Conn,
     ws: &WorkspaceId,
@@ -118,28 +146,7 @@ pub async fn list(
             .filter(cond)
             .select(FlowRunRow::as_select())
             .into_boxed();
-        q = match sort {
-            FlowRunSort::IdDesc => q.order(flow_runs::id.desc()),
-            FlowRunSort::StartTimeAsc => {
-                q.order((started_or_expected().asc(), flow_runs::id.asc()))
-            }
-            FlowRunSort::StartTimeDesc => {
-                q.order((started_or_expected().desc(), flow_runs::id.desc()))
-            }
-            FlowRunSort::ExpectedStartTimeAsc => {
-                q.order((flow_runs::expected_start_time.asc(), flow_runs::id.asc()))
-            }
-            FlowRunSort::ExpectedStartTimeDesc => {
-                q.order((flow_runs::expected_start_time.desc(), flow_runs::id.desc()))
-            }
-            FlowRunSort::NameAsc => q.order((flow_runs::name.asc(), flow_runs::id.asc())),
-            FlowRunSort::NameDesc => q.order((flow_runs::name.desc(), flow_runs::id.desc())),
-            FlowRunSort::NextScheduledStartTimeAsc => q.order((
-                flow_runs::next_scheduled_start_time.asc(),
-                flow_runs::id.asc(),
-            )),
-            FlowRunSort::EndTimeDesc => q.order((flow_runs::end_time.desc(), flow_runs::id.desc())),
-        };
+        q = sorted(q, sort);
         let runs: Vec<FlowRunRow> = q.limit(page.limit).offset(page.offset).load(c).await?;
         let state_ids = stored_state_ids(runs.iter());
         let states: Vec<FlowRunStateRow> = if state_ids.is_empty() {
@@ -163,6 +170,24 @@ pub async fn list(
             (r, s)
         })
         .collect())
+}
+
+/// The name of flow run `id` of `ws`, if there is one.
+pub async fn find_name(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    id: &FlowRunId,
+) -> StorageResult<Option<String>> {
+    let name = db_run!(c, |c| {
+        flow_runs::table
+            .filter(flow_runs::id.eq(id))
+            .filter(flow_runs::workspace_id.eq(ws))
+            .select(flow_runs::name)
+            .first::<String>(c)
+            .await
+            .optional()
+    })?;
+    Ok(name)
 }
 
 pub async fn count(c: &mut Conn, ws: &WorkspaceId, related: &Related) -> StorageResult<i64> {

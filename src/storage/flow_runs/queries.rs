@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db_run;
-use crate::ids::{DeploymentId, FlowRunId, TaskRunId, WorkspaceId};
+use crate::ids::{DeploymentId, FlowId, FlowRunId, TaskRunId, WorkspaceId};
 use crate::query::Related;
 use crate::storage::filters::build;
 use crate::storage::history::{self, HistoryGroup, Window};
@@ -218,6 +218,151 @@ pub async fn list_orphaned_task_runs(
             .limit(limit)
             .select((task_runs::workspace_id, task_runs::id))
             .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// A flow's next scheduled run (`/ui/flows/next-runs`).
+#[derive(Debug, Clone, Queryable)]
+pub struct NextRun {
+    pub id: FlowRunId,
+    pub flow_id: FlowId,
+    pub name: String,
+    pub state_name: Option<String>,
+    pub state_type: Option<String>,
+    pub next_scheduled_start_time: Option<NaiveDateTime>,
+}
+
+/// One id of a raw query.
+#[derive(QueryableByName)]
+struct MaybeId {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    id: Option<String>,
+}
+
+/// The earliest SCHEDULED run of each of `flows` that has one. One statement of one scalar
+/// subquery per flow, each a short read of the partial index `flow_runs_flow_scheduled_next`
+/// (the literal `'SCHEDULED'` lets both planners use it), then the rows by id.
+pub async fn next_scheduled_of_flows(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    flows: &[FlowId],
+) -> StorageResult<Vec<NextRun>> {
+    if flows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let numbered = matches!(c.backend(), Backend::Pg(_));
+    let sql = flows
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            let (f, w) = match numbered {
+                true => (format!("${}", 2 * i + 1), format!("${}", 2 * i + 2)),
+                false => ("?".to_string(), "?".to_string()),
+            };
+            format!(
+                "SELECT (SELECT f.id FROM flow_runs f WHERE f.flow_id = {f} \
+                 AND f.state_type = 'SCHEDULED' AND f.next_scheduled_start_time IS NOT NULL \
+                 AND f.workspace_id = {w} ORDER BY f.next_scheduled_start_time, f.id LIMIT 1) AS id"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let found: Vec<MaybeId> = db_run!(c, |c| {
+        let mut q = crate::storage::boxed_for(&*c, diesel::sql_query(sql));
+        for f in flows {
+            q = q
+                .bind::<diesel::sql_types::Text, _>(f.to_string())
+                .bind::<diesel::sql_types::Text, _>(ws.to_string());
+        }
+        q.load(c).await
+    })?;
+    let ids: Vec<String> = found.into_iter().filter_map(|r| r.id).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db_run!(c, |c| {
+        flow_runs::table
+            .filter(flow_runs::id.eq_any(&ids))
+            .select((
+                flow_runs::id,
+                flow_runs::flow_id,
+                flow_runs::name,
+                flow_runs::state_name,
+                flow_runs::state_type,
+                flow_runs::next_scheduled_start_time,
+            ))
+            .load::<NextRun>(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// The number of task runs of each of `runs` that has any, not counting the task runs that
+/// stand for a subflow run (as the reference's `/ui/flow_runs/count-task-runs`).
+pub async fn count_task_runs_of(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    runs: &[FlowRunId],
+) -> StorageResult<Vec<(Option<FlowRunId>, i64)>> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db_run!(c, |c| {
+        task_runs::table
+            .filter(task_runs::workspace_id.eq(ws))
+            .filter(task_runs::flow_run_id.eq_any(runs))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                flow_runs::table.filter(flow_runs::parent_task_run_id.eq(task_runs::id.nullable())),
+            )))
+            .group_by(task_runs::flow_run_id)
+            .select((task_runs::flow_run_id, diesel::dsl::count_star()))
+            .load(c)
+            .await
+    })?;
+    Ok(rows)
+}
+
+/// What `/ui/flow_runs/history` plots of a run: its state, times and run time.
+#[derive(Debug, Clone, Queryable)]
+pub struct RunPoint {
+    pub id: FlowRunId,
+    pub state_type: Option<String>,
+    pub state_name: Option<String>,
+    pub state_timestamp: Option<NaiveDateTime>,
+    pub start_time: Option<NaiveDateTime>,
+    pub expected_start_time: Option<NaiveDateTime>,
+    pub total_run_time: f64,
+}
+
+/// The runs matching `related`, sorted and paged like `/flow_runs/filter`, reading only the
+/// columns [`RunPoint`] holds (no JSON columns, no state rows).
+pub async fn list_points(
+    c: &mut Conn,
+    ws: &WorkspaceId,
+    related: &Related,
+    sort: crate::query::FlowRunSort,
+    page: crate::query::Page,
+) -> StorageResult<Vec<RunPoint>> {
+    let rows = db_run!(c, |c| {
+        let q = flow_runs::table
+            .filter(flow_runs::workspace_id.eq(ws))
+            .filter(build::flow_runs_related(related))
+            .select((
+                flow_runs::id,
+                flow_runs::state_type,
+                flow_runs::state_name,
+                flow_runs::state_timestamp,
+                flow_runs::start_time,
+                flow_runs::expected_start_time,
+                flow_runs::total_run_time,
+            ))
+            .into_boxed();
+        super::sorted(q, sort)
+            .limit(page.limit)
+            .offset(page.offset)
+            .load::<RunPoint>(c)
             .await
     })?;
     Ok(rows)

@@ -147,3 +147,5 @@ diesel::table! {
         task_run_id -> Nullable<Text>,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(artifacts, artifact_collections);

@@ -113,14 +113,6 @@ fn due_sql(placeholder: fn(usize) -> String, n_queues: usize, before: bool, afte
     s
 }
 
-/// `q` boxed for the backend of `c` (so the binds can be added in a loop).
-fn boxed_for<C: diesel_async::AsyncConnection>(
-    _: &C,
-    q: diesel::query_builder::SqlQuery,
-) -> diesel::query_builder::BoxedSqlQuery<'static, C::Backend, diesel::query_builder::SqlQuery> {
-    q.into_boxed()
-}
-
 /// A worker's poll, in one transaction (one commit): the pool (by name), its queues (all, or
 /// those named; a missing one stops before anything is written), `last_polled` and READY for
 /// those queues (paused ones keep their status) and their deployments, the active runs per
@@ -261,7 +253,7 @@ pub async fn poll(
                 Backend::Sqlite(_) => due_sql(|_| "?".into(), n, has_before, has_after),
             };
             let due: Vec<DueRow> = db_run!(c, |c| {
-                let mut dq = boxed_for(&*c, diesel::sql_query(sql))
+                let mut dq = crate::storage::boxed_for(&*c, diesel::sql_query(sql))
                     .bind::<Text, _>(pool.workspace_id.clone());
                 for (id, _) in &caps {
                     dq = dq.bind::<Text, _>(id.to_string());

@@ -57,6 +57,128 @@ pub fn validate(instance: &Value, schema: &Value) -> Result<(), SchemaError> {
     )))
 }
 
+/// Every failure of `instance` against `schema` (after Prefect's preprocessing), in the shape of
+/// Prefect's `build_error_obj` (`/ui/schemas/validate`): `{"errors": [...], "valid": bool}`,
+/// each error under the properties and indexes of its path, a `required` failure under the
+/// missing property.
+pub fn error_object(instance: &Value, schema: &Value) -> Result<Value, SchemaError> {
+    let schema = preprocess(schema);
+    let mut v = Validator {
+        root: &schema,
+        failures: Vec::new(),
+        circular: false,
+    };
+    v.check(instance, &schema, &mut Vec::new(), 0);
+    if v.circular {
+        return Err(SchemaError::Circular);
+    }
+    let mut errors: Vec<Value> = Vec::new();
+    for f in v.failures {
+        let mut path = f.path;
+        if let Some(key) = f.required {
+            path.push(Seg::Key(key));
+        }
+        place(&mut errors, &path, f.message);
+    }
+    let valid = errors.is_empty();
+    Ok(serde_json::json!({ "errors": errors, "valid": valid }))
+}
+
+/// Puts `message` into `errors` at `path`: through the entries already there for the path's
+/// leading parts (added when missing), and as a new entry for its last part.
+fn place(errors: &mut Vec<Value>, path: &[Seg], message: String) {
+    let Some((last, leading)) = path.split_last() else {
+        errors.push(Value::String(message));
+        return;
+    };
+    let entry = |seg: &Seg, errors: Vec<Value>| -> Value {
+        match seg {
+            Seg::Key(k) => serde_json::json!({ "property": k, "errors": errors }),
+            Seg::Index(i) => serde_json::json!({ "index": i, "errors": errors }),
+        }
+    };
+    let same = |e: &Value, seg: &Seg| match seg {
+        Seg::Key(k) => e.get("property").and_then(Value::as_str) == Some(k.as_str()),
+        Seg::Index(i) => e.get("index").and_then(Value::as_u64) == Some(*i as u64),
+    };
+    let mut current = errors;
+    for seg in leading {
+        let at = match current.iter().position(|e| same(e, seg)) {
+            Some(at) => at,
+            None => {
+                current.push(entry(seg, Vec::new()));
+                current.len() - 1
+            }
+        };
+        match current[at].get_mut("errors").and_then(Value::as_array_mut) {
+            Some(next) => current = next,
+            None => return,
+        }
+    }
+    current.push(entry(last, vec![Value::String(message)]));
+}
+
+/// JSON Schema's simple types.
+const TYPES: [&str; 7] = [
+    "array", "boolean", "integer", "null", "number", "object", "string",
+];
+
+/// The structural checks of the metaschema that a hand-written or generated schema can get
+/// wrong (`type` a known type or a list of them; `properties`, `definitions` and `$defs` objects
+/// of schemas; `required` and `enum` lists; `items`, `anyOf`, `allOf`, `oneOf` schemas), with the
+/// metaschema's message: `Invalid schema: ...`.
+pub fn check_schema(schema: &Value) -> Result<(), String> {
+    let bad = |v: &Value, why: &str| Err(format!("Invalid schema: {} {why}", repr(v)));
+    let s = match schema {
+        Value::Bool(_) => return Ok(()),
+        Value::Object(s) => s,
+        other => return bad(other, "is not of type 'object', 'boolean'"),
+    };
+    match s.get("type") {
+        None => {}
+        Some(Value::String(t)) if TYPES.contains(&t.as_str()) => {}
+        Some(Value::Array(ts))
+            if ts
+                .iter()
+                .all(|t| t.as_str().is_some_and(|t| TYPES.contains(&t))) => {}
+        Some(t) => return bad(t, "is not valid under any of the given schemas"),
+    }
+    for key in ["properties", "definitions", "$defs", "patternProperties"] {
+        match s.get(key) {
+            None => {}
+            Some(Value::Object(m)) => m.values().try_for_each(check_schema)?,
+            Some(other) => return bad(other, "is not of type 'object'"),
+        }
+    }
+    for key in ["required", "enum"] {
+        match s.get(key) {
+            None | Some(Value::Array(_)) => {}
+            Some(other) => return bad(other, "is not of type 'array'"),
+        }
+    }
+    if let Some(Value::Array(required)) = s.get("required") {
+        if let Some(r) = required.iter().find(|r| !r.is_string()) {
+            return bad(r, "is not of type 'string'");
+        }
+    }
+    for key in ["anyOf", "allOf", "oneOf", "prefixItems"] {
+        match s.get(key) {
+            None => {}
+            Some(Value::Array(subs)) if !subs.is_empty() => {
+                subs.iter().try_for_each(check_schema)?
+            }
+            Some(other @ Value::Array(_)) => return bad(other, "should be non-empty"),
+            Some(other) => return bad(other, "is not of type 'array'"),
+        }
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(sub) = s.get(key) {
+            check_schema(sub)?;
+        }
+    }
+    Ok(())
+}
+
 /// Prefect's `preprocess_schema`: optional typed properties without a default also accept
 /// null, and tuple `items` lists become `prefixItems`.
 fn preprocess(schema: &Value) -> Value {

@@ -17,6 +17,8 @@ pub(super) enum Seg {
 pub(super) struct Failure {
     pub(super) path: Vec<Seg>,
     pub(super) message: String,
+    /// The missing property of a `required` failure (its path is the object's).
+    pub(super) required: Option<String>,
 }
 
 pub(super) struct Validator<'a> {
@@ -30,6 +32,7 @@ impl<'a> Validator<'a> {
         self.failures.push(Failure {
             path: path.to_vec(),
             message,
+            required: None,
         });
     }
 
@@ -183,7 +186,11 @@ impl<'a> Validator<'a> {
                         "{} is a required property",
                         repr(&Value::String(key.into()))
                     );
-                    self.fail(path, msg);
+                    self.failures.push(Failure {
+                        path: path.to_vec(),
+                        message: msg,
+                        required: Some(key.to_string()),
+                    });
                 }
             }
         }

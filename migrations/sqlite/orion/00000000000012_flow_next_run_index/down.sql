@@ -1,0 +1,1 @@
+DROP INDEX flow_runs_flow_scheduled_next;
