@@ -84,12 +84,18 @@ pub async fn start(
     let app_state = state.clone();
     // CORS only when some other origin may call the API (the app host, `server.cors_origins`).
     let cors = settings.app_host().is_some() || !settings.server.cors_origins.trim().is_empty();
+    let access = settings.log.access;
     let mut server = HttpServer::new(move || {
         let state = app_state.clone();
         App::new()
             .wrap(actix_web::middleware::Condition::new(
                 cors,
                 actix_web::middleware::from_fn(crate::router::cors),
+            ))
+            // Inside compression: the bytes logged are the answer's, before gzip.
+            .wrap(actix_web::middleware::Condition::new(
+                access,
+                actix_web::middleware::from_fn(crate::telemetry::access::access_log),
             ))
             .wrap(Compress::default())
             .configure(move |c| crate::router::configure(c, &state))

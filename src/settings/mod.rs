@@ -25,6 +25,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub services: ServiceSettings,
     pub ui: UiSettings,
+    pub collections: CollectionsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -52,6 +53,7 @@ pub struct TlsSettings {
 pub struct LogSettings {
     pub level: String,
     pub format: String,
+    pub access: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -105,6 +107,13 @@ pub struct ServiceSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UiSettings {
+    pub dir: String,
+}
+
+/// `/collections/views/{view}`: the registry views Orrery answers with.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionsSettings {
     pub dir: String,
 }
 

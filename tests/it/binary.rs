@@ -150,3 +150,120 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     buf.starts_with("HTTP/1.1 200")
         .then(|| buf.trim_end().to_string())
 }
+
+/// Sends `request` (a whole HTTP/1.1 request) and returns the whole answer.
+fn http_raw(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(request.as_bytes()).expect("write");
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf
+}
+
+/// A server process killed when the test ends, however it ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One access-log line per request, in the JSON log format: method, path with the query's
+/// credentials redacted, status, duration, bytes, client, and the request id (the client's, or
+/// a new one, returned in `X-Request-Id`); probes only at DEBUG; `log.access=false` turns it off.
+#[test]
+fn every_request_gets_one_access_log_line_with_its_request_id() {
+    for enabled in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut server = Server(
+            orrery(dir.path())
+                .env("ORRERY__SERVER__BIND", format!("127.0.0.1:{port}"))
+                .env("ORRERY__LOG__FORMAT", "json")
+                .env("ORRERY__LOG__ACCESS", enabled.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(port, "/api/health").is_none() {
+            assert!(Instant::now() < deadline, "server did not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let answer = http_raw(
+            port,
+            "GET /api/version?api_key=s3cret&x=1 HTTP/1.1\r\nHost: localhost\r\n\
+             X-Request-Id: req-42\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n",
+        );
+        let answer_404 = http_raw(
+            port,
+            "GET /api/flows/nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
+        let generated = answer_404.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-request-id: ")
+                .map(|id| id.trim().to_string())
+        });
+        if enabled {
+            assert!(
+                answer.to_ascii_lowercase().contains("x-request-id: req-42"),
+                "{answer}"
+            );
+            assert_eq!(
+                generated.as_ref().map(String::len),
+                Some(32),
+                "{answer_404}"
+            );
+        } else {
+            assert_eq!(generated, None, "{answer_404}");
+        }
+        Command::new("kill")
+            .args(["-TERM", &server.0.id().to_string()])
+            .status()
+            .expect("kill");
+        server.0.wait().expect("wait");
+        let mut log = String::new();
+        use std::io::Read;
+        server
+            .0
+            .stderr
+            .take()
+            .map(|mut e| e.read_to_string(&mut log));
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "orrery::access")
+            .collect();
+        if !enabled {
+            assert!(lines.is_empty(), "{log}");
+            continue;
+        }
+        assert_eq!(lines.len(), 2, "probes are not logged at INFO: {log}");
+        let v = &lines[0];
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["path"], "/api/version?api_key=***&x=1");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["request_id"], "req-42");
+        assert_eq!(v["client"], "127.0.0.1");
+        assert!(v["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{v}");
+        assert!(
+            v["bytes"]
+                .as_str()
+                .is_some_and(|b| b.parse::<u64>().is_ok_and(|n| n > 0)),
+            "{v}"
+        );
+        assert_eq!(v["level"], "INFO");
+        assert!(
+            !log.contains("s3cret") && !log.contains("t0ken"),
+            "no secrets: {log}"
+        );
+        assert_eq!(lines[1]["status"], 404);
+        assert_eq!(lines[1]["request_id"].as_str(), generated.as_deref());
+    }
+}

@@ -573,3 +573,50 @@ async fn the_app_hosts_pages_may_call_the_api_host() {
     assert_eq!(settings["api_url"], "http://api.example.test:4200/api");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collection_views_come_from_the_compiled_copy_or_the_configured_dir() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("demo-flows.json"), r#"{"flows": [1]}"#).expect("file");
+    let app = TestApp::builder()
+        .setting(
+            "ORRERY__COLLECTIONS__DIR",
+            dir.path().to_str().expect("path"),
+        )
+        .start()
+        .await;
+    let (s, workers) = call(
+        &app,
+        "GET",
+        "/api/collections/views/aggregate-worker-metadata",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(workers["prefect"]["process"]["type"], "process");
+    let k8s = &workers["prefect-kubernetes"]["kubernetes"];
+    assert!(k8s["default_base_job_configuration"]["job_configuration"]["job_manifest"].is_object());
+    let (s, demo) = call(&app, "GET", "/api/collections/views/demo-flows", None).await;
+    assert_eq!((s, demo), (200, json!({"flows": [1]})));
+    assert_eq!(
+        call(
+            &app,
+            "GET",
+            "/api/collections/views/aggregate-block-metadata",
+            None
+        )
+        .await,
+        (
+            404,
+            json!({"detail": "Requested content missing for view aggregate-block-metadata"})
+        )
+    );
+    assert_eq!(
+        call(&app, "GET", "/api/collections/views/nonsense", None).await,
+        (
+            404,
+            json!({"detail": "View nonsense not found in registry"})
+        )
+    );
+    app.stop().await;
+}

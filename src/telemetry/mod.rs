@@ -1,5 +1,8 @@
 //! Logging with tracing-subscriber: human-readable lines by default, one JSON object per line
-//! with `log.format = "json"`; the level comes from `RUST_LOG` when set, else `log.level`.
+//! with `log.format = "json"`; the level comes from `RUST_LOG` when set, else `log.level`. The
+//! access log (one line per request) is [`access`].
+
+pub mod access;
 
 use tracing_subscriber::EnvFilter;
 
