@@ -17,7 +17,9 @@ pub enum Schedule {
     },
     Cron {
         cron: String,
-        timezone: String,
+        /// As sent: a cron schedule without one reads back `null` (as the reference's), and
+        /// runs in UTC.
+        timezone: Option<String>,
         day_or: bool,
     },
     RRule {
@@ -29,6 +31,64 @@ pub enum Schedule {
 fn tz(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>()
         .map_err(|_| format!("Invalid timezone: {name:?}"))
+}
+
+/// Prefect's `normalize_rrule_string`: a rule without `DTSTART` gets one, written as a floating
+/// local time. A single SECONDLY or MINUTELY rule without `COUNT` starts at the latest whole
+/// period after 2020-01-01 00:00 that is not after `now` on the schedule's wall clock (so the
+/// occurrences are the same, without walking every one since 2020); anything else gets
+/// 2020-01-01 00:00, the anchor such a rule always had.
+fn with_dtstart(rrule: &str, timezone: &str, now: DateTime<Utc>) -> String {
+    if rrule.to_ascii_uppercase().contains("DTSTART") {
+        return rrule.to_string();
+    }
+    let legacy = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or_default();
+    let lines: Vec<&str> = rrule.lines().filter(|l| !l.trim().is_empty()).collect();
+    let single = match lines.as_slice() {
+        [one] => {
+            let up = one.trim().to_ascii_uppercase();
+            (!["EXRULE", "RDATE", "EXDATE"]
+                .iter()
+                .any(|k| up.starts_with(k)))
+            .then(|| up.trim_start_matches("RRULE:").to_string())
+        }
+        _ => None,
+    };
+    let part = |rule: &str, key: &str| {
+        rule.split(';')
+            .find_map(|kv| kv.split_once('=').filter(|(k, _)| k.trim() == key))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let period = single.as_ref().and_then(|rule| {
+        let unit = match part(rule, "FREQ").as_deref() {
+            Some("SECONDLY") => 1,
+            Some("MINUTELY") => 60,
+            _ => return None,
+        };
+        if part(rule, "COUNT").is_some() {
+            return None;
+        }
+        let interval = match part(rule, "INTERVAL") {
+            Some(i) => i.parse::<i64>().ok().filter(|i| *i > 0)?,
+            None => 1,
+        };
+        Some(unit * interval)
+    });
+    let start = match (period, tz(timezone)) {
+        (Some(period), Ok(zone)) => {
+            let wall = now.with_timezone(&zone).naive_local();
+            let elapsed = (wall - legacy).num_seconds();
+            if elapsed <= 0 {
+                legacy
+            } else {
+                legacy + chrono::Duration::seconds(elapsed / period * period)
+            }
+        }
+        _ => legacy,
+    };
+    format!("DTSTART:{}\n{rrule}", start.format("%Y%m%dT%H%M%S"))
 }
 
 impl Schedule {
@@ -74,7 +134,7 @@ impl Schedule {
             parse_cron(&cron, day_or)?;
             return Ok(Schedule::Cron {
                 cron,
-                timezone: timezone.unwrap_or_else(|| "UTC".into()),
+                timezone,
                 day_or,
             });
         }
@@ -82,6 +142,7 @@ impl Schedule {
             let rrule = r.as_str().ok_or("rrule must be a string")?.to_string();
             let timezone = timezone.unwrap_or_else(|| "UTC".into());
             recurrence::validate(&rrule, &timezone)?;
+            let rrule = with_dtstart(&rrule, &timezone, now);
             return Ok(Schedule::RRule { rrule, timezone });
         }
         Err("schedule must have an interval, a cron or an rrule".into())
@@ -130,7 +191,8 @@ impl Schedule {
                 timezone,
                 day_or,
             } => {
-                let (Ok(c), Ok(zone)) = (parse_cron(cron, *day_or), tz(timezone)) else {
+                let zone = tz(timezone.as_deref().unwrap_or("UTC"));
+                let (Ok(c), Ok(zone)) = (parse_cron(cron, *day_or), zone) else {
                     return Vec::new();
                 };
                 // Cron times are whole seconds: start from the next whole second.
@@ -397,5 +459,39 @@ mod tests {
         );
         assert!(Schedule::parse(&json!({"rrule": "FREQ=NEVER"}), now).is_err());
         assert!(Schedule::parse(&json!({}), now).is_err());
+    }
+}
+
+#[cfg(test)]
+mod dtstart_tests {
+    use super::with_dtstart;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn rules_without_dtstart_get_prefects_anchor() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 4, 11, 37, 42)
+            .single()
+            .expect("now");
+        assert_eq!(
+            with_dtstart("FREQ=DAILY;BYHOUR=6", "UTC", now),
+            "DTSTART:20200101T000000\nFREQ=DAILY;BYHOUR=6"
+        );
+        // High frequency without COUNT: the latest whole period not after now, on the
+        // schedule's wall clock (Paris is UTC+1 in December).
+        assert_eq!(
+            with_dtstart("FREQ=MINUTELY;INTERVAL=5", "Europe/Paris", now),
+            "DTSTART:20261204T123500\nFREQ=MINUTELY;INTERVAL=5"
+        );
+        assert_eq!(
+            with_dtstart("RRULE:FREQ=SECONDLY", "UTC", now),
+            "DTSTART:20261204T113742\nRRULE:FREQ=SECONDLY"
+        );
+        assert_eq!(
+            with_dtstart("FREQ=MINUTELY;COUNT=3", "UTC", now),
+            "DTSTART:20200101T000000\nFREQ=MINUTELY;COUNT=3"
+        );
+        let anchored = "DTSTART:20250101T090000\nFREQ=MINUTELY";
+        assert_eq!(with_dtstart(anchored, "UTC", now), anchored);
     }
 }

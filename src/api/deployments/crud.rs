@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::storage::deployments::{self as deps, DeploymentRow};
 use crate::storage::flows;
 
-use super::schedules::{schedule_rows, ScheduleCreate};
+use super::schedules::{patched_schedules, schedule_rows, ScheduleCreate, ScheduleUpdate};
 use super::{concurrency_limit_positive, find, find_dot, not_found, resolve_queue, Loaded};
 
 #[derive(Deserialize)]
@@ -83,7 +83,7 @@ pub(super) struct DeploymentUpdate {
     #[serde(default)]
     paused: Option<bool>,
     #[serde(default)]
-    schedules: Option<Vec<ScheduleCreate>>,
+    schedules: Option<Vec<ScheduleUpdate>>,
     #[serde(default)]
     concurrency_limit: Option<Option<i32>>,
     #[serde(default)]
@@ -337,10 +337,11 @@ pub(super) async fn update(
     let db = &state.stores.orion;
     let now = crate::time::now().naive_utc();
     // Checked before the queue is resolved (which may create a pool and queue).
-    let schedules = match &b.schedules {
-        Some(list) => Some(schedule_rows(ws.id(), &d.id, list)?),
-        None => None,
+    let existing = {
+        let mut c = state.stores.orion.read().await?;
+        deps::list_schedules(&mut c, std::slice::from_ref(&d.id)).await?
     };
+    let schedules = patched_schedules(ws.id(), &d.id, &existing, b.schedules.as_deref())?;
     if b.work_pool_name.is_some() || b.work_queue_name.is_some() {
         let (qn, qid) = resolve_queue(
             &state,

@@ -37,7 +37,7 @@ pub(super) struct ScheduleCreate {
     _replaces: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ScheduleUpdate {
     #[serde(default)]
@@ -104,6 +104,133 @@ pub(super) fn schedule_rows_at(
             })
         })
         .collect()
+}
+
+/// A deployment PATCH's schedules, by the reference's rules. When every existing schedule and
+/// every given one has a slug, the given ones are targeted updates: a slug (or the slug it
+/// `replaces`) that exists is that schedule, changed in place (its id kept; `parameters`
+/// become what was sent, `{}` when nothing was); any other is a new schedule; schedules not
+/// named are kept. When every existing schedule has a slug and a given one has none, 422.
+/// Otherwise the given list replaces the set. `Ok(None)`: the schedules are left as they are.
+/// `replaces` is never stored.
+pub(super) fn patched_schedules(
+    ws: &WorkspaceId,
+    deployment_id: &DeploymentId,
+    existing: &[ScheduleRow],
+    given: Option<&[ScheduleUpdate]>,
+) -> ApiResult<Option<Vec<ScheduleRow>>> {
+    let Some(given) = given else {
+        return Ok(None);
+    };
+    let all_given_slugged = given.iter().all(|s| s.slug.is_some());
+    let all_existing_slugged = !existing.is_empty() && existing.iter().all(|s| s.slug.is_some());
+    if !all_existing_slugged {
+        let full: Vec<ScheduleCreate> = given
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let schedule = s.schedule.clone().ok_or_else(|| {
+                    let loc = ["body", "schedules"].iter().map(|p| Value::from(*p));
+                    let mut loc: Vec<Value> = loc.collect();
+                    loc.extend([i.into(), "schedule".into()]);
+                    ApiError::invalid(loc, "Field required", "missing")
+                })?;
+                Ok(ScheduleCreate {
+                    active: s.active.unwrap_or(true),
+                    schedule,
+                    max_scheduled_runs: s.max_scheduled_runs.flatten(),
+                    parameters: s.parameters.clone(),
+                    slug: s.slug.clone(),
+                    _replaces: None,
+                })
+            })
+            .collect::<ApiResult<_>>()?;
+        return schedule_rows(ws, deployment_id, &full).map(Some);
+    }
+    if !all_given_slugged {
+        return Err(ApiError::unprocessable(
+            "Please provide a slug for each schedule in your request to ensure schedules are \
+             updated correctly.",
+        ));
+    }
+    let mut replaced = std::collections::HashSet::new();
+    for r in given.iter().filter_map(|s| s.replaces.as_deref()) {
+        if !replaced.insert(r) {
+            return Err(ApiError::unprocessable(format!(
+                "Multiple schedules have 'replaces' targeting the same slug: {r}"
+            )));
+        }
+    }
+    let position = |slug: &str| {
+        existing
+            .iter()
+            .position(|e| e.slug.as_deref() == Some(slug))
+    };
+    for s in given {
+        if let (Some(slug), Some(from)) = (&s.slug, &s.replaces) {
+            if position(slug).is_some() && !replaced.contains(slug.as_str()) {
+                return Err(ApiError::unprocessable(format!(
+                    "Cannot rename schedule from '{from}' to '{slug}': a schedule with slug \
+                     '{slug}' already exists."
+                )));
+            }
+        }
+    }
+    let now = crate::time::now();
+    let mut rows = existing.to_vec();
+    let mut created = Vec::new();
+    for (i, s) in given.iter().enumerate() {
+        let parsed = match &s.schedule {
+            Some(v) => Some(
+                Schedule::parse(v, now)
+                    .map_err(|e| invalid_schedule(&["body", "schedules"], i, e))?
+                    .to_json()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let parameters = to_text(&s.parameters.clone().unwrap_or_default());
+        let target = s.replaces.as_deref().or(s.slug.as_deref()).unwrap_or("");
+        match position(target) {
+            Some(at) => {
+                let row = &mut rows[at];
+                if let Some(active) = s.active {
+                    row.active = active;
+                }
+                if let Some(schedule) = parsed {
+                    row.schedule = schedule;
+                }
+                if let Some(Some(n)) = s.max_scheduled_runs {
+                    row.max_scheduled_runs = Some(n);
+                }
+                row.parameters = parameters;
+                row.slug = s.slug.clone().or(row.slug.take());
+                row.updated = now.naive_utc();
+            }
+            None => {
+                let Some(schedule) = parsed else {
+                    return Err(ApiError::unprocessable(
+                        "Unable to create new deployment schedules without a schedule \
+                         configuration.",
+                    ));
+                };
+                created.push(ScheduleRow {
+                    id: Uuid::new_v4().to_string(),
+                    workspace_id: ws.clone(),
+                    created: now.naive_utc(),
+                    updated: now.naive_utc(),
+                    deployment_id: deployment_id.clone(),
+                    schedule,
+                    active: s.active.unwrap_or(true),
+                    max_scheduled_runs: None,
+                    parameters,
+                    slug: s.slug.clone(),
+                });
+            }
+        }
+    }
+    rows.extend(created);
+    Ok(Some(rows))
 }
 
 /// `DeploymentSchedule`.
