@@ -1,0 +1,1 @@
+DROP INDEX task_runs_workspace_start;
