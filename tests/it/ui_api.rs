@@ -266,6 +266,20 @@ async fn flow_run_points_task_run_counts_and_ui_task_runs() {
             json!({"detail": "task_runs.start_time.after_ is required"})
         )
     );
+    let far = json!({"task_runs": {"start_time": {"after_": "2020-01-01T00:00:00Z",
+        "before_": "9999-12-31T23:59:59.999999Z"}}});
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/api/ui/task_runs/dashboard/counts",
+        Some(far),
+    )
+    .await;
+    assert_eq!(
+        (s, b.as_array().map(Vec::len)),
+        (200, Some(20)),
+        "the far end of time: {b}"
+    );
     app.stop().await;
 }
 

@@ -90,7 +90,12 @@ async fn dashboard_counts(
     let minute = TimeDelta::minutes(1);
     let start = after.duration_trunc(minute).unwrap_or(after);
     let last = before.unwrap_or_else(crate::time::now);
-    let end = last.duration_trunc(minute).unwrap_or(last) + minute - TimeDelta::microseconds(1);
+    // The end of that minute (the last representable instant at the far end of time).
+    let end = last
+        .duration_trunc(minute)
+        .unwrap_or(last)
+        .checked_add_signed(minute - TimeDelta::microseconds(1))
+        .unwrap_or(last);
     let window_us = (end - start).num_microseconds().unwrap_or(i64::MAX);
     // Python's `timedelta / 20`: to the nearest microsecond.
     let step_us = ((window_us as f64) / BUCKETS as f64).round_ties_even() as i64;
