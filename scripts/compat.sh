@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 PREFECT_VERSION=3.9.1
+# The Kubernetes worker, for `prefect worker start -t kubernetes` (tests/compat/test_collections.py).
+PREFECT_KUBERNETES_VERSION=0.8.0
 cache="${ORRERY_CACHE:-$HOME/.cache/orrery}"
 venv="$cache/venv-prefect-$PREFECT_VERSION"
 bin="${ORRERY_BIN:-target/release/orrery}"
@@ -24,7 +26,7 @@ case "$bin" in /*) ;; *) bin="$root/$bin" ;; esac
 ensure_venv() {
   if [ -x "$venv/bin/python" ] &&
      [ "$("$venv/bin/pip" show prefect 2>/dev/null | sed -n 's/^Version: //p')" = "$PREFECT_VERSION" ] &&
-     "$venv/bin/python" -c 'import pytest, pytest_timeout, httpx' 2>/dev/null; then
+     "$venv/bin/python" -c 'import pytest, pytest_timeout, httpx, prefect_kubernetes' 2>/dev/null; then
     return
   fi
   local py
@@ -37,7 +39,7 @@ ensure_venv() {
   mkdir -p "$cache"
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check \
-    "prefect==$PREFECT_VERSION" pytest pytest-timeout httpx
+    "prefect==$PREFECT_VERSION" "prefect-kubernetes==$PREFECT_KUBERNETES_VERSION" pytest pytest-timeout httpx
 }
 ensure_venv
 if [ "${1:-}" = "--venv-only" ]; then

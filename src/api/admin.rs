@@ -6,9 +6,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::json::Json;
-use crate::extract::params::PathView;
 use crate::extract::Workspace;
 use crate::state::AppState;
 use crate::storage::settings_kv;
@@ -17,8 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/storage", web::get().to(read_storage))
         .route("/admin/storage", web::put().to(update_storage))
         .route("/admin/storage", web::delete().to(clear_storage))
-        .route("/admin/settings", web::get().to(settings))
-        .route("/collections/views/{view}", web::get().to(collection_view));
+        .route("/admin/settings", web::get().to(settings));
 }
 
 /// The workspace setting behind `/admin/storage`.
@@ -138,53 +136,4 @@ async fn settings(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         put(&mut v, path, value);
     }
     HttpResponse::Ok().json(v)
-}
-
-/// The views of Prefect's collection registry (the reference's `KNOWN_VIEWS`).
-const KNOWN_VIEWS: [&str; 4] = [
-    "aggregate-block-metadata",
-    "aggregate-flow-metadata",
-    "aggregate-worker-metadata",
-    "demo-flows",
-];
-
-/// The worker types and their default base job templates, as the `prefect` 3.9.1 wheel ships
-/// them for a server that cannot reach the registry (config/collections/README.md).
-const WORKER_METADATA: &str =
-    include_str!("../../config/collections/aggregate-worker-metadata.json");
-
-/// `GET /collections/views/{view}`: the view from `collections.dir` when that directory has it,
-/// else the compiled copy (the worker metadata). Orrery never fetches from the network.
-async fn collection_view(state: web::Data<AppState>, view: PathView) -> ApiResult<HttpResponse> {
-    let view = view.0.as_str();
-    if !KNOWN_VIEWS.contains(&view) {
-        return Err(ApiError::not_found(format!(
-            "View {view} not found in registry"
-        )));
-    }
-    let dir = state.settings.collections.dir.trim();
-    if !dir.is_empty() {
-        let file = std::path::Path::new(dir).join(format!("{view}.json"));
-        match std::fs::read_to_string(&file) {
-            Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() => {
-                return Ok(json_text(text));
-            }
-            Ok(_) => tracing::warn!(file = %file.display(), "not JSON; using the compiled copy"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(file = %file.display(), error = %e, "cannot read the view"),
-        }
-    }
-    match view {
-        "aggregate-worker-metadata" => Ok(json_text(WORKER_METADATA.to_string())),
-        _ => Err(ApiError::not_found(format!(
-            "Requested content missing for view {view}"
-        ))),
-    }
-}
-
-/// A 200 answer of JSON text.
-fn json_text(text: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(text)
 }

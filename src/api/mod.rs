@@ -6,6 +6,7 @@ pub mod admin;
 pub mod artifacts;
 pub mod automations;
 pub mod blocks;
+pub mod collections;
 pub mod common;
 pub mod concurrency_limits_v1;
 pub mod concurrency_limits_v2;
@@ -60,6 +61,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
 /// The orion resources; they answer only once the databases are migrated.
 fn resources(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
+    collections::configure(cfg);
     flows::configure(cfg);
     concurrency_limits_v2::configure(cfg);
     flow_runs::configure(cfg);

@@ -612,17 +612,31 @@ async fn collection_views_come_from_the_compiled_copy_or_the_configured_dir() {
     assert!(k8s["default_base_job_configuration"]["job_configuration"]["job_manifest"].is_object());
     let (s, demo) = call(&app, "GET", "/api/collections/views/demo-flows", None).await;
     assert_eq!((s, demo), (200, json!({"flows": [1]})));
+    let (s, blocks) = call(
+        &app,
+        "GET",
+        "/api/collections/views/aggregate-block-metadata",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let secret = &blocks["prefect"]["block_types"]["secret"];
+    assert_eq!(secret["name"], "Secret");
+    assert!(secret["block_schema"]["checksum"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("sha256:")));
+    assert!(blocks["prefect-aws"]["block_types"]["aws-credentials"].is_object());
     assert_eq!(
         call(
             &app,
             "GET",
-            "/api/collections/views/aggregate-block-metadata",
+            "/api/collections/views/aggregate-flow-metadata",
             None
         )
         .await,
         (
             404,
-            json!({"detail": "Requested content missing for view aggregate-block-metadata"})
+            json!({"detail": "Requested content missing for view aggregate-flow-metadata"})
         )
     );
     assert_eq!(
