@@ -36,10 +36,16 @@ def run(root: str) -> dict:
     flow = api.post("/flows/", json={"name": f"sched-{token}"}).json()["id"]
     ids: dict[str, str] = {}
 
+    def order(dep: str) -> list:
+        """The slugs in the order both list routes give them (newest updated first)."""
+        listed = [s["slug"] for s in api.get(f"/deployments/{dep}/schedules").json()]
+        assert listed == [s["slug"] for s in api.get(f"/deployments/{dep}").json()["schedules"]]
+        return listed
+
     def schedules(dep: str) -> list:
         out = []
         listed = api.get(f"/deployments/{dep}/schedules").json()
-        # Labelled in an order both servers agree on (they list schedules in different orders).
+        # Labelled in an order that does not depend on the listing's (checked in `order`).
         listed.sort(key=lambda s: (s["slug"] or "", json.dumps(s["schedule"], sort_keys=True)))
         for s in listed:
             label = ids.setdefault(s["id"], f"s{len(ids) + 1}")
@@ -62,11 +68,12 @@ def run(root: str) -> dict:
         answer = r.json() if r.content else None
         if isinstance(answer, dict) and "exception_detail" in answer:
             answer = [d["type"] for d in answer["exception_detail"]]
-        return {"status": r.status_code, "answer": answer, "schedules": schedules(dep)}
+        return {"status": r.status_code, "answer": answer, "schedules": schedules(dep),
+                "order": order(dep)}
 
     slugged = deployment("slugged", [{"slug": "a", "schedule": CRON_9},
                                      {"slug": "b", "schedule": HOURLY}])
-    out = {"created": {"schedules": schedules(slugged)}}
+    out = {"created": {"schedules": schedules(slugged), "order": order(slugged)}}
     for name, body in STEPS:
         out[name] = patch(slugged, body)
     plain = deployment("plain", [{"schedule": CRON_9}, {"schedule": HOURLY}])

@@ -67,6 +67,17 @@ pub(super) fn invalid_schedule(prefix: &[&str], i: usize, msg: String) -> ApiErr
     ApiError::invalid(loc, msg, "value_error")
 }
 
+/// The time of the `i`-th schedule written by one request: a microsecond apart, as the
+/// reference's rows are (it stamps each row as it writes it), so that the newest-updated-first
+/// order the schedules are listed in follows the order they were sent in.
+fn nth_write(now: chrono::DateTime<chrono::Utc>, i: usize) -> chrono::NaiveDateTime {
+    let now = now.naive_utc();
+    i64::try_from(i)
+        .ok()
+        .and_then(|step| now.checked_add_signed(chrono::Duration::microseconds(step)))
+        .unwrap_or(now)
+}
+
 pub(super) fn schedule_rows(
     ws: &WorkspaceId,
     deployment_id: &DeploymentId,
@@ -93,8 +104,8 @@ pub(super) fn schedule_rows_at(
             Ok(ScheduleRow {
                 id: Uuid::new_v4().to_string(),
                 workspace_id: ws.clone(),
-                created: now.naive_utc(),
-                updated: now.naive_utc(),
+                created: nth_write(now, i),
+                updated: nth_write(now, i),
                 deployment_id: deployment_id.clone(),
                 schedule: parsed.to_json().to_string(),
                 active: s.active,
@@ -205,7 +216,7 @@ pub(super) fn patched_schedules(
                 }
                 row.parameters = parameters;
                 row.slug = s.slug.clone().or(row.slug.take());
-                row.updated = now.naive_utc();
+                row.updated = nth_write(now, i);
             }
             None => {
                 let Some(schedule) = parsed else {
@@ -217,8 +228,8 @@ pub(super) fn patched_schedules(
                 created.push(ScheduleRow {
                     id: Uuid::new_v4().to_string(),
                     workspace_id: ws.clone(),
-                    created: now.naive_utc(),
-                    updated: now.naive_utc(),
+                    created: nth_write(now, i),
+                    updated: nth_write(now, i),
                     deployment_id: deployment_id.clone(),
                     schedule,
                     active: s.active.unwrap_or(true),

@@ -26,7 +26,8 @@ pub struct ScheduleRow {
     pub slug: Option<String>,
 }
 
-/// The schedules of these deployments, oldest first.
+/// The schedules of these deployments, the most recently updated first (the reference's
+/// order; rows written by one request are stamped a microsecond apart in the order sent).
 pub async fn list_schedules(
     c: &mut Conn,
     deployment_ids: &[DeploymentId],
@@ -35,8 +36,9 @@ pub async fn list_schedules(
         deployment_schedules::table
             .filter(deployment_schedules::deployment_id.eq_any(deployment_ids))
             .order((
-                deployment_schedules::created.asc(),
-                deployment_schedules::id.asc(),
+                deployment_schedules::updated.desc(),
+                deployment_schedules::created.desc(),
+                deployment_schedules::id.desc(),
             ))
             .select(ScheduleRow::as_select())
             .load(c)
