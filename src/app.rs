@@ -266,6 +266,24 @@ async fn prepare(state: &AppState) -> Result<(), String> {
         }
     }
     state.mark_migrated();
+    if state.settings.auth.required() {
+        let mut c = state
+            .stores
+            .nebula
+            .read()
+            .await
+            .map_err(|e| e.to_string())?;
+        let users = crate::storage::identities::count_users(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
+        if users == 0 {
+            tracing::warn!(
+                "auth.mode is \"required\" and there is no user yet: create the first owner with \
+                 `orrery user add EMAIL --account-role owner`, then a key with \
+                 `orrery api-key create --user EMAIL --name NAME`"
+            );
+        }
+    }
     Ok(())
 }
 

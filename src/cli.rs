@@ -1,4 +1,5 @@
-//! The command line: `orrery [--config FILE] [serve [--roles ...] | migrate | config show]`.
+//! The command line: `orrery [--config FILE] [serve [--roles ...] | migrate | config show |
+//! user add | workspace add | access grant | service-account add | api-key create|revoke|list]`.
 //! Settings problems exit with status 2; run-time failures with status 1.
 
 use std::path::PathBuf;
@@ -39,6 +40,109 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Users of the default account.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Workspaces.
+    Workspace {
+        #[command(subcommand)]
+        action: WorkspaceAction,
+    },
+    /// Who may do what in a workspace.
+    Access {
+        #[command(subcommand)]
+        action: AccessAction,
+    },
+    /// Service accounts (for workers and automation) of the default account.
+    ServiceAccount {
+        #[command(subcommand)]
+        action: ServiceAccountAction,
+    },
+    /// API keys of users and service accounts.
+    ApiKey {
+        #[command(subcommand)]
+        action: ApiKeyAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserAction {
+    /// Add a user to the default account.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// owner, admin or member (owners and admins are owners of every workspace).
+        #[arg(long, default_value = "member")]
+        account_role: String,
+        /// Read the user's password (for the UI and Basic credentials) from the first line of
+        /// standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WorkspaceAction {
+    /// Add a workspace.
+    Add {
+        handle: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The account's handle (the default account when not given).
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccessAction {
+    /// Give a user, service account or team a role in a workspace (replacing its role there).
+    Grant {
+        /// The workspace's handle (`ACCOUNT/HANDLE` for another account than the default).
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, group = "who")]
+        user: Option<String>,
+        #[arg(long, group = "who")]
+        service_account: Option<String>,
+        #[arg(long, group = "who")]
+        team: Option<String>,
+        /// owner, developer, runner, viewer or worker.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ServiceAccountAction {
+    /// Add a service account to the default account.
+    Add {
+        name: String,
+        #[arg(long, default_value = "member")]
+        account_role: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ApiKeyAction {
+    /// Make a key and print it (the only line on standard output; it is not shown again).
+    Create {
+        #[arg(long, group = "owner")]
+        user: Option<String>,
+        #[arg(long, group = "owner")]
+        service_account: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a key by its id.
+    Revoke { id: String },
+    /// List keys (never the keys themselves).
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,9 +193,10 @@ pub fn run() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match roles {
-            Some(roles) => crate::app::serve(settings, roles).await,
-            None => migrate(Arc::new(settings)).await,
+        match (roles, command) {
+            (Some(roles), _) => crate::app::serve(settings, roles).await,
+            (None, Command::Migrate) => migrate(Arc::new(settings)).await,
+            (None, admin) => administer(Arc::new(settings), admin).await,
         }
     });
     match result {
@@ -102,6 +207,128 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The identity commands: each on the configured databases (migrated first, as `serve` would).
+async fn administer(settings: Arc<Settings>, command: Command) -> Result<(), String> {
+    use crate::auth::admin::{self, Target};
+    let stores = crate::storage::Stores::connect(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    stores.migrate().await.map_err(|e| e.to_string())?;
+    let target =
+        |user: Option<String>, sa: Option<String>, team: Option<String>| match (user, sa, team) {
+            (Some(u), None, None) => Ok(Target::User(u)),
+            (None, Some(s), None) => Ok(Target::ServiceAccount(s)),
+            (None, None, Some(t)) => Ok(Target::Team(t)),
+            _ => Err("name exactly one of --user, --service-account or --team".to_string()),
+        };
+    match command {
+        Command::User {
+            action:
+                UserAction::Add {
+                    email,
+                    name,
+                    account_role,
+                    password_stdin,
+                },
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read the password: {e}"))?;
+                Some(line.trim_end_matches(['\r', '\n']).to_string())
+            } else {
+                None
+            };
+            let u = admin::add_user(
+                &stores,
+                &email,
+                name.as_deref(),
+                &account_role,
+                password.as_deref(),
+            )
+            .await?;
+            println!(
+                "user {} added ({}, account role {})",
+                u.email, u.id, u.account_role
+            );
+        }
+        Command::Workspace {
+            action:
+                WorkspaceAction::Add {
+                    handle,
+                    name,
+                    account,
+                },
+        } => {
+            let w =
+                admin::add_workspace(&stores, &handle, name.as_deref(), account.as_deref()).await?;
+            println!(
+                "workspace {} added: /api/accounts/{}/workspaces/{}",
+                w.handle, w.account_id, w.id
+            );
+        }
+        Command::Access {
+            action:
+                AccessAction::Grant {
+                    workspace,
+                    user,
+                    service_account,
+                    team,
+                    role,
+                },
+        } => {
+            let who = target(user, service_account, team)?;
+            let w = admin::grant(&stores, &workspace, &who, &role).await?;
+            println!("granted {role} in workspace {}", w.handle);
+        }
+        Command::ServiceAccount {
+            action: ServiceAccountAction::Add { name, account_role },
+        } => {
+            let s = admin::add_service_account(&stores, &name, &account_role).await?;
+            println!("service account {} added ({})", s.name, s.id);
+        }
+        Command::ApiKey { action } => match action {
+            ApiKeyAction::Create {
+                user,
+                service_account,
+                name,
+                expires_in_days,
+            } => {
+                let who = target(user, service_account, None)?;
+                let (row, key) = admin::create_key(&stores, &who, &name, expires_in_days).await?;
+                eprintln!("API key {} created; it is shown once:", row.id);
+                println!("{key}");
+            }
+            ApiKeyAction::Revoke { id } => {
+                admin::revoke_key(&stores, &id).await?;
+                println!("API key {id} revoked");
+            }
+            ApiKeyAction::List => {
+                let ts = |t: Option<chrono::NaiveDateTime>| {
+                    t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                        .unwrap_or_else(|| "-".into())
+                };
+                println!("ID\tNAME\tOWNER\tCREATED\tEXPIRES\tLAST USED\tREVOKED");
+                for (k, owner) in admin::list_keys(&stores).await? {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        k.id,
+                        k.name,
+                        owner.unwrap_or_else(|| format!("{} {}", k.actor_kind, k.actor_id)),
+                        ts(Some(k.created)),
+                        ts(k.expires),
+                        ts(k.last_used),
+                        ts(k.revoked)
+                    );
+                }
+            }
+        },
+        Command::Serve { .. } | Command::Migrate | Command::Config { .. } => {}
+    }
+    Ok(())
 }
 
 async fn migrate(settings: Arc<Settings>) -> Result<(), String> {

@@ -4,12 +4,14 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod error;
 pub mod event_model;
 pub mod events;
 pub mod extract;
+pub mod identity;
 pub mod ids;
 pub mod orchestration;
 pub mod query;

@@ -128,8 +128,10 @@ fn mount_api(cfg: &mut web::ServiceConfig, full: bool) {
     cfg.service(
         web::scope("/api")
             .wrap(from_fn(api::check_api_version))
+            .wrap(from_fn(crate::auth::middleware::authenticate))
             .configure(|c| {
                 if full {
+                    crate::auth::me::configure(c);
                     api::configure(c)
                 } else {
                     api::root::configure(c)

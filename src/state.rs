@@ -73,6 +73,8 @@ pub struct AppState {
     pub live_events: tokio::sync::broadcast::Sender<Arc<crate::event_model::Envelope>>,
     /// Wakes the outbox relay when a transaction wrote events.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The installation's API-key hashing secret, read from nebula once (`identity::keys`).
+    pub key_secret: tokio::sync::OnceCell<Vec<u8>>,
     migrated: AtomicBool,
     known_workspaces: RwLock<HashSet<(String, String)>>,
 }
@@ -86,6 +88,7 @@ impl AppState {
             roles,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             live_events: tokio::sync::broadcast::channel(4096).0,
+            key_secret: tokio::sync::OnceCell::new(),
             migrated: AtomicBool::new(false),
             known_workspaces: RwLock::default(),
         }

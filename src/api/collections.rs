@@ -16,7 +16,11 @@ use crate::state::AppState;
 use crate::storage::blocks::system::{self, SystemData};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/collections/views/{view}", web::get().to(collection_view));
+    cfg.route("/collections/views/{view}", web::get().to(collection_view))
+        .route(
+            "/collections/work_pool_types",
+            web::get().to(work_pool_types),
+        );
 }
 
 /// The views of Prefect's collection registry (the reference's `KNOWN_VIEWS`).
@@ -31,6 +35,12 @@ const KNOWN_VIEWS: [&str; 4] = [
 /// them for a server that cannot reach the registry (config/collections/README.md).
 const WORKER_METADATA: &str =
     include_str!("../../config/collections/aggregate-worker-metadata.json");
+
+/// `GET /collections/work_pool_types`: what the client in Prefect Cloud mode reads worker types
+/// from (the worker metadata view).
+async fn work_pool_types(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    collection_view(state, PathView("aggregate-worker-metadata".into())).await
+}
 
 /// `GET /collections/views/{view}`.
 async fn collection_view(state: web::Data<AppState>, view: PathView) -> ApiResult<HttpResponse> {

@@ -12,7 +12,7 @@ use actix_ws::{AggregatedMessage, CloseCode};
 use serde_json::{json, Value};
 
 use super::filter::EventFilter;
-use super::websocket::{close, handshake, upgrade};
+use super::websocket::{close, handshake, upgrade, TokenCheck};
 use super::{Envelope, ReceivedEvent, STREAM};
 use crate::extract::workspace::Workspace;
 use crate::service::{BoxFuture, Service, Tick, TickError};
@@ -161,10 +161,11 @@ pub async fn events_out(
     state: web::Data<AppState>,
     ws: Workspace,
 ) -> actix_web::Result<HttpResponse> {
+    let check = TokenCheck::of(&req, &state, &ws, crate::identity::Scope::Read);
     let (resp, mut session, mut stream, prefect) = upgrade(&req, body)?;
     let mut live = state.live_events.subscribe();
     actix_web::rt::spawn(async move {
-        if !handshake(&mut session, &mut stream, prefect).await {
+        if !handshake(&mut session, &mut stream, prefect, check).await {
             return;
         }
         // The first message is the filter.

@@ -3,13 +3,14 @@
 //! one event per text frame. Pings are answered at once: the client uses them as delivery
 //! checkpoints, so a pong means every earlier frame was accepted.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use futures_util::FutureExt;
 use serde_json::Value;
 
 use super::Event;
 use crate::extract::workspace::Workspace;
+use crate::identity::{self, Presented, Principal, Scope};
 use crate::state::AppState;
 
 /// Largest frame accepted: one event, at most Prefect's maximum event size.
@@ -46,17 +47,47 @@ pub async fn close(session: Session, code: CloseCode, reason: &str) {
         .await;
 }
 
+/// What the socket's `auth` message must prove (in `auth.mode = "required"`, when the upgrade
+/// request carried no credential): a credential whose role in the workspace grants `scope`.
+pub struct TokenCheck {
+    pub state: web::Data<AppState>,
+    pub workspace: String,
+    pub scope: Scope,
+}
+
+impl TokenCheck {
+    /// The check a socket of `req` needs, if any.
+    pub fn of(
+        req: &HttpRequest,
+        state: &web::Data<AppState>,
+        ws: &Workspace,
+        scope: Scope,
+    ) -> Option<TokenCheck> {
+        let authenticated = req.extensions().get::<Principal>().is_some();
+        (state.settings.auth.required() && !authenticated).then(|| TokenCheck {
+            state: state.clone(),
+            workspace: ws.id().as_str().to_string(),
+            scope,
+        })
+    }
+}
+
 /// Runs the auth handshake (when the client speaks the `prefect` subprotocol). Returns false
 /// when the socket was closed instead.
 pub async fn handshake(
     session: &mut Session,
     stream: &mut AggregatedMessageStream,
     prefect: bool,
+    check: Option<TokenCheck>,
 ) -> bool {
     if !prefect {
+        if check.is_some() {
+            close(session.clone(), CloseCode::Policy, "Not authenticated").await;
+            return false;
+        }
         return true;
     }
-    let auth = tokio::time::timeout(HANDSHAKE_TIMEOUT, auth_message(session, stream)).await;
+    let auth = tokio::time::timeout(HANDSHAKE_TIMEOUT, auth_message(session, stream, check)).await;
     match auth {
         Ok(done) => done,
         Err(_) => {
@@ -71,7 +102,11 @@ pub async fn handshake(
     }
 }
 
-async fn auth_message(session: &mut Session, stream: &mut AggregatedMessageStream) -> bool {
+async fn auth_message(
+    session: &mut Session,
+    stream: &mut AggregatedMessageStream,
+    check: Option<TokenCheck>,
+) -> bool {
     loop {
         match stream.recv().await {
             Some(Ok(AggregatedMessage::Ping(p))) => {
@@ -86,10 +121,35 @@ async fn auth_message(session: &mut Session, stream: &mut AggregatedMessageStrea
                     close(s, CloseCode::Policy, "Expected 'auth' message").await;
                     return false;
                 }
+                if let Some(check) = &check {
+                    if let Err(reason) = check_token(check, msg.get("token")).await {
+                        close(session.clone(), CloseCode::Policy, reason).await;
+                        return false;
+                    }
+                }
                 return session.text(r#"{"type":"auth_success"}"#).await.is_ok();
             }
             Some(Ok(AggregatedMessage::Pong(_))) => {}
             _ => return false,
+        }
+    }
+}
+
+/// Verifies the `token` of an `auth` message (the client's auth string, `user:password` or a
+/// key); the reason to close with otherwise, as the reference words it.
+async fn check_token(check: &TokenCheck, token: Option<&Value>) -> Result<(), &'static str> {
+    let Some(token) = token.and_then(Value::as_str).filter(|t| !t.is_empty()) else {
+        return Err("Auth required but no token provided");
+    };
+    let Some(presented) = Presented::parse(token) else {
+        return Err("Invalid token");
+    };
+    match identity::verify(&check.state, presented).await {
+        Ok(Some(p)) if p.may(&check.workspace, check.scope) => Ok(()),
+        Ok(_) => Err("Invalid token"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot verify a websocket credential");
+            Err("Authentication is unavailable")
         }
     }
 }
@@ -101,9 +161,10 @@ pub async fn events_in(
     state: web::Data<AppState>,
     ws: Workspace,
 ) -> actix_web::Result<HttpResponse> {
+    let check = TokenCheck::of(&req, &state, &ws, Scope::Work);
     let (resp, mut session, mut stream, prefect) = upgrade(&req, body)?;
     actix_web::rt::spawn(async move {
-        if !handshake(&mut session, &mut stream, prefect).await {
+        if !handshake(&mut session, &mut stream, prefect, check).await {
             return;
         }
         // Frames that have already arrived are taken together, up to `BATCH`, and their events

@@ -5,7 +5,9 @@
 //! Unknown keys and ill-typed values are rejected, and every problem is reported at once.
 //! This module reads files and the environment only; it knows nothing of HTTP or storage.
 
+mod auth;
 mod hosts;
+pub use auth::{AuthMode, AuthSettings};
 pub use hosts::host_name;
 
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ pub struct Settings {
     pub services: ServiceSettings,
     pub ui: UiSettings,
     pub collections: CollectionsSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

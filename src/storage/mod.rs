@@ -19,6 +19,7 @@ pub mod flow_run_input;
 pub mod flow_runs;
 pub mod flows;
 pub mod history;
+pub mod identities;
 pub mod logs;
 pub mod migrations;
 pub mod outbox;

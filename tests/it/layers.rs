@@ -9,8 +9,8 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["main", "cli", "app"],
     &["router"],
-    &["api", "ui", "events", "services"],
-    &["runs", "scheduling", "extract", "error"],
+    &["api", "auth", "ui", "events", "services"],
+    &["runs", "scheduling", "extract", "error", "identity"],
     &["state"],
     &[
         "orchestration",

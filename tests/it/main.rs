@@ -8,6 +8,7 @@
 )]
 
 mod artifacts;
+mod auth;
 mod binary;
 mod blocks;
 mod broker;

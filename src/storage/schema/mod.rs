@@ -370,3 +370,5 @@ diesel::allow_tables_to_appear_in_same_query!(deployments, flow_run_states);
 
 mod resources;
 pub use resources::*;
+mod nebula;
+pub use nebula::*;

@@ -1,0 +1,258 @@
+//! Identity (nebula): who a credential is and what it may do. API keys (`pnu_` for users,
+//! `pnb_` for service accounts) are random, stored only as an HMAC-SHA-256 under the
+//! installation's secret; passwords are argon2id. A verified credential is kept in the cache
+//! role for `auth.cache_seconds`, so a warm check costs no database query, and a revoked key
+//! stops working on every replica within that time. With the cache empty or unreachable, the
+//! database answers (slower), and nothing else fails.
+
+pub mod keys;
+mod roles;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use roles::{AccountRole, Role, Scope};
+
+use crate::state::AppState;
+use crate::storage::identities::{self, Actor, Credential};
+use crate::storage::StorageResult;
+
+/// An authenticated caller: its actor and the roles it holds per workspace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Principal {
+    /// The key used (absent for a password).
+    pub key_id: Option<String>,
+    /// `user` or `service_account`.
+    pub kind: String,
+    pub id: String,
+    /// A user's email, a service account's name.
+    pub name: String,
+    pub account_id: String,
+    pub account_role: AccountRole,
+    /// Workspace id → the roles held there.
+    pub roles: BTreeMap<String, Vec<Role>>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl Principal {
+    fn new(
+        actor: Actor,
+        roles: BTreeMap<String, Vec<String>>,
+        key_id: Option<String>,
+        expires: Option<DateTime<Utc>>,
+    ) -> Principal {
+        Principal {
+            key_id,
+            kind: actor.kind,
+            id: actor.id,
+            name: actor.name,
+            account_id: actor.account_id,
+            account_role: AccountRole::parse(&actor.account_role).unwrap_or(AccountRole::Member),
+            roles: roles
+                .into_iter()
+                .map(|(ws, names)| (ws, names.iter().filter_map(|r| Role::parse(r)).collect()))
+                .collect(),
+            expires,
+        }
+    }
+
+    fn from_credential(c: Credential) -> Principal {
+        let expires = c.expires.map(|e| e.and_utc());
+        Principal::new(c.actor, c.roles, Some(c.key_id), expires)
+    }
+
+    /// Whether the caller holds a role in workspace `ws`.
+    pub fn sees(&self, ws: &str) -> bool {
+        self.roles.get(ws).is_some_and(|r| !r.is_empty())
+    }
+
+    /// Whether a role the caller holds in `ws` grants `scope`.
+    pub fn may(&self, ws: &str, scope: Scope) -> bool {
+        self.roles
+            .get(ws)
+            .is_some_and(|roles| roles.iter().any(|r| r.allows(scope)))
+    }
+
+    fn live(&self, now: DateTime<Utc>) -> bool {
+        self.expires.is_none_or(|e| e > now)
+    }
+}
+
+/// What a request presented.
+pub enum Presented<'a> {
+    /// An API key (`Bearer <key>`, or the password part of Basic credentials).
+    Key(&'a str),
+    /// A user's email and password (Basic credentials that are not a key).
+    Password { email: &'a str, password: &'a str },
+}
+
+impl<'a> Presented<'a> {
+    /// Reads an `Authorization` header value, or the token of a websocket `auth` message (the
+    /// client sends its auth string there: `user:password`, or a bare key).
+    pub fn parse(header_or_token: &'a str) -> Option<Presented<'a>> {
+        let text = header_or_token.trim();
+        if let Some(rest) = strip_prefix_ignore_case(text, "bearer ") {
+            return Some(Presented::Key(rest.trim()));
+        }
+        if strip_prefix_ignore_case(text, "basic ").is_some() {
+            return None; // decoded by the caller: see `parse_basic`
+        }
+        Some(Presented::from_pair(text))
+    }
+
+    /// `user:password` text: a key in the password part wins, else email and password.
+    pub fn from_pair(text: &'a str) -> Presented<'a> {
+        match text.split_once(':') {
+            Some((_, key)) if keys::looks_like_key(key) => Presented::Key(key),
+            Some((email, password)) => Presented::Password { email, password },
+            None => Presented::Key(text),
+        }
+    }
+}
+
+fn strip_prefix_ignore_case<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// Decodes the credentials of a `Basic ...` header value (`None` when it is not Basic or not
+/// valid base64 UTF-8).
+pub fn decode_basic(header: &str) -> Option<String> {
+    let b64 = strip_prefix_ignore_case(header.trim(), "basic ")?;
+    keys::base64_decode(b64.trim()).and_then(|b| String::from_utf8(b).ok())
+}
+
+/// Who `presented` is, or `None` when it is not a valid credential.
+pub async fn verify(
+    state: &AppState,
+    presented: Presented<'_>,
+) -> StorageResult<Option<Principal>> {
+    let secret = keys::installation_secret(state).await?;
+    let cache_key = match &presented {
+        Presented::Key(k) => format!("auth:key:{}", keys::hash(&secret, k)),
+        Presented::Password { email, password } => format!(
+            "auth:pw:{}",
+            keys::hash(&secret, &format!("{email}\u{0}{password}"))
+        ),
+    };
+    let now = Utc::now();
+    match state.brokers.cache.get(&cache_key).await {
+        Ok(Some(bytes)) => {
+            let cached: Option<Option<Principal>> = serde_json::from_slice(&bytes).ok();
+            if let Some(p) = cached {
+                return Ok(p.filter(|p| p.live(now)));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!(error = %e, "cache role unavailable; verifying from the database")
+        }
+    }
+    let found = match presented {
+        Presented::Key(k) => {
+            if !keys::looks_like_key(k) {
+                None
+            } else {
+                let hash = keys::hash(&secret, k);
+                let mut c = state.stores.nebula.read().await?;
+                let cred = identities::credential(&mut c, &hash, now.naive_utc()).await?;
+                drop(c);
+                if let Some(cred) = &cred {
+                    // Last use, to the minute the cache allows; a failure costs only that.
+                    let id = cred.key_id.clone();
+                    let at = now.naive_utc();
+                    let touched = state
+                        .stores
+                        .nebula
+                        .write(async move |c| identities::touch_key(c, &id, at).await)
+                        .await;
+                    if let Err(e) = touched {
+                        tracing::debug!(error = %e, "cannot record an API key's last use");
+                    }
+                }
+                cred.map(Principal::from_credential)
+            }
+        }
+        Presented::Password { email, password } => {
+            let mut c = state.stores.nebula.read().await?;
+            match identities::user_credential(&mut c, email).await? {
+                Some((actor, roles, Some(phc))) if keys::password_matches(password, &phc) => {
+                    Some(Principal::new(actor, roles, None, None))
+                }
+                _ => None,
+            }
+        }
+    };
+    let ttl = std::time::Duration::from_secs(state.settings.auth.cache_seconds);
+    if !ttl.is_zero() {
+        if let Ok(bytes) = serde_json::to_vec(&found) {
+            if let Err(e) = state.brokers.cache.set(&cache_key, &bytes, Some(ttl)).await {
+                tracing::debug!(error = %e, "cannot cache a verified credential");
+            }
+        }
+    }
+    Ok(found.filter(|p| p.live(now)))
+}
+
+/// Forgets the cached verification of key `key_hash` (this process's cache role; other
+/// replicas sharing Redis see it at once, in-memory caches elsewhere within `cache_seconds`).
+pub async fn forget_key(state: &AppState, key_hash: &str) {
+    let _ = state
+        .brokers
+        .cache
+        .delete(&format!("auth:key:{key_hash}"))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_parse_from_headers_and_socket_tokens() {
+        assert!(matches!(
+            Presented::parse("Bearer pnu_abc"),
+            Some(Presented::Key("pnu_abc"))
+        ));
+        assert!(matches!(
+            Presented::parse("bearer  pnu_abc "),
+            Some(Presented::Key("pnu_abc"))
+        ));
+        assert!(Presented::parse("Basic eDp5").is_none());
+        let key = format!("pnu_{}", "a".repeat(36));
+        assert!(matches!(
+            Presented::from_pair(&format!("anything:{key}")),
+            Presented::Key(k) if k == key
+        ));
+        assert!(matches!(
+            Presented::from_pair("me@example.com:secret:with:colons"),
+            Presented::Password {
+                email: "me@example.com",
+                password: "secret:with:colons"
+            }
+        ));
+        assert_eq!(decode_basic("Basic eDp5").as_deref(), Some("x:y"));
+        assert_eq!(decode_basic("Basic !!!"), None);
+        assert_eq!(decode_basic("Bearer eDp5"), None);
+    }
+
+    #[test]
+    fn a_principal_may_what_its_roles_allow_where_it_holds_them() {
+        let p = Principal {
+            key_id: None,
+            kind: "user".into(),
+            id: "u".into(),
+            name: "u@example.com".into(),
+            account_id: "a".into(),
+            account_role: AccountRole::Member,
+            roles: BTreeMap::from([("w1".to_string(), vec![Role::Viewer, Role::Runner])]),
+            expires: None,
+        };
+        assert!(p.sees("w1") && !p.sees("w2"));
+        assert!(p.may("w1", Scope::Read) && p.may("w1", Scope::Run));
+        assert!(!p.may("w1", Scope::Write) && !p.may("w2", Scope::Read));
+    }
+}

@@ -1,0 +1,497 @@
+//! Nebula identities: users, service accounts, teams, workspace access and API keys, and the
+//! one question the request path asks — "whose key has this hash, and what may it do where"
+//! ([`credential`]). Role and kind names are stored as the text Prefect Cloud uses.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::accounts::Workspace;
+use super::schema::{
+    accounts, api_keys, auth_secrets, service_accounts, team_members, teams, users,
+    workspace_access, workspaces,
+};
+use super::{Conn, StorageResult};
+use crate::db_run;
+
+/// `user` or `service_account` (and `team` in workspace access).
+pub const USER: &str = "user";
+pub const SERVICE_ACCOUNT: &str = "service_account";
+pub const TEAM: &str = "team";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub account_id: String,
+    pub email: String,
+    pub name: String,
+    pub account_role: String,
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = service_accounts)]
+pub struct ServiceAccountRow {
+    pub id: String,
+    pub created: NaiveDateTime,
+    pub updated: NaiveDateTime,
+    pub account_id: String,
+    pub name: String,
+    pub account_role: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct KeyRow {
+    pub id: String,
+    pub created: NaiveDateTime,
+    pub name: String,
+    pub actor_kind: String,
+    pub actor_id: String,
+    pub key_hash: String,
+    pub expires: Option<NaiveDateTime>,
+    pub last_used: Option<NaiveDateTime>,
+    pub revoked: Option<NaiveDateTime>,
+}
+
+/// Who an actor is: its kind, id, display name (email for users), account and account role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+    pub account_id: String,
+    pub account_role: String,
+}
+
+/// A live key's actor and the workspace roles it holds (directly or through its teams; an
+/// account owner or admin is owner of every workspace of its account).
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub key_id: String,
+    pub expires: Option<NaiveDateTime>,
+    pub actor: Actor,
+    /// Workspace id → role names granted (the caller takes the strongest).
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+/// The installation's secret named `name`, if it was made.
+pub async fn find_secret(c: &mut Conn, name: &str) -> StorageResult<Option<String>> {
+    let value = db_run!(c, |c| {
+        auth_secrets::table
+            .filter(auth_secrets::name.eq(name))
+            .select(auth_secrets::value)
+            .first::<String>(c)
+            .await
+            .optional()
+    })?;
+    Ok(value)
+}
+
+/// The installation's secret named `name`, made from `fresh` when missing (concurrent first
+/// starts agree: the first insert wins and everyone reads it back). A write.
+pub async fn ensure_secret(c: &mut Conn, name: &str, fresh: &str) -> StorageResult<String> {
+    db_run!(c, |c| {
+        diesel::insert_into(auth_secrets::table)
+            .values((auth_secrets::name.eq(name), auth_secrets::value.eq(fresh)))
+            .on_conflict_do_nothing()
+            .execute(c)
+            .await
+    })?;
+    find_secret(c, name)
+        .await?
+        .ok_or(super::StorageError::NotFound)
+}
+
+pub async fn account_by_handle(c: &mut Conn, handle: &str) -> StorageResult<Option<String>> {
+    let id = db_run!(c, |c| {
+        accounts::table
+            .filter(accounts::handle.eq(handle))
+            .select(accounts::id)
+            .first::<String>(c)
+            .await
+            .optional()
+    })?;
+    Ok(id)
+}
+
+pub async fn workspace_by_handle(
+    c: &mut Conn,
+    account_id: &str,
+    handle: &str,
+) -> StorageResult<Option<Workspace>> {
+    let ws = db_run!(c, |c| {
+        workspaces::table
+            .filter(workspaces::account_id.eq(account_id))
+            .filter(workspaces::handle.eq(handle))
+            .select(Workspace::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(ws)
+}
+
+/// Adds a workspace (`Conflict` when the account has the handle already).
+pub async fn insert_workspace(
+    c: &mut Conn,
+    id: &str,
+    account_id: &str,
+    handle: &str,
+    name: &str,
+    now: NaiveDateTime,
+) -> StorageResult<()> {
+    db_run!(c, |c| {
+        diesel::insert_into(workspaces::table)
+            .values((
+                workspaces::id.eq(id),
+                workspaces::account_id.eq(account_id),
+                workspaces::created.eq(now),
+                workspaces::updated.eq(now),
+                workspaces::handle.eq(handle),
+                workspaces::name.eq(name),
+                workspaces::description.eq(""),
+            ))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// Adds a user (`Conflict` when the email is taken).
+pub async fn insert_user(c: &mut Conn, row: &UserRow) -> StorageResult<()> {
+    db_run!(c, |c| {
+        diesel::insert_into(users::table)
+            .values(row)
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// Adds a service account (`Conflict` when the account has the name already).
+pub async fn insert_service_account(c: &mut Conn, row: &ServiceAccountRow) -> StorageResult<()> {
+    db_run!(c, |c| {
+        diesel::insert_into(service_accounts::table)
+            .values(row)
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+pub async fn user_by_email(c: &mut Conn, email: &str) -> StorageResult<Option<UserRow>> {
+    let row = db_run!(c, |c| {
+        users::table
+            .filter(users::email.eq(email))
+            .select(UserRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+pub async fn service_account_by_name(
+    c: &mut Conn,
+    account_id: &str,
+    name: &str,
+) -> StorageResult<Option<ServiceAccountRow>> {
+    let row = db_run!(c, |c| {
+        service_accounts::table
+            .filter(service_accounts::account_id.eq(account_id))
+            .filter(service_accounts::name.eq(name))
+            .select(ServiceAccountRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+pub async fn team_by_name(
+    c: &mut Conn,
+    account_id: &str,
+    name: &str,
+) -> StorageResult<Option<String>> {
+    let id = db_run!(c, |c| {
+        teams::table
+            .filter(teams::account_id.eq(account_id))
+            .filter(teams::name.eq(name))
+            .select(teams::id)
+            .first::<String>(c)
+            .await
+            .optional()
+    })?;
+    Ok(id)
+}
+
+pub async fn count_users(c: &mut Conn) -> StorageResult<i64> {
+    let n = db_run!(c, |c| users::table.count().get_result::<i64>(c).await)?;
+    Ok(n)
+}
+
+/// Grants `role` in a workspace to an actor or team, replacing a role it had there.
+pub async fn grant(
+    c: &mut Conn,
+    workspace_id: &str,
+    actor_kind: &str,
+    actor_id: &str,
+    role: &str,
+    now: NaiveDateTime,
+) -> StorageResult<()> {
+    db_run!(c, |c| {
+        diesel::insert_into(workspace_access::table)
+            .values((
+                workspace_access::workspace_id.eq(workspace_id),
+                workspace_access::actor_kind.eq(actor_kind),
+                workspace_access::actor_id.eq(actor_id),
+                workspace_access::role.eq(role),
+                workspace_access::created.eq(now),
+            ))
+            .on_conflict((
+                workspace_access::workspace_id,
+                workspace_access::actor_kind,
+                workspace_access::actor_id,
+            ))
+            .do_update()
+            .set(workspace_access::role.eq(role))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+pub async fn insert_key(c: &mut Conn, row: &KeyRow) -> StorageResult<()> {
+    db_run!(c, |c| {
+        diesel::insert_into(api_keys::table)
+            .values(row)
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// Revokes key `id`; false when there is no such key or it was revoked already.
+pub async fn revoke_key(c: &mut Conn, id: &str, now: NaiveDateTime) -> StorageResult<bool> {
+    let n = db_run!(c, |c| {
+        diesel::update(
+            api_keys::table
+                .filter(api_keys::id.eq(id))
+                .filter(api_keys::revoked.is_null()),
+        )
+        .set(api_keys::revoked.eq(now))
+        .execute(c)
+        .await
+    })?;
+    Ok(n > 0)
+}
+
+/// The hash of key `id` (to drop it from the cache when it is revoked).
+pub async fn key_hash(c: &mut Conn, id: &str) -> StorageResult<Option<String>> {
+    let h = db_run!(c, |c| {
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .select(api_keys::key_hash)
+            .first::<String>(c)
+            .await
+            .optional()
+    })?;
+    Ok(h)
+}
+
+/// Every key, oldest first, with the name of its actor (email for users).
+pub async fn list_keys(c: &mut Conn) -> StorageResult<Vec<(KeyRow, Option<String>)>> {
+    let keys = db_run!(c, |c| {
+        api_keys::table
+            .order((api_keys::created.asc(), api_keys::id.asc()))
+            .select(KeyRow::as_select())
+            .load(c)
+            .await
+    })?;
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        let who = actor(c, &k.actor_kind, &k.actor_id).await?.map(|a| a.name);
+        out.push((k, who));
+    }
+    Ok(out)
+}
+
+/// The actor of kind `kind` with id `id`.
+pub async fn actor(c: &mut Conn, kind: &str, id: &str) -> StorageResult<Option<Actor>> {
+    let found = db_run!(c, |c| {
+        if kind == USER {
+            users::table
+                .filter(users::id.eq(id))
+                .select((users::email, users::account_id, users::account_role))
+                .first::<(String, String, String)>(c)
+                .await
+                .optional()
+        } else {
+            service_accounts::table
+                .filter(service_accounts::id.eq(id))
+                .select((
+                    service_accounts::name,
+                    service_accounts::account_id,
+                    service_accounts::account_role,
+                ))
+                .first::<(String, String, String)>(c)
+                .await
+                .optional()
+        }
+    })?;
+    Ok(found.map(|(name, account_id, account_role)| Actor {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        name,
+        account_id,
+        account_role,
+    }))
+}
+
+/// The live key (not revoked, not expired at `now`) whose hash is `hash`, with its actor's
+/// workspace roles. A read: [`touch_key`] records the use.
+pub async fn credential(
+    c: &mut Conn,
+    hash: &str,
+    now: NaiveDateTime,
+) -> StorageResult<Option<Credential>> {
+    let key = db_run!(c, |c| {
+        api_keys::table
+            .filter(api_keys::key_hash.eq(hash))
+            .filter(api_keys::revoked.is_null())
+            .select(KeyRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    let Some(key) = key.filter(|k| k.expires.is_none_or(|e| e > now)) else {
+        return Ok(None);
+    };
+    let Some(actor) = actor(c, &key.actor_kind, &key.actor_id).await? else {
+        return Ok(None);
+    };
+    let roles = roles_of(c, &actor).await?;
+    Ok(Some(Credential {
+        key_id: key.id,
+        expires: key.expires,
+        actor,
+        roles,
+    }))
+}
+
+/// Records that key `id` was used at `now`.
+pub async fn touch_key(c: &mut Conn, id: &str, now: NaiveDateTime) -> StorageResult<()> {
+    db_run!(c, |c| {
+        diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
+            .set(api_keys::last_used.eq(now))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// The user whose email is `email`, as an actor with its roles, and its password hash.
+pub async fn user_credential(
+    c: &mut Conn,
+    email: &str,
+) -> StorageResult<Option<(Actor, BTreeMap<String, Vec<String>>, Option<String>)>> {
+    let Some(user) = user_by_email(c, email).await? else {
+        return Ok(None);
+    };
+    let actor = Actor {
+        kind: USER.into(),
+        id: user.id,
+        name: user.email,
+        account_id: user.account_id,
+        account_role: user.account_role,
+    };
+    let roles = roles_of(c, &actor).await?;
+    Ok(Some((actor, roles, user.password_hash)))
+}
+
+/// Workspace id → roles `actor` holds: its own grants, its teams' grants, and owner of every
+/// workspace of its account when it is the account's owner or admin.
+pub async fn roles_of(c: &mut Conn, actor: &Actor) -> StorageResult<BTreeMap<String, Vec<String>>> {
+    let (direct, through_teams, account_wide) = db_run!(c, |c| {
+        let direct = workspace_access::table
+            .filter(workspace_access::actor_kind.eq(&actor.kind))
+            .filter(workspace_access::actor_id.eq(&actor.id))
+            .select((workspace_access::workspace_id, workspace_access::role))
+            .load::<(String, String)>(c)
+            .await?;
+        let team_ids = team_members::table
+            .filter(team_members::actor_kind.eq(&actor.kind))
+            .filter(team_members::actor_id.eq(&actor.id))
+            .select(team_members::team_id);
+        let through_teams = workspace_access::table
+            .filter(workspace_access::actor_kind.eq(TEAM))
+            .filter(workspace_access::actor_id.eq_any(team_ids))
+            .select((workspace_access::workspace_id, workspace_access::role))
+            .load::<(String, String)>(c)
+            .await?;
+        let account_wide = if matches!(actor.account_role.as_str(), "owner" | "admin") {
+            workspaces::table
+                .filter(workspaces::account_id.eq(&actor.account_id))
+                .select(workspaces::id)
+                .load::<String>(c)
+                .await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, diesel::result::Error>((direct, through_teams, account_wide))
+    })?;
+    let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (ws, role) in direct.into_iter().chain(through_teams) {
+        roles.entry(ws).or_default().push(role);
+    }
+    for ws in account_wide {
+        roles.entry(ws).or_default().push("owner".into());
+    }
+    Ok(roles)
+}
+
+/// What `/me/workspaces` lists: each workspace of `ids` with its account.
+#[derive(Debug, Clone, Queryable)]
+pub struct WorkspaceListing {
+    pub account_id: String,
+    pub account_name: String,
+    pub account_handle: String,
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub workspace_description: String,
+    pub workspace_handle: String,
+}
+
+/// The workspaces `ids` (every workspace with `None`) with their accounts, by handle.
+pub async fn workspace_listings(
+    c: &mut Conn,
+    ids: Option<&[String]>,
+) -> StorageResult<Vec<WorkspaceListing>> {
+    let rows = db_run!(c, |c| {
+        let mut q = workspaces::table
+            .inner_join(accounts::table.on(accounts::id.eq(workspaces::account_id)))
+            .into_boxed();
+        if let Some(ids) = ids {
+            q = q.filter(workspaces::id.eq_any(ids));
+        }
+        q.order((accounts::handle.asc(), workspaces::handle.asc()))
+            .select((
+                accounts::id,
+                accounts::name,
+                accounts::handle,
+                workspaces::id,
+                workspaces::name,
+                workspaces::description,
+                workspaces::handle,
+            ))
+            .load::<WorkspaceListing>(c)
+            .await
+    })?;
+    Ok(rows)
+}
