@@ -303,7 +303,14 @@ async fn administer(settings: Arc<Settings>, command: Command) -> Result<(), Str
                 println!("{key}");
             }
             ApiKeyAction::Revoke { id } => {
-                admin::revoke_key(&stores, &id).await?;
+                let hash = admin::revoke_key(&stores, &id).await?;
+                // With Redis as the cache role, every replica stops accepting it now; an
+                // in-memory cache (one process) within auth.cache_seconds.
+                let brokers =
+                    crate::broker::Brokers::connect(&crate::app::broker_config(&settings))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                crate::identity::forget_key(&brokers.cache, &hash).await;
                 println!("API key {id} revoked");
             }
             ApiKeyAction::List => {

@@ -268,12 +268,15 @@ pub async fn create_key(
     .await
 }
 
-/// Revokes key `id`; an error when there is no live key with that id.
-pub async fn revoke_key(stores: &Stores, id: &str) -> Result<(), String> {
+/// Revokes key `id` and returns its hash (for [`forget_key`](crate::identity::forget_key));
+/// an error when there is no live key with that id.
+pub async fn revoke_key(stores: &Stores, id: &str) -> Result<String, String> {
     let id = id.trim().to_string();
     on_nebula(stores, String::new(), async move |c| {
         if identities::revoke_key(c, &id, now()).await? {
-            Ok(())
+            identities::key_hash(c, &id)
+                .await?
+                .ok_or(StorageError::NotFound)
         } else {
             refuse(format!("no live API key has the id `{id}`"))
         }

@@ -26,8 +26,21 @@ fn principal(req: &HttpRequest) -> Option<Principal> {
     req.extensions().get::<Principal>().cloned()
 }
 
-async fn me(req: HttpRequest) -> HttpResponse {
-    match principal(&req) {
+/// 401 in `auth.mode = "required"` when no credential was verified (the middleware lets none
+/// through; this keeps these routes closed if that ever changed).
+fn closed(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
+    if state.settings.auth.required() && principal(req).is_none() {
+        return Err(crate::error::ApiError::Detail(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "Not authenticated".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn me(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    closed(&state, &req)?;
+    Ok(match principal(&req) {
         Some(p) => HttpResponse::Ok().json(json!({
             "id": p.id,
             "actor_type": p.kind,
@@ -44,11 +57,12 @@ async fn me(req: HttpRequest) -> HttpResponse {
             "account_id": crate::storage::accounts::DEFAULT_ACCOUNT_ID,
             "account_role": "owner",
         })),
-    }
+    })
 }
 
 /// The workspaces the caller holds a role in (all of them in open mode).
 async fn listings(state: &AppState, req: &HttpRequest) -> ApiResult<Vec<WorkspaceListing>> {
+    closed(state, req)?;
     let mut c = state.stores.nebula.read().await?;
     let rows = match principal(req) {
         Some(p) => {

@@ -17,8 +17,24 @@ use crate::identity::{self, Presented, Scope};
 use crate::state::AppState;
 use crate::storage::accounts::DEFAULT_WORKSPACE_ID;
 
-/// The prefix of workspace-scoped routes, as their patterns start.
-const WORKSPACE_PREFIX: &str = "/accounts/{account_id}/workspaces/{workspace_id}";
+/// `/api/accounts/{a}/workspaces/{w}/rest` → (`Some(w)`, `/rest`); any other path under `/api`
+/// → (`None`, the path after `/api`).
+fn split_path(path: &str) -> (Option<&str>, &str) {
+    let rest = path.strip_prefix("/api").unwrap_or(path);
+    let prefixed = rest.strip_prefix("/accounts/").and_then(|r| {
+        let (account, r) = r.split_once('/')?;
+        let r = r.strip_prefix("workspaces/")?;
+        let (workspace, tail) = match r.find('/') {
+            Some(i) => (&r[..i], &r[i..]),
+            None => (r, ""),
+        };
+        (!account.is_empty() && !workspace.is_empty()).then_some((workspace, tail))
+    });
+    match prefixed {
+        Some((ws, tail)) => (Some(ws), tail),
+        None => (None, rest),
+    }
+}
 
 pub async fn authenticate(
     req: ServiceRequest,
@@ -30,18 +46,12 @@ pub async fn authenticate(
     if !state.settings.auth.required() {
         return next.call(req).await;
     }
-    // An unknown route goes on to its 404.
-    let Some(pattern) = req.match_pattern() else {
-        return next.call(req).await;
-    };
-    let route = pattern.strip_prefix("/api").unwrap_or(&pattern);
-    let (route, prefixed) = match route.strip_prefix(WORKSPACE_PREFIX) {
-        Some(rest) => (rest, true),
-        None => (route, false),
-    };
-    let Some(scope) = table::scope_of(req.method().as_str(), route) else {
-        tracing::error!(method = %req.method(), route, "route has no scope in the route table");
-        return Err(ApiError::Internal("this route declares no scope".into()).into());
+    // The path as the router matches it (percent-decoded), so what is checked is what is served.
+    let path = req.match_info().as_str().to_string();
+    let (workspace, route) = split_path(&path);
+    let Some((scope, socket)) = table::scope_for_path(req.method().as_str(), route) else {
+        // No route of the table: nothing is served, whatever the credential.
+        return Err(ApiError::not_found("Not Found").into());
     };
     if scope == Scope::Public {
         return next.call(req).await;
@@ -51,7 +61,7 @@ pub async fn authenticate(
         .get(AUTHORIZATION)
         .map(|h| h.to_str().unwrap_or("\u{0}").to_string());
     let Some(header) = header else {
-        if table::SOCKETS.contains(&route) {
+        if socket {
             // The socket's handler takes the credential from its first message.
             return next.call(req).await;
         }
@@ -70,16 +80,9 @@ pub async fn authenticate(
         .map_err(ApiError::from)?
         .ok_or_else(|| unauthorized("Invalid authentication credentials"))?;
     if scope != Scope::Me {
-        let ws = if prefixed {
-            // /api/accounts/{a}/workspaces/{w}/...: the fifth segment.
-            req.path()
-                .split('/')
-                .nth(5)
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-        } else {
-            DEFAULT_WORKSPACE_ID.to_string()
-        };
+        let ws = workspace
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| DEFAULT_WORKSPACE_ID.to_string());
         if !principal.sees(&ws) {
             return Err(ApiError::not_found("Workspace not found").into());
         }
@@ -97,4 +100,30 @@ pub async fn authenticate(
 
 fn unauthorized(detail: &str) -> Error {
     ApiError::Detail(actix_web::http::StatusCode::UNAUTHORIZED, detail.into()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_path;
+
+    #[test]
+    fn workspace_prefixes_split_off() {
+        assert_eq!(
+            split_path("/api/accounts/a1/workspaces/w1/flows/filter"),
+            (Some("w1"), "/flows/filter")
+        );
+        assert_eq!(
+            split_path("/api/accounts/a1/workspaces/w1"),
+            (Some("w1"), "")
+        );
+        assert_eq!(split_path("/api/flows/"), (None, "/flows/"));
+        assert_eq!(
+            split_path("/api/accounts/a1/other/w1/x"),
+            (None, "/accounts/a1/other/w1/x")
+        );
+        assert_eq!(
+            split_path("/api/accounts//workspaces/w/x"),
+            (None, "/accounts//workspaces/w/x")
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! The route table: the scope every API route needs, in one place. The authentication
-//! middleware looks a request's route pattern up here (without the `/api` and workspace
-//! prefixes); a route missing from the table is refused in `auth.mode = "required"`, and a test
-//! checks that every route registered under `src/api` (and `auth`'s own) is listed.
+//! middleware matches a request's path (as the router sees it: percent-decoded, without the
+//! `/api` and workspace prefixes) against these patterns itself, so it never depends on how
+//! actix's resource map treats host guards or methods; a path no route of the table matches is
+//! refused in `auth.mode = "required"`, and a test checks that every route registered under
+//! `src/api` (and `auth`'s own) is listed.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -253,6 +255,34 @@ pub fn scope_of(method: &str, pattern: &str) -> Option<Scope> {
     table.get(&(method, pattern)).copied()
 }
 
+/// The scope a request of `method` for `path` needs, and whether it is a socket route: of the
+/// table's routes of that method whose pattern matches the path (a `{param}` matches one
+/// non-empty segment, as the router's do), the strictest. `None` when none matches.
+pub fn scope_for_path(method: &str, path: &str) -> Option<(Scope, bool)> {
+    ROUTES
+        .iter()
+        .filter(|(m, p, _)| *m == method && matches(p, path))
+        .map(|(_, p, s)| (*s, SOCKETS.contains(p)))
+        .max_by_key(|(s, _)| *s)
+}
+
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut want = pattern.split('/');
+    let mut have = path.split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') => {
+                if h.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +297,23 @@ mod tests {
         assert_eq!(scope_of("POST", "/flows/filter"), Some(Read));
         assert_eq!(scope_of("DELETE", "/flows/{id}"), Some(Write));
         assert_eq!(scope_of("POST", "/nonsense"), None);
+    }
+
+    #[test]
+    fn paths_match_patterns_segment_by_segment() {
+        assert_eq!(scope_for_path("GET", "/health"), Some((Public, false)));
+        assert_eq!(scope_for_path("POST", "/flows/filter"), Some((Read, false)));
+        assert_eq!(scope_for_path("POST", "/flows/"), Some((Work, false)));
+        assert_eq!(scope_for_path("DELETE", "/flows/abc"), Some((Write, false)));
+        // A pool named "filter": the GET route of pools, not POST /work_pools/filter.
+        assert_eq!(
+            scope_for_path("GET", "/work_pools/filter"),
+            Some((Read, false))
+        );
+        assert_eq!(scope_for_path("GET", "/events/out"), Some((Read, true)));
+        assert_eq!(scope_for_path("DELETE", "/flows/"), None);
+        assert_eq!(scope_for_path("DELETE", "/flows//"), None);
+        assert_eq!(scope_for_path("HEAD", "/health"), None);
+        assert_eq!(scope_for_path("GET", "/flows/a/b/c"), None);
     }
 }

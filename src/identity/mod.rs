@@ -125,15 +125,28 @@ pub fn decode_basic(header: &str) -> Option<String> {
     keys::base64_decode(b64.trim()).and_then(|b| String::from_utf8(b).ok())
 }
 
-/// Who `presented` is, or `None` when it is not a valid credential.
+/// What the cache role keeps for a credential: who it is, or that it is not valid.
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    principal: Option<Principal>,
+}
+
+/// Who `presented` is, or `None` when it is not a valid credential. Both answers are cached
+/// for `auth.cache_seconds`, so a guess costs the database one query per guess at most.
 pub async fn verify(
     state: &AppState,
     presented: Presented<'_>,
 ) -> StorageResult<Option<Principal>> {
     let secret = keys::installation_secret(state).await?;
+    let presented = match presented {
+        Presented::Password { email, password } => {
+            Owned::Password(email.trim().to_ascii_lowercase(), password.to_string())
+        }
+        Presented::Key(k) => Owned::Key(k.to_string()),
+    };
     let cache_key = match &presented {
-        Presented::Key(k) => format!("auth:key:{}", keys::hash(&secret, k)),
-        Presented::Password { email, password } => format!(
+        Owned::Key(k) => format!("auth:key:{}", keys::hash(&secret, k)),
+        Owned::Password(email, password) => format!(
             "auth:pw:{}",
             keys::hash(&secret, &format!("{email}\u{0}{password}"))
         ),
@@ -141,9 +154,8 @@ pub async fn verify(
     let now = Utc::now();
     match state.brokers.cache.get(&cache_key).await {
         Ok(Some(bytes)) => {
-            let cached: Option<Option<Principal>> = serde_json::from_slice(&bytes).ok();
-            if let Some(p) = cached {
-                return Ok(p.filter(|p| p.live(now)));
+            if let Ok(cached) = serde_json::from_slice::<Cached>(&bytes) {
+                return Ok(cached.principal.filter(|p| p.live(now)));
             }
         }
         Ok(None) => {}
@@ -152,11 +164,11 @@ pub async fn verify(
         }
     }
     let found = match presented {
-        Presented::Key(k) => {
-            if !keys::looks_like_key(k) {
+        Owned::Key(k) => {
+            if !keys::looks_like_key(&k) {
                 None
             } else {
-                let hash = keys::hash(&secret, k);
+                let hash = keys::hash(&secret, &k);
                 let mut c = state.stores.nebula.read().await?;
                 let cred = identities::credential(&mut c, &hash, now.naive_utc()).await?;
                 drop(c);
@@ -176,10 +188,24 @@ pub async fn verify(
                 cred.map(Principal::from_credential)
             }
         }
-        Presented::Password { email, password } => {
+        Owned::Password(email, password) => {
             let mut c = state.stores.nebula.read().await?;
-            match identities::user_credential(&mut c, email).await? {
-                Some((actor, roles, Some(phc))) if keys::password_matches(password, &phc) => {
+            let user = identities::user_credential(&mut c, &email).await?;
+            drop(c);
+            // argon2id takes tens of milliseconds: off the request threads. An unknown user is
+            // checked against a stand-in hash, so the time taken does not tell who exists.
+            let phc = user.as_ref().and_then(|(_, _, phc)| phc.clone());
+            let matched = tokio::task::spawn_blocking(move || match phc {
+                Some(phc) => keys::password_matches(&password, &phc),
+                None => {
+                    keys::password_matches(&password, keys::STAND_IN_HASH);
+                    false
+                }
+            })
+            .await
+            .unwrap_or(false);
+            match user {
+                Some((actor, roles, _)) if matched => {
                     Some(Principal::new(actor, roles, None, None))
                 }
                 _ => None,
@@ -188,7 +214,10 @@ pub async fn verify(
     };
     let ttl = std::time::Duration::from_secs(state.settings.auth.cache_seconds);
     if !ttl.is_zero() {
-        if let Ok(bytes) = serde_json::to_vec(&found) {
+        let cached = Cached {
+            principal: found.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&cached) {
             if let Err(e) = state.brokers.cache.set(&cache_key, &bytes, Some(ttl)).await {
                 tracing::debug!(error = %e, "cannot cache a verified credential");
             }
@@ -197,14 +226,19 @@ pub async fn verify(
     Ok(found.filter(|p| p.live(now)))
 }
 
-/// Forgets the cached verification of key `key_hash` (this process's cache role; other
-/// replicas sharing Redis see it at once, in-memory caches elsewhere within `cache_seconds`).
-pub async fn forget_key(state: &AppState, key_hash: &str) {
-    let _ = state
-        .brokers
-        .cache
-        .delete(&format!("auth:key:{key_hash}"))
-        .await;
+/// A credential as presented, owned (an email lowercased, as users are stored).
+enum Owned {
+    Key(String),
+    Password(String, String),
+}
+
+/// Forgets the cached verification of the key whose hash is `key_hash`: with Redis as the cache
+/// role every replica stops accepting it at once; an in-memory cache forgets it within
+/// `auth.cache_seconds`.
+pub async fn forget_key(cache: &crate::broker::cache::Cache, key_hash: &str) {
+    if let Err(e) = cache.delete(&format!("auth:key:{key_hash}")).await {
+        tracing::warn!(error = %e, "cannot drop a revoked key from the cache role");
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What a route needs. Every route of the API declares one in the route table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a route needs. Every route of the API declares one in the route table. Ordered from
+/// the least to the most demanding (Run and Work are each held by roles the other is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Anyone, with or without a credential (health, readiness, version).

@@ -292,6 +292,22 @@ pub async fn revoke_key(c: &mut Conn, id: &str, now: NaiveDateTime) -> StorageRe
     Ok(n > 0)
 }
 
+/// Sets when key `id` expires (rotation's grace period for the old key); false when no key has
+/// that id.
+pub async fn set_key_expiry(
+    c: &mut Conn,
+    id: &str,
+    expires: Option<NaiveDateTime>,
+) -> StorageResult<bool> {
+    let n = db_run!(c, |c| {
+        diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
+            .set(api_keys::expires.eq(expires))
+            .execute(c)
+            .await
+    })?;
+    Ok(n > 0)
+}
+
 /// The hash of key `id` (to drop it from the cache when it is revoked).
 pub async fn key_hash(c: &mut Conn, id: &str) -> StorageResult<Option<String>> {
     let h = db_run!(c, |c| {

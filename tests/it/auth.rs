@@ -154,7 +154,7 @@ async fn every_route_answers_by_credential_and_role() {
             let (s, b) = with_auth(&app, Some(&bearer(key)), method, &path, body.clone()).await;
             if role.allows(*scope) {
                 assert!(
-                    s != 401 && s != 403,
+                    s != 401 && s != 403 && b != json!({"detail": "Workspace not found"}),
                     "{method} {path} as {role:?} answered {s}: {b}"
                 );
             } else {
@@ -354,6 +354,101 @@ async fn me_workspaces_lists_what_the_key_may_use() {
     for open in ["/api/health", "/api/ready", "/api/version"] {
         assert_eq!(call(&app, "GET", open, None).await.0, 200, "{open}");
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_checked_is_what_the_router_serves() {
+    // An app host configured: the API on every other host must still be closed.
+    let app = TestApp::builder()
+        .setting("ORRERY__AUTH__MODE", "required")
+        .setting("ORRERY__SERVER__APP_HOST", "app.example.test")
+        .start()
+        .await;
+    let viewer = bearer(&user_with_role(&app, "v@example.com", Role::Viewer).await);
+    let dead = "00000000-0000-4000-8000-00000000dead";
+    for path in [
+        "/api/flows/filter".to_string(),
+        "/api/%66lows/filter".to_string(),
+        "/api/fl%6Fws/filter".to_string(),
+        "/api/accounts/00000000-0000-4000-8000-000000000001/workspaces/00000000-0000-4000-8000-000000000002/%66lows/filter".to_string(),
+    ] {
+        let (s, _) = with_auth(&app, None, "POST", &path, Some(json!({}))).await;
+        assert_eq!(s, 401, "POST {path} without a credential");
+        let (s, _) = with_auth(&app, Some(&viewer), "POST", &path, Some(json!({}))).await;
+        assert_eq!(s, 200, "POST {path} as a viewer");
+    }
+    let (s, _) = with_auth(
+        &app,
+        Some(&viewer),
+        "DELETE",
+        &format!("/api/%66lows/{dead}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s, 403,
+        "a viewer deletes nothing, however the path is spelled"
+    );
+    let (s, _) = with_auth(&app, None, "GET", "/api/m%65/workspaces", None).await;
+    assert_eq!(s, 401);
+    // A pool named "filter" is read with GET (the route of pools), HEAD and unknown routes
+    // serve nothing, and no method or path answers 500.
+    let (s, b) = with_auth(&app, Some(&viewer), "GET", "/api/work_pools/filter", None).await;
+    assert_eq!(s, 404, "{b}");
+    for (method, path) in [
+        ("HEAD", "/api/flows/filter"),
+        ("OPTIONS", "/api/flows/filter"),
+        ("GET", "/api/nonsense"),
+        ("PUT", "/api/flows/filter"),
+    ] {
+        let (s, _) = with_auth(&app, Some(&viewer), method, path, None).await;
+        assert_eq!(s, 404, "{method} {path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_revoked_keys_stop_working_through_the_cache() {
+    // The default cache time (5 s): a revocation must not wait for it.
+    let app = TestApp::builder()
+        .setting("ORRERY__AUTH__MODE", "required")
+        .start()
+        .await;
+    let state = app.app_state();
+    let stores = &state.stores;
+    let key = user_with_role(&app, "r@example.com", Role::Developer).await;
+    assert_eq!(list_flows(&app, &bearer(&key)).await.0, 200);
+    assert_eq!(
+        list_flows(&app, &bearer(&key)).await.0,
+        200,
+        "now from the cache"
+    );
+    let (row, _) = admin::list_keys(stores).await.expect("list").remove(0);
+    let hash = admin::revoke_key(stores, &row.id).await.expect("revoke");
+    orrery::identity::forget_key(&state.brokers.cache, &hash).await;
+    assert_eq!(list_flows(&app, &bearer(&key)).await.0, 401);
+    // A wrong guess is cached too, and stays wrong.
+    let guess = format!("pnu_{}", "G".repeat(36));
+    assert_eq!(list_flows(&app, &bearer(&guess)).await.0, 401);
+    assert_eq!(list_flows(&app, &bearer(&guess)).await.0, 401);
+
+    // A key past its expiry is refused.
+    let who = Target::User("r@example.com".into());
+    let (row, key) = admin::create_key(stores, &who, "short", Some(1))
+        .await
+        .expect("key");
+    assert_eq!(list_flows(&app, &bearer(&key)).await.0, 200);
+    let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
+    let id = row.id.clone();
+    let expired = stores
+        .nebula
+        .write(async move |c| orrery::storage::identities::set_key_expiry(c, &id, Some(past)).await)
+        .await
+        .expect("expire");
+    assert!(expired);
+    orrery::identity::forget_key(&state.brokers.cache, &row.key_hash).await;
+    assert_eq!(list_flows(&app, &bearer(&key)).await.0, 401);
     app.stop().await;
 }
 

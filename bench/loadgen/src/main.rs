@@ -172,8 +172,20 @@ fn fail(msg: &str) -> ! {
     std::process::exit(1)
 }
 
+/// An HTTP client; with `LOADGEN_AUTHORIZATION` set, every request carries it as its
+/// `Authorization` header (`Bearer pnu_...`, for servers that require a credential).
 fn client(timeout: Duration, clients: usize) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(auth) = std::env::var("LOADGEN_AUTHORIZATION")
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
+        let value = reqwest::header::HeaderValue::from_str(&auth)
+            .unwrap_or_else(|_| fail("LOADGEN_AUTHORIZATION is not a valid header value"));
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(timeout)
         .pool_max_idle_per_host(clients.max(1) * 2)
         .tcp_nodelay(true)
