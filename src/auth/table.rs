@@ -5,9 +5,6 @@
 //! refused in `auth.mode = "required"`, and a test checks that every route registered under
 //! `src/api` (and `auth`'s own) is listed.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
 use crate::identity::Scope::{self, *};
 
 /// (method, route pattern, scope).
@@ -248,13 +245,6 @@ pub const ROUTES: &[(&str, &str, Scope)] = &[
 /// socket's first `{"type": "auth", "token": ...}` message, as the client in server mode does.
 pub const SOCKETS: &[&str] = &["/events/in", "/events/out", "/logs/out"];
 
-/// The scope of `method` on `pattern`; `None` when the table does not list it.
-pub fn scope_of(method: &str, pattern: &str) -> Option<Scope> {
-    static TABLE: OnceLock<HashMap<(&'static str, &'static str), Scope>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| ROUTES.iter().map(|(m, p, s)| ((*m, *p), *s)).collect());
-    table.get(&(method, pattern)).copied()
-}
-
 /// The scope a request of `method` for `path` needs, and whether it is a socket route: of the
 /// table's routes of that method whose pattern matches the path (a `{param}` matches one
 /// non-empty segment, as the router's do), the strictest. `None` when none matches.
@@ -293,10 +283,7 @@ mod tests {
         for (m, p, _) in ROUTES {
             assert!(seen.insert((m, p)), "{m} {p} is listed twice");
         }
-        assert_eq!(scope_of("GET", "/health"), Some(Public));
-        assert_eq!(scope_of("POST", "/flows/filter"), Some(Read));
-        assert_eq!(scope_of("DELETE", "/flows/{id}"), Some(Write));
-        assert_eq!(scope_of("POST", "/nonsense"), None);
+        assert_eq!(scope_for_path("POST", "/nonsense"), None);
     }
 
     #[test]

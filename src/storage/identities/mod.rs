@@ -1,6 +1,6 @@
-//! Nebula identities: users, service accounts, teams, workspace access and API keys, and the
+//! Nebula identities: users, service accounts, teams and workspace access; API keys and the
 //! one question the request path asks — "whose key has this hash, and what may it do where"
-//! ([`credential`]). Role and kind names are stored as the text Prefect Cloud uses.
+//! ([`credential`]) — are in `keys`. Role and kind names are stored as the text Prefect Cloud uses.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +8,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+mod keys;
+pub use keys::*;
+
 use super::accounts::Workspace;
 use super::schema::{
-    accounts, api_keys, auth_secrets, service_accounts, team_members, teams, users,
-    workspace_access, workspaces,
+    accounts, service_accounts, team_members, teams, users, workspace_access, workspaces,
 };
 use super::{Conn, StorageResult};
 use crate::db_run;
@@ -45,20 +47,6 @@ pub struct ServiceAccountRow {
     pub account_role: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = api_keys)]
-pub struct KeyRow {
-    pub id: String,
-    pub created: NaiveDateTime,
-    pub name: String,
-    pub actor_kind: String,
-    pub actor_id: String,
-    pub key_hash: String,
-    pub expires: Option<NaiveDateTime>,
-    pub last_used: Option<NaiveDateTime>,
-    pub revoked: Option<NaiveDateTime>,
-}
-
 /// Who an actor is: its kind, id, display name (email for users), account and account role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -67,45 +55,6 @@ pub struct Actor {
     pub name: String,
     pub account_id: String,
     pub account_role: String,
-}
-
-/// A live key's actor and the workspace roles it holds (directly or through its teams; an
-/// account owner or admin is owner of every workspace of its account).
-#[derive(Debug, Clone)]
-pub struct Credential {
-    pub key_id: String,
-    pub expires: Option<NaiveDateTime>,
-    pub actor: Actor,
-    /// Workspace id → role names granted (the caller takes the strongest).
-    pub roles: BTreeMap<String, Vec<String>>,
-}
-
-/// The installation's secret named `name`, if it was made.
-pub async fn find_secret(c: &mut Conn, name: &str) -> StorageResult<Option<String>> {
-    let value = db_run!(c, |c| {
-        auth_secrets::table
-            .filter(auth_secrets::name.eq(name))
-            .select(auth_secrets::value)
-            .first::<String>(c)
-            .await
-            .optional()
-    })?;
-    Ok(value)
-}
-
-/// The installation's secret named `name`, made from `fresh` when missing (concurrent first
-/// starts agree: the first insert wins and everyone reads it back). A write.
-pub async fn ensure_secret(c: &mut Conn, name: &str, fresh: &str) -> StorageResult<String> {
-    db_run!(c, |c| {
-        diesel::insert_into(auth_secrets::table)
-            .values((auth_secrets::name.eq(name), auth_secrets::value.eq(fresh)))
-            .on_conflict_do_nothing()
-            .execute(c)
-            .await
-    })?;
-    find_secret(c, name)
-        .await?
-        .ok_or(super::StorageError::NotFound)
 }
 
 pub async fn account_by_handle(c: &mut Conn, handle: &str) -> StorageResult<Option<String>> {
@@ -267,77 +216,6 @@ pub async fn grant(
     Ok(())
 }
 
-pub async fn insert_key(c: &mut Conn, row: &KeyRow) -> StorageResult<()> {
-    db_run!(c, |c| {
-        diesel::insert_into(api_keys::table)
-            .values(row)
-            .execute(c)
-            .await
-    })?;
-    Ok(())
-}
-
-/// Revokes key `id`; false when there is no such key or it was revoked already.
-pub async fn revoke_key(c: &mut Conn, id: &str, now: NaiveDateTime) -> StorageResult<bool> {
-    let n = db_run!(c, |c| {
-        diesel::update(
-            api_keys::table
-                .filter(api_keys::id.eq(id))
-                .filter(api_keys::revoked.is_null()),
-        )
-        .set(api_keys::revoked.eq(now))
-        .execute(c)
-        .await
-    })?;
-    Ok(n > 0)
-}
-
-/// Sets when key `id` expires (rotation's grace period for the old key); false when no key has
-/// that id.
-pub async fn set_key_expiry(
-    c: &mut Conn,
-    id: &str,
-    expires: Option<NaiveDateTime>,
-) -> StorageResult<bool> {
-    let n = db_run!(c, |c| {
-        diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
-            .set(api_keys::expires.eq(expires))
-            .execute(c)
-            .await
-    })?;
-    Ok(n > 0)
-}
-
-/// The hash of key `id` (to drop it from the cache when it is revoked).
-pub async fn key_hash(c: &mut Conn, id: &str) -> StorageResult<Option<String>> {
-    let h = db_run!(c, |c| {
-        api_keys::table
-            .filter(api_keys::id.eq(id))
-            .select(api_keys::key_hash)
-            .first::<String>(c)
-            .await
-            .optional()
-    })?;
-    Ok(h)
-}
-
-/// Every key, oldest first, with the name of its actor (email for users).
-pub async fn list_keys(c: &mut Conn) -> StorageResult<Vec<(KeyRow, Option<String>)>> {
-    let keys = db_run!(c, |c| {
-        api_keys::table
-            .order((api_keys::created.asc(), api_keys::id.asc()))
-            .select(KeyRow::as_select())
-            .load(c)
-            .await
-    })?;
-    let mut out = Vec::with_capacity(keys.len());
-    for k in keys {
-        let who = actor(c, &k.actor_kind, &k.actor_id).await?.map(|a| a.name);
-        out.push((k, who));
-    }
-    Ok(out)
-}
-
 /// The actor of kind `kind` with id `id`.
 pub async fn actor(c: &mut Conn, kind: &str, id: &str) -> StorageResult<Option<Actor>> {
     let found = db_run!(c, |c| {
@@ -368,48 +246,6 @@ pub async fn actor(c: &mut Conn, kind: &str, id: &str) -> StorageResult<Option<A
         account_id,
         account_role,
     }))
-}
-
-/// The live key (not revoked, not expired at `now`) whose hash is `hash`, with its actor's
-/// workspace roles. A read: [`touch_key`] records the use.
-pub async fn credential(
-    c: &mut Conn,
-    hash: &str,
-    now: NaiveDateTime,
-) -> StorageResult<Option<Credential>> {
-    let key = db_run!(c, |c| {
-        api_keys::table
-            .filter(api_keys::key_hash.eq(hash))
-            .filter(api_keys::revoked.is_null())
-            .select(KeyRow::as_select())
-            .first(c)
-            .await
-            .optional()
-    })?;
-    let Some(key) = key.filter(|k| k.expires.is_none_or(|e| e > now)) else {
-        return Ok(None);
-    };
-    let Some(actor) = actor(c, &key.actor_kind, &key.actor_id).await? else {
-        return Ok(None);
-    };
-    let roles = roles_of(c, &actor).await?;
-    Ok(Some(Credential {
-        key_id: key.id,
-        expires: key.expires,
-        actor,
-        roles,
-    }))
-}
-
-/// Records that key `id` was used at `now`.
-pub async fn touch_key(c: &mut Conn, id: &str, now: NaiveDateTime) -> StorageResult<()> {
-    db_run!(c, |c| {
-        diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
-            .set(api_keys::last_used.eq(now))
-            .execute(c)
-            .await
-    })?;
-    Ok(())
 }
 
 /// The user whose email is `email`, as an actor with its roles, and its password hash.
