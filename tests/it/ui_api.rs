@@ -648,3 +648,33 @@ async fn collection_views_come_from_the_compiled_copy_or_the_configured_dir() {
     );
     app.stop().await;
 }
+
+/// What Prefect's UIs ask of automations before any can exist: a deployment's page lists those
+/// related to it, the automations page lists and counts them. Bad bodies are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automations_lists_are_empty_until_automations_exist() {
+    let app = TestApp::start().await;
+    let (s, related) = call(
+        &app,
+        "GET",
+        "/api/automations/related-to/prefect.deployment.00000000-0000-4000-8000-000000000009",
+        None,
+    )
+    .await;
+    assert_eq!((s, related), (200, json!([])));
+    let (s, listed) = call(
+        &app,
+        "POST",
+        "/api/automations/filter",
+        Some(json!({"sort": "NAME_ASC", "limit": 10})),
+    )
+    .await;
+    assert_eq!((s, listed), (200, json!([])));
+    assert_eq!(
+        call(&app, "POST", "/api/automations/count", Some(json!({}))).await,
+        (200, json!(0))
+    );
+    let (s, _) = call(&app, "POST", "/api/automations/filter", Some(json!([1]))).await;
+    assert_eq!(s, 422);
+    app.stop().await;
+}
