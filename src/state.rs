@@ -73,6 +73,9 @@ pub struct AppState {
     pub live_events: tokio::sync::broadcast::Sender<Arc<crate::event_model::Envelope>>,
     /// Wakes the outbox relay when a transaction wrote events.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// This process's own short-lived copy of verified credentials, in front of a Redis cache
+    /// role (`identity::verify`), so a warm check costs no round trip at all.
+    pub local_cache: crate::broker::cache::Cache,
     /// The installation's API-key hashing secret, read from nebula once (`identity::keys`).
     pub key_secret: tokio::sync::OnceCell<Vec<u8>>,
     migrated: AtomicBool,
@@ -89,6 +92,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             live_events: tokio::sync::broadcast::channel(4096).0,
             key_secret: tokio::sync::OnceCell::new(),
+            local_cache: crate::broker::cache::Cache::memory(),
             migrated: AtomicBool::new(false),
             known_workspaces: RwLock::default(),
         }

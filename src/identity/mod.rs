@@ -125,6 +125,9 @@ pub fn decode_basic(header: &str) -> Option<String> {
     keys::base64_decode(b64.trim()).and_then(|b| String::from_utf8(b).ok())
 }
 
+/// How long a process keeps its own copy of a verification in front of a Redis cache role.
+const LOCAL_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the cache role keeps for a credential: who it is, or that it is not valid.
 #[derive(Serialize, Deserialize)]
 struct Cached {
@@ -152,9 +155,23 @@ pub async fn verify(
         ),
     };
     let now = Utc::now();
+    // With Redis as the cache role, this process keeps its own copy for a second in front of
+    // it (a revocation reaches other replicas within that second more).
+    let local = (!state.brokers.cache.is_memory()).then_some(&state.local_cache);
+    if let Some(Ok(Some(bytes))) = match local {
+        Some(l) => Some(l.get(&cache_key).await),
+        None => None,
+    } {
+        if let Ok(cached) = serde_json::from_slice::<Cached>(&bytes) {
+            return Ok(cached.principal.filter(|p| p.live(now)));
+        }
+    }
     match state.brokers.cache.get(&cache_key).await {
         Ok(Some(bytes)) => {
             if let Ok(cached) = serde_json::from_slice::<Cached>(&bytes) {
+                if let Some(l) = local {
+                    let _ = l.set(&cache_key, &bytes, Some(LOCAL_TTL)).await;
+                }
                 return Ok(cached.principal.filter(|p| p.live(now)));
             }
         }
@@ -221,6 +238,9 @@ pub async fn verify(
             if let Err(e) = state.brokers.cache.set(&cache_key, &bytes, Some(ttl)).await {
                 tracing::debug!(error = %e, "cannot cache a verified credential");
             }
+            if let Some(l) = local {
+                let _ = l.set(&cache_key, &bytes, Some(ttl.min(LOCAL_TTL))).await;
+            }
         }
     }
     Ok(found.filter(|p| p.live(now)))
@@ -233,12 +253,18 @@ enum Owned {
 }
 
 /// Forgets the cached verification of the key whose hash is `key_hash`: with Redis as the cache
-/// role every replica stops accepting it at once; an in-memory cache forgets it within
-/// `auth.cache_seconds`.
+/// role every replica stops accepting it within a second (its own copy's lifetime); an
+/// in-memory cache role in another process forgets it within `auth.cache_seconds`.
 pub async fn forget_key(cache: &crate::broker::cache::Cache, key_hash: &str) {
     if let Err(e) = cache.delete(&format!("auth:key:{key_hash}")).await {
         tracing::warn!(error = %e, "cannot drop a revoked key from the cache role");
     }
+}
+
+/// [`forget_key`] in this process's cache role and in its own copy in front of it.
+pub async fn forget_key_here(state: &AppState, key_hash: &str) {
+    forget_key(&state.brokers.cache, key_hash).await;
+    forget_key(&state.local_cache, key_hash).await;
 }
 
 #[cfg(test)]

@@ -426,7 +426,7 @@ async fn expired_and_revoked_keys_stop_working_through_the_cache() {
     );
     let (row, _) = admin::list_keys(stores).await.expect("list").remove(0);
     let hash = admin::revoke_key(stores, &row.id).await.expect("revoke");
-    orrery::identity::forget_key(&state.brokers.cache, &hash).await;
+    orrery::identity::forget_key_here(&state, &hash).await;
     assert_eq!(list_flows(&app, &bearer(&key)).await.0, 401);
     // A wrong guess is cached too, and stays wrong.
     let guess = format!("pnu_{}", "G".repeat(36));
@@ -447,7 +447,7 @@ async fn expired_and_revoked_keys_stop_working_through_the_cache() {
         .await
         .expect("expire");
     assert!(expired);
-    orrery::identity::forget_key(&state.brokers.cache, &row.key_hash).await;
+    orrery::identity::forget_key_here(&state, &row.key_hash).await;
     assert_eq!(list_flows(&app, &bearer(&key)).await.0, 401);
     app.stop().await;
 }
