@@ -234,6 +234,11 @@ fn start_services(
                 state: state.clone(),
             },
         ));
+        list.push(Arc::new(
+            crate::services::workspace_deletion::WorkspaceDeletion {
+                state: state.clone(),
+            },
+        ));
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     list.push(Arc::new(crate::services::heap_trim::HeapTrim {

@@ -132,7 +132,11 @@ fn mount_api(cfg: &mut web::ServiceConfig, full: bool) {
             .configure(|c| {
                 if full {
                     crate::auth::me::configure(c);
-                    api::configure(c)
+                    crate::auth::access::configure_keys(c);
+                    // Account routes before the workspace scope, whose prefix would take
+                    // `/accounts/{a}/workspaces/filter` and `/accounts/{a}/workspaces/{w}`.
+                    crate::auth::accounts::configure(c);
+                    api::configure(c, crate::auth::access::configure)
                 } else {
                     api::root::configure(c)
                 }

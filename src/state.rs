@@ -2,7 +2,7 @@
 //! process runs and its readiness. Request handlers and background loops take it; it knows
 //! nothing of HTTP routing or of the composition root (`app`), which builds it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -64,6 +64,33 @@ impl Roles {
 }
 
 /// Everything a request handler or background loop may use. No global statics.
+/// A denied request, as counted until `identity::audit` writes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Denial {
+    /// The account the request was for (its audit log has it).
+    pub scope: String,
+    /// The workspace, for a workspace's route.
+    pub workspace: Option<String>,
+    /// `orrery.user.{id}` / `orrery.service-account.{id}`, or `orrery.anonymous`.
+    pub who: String,
+    pub status: u16,
+    pub method: String,
+    /// The route pattern or, for unknown routes, nothing (paths can carry anything).
+    pub route: String,
+    pub client: String,
+}
+
+/// Denials waiting to be written: groups with their counts, and how many overflowed.
+#[derive(Debug, Default)]
+pub struct DeniedLog {
+    pub groups: BTreeMap<Denial, u64>,
+    pub overflow: u64,
+}
+
+/// How long a process trusts that a workspace exists without asking nebula again; the
+/// background deletion of a deleted workspace's rows waits longer than this.
+pub const WORKSPACE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub stores: Stores,
@@ -78,8 +105,12 @@ pub struct AppState {
     pub local_cache: crate::broker::cache::Cache,
     /// The installation's API-key hashing secret, read from nebula once (`identity::keys`).
     pub key_secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// Denied requests counted until the next audit write (`identity::audit::denied`).
+    pub denied: std::sync::Mutex<DeniedLog>,
     migrated: AtomicBool,
-    known_workspaces: RwLock<HashSet<(String, String)>>,
+    /// Workspaces known to exist, and since when (an entry is trusted for
+    /// [`WORKSPACE_TTL`], so a workspace deleted elsewhere stops resolving here soon after).
+    known_workspaces: RwLock<HashMap<(String, String), std::time::Instant>>,
 }
 
 impl AppState {
@@ -93,6 +124,7 @@ impl AppState {
             live_events: tokio::sync::broadcast::channel(4096).0,
             key_secret: tokio::sync::OnceCell::new(),
             local_cache: crate::broker::cache::Cache::memory(),
+            denied: std::sync::Mutex::default(),
             migrated: AtomicBool::new(false),
             known_workspaces: RwLock::default(),
         }
@@ -126,14 +158,14 @@ impl AppState {
         Ok(stores)
     }
 
-    /// Whether workspace `workspace` of account `account` exists; positive answers are cached.
-    /// Ask only once migrations are done.
+    /// Whether workspace `workspace` of account `account` exists; positive answers are cached
+    /// for [`WORKSPACE_TTL`]. Ask only once migrations are done.
     pub async fn workspace_exists(&self, account: &str, workspace: &str) -> StorageResult<bool> {
         let key = (account.to_string(), workspace.to_string());
         if self
             .known_workspaces
             .read()
-            .map(|s| s.contains(&key))
+            .map(|s| s.get(&key).is_some_and(|t| t.elapsed() < WORKSPACE_TTL))
             .unwrap_or(false)
         {
             return Ok(true);
@@ -143,12 +175,21 @@ impl AppState {
             .await?
             .is_some();
         drop(c);
-        if found {
-            if let Ok(mut s) = self.known_workspaces.write() {
-                s.insert(key);
+        if let Ok(mut s) = self.known_workspaces.write() {
+            if found {
+                s.insert(key, std::time::Instant::now());
+            } else {
+                s.remove(&key);
             }
         }
         Ok(found)
+    }
+
+    /// Forgets that a workspace exists (it was just deleted here).
+    pub fn forget_workspace(&self, account: &str, workspace: &str) {
+        if let Ok(mut s) = self.known_workspaces.write() {
+            s.remove(&(account.to_string(), workspace.to_string()));
+        }
     }
 }
 

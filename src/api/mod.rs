@@ -39,22 +39,24 @@ pub use crate::version::{API_VERSION, PREFECT_VERSION};
 /// The oldest `X-PREFECT-API-VERSION` accepted.
 const MINIMUM_API_VERSION: (u64, u64, u64) = (0, 8, 0);
 
-/// Registers every API route on `cfg` twice: plainly and under the workspace prefix.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every API route on `cfg` twice: plainly and under the workspace prefix, with the
+/// workspace routes of `more` (the router's: workspace access) beside them.
+pub fn configure(cfg: &mut web::ServiceConfig, more: fn(&mut web::ServiceConfig)) {
     cfg.service(
         web::scope("/accounts/{account_id}/workspaces/{workspace_id}")
             .wrap(from_fn(crate::extract::workspace::resolve))
-            .configure(routes),
+            .configure(|c| routes(c, more)),
     );
-    routes(cfg);
+    routes(cfg, more);
 }
 
-fn routes(cfg: &mut web::ServiceConfig) {
+fn routes(cfg: &mut web::ServiceConfig, more: fn(&mut web::ServiceConfig)) {
     root::configure(cfg);
     cfg.service(
         web::scope("")
             .wrap(from_fn(ready_gate))
-            .configure(resources),
+            .configure(resources)
+            .configure(more),
     );
 }
 

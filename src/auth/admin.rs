@@ -5,6 +5,7 @@
 use chrono::{Duration, NaiveDateTime};
 use uuid::Uuid;
 
+use crate::identity::audit::{self, By, Change};
 use crate::identity::{keys, AccountRole, Role};
 use crate::storage::accounts::{Workspace, DEFAULT_ACCOUNT_ID};
 use crate::storage::identities::{self, KeyRow, ServiceAccountRow, UserRow};
@@ -20,6 +21,14 @@ pub enum Target {
 
 fn now() -> NaiveDateTime {
     crate::time::now_naive()
+}
+
+/// Audits a change made from the command line (written to the outbox; a running server
+/// publishes it, or the next one to start). A failure is reported, not the change's.
+async fn audited(stores: &Stores, change: Change<'_>) {
+    if let Err(e) = audit::write(stores, &By::CommandLine, &[change]).await {
+        tracing::warn!(error = %e, "could not write the audit event of a change");
+    }
 }
 
 /// A refusal for the operator, carried through a storage closure.
@@ -65,14 +74,19 @@ async fn workspace(c: &mut Conn, name: &str) -> StorageResult<Workspace> {
     }
 }
 
-fn valid_handle(handle: &str) -> Result<(), String> {
-    let ok = !handle.is_empty()
+/// Whether `handle` is an account or workspace handle: 1 to 64 lowercase letters, digits and
+/// dashes, not starting with a dash.
+pub fn is_handle(handle: &str) -> bool {
+    !handle.is_empty()
         && handle.len() <= 64
         && handle
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !handle.starts_with('-');
-    ok.then_some(()).ok_or_else(|| {
+        && !handle.starts_with('-')
+}
+
+fn valid_handle(handle: &str) -> Result<(), String> {
+    is_handle(handle).then_some(()).ok_or_else(|| {
         format!("`{handle}` is not a handle: use 1 to 64 lowercase letters, digits and dashes")
     })
 }
@@ -118,6 +132,19 @@ pub async fn add_user(
         identities::insert_user(c, &row).await
     })
     .await?;
+    audited(
+        stores,
+        Change {
+            kind: "user",
+            id: &saved.id,
+            name: &saved.email,
+            action: "created",
+            account_id: &saved.account_id,
+            workspace_id: None,
+            payload: serde_json::json!({"account_role": saved.account_role}),
+        },
+    )
+    .await;
     Ok(saved)
 }
 
@@ -136,12 +163,26 @@ pub async fn add_workspace(
     };
     let account_handle = account_handle.map(str::to_string);
     let conflict = format!("the account has a workspace `{handle}` already");
-    on_nebula(stores, conflict, async move |c| {
+    let ws = on_nebula(stores, conflict, async move |c| {
         let account_id = account(c, account_handle.as_deref()).await?;
         identities::insert_workspace(c, &ws.id, &account_id, &ws.handle, &ws.name, now()).await?;
         Ok(Workspace { account_id, ..ws })
     })
-    .await
+    .await?;
+    audited(
+        stores,
+        Change {
+            kind: "workspace",
+            id: &ws.id,
+            name: &ws.handle,
+            action: "created",
+            account_id: &ws.account_id,
+            workspace_id: Some(&ws.id),
+            payload: serde_json::json!({"name": ws.name, "handle": ws.handle}),
+        },
+    )
+    .await;
+    Ok(ws)
 }
 
 pub async fn add_service_account(
@@ -169,6 +210,19 @@ pub async fn add_service_account(
         identities::insert_service_account(c, &row).await
     })
     .await?;
+    audited(
+        stores,
+        Change {
+            kind: "service-account",
+            id: &saved.id,
+            name: &saved.name,
+            action: "created",
+            account_id: &saved.account_id,
+            workspace_id: None,
+            payload: serde_json::json!({"account_role": saved.account_role}),
+        },
+    )
+    .await;
     Ok(saved)
 }
 
@@ -209,13 +263,27 @@ pub async fn grant(
     })?;
     let workspace_name = workspace_name.to_string();
     let target = target.clone();
-    on_nebula(stores, String::new(), async move |c| {
+    let (ws, kind, id) = on_nebula(stores, String::new(), async move |c| {
         let ws = workspace(c, &workspace_name).await?;
         let (kind, id) = resolve(c, &target).await?;
         identities::grant(c, &ws.id, kind, &id, role.as_str(), now()).await?;
-        Ok(ws)
+        Ok((ws, kind, id))
     })
-    .await
+    .await?;
+    audited(
+        stores,
+        Change {
+            kind: "workspace-access",
+            id: &id,
+            name: kind,
+            action: "granted",
+            account_id: &ws.account_id,
+            workspace_id: Some(&ws.id),
+            payload: serde_json::json!({"grantee_kind": kind, "role": role.as_str()}),
+        },
+    )
+    .await;
+    Ok(ws)
 }
 
 /// Makes a key; returns its row and the key itself (shown once, never stored).
@@ -239,7 +307,7 @@ pub async fn create_key(
         None => None,
     };
     let target = target.clone();
-    on_nebula(stores, String::new(), async move |c| {
+    let made = on_nebula(stores, String::new(), async move |c| {
         let (kind, actor_id) = resolve(c, &target).await?;
         let prefix = match kind {
             identities::USER => "pnu_",
@@ -265,14 +333,30 @@ pub async fn create_key(
         identities::insert_key(c, &row).await?;
         Ok((row, key))
     })
-    .await
+    .await?;
+    audited(stores, key_change(&made.0, "created")).await;
+    Ok(made)
+}
+
+/// The audit change of key `k`, in the default account (where the command line's actors are).
+fn key_change<'a>(k: &'a KeyRow, action: &'a str) -> Change<'a> {
+    Change {
+        kind: "api-key",
+        id: &k.id,
+        name: &k.name,
+        action,
+        account_id: DEFAULT_ACCOUNT_ID,
+        workspace_id: None,
+        payload: serde_json::json!({"owner_kind": k.actor_kind, "owner_id": k.actor_id}),
+    }
 }
 
 /// Revokes key `id` and returns its hash (for [`forget_key`](crate::identity::forget_key));
 /// an error when there is no live key with that id.
 pub async fn revoke_key(stores: &Stores, id: &str) -> Result<String, String> {
     let id = id.trim().to_string();
-    on_nebula(stores, String::new(), async move |c| {
+    let key_id = id.clone();
+    let hash = on_nebula(stores, String::new(), async move |c| {
         if identities::revoke_key(c, &id, now()).await? {
             identities::key_hash(c, &id)
                 .await?
@@ -281,7 +365,21 @@ pub async fn revoke_key(stores: &Stores, id: &str) -> Result<String, String> {
             refuse(format!("no live API key has the id `{id}`"))
         }
     })
-    .await
+    .await?;
+    audited(
+        stores,
+        Change {
+            kind: "api-key",
+            id: &key_id,
+            name: &key_id,
+            action: "revoked",
+            account_id: DEFAULT_ACCOUNT_ID,
+            workspace_id: None,
+            payload: serde_json::Value::Null,
+        },
+    )
+    .await;
+    Ok(hash)
 }
 
 pub async fn list_keys(stores: &Stores) -> Result<Vec<(KeyRow, Option<String>)>, String> {

@@ -13,9 +13,10 @@ use actix_web::{web, Error, HttpMessage};
 
 use super::table;
 use crate::error::ApiError;
-use crate::identity::{self, Presented, Scope};
+use crate::identity::{self, audit, Presented, Scope};
 use crate::state::AppState;
-use crate::storage::accounts::DEFAULT_WORKSPACE_ID;
+use crate::state::Denial;
+use crate::storage::accounts::{DEFAULT_ACCOUNT_ID, DEFAULT_WORKSPACE_ID};
 
 /// `/api/accounts/{a}/workspaces/{w}/rest` → (`Some(w)`, `/rest`); any other path under `/api`
 /// → (`None`, the path after `/api`).
@@ -48,14 +49,48 @@ pub async fn authenticate(
     }
     // The path as the router matches it (percent-decoded), so what is checked is what is served.
     let path = req.match_info().as_str().to_string();
+    let method = req.method().as_str().to_string();
     let (workspace, route) = split_path(&path);
-    let Some((scope, socket)) = table::scope_for_path(req.method().as_str(), route) else {
-        // No route of the table: nothing is served, whatever the credential.
-        return Err(ApiError::not_found("Not Found").into());
+    // Account routes (`/accounts/{id}/...` other than a workspace's URLs) need an account
+    // permission; the rest, a workspace scope.
+    let account_route = account_route(&method, &path);
+    let need = match account_route {
+        Some(_) => None,
+        None => match table::need_for_path(&method, route) {
+            Some(n) => Some(n),
+            // No route of the table: nothing is served, whatever the credential.
+            None => return Err(ApiError::not_found("Not Found").into()),
+        },
     };
+    let (scope, socket) = need.map_or((Scope::Me, false), |n| (n.class, n.socket));
     if scope == Scope::Public {
         return next.call(req).await;
     }
+    let ws = workspace
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_else(|| DEFAULT_WORKSPACE_ID.to_string());
+    // What a denial is recorded under (identity::audit): where, which route, from where.
+    let denial = |who: String, status: u16| Denial {
+        scope: account_route
+            .as_ref()
+            .map(|(a, _, _)| a.clone())
+            .or_else(|| path_account(&path))
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_string()),
+        workspace: account_route.is_none().then(|| ws.clone()),
+        who,
+        status,
+        method: method.clone(),
+        route: match (&account_route, need) {
+            (Some((_, p, _)), _) => format!("/accounts/{{account_id}}{p}"),
+            (None, Some(n)) => n.pattern.to_string(),
+            (None, None) => String::new(),
+        },
+        client: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+    };
+    let anonymous = || "orrery.anonymous".to_string();
     let header = req
         .headers()
         .get(AUTHORIZATION)
@@ -65,6 +100,7 @@ pub async fn authenticate(
             // The socket's handler takes the credential from its first message.
             return next.call(req).await;
         }
+        audit::denied(&state, denial(anonymous(), 401));
         return Err(unauthorized("Not authenticated"));
     };
     let basic = identity::decode_basic(&header);
@@ -73,29 +109,78 @@ pub async fn authenticate(
         None => Presented::parse(&header),
     };
     let Some(presented) = presented else {
+        audit::denied(&state, denial(anonymous(), 401));
         return Err(unauthorized("Invalid authentication credentials"));
     };
-    let principal = identity::verify(&state, presented)
+    let Some(principal) = identity::verify(&state, presented)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(|| unauthorized("Invalid authentication credentials"))?;
-    if scope != Scope::Me {
-        let ws = workspace
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_else(|| DEFAULT_WORKSPACE_ID.to_string());
+    else {
+        audit::denied(&state, denial(anonymous(), 401));
+        return Err(unauthorized("Invalid authentication credentials"));
+    };
+    let who = || {
+        let kind = if principal.kind == "user" {
+            "user"
+        } else {
+            "service-account"
+        };
+        format!("orrery.{kind}.{}", principal.id)
+    };
+    if let Some((account, _, permission)) = &account_route {
+        if principal.account_id != *account {
+            audit::denied(&state, denial(who(), 404));
+            return Err(ApiError::not_found("Account not found").into());
+        }
+        if !principal.may_in_account(account, permission) {
+            audit::denied(&state, denial(who(), 403));
+            return Err(forbidden(&format!(
+                "Forbidden: your account role does not allow {permission}"
+            )));
+        }
+    } else if scope != Scope::Me {
         if !principal.sees(&ws) {
+            audit::denied(&state, denial(who(), 404));
             return Err(ApiError::not_found("Workspace not found").into());
         }
-        if !principal.may(&ws, scope) {
-            return Err(ApiError::Detail(
-                actix_web::http::StatusCode::FORBIDDEN,
-                "Forbidden: your role in this workspace does not allow this request".into(),
-            )
-            .into());
+        let allowed = need
+            .and_then(|n| n.scope)
+            .is_none_or(|fine| principal.may(&ws, fine));
+        if !allowed {
+            audit::denied(&state, denial(who(), 403));
+            return Err(forbidden(
+                "Forbidden: your role in this workspace does not allow this request",
+            ));
         }
     }
     req.extensions_mut().insert(principal);
     next.call(req).await
+}
+
+/// `/api/accounts/{a}/<rest>` where `<rest>` is an account route: (the account id, lowercased,
+/// the route's pattern and the permission it needs).
+fn account_route(method: &str, path: &str) -> Option<(String, &'static str, &'static str)> {
+    let rest = path.strip_prefix("/api/accounts/")?;
+    let (account, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if account.is_empty() {
+        return None;
+    }
+    table::account_route(method, tail)
+        .map(|(pattern, p)| (account.to_ascii_lowercase(), pattern, p))
+}
+
+/// The account id of a workspace URL, when it is a UUID (what a denial is recorded under).
+fn path_account(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/api/accounts/")?;
+    let account = rest.split('/').next()?.to_ascii_lowercase();
+    uuid::Uuid::parse_str(&account).ok().map(|_| account)
+}
+
+fn forbidden(detail: &str) -> Error {
+    ApiError::Detail(actix_web::http::StatusCode::FORBIDDEN, detail.into()).into()
 }
 
 fn unauthorized(detail: &str) -> Error {
@@ -105,6 +190,24 @@ fn unauthorized(detail: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::split_path;
+
+    #[test]
+    fn account_routes_are_told_from_workspace_urls() {
+        use super::account_route;
+        assert_eq!(
+            account_route("POST", "/api/accounts/A1/bots/"),
+            Some(("a1".to_string(), "/bots/", "create:bot"))
+        );
+        assert_eq!(
+            account_route("GET", "/api/accounts/a1/workspaces/w1"),
+            Some(("a1".to_string(), "/workspaces/{id}", "read:workspace"))
+        );
+        assert_eq!(
+            account_route("POST", "/api/accounts/a1/workspaces/w1/flows/filter"),
+            None
+        );
+        assert_eq!(account_route("GET", "/api/flows/x"), None);
+    }
 
     #[test]
     fn workspace_prefixes_split_off() {

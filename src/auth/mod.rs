@@ -4,6 +4,8 @@
 //! Who a credential is lives one layer down, in `identity`, so the websocket handshake can ask
 //! it too.
 
+pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod me;
 pub mod middleware;

@@ -16,10 +16,15 @@ pub const ROUTES: &[(&str, &str, Scope)] = &[
     ("GET", "/me/workspaces/", Me),
     ("GET", "/me/accounts", Me),
     ("GET", "/me/accounts/", Me),
+    ("GET", "/users/{id}/api_keys", Me),
+    ("POST", "/users/{id}/api_keys", Me),
+    ("POST", "/users/{id}/api_keys/", Me),
+    ("GET", "/users/{id}/api_keys/{key_id}", Me),
+    ("DELETE", "/users/{id}/api_keys/{key_id}", Me),
     // the orion API
     ("GET", "/admin/storage", Read),
-    ("PUT", "/admin/storage", Write),
-    ("DELETE", "/admin/storage", Write),
+    ("PUT", "/admin/storage", Manage),
+    ("DELETE", "/admin/storage", Manage),
     ("GET", "/admin/settings", Read),
     ("POST", "/artifacts/", Work),
     ("POST", "/artifacts", Work),
@@ -242,21 +247,190 @@ pub const ROUTES: &[(&str, &str, Scope)] = &[
     ("DELETE", "/work_queues/{id}", Write),
     ("POST", "/work_queues/{id}/get_runs", Work),
     ("GET", "/work_queues/{id}/status", Read),
+    // workspace access (Prefect Cloud's admin API, under a workspace's URL)
+    ("POST", "/user_access/", Manage),
+    ("POST", "/user_access", Manage),
+    ("POST", "/user_access/filter", Read),
+    ("GET", "/user_access/{id}", Read),
+    ("DELETE", "/user_access/{id}", Manage),
+    ("POST", "/bot_access/", Manage),
+    ("POST", "/bot_access", Manage),
+    ("POST", "/bot_access/filter", Read),
+    ("GET", "/bot_access/{id}", Read),
+    ("DELETE", "/bot_access/{id}", Manage),
+    ("PUT", "/team_access/", Manage),
+    ("PUT", "/team_access", Manage),
+    ("POST", "/team_access/filter", Manage),
+    ("DELETE", "/team_access/{team_id}", Manage),
 ];
+
+/// Account routes, under `/accounts/{account_id}`: the account permission each needs (see
+/// `AccountRole::may`). A caller outside the account gets 404.
+pub const ACCOUNT_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "", "read:account"),
+    ("GET", "/", "read:account"),
+    ("PATCH", "", "update:account"),
+    ("GET", "/settings", "read:account"),
+    ("POST", "/workspaces/", "create:workspace"),
+    ("POST", "/workspaces", "create:workspace"),
+    ("POST", "/workspaces/filter", "read:workspace"),
+    ("GET", "/workspaces/{id}", "read:workspace"),
+    ("PATCH", "/workspaces/{id}", "administrate:workspace"),
+    ("DELETE", "/workspaces/{id}", "delete:workspace"),
+    ("POST", "/workspace_roles/", "create:workspace_role"),
+    ("POST", "/workspace_roles", "create:workspace_role"),
+    ("POST", "/workspace_roles/filter", "read:workspace_role"),
+    ("GET", "/workspace_roles/{id}", "read:workspace_role"),
+    ("PATCH", "/workspace_roles/{id}", "update:workspace_role"),
+    ("DELETE", "/workspace_roles/{id}", "delete:workspace_role"),
+    ("POST", "/account_roles/filter", "read:account_role"),
+    ("GET", "/account_roles/{id}", "read:account_role"),
+    (
+        "POST",
+        "/account_memberships/filter",
+        "read:account_membership",
+    ),
+    (
+        "GET",
+        "/account_memberships/{id}",
+        "read:account_membership",
+    ),
+    (
+        "PATCH",
+        "/account_memberships/{id}",
+        "update:account_membership",
+    ),
+    (
+        "DELETE",
+        "/account_memberships/{id}",
+        "delete:account_membership",
+    ),
+    ("POST", "/bots/", "create:bot"),
+    ("POST", "/bots", "create:bot"),
+    ("POST", "/bots/filter", "read:bot"),
+    ("GET", "/bots/{id}", "read:bot"),
+    ("PATCH", "/bots/{id}", "update:bot"),
+    ("DELETE", "/bots/{id}", "delete:bot"),
+    ("POST", "/bots/{id}/rotate_api_key", "update:bot"),
+    ("POST", "/teams/", "create:team"),
+    ("POST", "/teams", "create:team"),
+    ("POST", "/teams/filter", "read:team"),
+    ("GET", "/teams/{id}", "read:team"),
+    ("PUT", "/teams/{id}", "update:team"),
+    ("DELETE", "/teams/{id}", "delete:team"),
+    ("PUT", "/teams/{id}/members", "update:team"),
+    ("DELETE", "/teams/{id}/members/{actor_id}", "update:team"),
+];
+
+/// The permission an account route of `method` for `path` (after `/accounts/{id}`) needs.
+pub fn account_permission(method: &str, path: &str) -> Option<&'static str> {
+    account_route(method, path).map(|(_, perm)| perm)
+}
+
+/// The account route (its pattern and permission) of `method` for `path`.
+pub fn account_route(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
+    ACCOUNT_ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && matches(p, path))
+        .map(|(_, p, perm)| (*p, *perm))
+}
+
+/// The workspace scope (Prefect Cloud's names) a workspace route of class `class` and
+/// `pattern` needs, by the resource its first path segment names; `None` for routes any role
+/// of the workspace may use (the connectivity check, the CSRF token, the UI's schema check).
+pub fn fine_scope(class: Scope, pattern: &str) -> Option<&'static str> {
+    let mut segments = pattern.trim_start_matches('/').split('/');
+    let mut first = segments.next().unwrap_or("");
+    if first == "v2" || first == "ui" {
+        first = segments.next().unwrap_or("");
+    }
+    if pattern == "/admin/version" {
+        return None;
+    }
+    let workers = pattern.contains("/workers/");
+    let resource = match first {
+        "artifacts" => "artifacts",
+        "automations" => "automations",
+        "block_documents" | "block_schemas" | "block_types" | "block_capabilities" => "blocks",
+        "collections" => "work_pools",
+        "concurrency_limits" => "concurrency_limits",
+        "deployments" => "deployments",
+        "events" => "events",
+        "flows" | "flow_runs" | "flow_run_states" | "logs" => "flows",
+        "task_runs" | "task_run_states" | "task_workers" => "tasks",
+        "saved_searches" => "saved_search",
+        "variables" => "variables",
+        "work_pools" if workers => "workers",
+        "work_pools" => "work_pools",
+        "work_queues" => "work_queues",
+        "admin" => "workspace_settings",
+        "user_access" => "workspace_users",
+        "bot_access" => "workspace_service_accounts",
+        "team_access" => "workspace_teams",
+        _ => return None,
+    };
+    let name = match class {
+        Public | Me => return None,
+        Read => match resource {
+            "saved_search" | "schemas" => return None,
+            "tasks" => "see_flows",
+            r => return static_name("see_", r),
+        },
+        Run => "run_deployments",
+        Work => match resource {
+            "flows" | "events" | "concurrency_limits" => "run_flows",
+            "tasks" => "run_tasks",
+            r => return static_name("write_", r),
+        },
+        Write | Manage => match resource {
+            "tasks" => "manage_flows",
+            r => return static_name("manage_", r),
+        },
+    };
+    Some(name)
+}
+
+/// The catalogue's `{prefix}{resource}` scope.
+fn static_name(prefix: &str, resource: &str) -> Option<&'static str> {
+    crate::identity::WORKSPACE_SCOPES
+        .iter()
+        .copied()
+        .find(|s| s.strip_prefix(prefix) == Some(resource))
+}
 
 /// Websocket routes: a request without credentials is let through to authenticate with the
 /// socket's first `{"type": "auth", "token": ...}` message, as the client in server mode does.
 pub const SOCKETS: &[&str] = &["/events/in", "/events/out", "/logs/out"];
 
-/// The scope a request of `method` for `path` needs, and whether it is a socket route: of the
-/// table's routes of that method whose pattern matches the path (a `{param}` matches one
-/// non-empty segment, as the router's do), the strictest. `None` when none matches.
-pub fn scope_for_path(method: &str, path: &str) -> Option<(Scope, bool)> {
+/// What a workspace route needs: its class, the workspace scope (see [`fine_scope`]) and
+/// whether it is a socket route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub pattern: &'static str,
+    pub class: Scope,
+    pub scope: Option<&'static str>,
+    pub socket: bool,
+}
+
+/// What a request of `method` for `path` needs: of the table's routes of that method whose
+/// pattern matches the path (a `{param}` matches one non-empty segment, as the router's do),
+/// the strictest. `None` when none matches.
+pub fn need_for_path(method: &str, path: &str) -> Option<Need> {
     ROUTES
         .iter()
         .filter(|(m, p, _)| *m == method && matches(p, path))
-        .map(|(_, p, s)| (*s, SOCKETS.contains(p)))
-        .max_by_key(|(s, _)| *s)
+        .max_by_key(|(_, _, s)| *s)
+        .map(|(_, p, s)| Need {
+            pattern: p,
+            class: *s,
+            scope: fine_scope(*s, p),
+            socket: SOCKETS.contains(p),
+        })
+}
+
+/// The class a request of `method` for `path` needs, and whether it is a socket route.
+pub fn scope_for_path(method: &str, path: &str) -> Option<(Scope, bool)> {
+    need_for_path(method, path).map(|n| (n.class, n.socket))
 }
 
 fn matches(pattern: &str, path: &str) -> bool {
@@ -287,6 +461,58 @@ mod tests {
             assert!(seen.insert((m, p)), "{m} {p} is listed twice");
         }
         assert_eq!(scope_for_path("POST", "/nonsense"), None);
+    }
+
+    #[test]
+    fn every_workspace_route_needs_a_catalogued_scope_of_its_class() {
+        for (m, p, class) in ROUTES {
+            let fine = fine_scope(*class, p);
+            match class {
+                Public | Me => assert_eq!(fine, None, "{m} {p}"),
+                _ => {
+                    if let Some(f) = fine {
+                        assert_eq!(crate::identity::class_of(f), *class, "{m} {p} needs {f}");
+                    }
+                }
+            }
+        }
+        // Only the connectivity check, the CSRF token, saved searches and the UI's schema
+        // check are open to any role of the workspace.
+        let open: Vec<_> = ROUTES
+            .iter()
+            .filter(|(_, p, c)| !matches!(c, Public | Me) && fine_scope(*c, p).is_none())
+            .map(|(m, p, _)| format!("{m} {p}"))
+            .collect();
+        assert!(
+            open.iter().all(|r| r.contains("hello")
+                || r.contains("/admin/version")
+                || r.contains("csrf")
+                || r.contains("saved_searches")
+                || r.contains("schemas")),
+            "{open:?}"
+        );
+        assert_eq!(
+            fine_scope(Write, "/block_documents/{id}"),
+            Some("manage_blocks")
+        );
+        assert_eq!(
+            fine_scope(Work, "/work_pools/{work_pool_name}/workers/heartbeat"),
+            Some("write_workers")
+        );
+        assert_eq!(
+            account_permission("POST", "/bots/abc/rotate_api_key"),
+            Some("update:bot")
+        );
+        // What the sockets' auth messages are checked for (events::websocket).
+        assert_eq!(
+            need_for_path("GET", "/events/in").and_then(|n| n.scope),
+            Some("run_flows")
+        );
+        assert_eq!(
+            need_for_path("GET", "/events/out").and_then(|n| n.scope),
+            Some("see_events")
+        );
+        assert_eq!(account_permission("POST", "/nothing"), None);
     }
 
     #[test]

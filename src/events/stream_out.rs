@@ -161,7 +161,7 @@ pub async fn events_out(
     state: web::Data<AppState>,
     ws: Workspace,
 ) -> actix_web::Result<HttpResponse> {
-    let check = TokenCheck::of(&req, &state, &ws, crate::identity::Scope::Read);
+    let check = TokenCheck::of(&req, &state, &ws, "see_events");
     let (resp, mut session, mut stream, prefect) = upgrade(&req, body)?;
     let mut live = state.live_events.subscribe();
     actix_web::rt::spawn(async move {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::Event;
 use crate::extract::workspace::Workspace;
-use crate::identity::{self, Presented, Principal, Scope};
+use crate::identity::{self, Presented, Principal};
 use crate::state::AppState;
 
 /// Largest frame accepted: one event, at most Prefect's maximum event size.
@@ -48,11 +48,12 @@ pub async fn close(session: Session, code: CloseCode, reason: &str) {
 }
 
 /// What the socket's `auth` message must prove (in `auth.mode = "required"`, when the upgrade
-/// request carried no credential): a credential whose role in the workspace grants `scope`.
+/// request carried no credential): a credential whose roles in the workspace grant `scope` (the
+/// workspace scope the route table names for the socket's route).
 pub struct TokenCheck {
     pub state: web::Data<AppState>,
     pub workspace: String,
-    pub scope: Scope,
+    pub scope: &'static str,
 }
 
 impl TokenCheck {
@@ -61,7 +62,7 @@ impl TokenCheck {
         req: &HttpRequest,
         state: &web::Data<AppState>,
         ws: &Workspace,
-        scope: Scope,
+        scope: &'static str,
     ) -> Option<TokenCheck> {
         let authenticated = req.extensions().get::<Principal>().is_some();
         (state.settings.auth.required() && !authenticated).then(|| TokenCheck {
@@ -161,7 +162,7 @@ pub async fn events_in(
     state: web::Data<AppState>,
     ws: Workspace,
 ) -> actix_web::Result<HttpResponse> {
-    let check = TokenCheck::of(&req, &state, &ws, Scope::Work);
+    let check = TokenCheck::of(&req, &state, &ws, "run_flows");
     let (resp, mut session, mut stream, prefect) = upgrade(&req, body)?;
     actix_web::rt::spawn(async move {
         if !handshake(&mut session, &mut stream, prefect, check).await {

@@ -5,6 +5,7 @@
 //! stops working on every replica within that time. With the cache empty or unreachable, the
 //! database answers (slower), and nothing else fails.
 
+pub mod audit;
 pub mod keys;
 mod roles;
 
@@ -13,10 +14,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use roles::{AccountRole, Role, Scope};
+pub use roles::{
+    class_of, AccountRole, Role, Scope, ScopeSet, ACCOUNT_PERMISSIONS, WORKSPACE_SCOPES,
+};
 
 use crate::state::AppState;
-use crate::storage::identities::{self, Actor, Credential};
+use crate::storage::identities::{self, Actor, Credential, WorkspaceRoleRow};
 use crate::storage::StorageResult;
 
 /// An authenticated caller: its actor and the roles it holds per workspace.
@@ -31,8 +34,8 @@ pub struct Principal {
     pub name: String,
     pub account_id: String,
     pub account_role: AccountRole,
-    /// Workspace id → the roles held there.
-    pub roles: BTreeMap<String, Vec<Role>>,
+    /// Workspace id → the workspace scopes held there (the union of the roles granted).
+    pub roles: BTreeMap<String, ScopeSet>,
     pub expires: Option<DateTime<Utc>>,
 }
 
@@ -40,6 +43,7 @@ impl Principal {
     fn new(
         actor: Actor,
         roles: BTreeMap<String, Vec<String>>,
+        custom: &[WorkspaceRoleRow],
         key_id: Option<String>,
         expires: Option<DateTime<Utc>>,
     ) -> Principal {
@@ -52,7 +56,13 @@ impl Principal {
             account_role: AccountRole::parse(&actor.account_role).unwrap_or(AccountRole::Member),
             roles: roles
                 .into_iter()
-                .map(|(ws, names)| (ws, names.iter().filter_map(|r| Role::parse(r)).collect()))
+                .map(|(ws, names)| {
+                    let held = names
+                        .iter()
+                        .map(|r| scopes_of_grant(r, custom))
+                        .fold(ScopeSet::default(), ScopeSet::union);
+                    (ws, held)
+                })
                 .collect(),
             expires,
         }
@@ -60,7 +70,7 @@ impl Principal {
 
     fn from_credential(c: Credential) -> Principal {
         let expires = c.expires.map(|e| e.and_utc());
-        Principal::new(c.actor, c.roles, Some(c.key_id), expires)
+        Principal::new(c.actor, c.roles, &c.custom, Some(c.key_id), expires)
     }
 
     /// Whether the caller holds a role in workspace `ws`.
@@ -68,16 +78,53 @@ impl Principal {
         self.roles.get(ws).is_some_and(|r| !r.is_empty())
     }
 
-    /// Whether a role the caller holds in `ws` grants `scope`.
-    pub fn may(&self, ws: &str, scope: Scope) -> bool {
+    /// Whether the roles the caller holds in `ws` grant workspace scope `scope`.
+    pub fn may(&self, ws: &str, scope: &str) -> bool {
+        self.roles.get(ws).is_some_and(|held| held.contains(scope))
+    }
+
+    /// Whether the caller holds every scope of workspace `ws` (as its owners do).
+    pub fn owns(&self, ws: &str) -> bool {
+        let all = Role::Owner.scopes();
         self.roles
             .get(ws)
-            .is_some_and(|roles| roles.iter().any(|r| r.allows(scope)))
+            .is_some_and(|held| held.union(all) == *held)
+    }
+
+    /// Whether the caller's account role in account `account_id` grants `permission`.
+    pub fn may_in_account(&self, account_id: &str, permission: &str) -> bool {
+        self.account_id == account_id && self.account_role.may(permission)
     }
 
     fn live(&self, now: DateTime<Utc>) -> bool {
         self.expires.is_none_or(|e| e > now)
     }
+}
+
+/// The scopes a grant of `role` gives: a built-in role's, or a custom role's own scopes with
+/// those of the role it inherits. An unknown role (deleted since) gives none.
+pub fn scopes_of_grant(role: &str, custom: &[WorkspaceRoleRow]) -> ScopeSet {
+    if let Some(r) = Role::parse(role) {
+        return r.scopes();
+    }
+    custom
+        .iter()
+        .find(|c| c.id == role)
+        .map(custom_scopes)
+        .unwrap_or_default()
+}
+
+/// A custom role's scopes, with those of the role it inherits.
+pub fn custom_scopes(row: &WorkspaceRoleRow) -> ScopeSet {
+    let own: Vec<String> = serde_json::from_str(&row.scopes).unwrap_or_default();
+    let own = ScopeSet::of(own.iter().map(String::as_str)).unwrap_or_default();
+    let inherited = row
+        .inherited_role
+        .as_deref()
+        .and_then(Role::parse)
+        .map(Role::scopes)
+        .unwrap_or_default();
+    own.union(inherited)
 }
 
 /// What a request presented.
@@ -211,7 +258,7 @@ pub async fn verify(
             drop(c);
             // argon2id takes tens of milliseconds: off the request threads. An unknown user is
             // checked against a stand-in hash, so the time taken does not tell who exists.
-            let phc = user.as_ref().and_then(|(_, _, phc)| phc.clone());
+            let phc = user.as_ref().and_then(|(_, _, _, phc)| phc.clone());
             let matched = tokio::task::spawn_blocking(move || match phc {
                 Some(phc) => keys::password_matches(&password, &phc),
                 None => {
@@ -222,8 +269,8 @@ pub async fn verify(
             .await
             .unwrap_or(false);
             match user {
-                Some((actor, roles, _)) if matched => {
-                    Some(Principal::new(actor, roles, None, None))
+                Some((actor, roles, custom, _)) if matched => {
+                    Some(Principal::new(actor, roles, &custom, None, None))
                 }
                 _ => None,
             }
@@ -308,11 +355,29 @@ mod tests {
             name: "u@example.com".into(),
             account_id: "a".into(),
             account_role: AccountRole::Member,
-            roles: BTreeMap::from([("w1".to_string(), vec![Role::Viewer, Role::Runner])]),
+            roles: BTreeMap::from([(
+                "w1".to_string(),
+                Role::Viewer.scopes().union(Role::Runner.scopes()),
+            )]),
             expires: None,
         };
         assert!(p.sees("w1") && !p.sees("w2"));
-        assert!(p.may("w1", Scope::Read) && p.may("w1", Scope::Run));
-        assert!(!p.may("w1", Scope::Write) && !p.may("w2", Scope::Read));
+        assert!(p.may("w1", "see_flows") && p.may("w1", "run_deployments"));
+        assert!(!p.may("w1", "manage_flows") && !p.may("w2", "see_flows"));
+        let now = chrono::Utc::now().naive_utc();
+        let custom = WorkspaceRoleRow {
+            id: "r1".into(),
+            created: now,
+            updated: now,
+            account_id: "a".into(),
+            name: "blocks keeper".into(),
+            description: String::new(),
+            scopes: r#"["manage_blocks"]"#.into(),
+            inherited_role: Some("viewer".into()),
+        };
+        let held = scopes_of_grant("r1", &[custom]);
+        assert!(held.contains("manage_blocks") && held.contains("see_flows"));
+        assert!(!held.contains("manage_flows"));
+        assert!(scopes_of_grant("gone", &[]).is_empty());
     }
 }

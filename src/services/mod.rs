@@ -1,5 +1,6 @@
 //! Background services: the scheduler, late runs, the foreman (worker health), cancellation
-//! cleanup, pause expirations, the lease repossessor and the heap trim. Each implements
+//! cleanup, pause expirations, the lease repossessor, deleted workspaces' rows and the heap
+//! trim. Each implements
 //! `crate::service::Service`.
 
 pub mod cancellation;
@@ -10,3 +11,4 @@ pub mod late_runs;
 pub mod pause_expirations;
 pub mod repossessor;
 pub mod scheduler;
+pub mod workspace_deletion;

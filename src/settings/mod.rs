@@ -105,6 +105,7 @@ pub struct ServiceSettings {
     pub foreman_interval_ms: u64,
     pub cancellation_cleanup_interval_ms: u64,
     pub heap_trim_interval_ms: u64,
+    pub workspace_deletion_delay_ms: u64,
     pub consumer_batch_size: usize,
     pub consumer_block_ms: u64,
     pub visibility_timeout_seconds: u64,

@@ -33,6 +33,7 @@ pub mod task_runs;
 pub mod transitions;
 pub mod variables;
 pub mod work_pools;
+pub mod workspace_rows;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use orrery::auth::admin::{self, Target};
-use orrery::auth::table::{ROUTES, SOCKETS};
+use orrery::auth::table::{ACCOUNT_ROUTES, ROUTES, SOCKETS};
 use orrery::identity::{Role, Scope};
 use serde_json::{json, Value};
 
@@ -21,7 +21,7 @@ async fn required() -> TestApp {
 }
 
 /// (status, body) of a request with `Authorization: <auth>` (none when `None`).
-async fn with_auth(
+pub(crate) async fn with_auth(
     app: &TestApp,
     auth: Option<&str>,
     method: &str,
@@ -58,7 +58,7 @@ async fn list_flows(app: &TestApp, auth: &str) -> (u16, Value) {
     .await
 }
 
-fn bearer(key: &str) -> String {
+pub(crate) fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
@@ -79,7 +79,7 @@ async fn user_with_role(app: &TestApp, email: &str, role: Role) -> String {
 }
 
 /// The route pattern with every `{param}` filled with a value no object has.
-fn concrete(pattern: &str) -> String {
+pub(crate) fn concrete(pattern: &str) -> String {
     let mut out = String::new();
     let mut rest = pattern;
     while let Some(start) = rest.find('{') {
@@ -512,6 +512,11 @@ fn every_registered_route_declares_its_scope() {
     let declared: BTreeSet<(String, String)> = ROUTES
         .iter()
         .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .chain(
+            ACCOUNT_ROUTES
+                .iter()
+                .map(|(m, p, _)| (m.to_string(), format!("/accounts/{{account_id}}{p}"))),
+        )
         .collect();
     let registered = registered_routes();
     assert!(

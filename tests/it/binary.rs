@@ -192,7 +192,8 @@ fn every_request_gets_one_access_log_line_with_its_request_id() {
                 .expect("spawn"),
         );
         let deadline = Instant::now() + Duration::from_secs(20);
-        while http_get(port, "/api/health").is_none() {
+        // Ready, not just alive: the 404 below needs the migrated databases.
+        while http_get(port, "/api/ready").is_none() {
             assert!(Instant::now() < deadline, "server did not answer");
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod auth;
+mod auth_admin;
 mod binary;
 mod blocks;
 mod broker;

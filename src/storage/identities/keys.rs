@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::{actor, roles_of, Actor};
+use super::{actor, custom_roles_in, roles_of, Actor, WorkspaceRoleRow};
 use crate::db_run;
 use crate::storage::schema::{api_keys, auth_secrets};
 use crate::storage::{Conn, StorageError, StorageResult};
@@ -33,8 +33,10 @@ pub struct Credential {
     pub key_id: String,
     pub expires: Option<NaiveDateTime>,
     pub actor: Actor,
-    /// Workspace id → role names granted (the caller takes the strongest).
+    /// Workspace id → roles granted: built-in role names or custom role ids.
     pub roles: BTreeMap<String, Vec<String>>,
+    /// The custom roles among them.
+    pub custom: Vec<WorkspaceRoleRow>,
 }
 
 /// The installation's secret named `name`, if it was made.
@@ -157,11 +159,13 @@ pub async fn credential(
         return Ok(None);
     };
     let roles = roles_of(c, &actor).await?;
+    let custom = custom_roles_in(c, &roles).await?;
     Ok(Some(Credential {
         key_id: key.id,
         expires: key.expires,
         actor,
         roles,
+        custom,
     }))
 }
 

@@ -8,7 +8,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+mod admin;
 mod keys;
+pub use admin::*;
 pub use keys::*;
 
 use super::accounts::Workspace;
@@ -248,11 +250,17 @@ pub async fn actor(c: &mut Conn, kind: &str, id: &str) -> StorageResult<Option<A
     }))
 }
 
+/// What [`user_credential`] finds: the user as an actor, its grants, the custom roles among
+/// them, and its password hash.
+pub type UserCredential = (
+    Actor,
+    BTreeMap<String, Vec<String>>,
+    Vec<WorkspaceRoleRow>,
+    Option<String>,
+);
+
 /// The user whose email is `email`, as an actor with its roles, and its password hash.
-pub async fn user_credential(
-    c: &mut Conn,
-    email: &str,
-) -> StorageResult<Option<(Actor, BTreeMap<String, Vec<String>>, Option<String>)>> {
+pub async fn user_credential(c: &mut Conn, email: &str) -> StorageResult<Option<UserCredential>> {
     let Some(user) = user_by_email(c, email).await? else {
         return Ok(None);
     };
@@ -264,7 +272,8 @@ pub async fn user_credential(
         account_role: user.account_role,
     };
     let roles = roles_of(c, &actor).await?;
-    Ok(Some((actor, roles, user.password_hash)))
+    let custom = custom_roles_in(c, &roles).await?;
+    Ok(Some((actor, roles, custom, user.password_hash)))
 }
 
 /// Workspace id → roles `actor` holds: its own grants, its teams' grants, and owner of every

@@ -1,5 +1,6 @@
 //! The nebula tables besides accounts and workspaces: users, service accounts, teams, workspace
-//! access, API keys and the installation's key-hashing secret.
+//! access, API keys, the installation's key-hashing secret, custom workspace roles, browser
+//! sessions and workspaces being deleted.
 
 use super::{accounts, workspaces};
 
@@ -77,6 +78,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    workspace_roles (id) {
+        id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        account_id -> Text,
+        name -> Text,
+        description -> Text,
+        scopes -> Text,
+        inherited_role -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created -> Timestamp,
+        expires -> Timestamp,
+        csrf_token -> Text,
+        revoked -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    workspace_deletions (workspace_id) {
+        workspace_id -> Text,
+        account_id -> Text,
+        requested -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     workspaces,
@@ -86,4 +119,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     team_members,
     workspace_access,
     api_keys,
+    workspace_roles,
+    sessions,
 );

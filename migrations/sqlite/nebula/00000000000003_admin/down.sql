@@ -1,0 +1,3 @@
+DROP TABLE workspace_deletions;
+DROP TABLE sessions;
+DROP TABLE workspace_roles;

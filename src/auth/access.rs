@@ -1,0 +1,497 @@
+//! Workspace access, in Prefect Cloud's shapes, under a workspace's URL
+//! (`/api/accounts/{a}/workspaces/{w}/user_access/`, `bot_access/`, `team_access/`): who holds
+//! which workspace role. The route table asks the `manage_workspace_*` scopes to change and the
+//! `see_workspace_*` scopes to read. An access's id is its grantee's id.
+//!
+//! And the caller's (or, for an account owner or admin, a member's) user API keys:
+//! `/api/users/{id}/api_keys`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::accounts::{caller, key_change, key_json, mint, now, role_label, ts, write};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::json::{Json, JsonOrDefault};
+use crate::extract::Workspace;
+use crate::identity::audit::{self, Change};
+use crate::identity::{self, AccountRole, Role};
+use crate::state::AppState;
+use crate::storage::identities::{self, AccessRow, WorkspaceRow, SERVICE_ACCOUNT, TEAM, USER};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/user_access/", web::post().to(upsert_access))
+        .route("/user_access", web::post().to(upsert_access))
+        .route("/user_access/filter", web::post().to(filter_access))
+        .route("/user_access/{id}", web::get().to(read_access))
+        .route("/user_access/{id}", web::delete().to(delete_access))
+        .route("/bot_access/", web::post().to(upsert_access))
+        .route("/bot_access", web::post().to(upsert_access))
+        .route("/bot_access/filter", web::post().to(filter_access))
+        .route("/bot_access/{id}", web::get().to(read_access))
+        .route("/bot_access/{id}", web::delete().to(delete_access))
+        .route("/team_access/", web::put().to(upsert_access))
+        .route("/team_access", web::put().to(upsert_access))
+        .route("/team_access/filter", web::post().to(filter_access))
+        .route("/team_access/{team_id}", web::delete().to(delete_access));
+}
+
+/// Registers the caller's API key routes (`/users/{id}/api_keys`).
+pub fn configure_keys(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users/{id}/api_keys", web::get().to(list_user_keys))
+        .route("/users/{id}/api_keys", web::post().to(create_user_key))
+        .route("/users/{id}/api_keys/", web::post().to(create_user_key))
+        .route(
+            "/users/{id}/api_keys/{key_id}",
+            web::get().to(read_user_key),
+        )
+        .route(
+            "/users/{id}/api_keys/{key_id}",
+            web::delete().to(delete_user_key),
+        );
+}
+
+/// `user`, `service_account` or `team`, from the route's first segment.
+fn kind_of(req: &HttpRequest) -> &'static str {
+    let path = req.match_info().as_str();
+    if path.contains("/bot_access") {
+        SERVICE_ACCOUNT
+    } else if path.contains("/team_access") {
+        TEAM
+    } else {
+        USER
+    }
+}
+
+fn id_field(kind: &str) -> &'static str {
+    match kind {
+        SERVICE_ACCOUNT => "bot_id",
+        TEAM => "team_id",
+        _ => "user_id",
+    }
+}
+
+async fn workspace_row(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceRow> {
+    let mut c = state.stores.nebula.read().await?;
+    let listing = identities::workspace_listings(&mut c, Some(&[ws.id().as_str().to_string()]))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found("Workspace not found"))?;
+    identities::workspace(&mut c, &listing.account_id, &listing.workspace_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Workspace not found"))
+}
+
+/// An access row as Cloud shows it, with its grantee's names.
+async fn access_json(
+    state: &AppState,
+    w: &WorkspaceRow,
+    rows: &[AccessRow],
+) -> ApiResult<Vec<Value>> {
+    let mut c = state.stores.nebula.read().await?;
+    let grants = rows
+        .iter()
+        .map(|r| (r.workspace_id.clone(), vec![r.role.clone()]))
+        .collect();
+    let custom = identities::custom_roles_in(&mut c, &grants).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (role_id, role_name) = role_label(&r.role, &custom);
+        let mut v = json!({
+            "id": r.actor_id,
+            "created": ts(r.created),
+            "updated": ts(r.created),
+            "workspace_id": w.id,
+            "workspace_role_id": role_id,
+            "workspace_role_name": role_name,
+        });
+        match r.actor_kind.as_str() {
+            USER => {
+                let u = identities::user(&mut c, &w.account_id, &r.actor_id).await?;
+                v["actor_id"] = json!(r.actor_id);
+                v["user_id"] = json!(r.actor_id);
+                v["email"] = json!(u.as_ref().map(|u| &u.email));
+                v["first_name"] = json!(u.as_ref().map(|u| &u.name));
+                v["last_name"] = json!("");
+                v["handle"] =
+                    json!(u
+                        .as_ref()
+                        .and_then(|u| u.email.split('@').next().map(str::to_string)));
+            }
+            SERVICE_ACCOUNT => {
+                let b = identities::service_account(&mut c, &w.account_id, &r.actor_id).await?;
+                v["actor_id"] = json!(r.actor_id);
+                v["bot_id"] = json!(r.actor_id);
+                v["bot_name"] = json!(b.map(|b| b.name));
+            }
+            _ => {
+                let t = identities::team(&mut c, &w.account_id, &r.actor_id).await?;
+                v["team_id"] = json!(r.actor_id);
+                v["team_name"] = json!(t.map(|t| t.name));
+            }
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// A grant's role: a built-in role's id (or name) or a custom role of the account (its name
+/// as stored: the built-in's lowercase name, or the custom role's id).
+async fn role_to_store(
+    state: &AppState,
+    account_id: &str,
+    text: &str,
+    at: Vec<Value>,
+) -> ApiResult<String> {
+    let text = text.to_ascii_lowercase();
+    if let Some(r) = Role::by_id_or_name(&text) {
+        return Ok(r.as_str().to_string());
+    }
+    let mut c = state.stores.nebula.read().await?;
+    match identities::workspace_role(&mut c, account_id, &text).await? {
+        Some(r) => Ok(r.id),
+        None => Err(ApiError::invalid(
+            at,
+            "No workspace role has this id",
+            "value_error",
+        )),
+    }
+}
+
+/// The grantee `id` of `kind` in the account, if it exists.
+async fn grantee_exists(
+    state: &AppState,
+    account_id: &str,
+    kind: &str,
+    id: &str,
+) -> ApiResult<bool> {
+    let mut c = state.stores.nebula.read().await?;
+    Ok(match kind {
+        USER => identities::user(&mut c, account_id, id).await?.is_some(),
+        SERVICE_ACCOUNT => identities::service_account(&mut c, account_id, id)
+            .await?
+            .is_some(),
+        _ => identities::team(&mut c, account_id, id).await?.is_some(),
+    })
+}
+
+/// One grant or a list of them, as Cloud accepts.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<Value>),
+    One(Value),
+}
+
+async fn upsert_access(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ws: Workspace,
+    body: Json<OneOrMany>,
+) -> ApiResult<HttpResponse> {
+    let kind = kind_of(&req);
+    let w = workspace_row(&state, &ws).await?;
+    let (items, many) = match body.into_inner() {
+        OneOrMany::Many(v) => (v, true),
+        OneOrMany::One(v) => (vec![v], false),
+    };
+    let field = id_field(kind);
+    let mut grants: Vec<(String, String)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = |f: &str| -> Vec<Value> {
+            let mut loc = vec![json!("body")];
+            if many {
+                loc.push(json!(i));
+            }
+            loc.push(json!(f));
+            loc
+        };
+        let get = |f: &str| {
+            item.get(f)
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+        };
+        let Some(id) = get(field) else {
+            return Err(ApiError::invalid(at(field), "Field required", "missing"));
+        };
+        let Some(role) = get("workspace_role_id") else {
+            return Err(ApiError::invalid(
+                at("workspace_role_id"),
+                "Field required",
+                "missing",
+            ));
+        };
+        if !grantee_exists(&state, &w.account_id, kind, &id).await? {
+            return Err(ApiError::invalid(
+                at(field),
+                "No member of the workspace's account has this id",
+                "value_error",
+            ));
+        }
+        let role = role_to_store(&state, &w.account_id, &role, at("workspace_role_id")).await?;
+        grants.push((id, role));
+    }
+    // Granting the owner role is for owners of the workspace (custom roles that may manage
+    // access do not make owners).
+    if let Some(p) = caller(&req) {
+        if grants.iter().any(|(_, r)| r == Role::Owner.as_str()) && !p.owns(ws.id().as_str()) {
+            return Err(ApiError::Detail(
+                StatusCode::FORBIDDEN,
+                "Only a workspace owner may grant the owner role".into(),
+            ));
+        }
+    }
+    let (ws_id, list) = (w.id.clone(), grants.clone());
+    write(&state, "", async move |c| {
+        c.transaction(async move |c| {
+            for (id, role) in &list {
+                identities::grant(c, &ws_id, kind, id, role, now()).await?;
+            }
+            Ok(())
+        })
+        .await
+    })
+    .await?;
+    let changes: Vec<Change> = grants
+        .iter()
+        .map(|(id, role)| Change {
+            kind: "workspace-access",
+            id,
+            name: kind,
+            action: "granted",
+            account_id: &w.account_id,
+            workspace_id: Some(&w.id),
+            payload: json!({"grantee_kind": kind, "role": role}),
+        })
+        .collect();
+    audit::record(&state, caller(&req).as_ref(), &changes).await;
+    let mut c = state.stores.nebula.read().await?;
+    let all = identities::access_in(&mut c, &w.id, Some(kind)).await?;
+    drop(c);
+    let rows: Vec<AccessRow> = all
+        .into_iter()
+        .filter(|r| grants.iter().any(|(id, _)| *id == r.actor_id))
+        .collect();
+    let out = access_json(&state, &w, &rows).await?;
+    Ok(if many {
+        HttpResponse::Ok().json(out)
+    } else {
+        HttpResponse::Ok().json(out.into_iter().next().unwrap_or(Value::Null))
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct AccessFilterBody {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+}
+
+async fn filter_access(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ws: Workspace,
+    body: JsonOrDefault<AccessFilterBody>,
+) -> ApiResult<HttpResponse> {
+    let kind = kind_of(&req);
+    let w = workspace_row(&state, &ws).await?;
+    let b = body.into_inner();
+    let paging = super::accounts::Paging {
+        limit: b.limit,
+        offset: b.offset,
+    };
+    let mut c = state.stores.nebula.read().await?;
+    let rows = identities::access_in(&mut c, &w.id, Some(kind)).await?;
+    drop(c);
+    let rows = paging.cut(rows)?;
+    Ok(HttpResponse::Ok().json(access_json(&state, &w, &rows).await?))
+}
+
+fn path_id(req: &HttpRequest, name: &str) -> String {
+    req.match_info()
+        .get(name)
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+async fn read_access(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ws: Workspace,
+) -> ApiResult<HttpResponse> {
+    let kind = kind_of(&req);
+    let w = workspace_row(&state, &ws).await?;
+    let id = path_id(&req, "id");
+    let mut c = state.stores.nebula.read().await?;
+    let rows: Vec<AccessRow> = identities::access_in(&mut c, &w.id, Some(kind))
+        .await?
+        .into_iter()
+        .filter(|r| r.actor_id == id)
+        .collect();
+    drop(c);
+    let out = access_json(&state, &w, &rows).await?;
+    match out.into_iter().next() {
+        Some(v) => Ok(HttpResponse::Ok().json(v)),
+        None => Err(ApiError::not_found("Workspace access not found")),
+    }
+}
+
+async fn delete_access(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ws: Workspace,
+) -> ApiResult<HttpResponse> {
+    let kind = kind_of(&req);
+    let w = workspace_row(&state, &ws).await?;
+    let id = match kind {
+        TEAM => path_id(&req, "team_id"),
+        _ => path_id(&req, "id"),
+    };
+    let (ws_id, who) = (w.id.clone(), id.clone());
+    let removed = write(&state, "", async move |c| {
+        identities::revoke_access(c, &ws_id, kind, &who).await
+    })
+    .await?;
+    if !removed {
+        return Err(ApiError::not_found("Workspace access not found"));
+    }
+    audit::record(
+        &state,
+        caller(&req).as_ref(),
+        &[Change {
+            kind: "workspace-access",
+            id: &id,
+            name: kind,
+            action: "revoked",
+            account_id: &w.account_id,
+            workspace_id: Some(&w.id),
+            payload: json!({"grantee_kind": kind}),
+        }],
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- user API keys ----
+
+/// The user of the path, if the caller may manage its keys: itself, or an owner or admin of
+/// its account (anyone in `auth.mode = "open"`). Others get 404.
+async fn key_owner(state: &AppState, req: &HttpRequest) -> ApiResult<identities::UserRow> {
+    let id = path_id(req, "id");
+    let mut c = state.stores.nebula.read().await?;
+    let user = identities::user_by_id(&mut c, &id).await?;
+    let allowed = match (caller(req), &user) {
+        (_, None) => false,
+        (None, Some(_)) => !state.settings.auth.required(),
+        (Some(p), Some(u)) => {
+            (p.kind == USER && p.id == u.id)
+                || (p.account_id == u.account_id
+                    && matches!(p.account_role, AccountRole::Owner | AccountRole::Admin))
+        }
+    };
+    match user {
+        Some(u) if allowed => Ok(u),
+        _ => Err(ApiError::not_found("User not found")),
+    }
+}
+
+async fn list_user_keys(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let u = key_owner(&state, &req).await?;
+    let name =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("name").cloned());
+    let mut c = state.stores.nebula.read().await?;
+    let keys = identities::keys_of(&mut c, USER, &u.id).await?;
+    let out: Vec<Value> = keys
+        .iter()
+        .filter(|k| name.as_ref().is_none_or(|n| *n == k.name))
+        .map(|k| key_json(k, None))
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[derive(Deserialize)]
+struct KeyCreate {
+    name: String,
+    #[serde(default)]
+    expiration: Option<DateTime<Utc>>,
+}
+
+async fn create_user_key(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Json<KeyCreate>,
+) -> ApiResult<HttpResponse> {
+    let u = key_owner(&state, &req).await?;
+    let b = body.into_inner();
+    let name = b.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "name".into()],
+            "Names are 1 to 200 characters",
+            "value_error",
+        ));
+    }
+    let expires = b.expiration.map(|e| e.naive_utc());
+    if expires.is_some_and(|e| e <= now()) {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "expiration".into()],
+            "The expiration is in the past",
+            "value_error",
+        ));
+    }
+    let uid = u.id.clone();
+    let (row, key) = write(&state, "", async move |c| {
+        mint(c, USER, &uid, &name, expires).await
+    })
+    .await?;
+    audit::record(
+        &state,
+        caller(&req).as_ref(),
+        &[key_change(&row, &u.email, &u.account_id, "created")],
+    )
+    .await;
+    Ok(HttpResponse::Created().json(key_json(&row, Some(&key))))
+}
+
+async fn user_key(
+    state: &AppState,
+    req: &HttpRequest,
+) -> ApiResult<(identities::UserRow, identities::KeyRow)> {
+    let u = key_owner(state, req).await?;
+    let key_id = path_id(req, "key_id");
+    let mut c = state.stores.nebula.read().await?;
+    let k = identities::keys_of(&mut c, USER, &u.id)
+        .await?
+        .into_iter()
+        .find(|k| k.id == key_id)
+        .ok_or_else(|| ApiError::not_found("API key not found"))?;
+    Ok((u, k))
+}
+
+async fn read_user_key(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let (_, k) = user_key(&state, &req).await?;
+    Ok(HttpResponse::Ok().json(key_json(&k, None)))
+}
+
+async fn delete_user_key(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let (u, k) = user_key(&state, &req).await?;
+    let id = k.id.clone();
+    write(&state, "", async move |c| {
+        identities::revoke_key(c, &id, now()).await
+    })
+    .await?;
+    identity::forget_key_here(&state, &k.key_hash).await;
+    audit::record(
+        &state,
+        caller(&req).as_ref(),
+        &[key_change(&k, &u.email, &u.account_id, "revoked")],
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}
