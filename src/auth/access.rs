@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::Workspace;
 use crate::identity::audit::{self, Change};
-use crate::identity::{self, AccountRole, Role};
+use crate::identity::{self, AccountRole, Principal, Role};
 use crate::state::AppState;
 use crate::storage::identities::{self, AccessRow, WorkspaceRow, SERVICE_ACCOUNT, TEAM, USER};
 
@@ -138,6 +138,34 @@ async fn access_json(
     Ok(out)
 }
 
+/// 403 unless the caller holds, in the workspace, every scope of each of `roles` (a built-in
+/// role's name or a custom role's id): managing access never reaches beyond one's own.
+async fn within_reach(
+    state: &AppState,
+    p: &Principal,
+    w: &WorkspaceRow,
+    roles: &[&String],
+) -> ApiResult<()> {
+    let held = p.roles.get(&w.id).copied().unwrap_or_default();
+    let map = std::collections::BTreeMap::from([(
+        w.id.clone(),
+        roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+    )]);
+    let mut c = state.stores.nebula.read().await?;
+    let custom = identities::custom_roles_in(&mut c, &map).await?;
+    drop(c);
+    for r in roles {
+        let needed = identity::scopes_of_grant(r, &custom);
+        if needed.union(held) != held {
+            return Err(ApiError::Detail(
+                StatusCode::FORBIDDEN,
+                "Forbidden: a grant may not give or replace more than your own role here".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A grant's role: a built-in role's id (or name) or a custom role of the account (its name
 /// as stored: the built-in's lowercase name, or the custom role's id).
 async fn role_to_store(
@@ -234,15 +262,19 @@ async fn upsert_access(
         let role = role_to_store(&state, &w.account_id, &role, at("workspace_role_id")).await?;
         grants.push((id, role));
     }
-    // Granting the owner role is for owners of the workspace (custom roles that may manage
-    // access do not make owners).
+    // A grant gives no more than the granter holds, and replaces no grant that is more.
     if let Some(p) = caller(&req) {
-        if grants.iter().any(|(_, r)| r == Role::Owner.as_str()) && !p.owns(ws.id().as_str()) {
-            return Err(ApiError::Detail(
-                StatusCode::FORBIDDEN,
-                "Only a workspace owner may grant the owner role".into(),
-            ));
-        }
+        let existing: Vec<String> = {
+            let mut c = state.stores.nebula.read().await?;
+            identities::access_in(&mut c, &w.id, Some(kind))
+                .await?
+                .into_iter()
+                .filter(|r| grants.iter().any(|(id, _)| *id == r.actor_id))
+                .map(|r| r.role)
+                .collect()
+        };
+        let roles: Vec<&String> = grants.iter().map(|(_, r)| r).chain(&existing).collect();
+        within_reach(&state, &p, &w, &roles).await?;
     }
     let (ws_id, list) = (w.id.clone(), grants.clone());
     write(&state, "", async move |c| {
@@ -351,6 +383,17 @@ async fn delete_access(
         TEAM => path_id(&req, "team_id"),
         _ => path_id(&req, "id"),
     };
+    if let Some(p) = caller(&req) {
+        let mut c = state.stores.nebula.read().await?;
+        let existing: Vec<String> = identities::access_in(&mut c, &w.id, Some(kind))
+            .await?
+            .into_iter()
+            .filter(|r| r.actor_id == id)
+            .map(|r| r.role)
+            .collect();
+        drop(c);
+        within_reach(&state, &p, &w, &existing.iter().collect::<Vec<_>>()).await?;
+    }
     let (ws_id, who) = (w.id.clone(), id.clone());
     let removed = write(&state, "", async move |c| {
         identities::revoke_access(c, &ws_id, kind, &who).await
@@ -384,13 +427,19 @@ async fn key_owner(state: &AppState, req: &HttpRequest) -> ApiResult<identities:
     let id = path_id(req, "id");
     let mut c = state.stores.nebula.read().await?;
     let user = identities::user_by_id(&mut c, &id).await?;
+    // An admin reaches members only: a key of an owner or another admin would be more than
+    // the admin holds.
     let allowed = match (caller(req), &user) {
         (_, None) => false,
         (None, Some(_)) => !state.settings.auth.required(),
         (Some(p), Some(u)) => {
             (p.kind == USER && p.id == u.id)
                 || (p.account_id == u.account_id
-                    && matches!(p.account_role, AccountRole::Owner | AccountRole::Admin))
+                    && match p.account_role {
+                        AccountRole::Owner => true,
+                        AccountRole::Admin => u.account_role == "member",
+                        AccountRole::Member => false,
+                    })
         }
     };
     match user {
@@ -422,6 +471,9 @@ struct KeyCreate {
     expiration: Option<DateTime<Utc>>,
 }
 
+/// Most live API keys a user keeps.
+const MAX_KEYS: usize = 100;
+
 async fn create_user_key(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -447,6 +499,11 @@ async fn create_user_key(
     }
     let uid = u.id.clone();
     let (row, key) = write(&state, "", async move |c| {
+        if identities::keys_of(c, USER, &uid).await?.len() >= MAX_KEYS {
+            return Err(crate::storage::StorageError::Rejected(format!(
+                "A user keeps at most {MAX_KEYS} live API keys; delete one first"
+            )));
+        }
         mint(c, USER, &uid, &name, expires).await
     })
     .await?;

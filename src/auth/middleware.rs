@@ -13,7 +13,7 @@ use actix_web::{web, Error, HttpMessage};
 
 use super::table;
 use crate::error::ApiError;
-use crate::identity::{self, audit, Presented, Scope};
+use crate::identity::{self, audit, sessions, Presented, Scope};
 use crate::state::AppState;
 use crate::state::Denial;
 use crate::storage::accounts::{DEFAULT_ACCOUNT_ID, DEFAULT_WORKSPACE_ID};
@@ -70,14 +70,26 @@ pub async fn authenticate(
         .map(str::to_ascii_lowercase)
         .unwrap_or_else(|| DEFAULT_WORKSPACE_ID.to_string());
     // What a denial is recorded under (identity::audit): where, which route, from where.
-    let denial = |who: String, status: u16| Denial {
-        scope: account_route
-            .as_ref()
-            .map(|(a, _, _)| a.clone())
-            .or_else(|| path_account(&path))
-            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_string()),
-        workspace: account_route.is_none().then(|| ws.clone()),
-        who,
+    // Without a credential a denial is recorded in the default account's log (the URL's
+    // account and workspace are the caller's words, not facts); with one, in the caller's
+    // account, with the workspace when the URL names one by a UUID.
+    let denial = |who: Option<&identity::Principal>, status: u16| Denial {
+        scope: who.map_or_else(|| DEFAULT_ACCOUNT_ID.to_string(), |p| p.account_id.clone()),
+        workspace: who
+            .and(account_route.is_none().then_some(&ws))
+            .filter(|w| uuid::Uuid::parse_str(w).is_ok())
+            .cloned(),
+        who: who.map_or_else(
+            || "orrery.anonymous".to_string(),
+            |p| {
+                let kind = if p.kind == "user" {
+                    "user"
+                } else {
+                    "service-account"
+                };
+                format!("orrery.{kind}.{}", p.id)
+            },
+        ),
         status,
         method: method.clone(),
         route: match (&account_route, need) {
@@ -90,64 +102,84 @@ pub async fn authenticate(
             .map(|a| a.ip().to_string())
             .unwrap_or_default(),
     };
-    let anonymous = || "orrery.anonymous".to_string();
     let header = req
         .headers()
         .get(AUTHORIZATION)
         .map(|h| h.to_str().unwrap_or("\u{0}").to_string());
-    let Some(header) = header else {
-        if socket {
-            // The socket's handler takes the credential from its first message.
-            return next.call(req).await;
+    let cookie = super::session::read_cookie(req.headers(), sessions::COOKIE);
+    let principal = match (header, cookie) {
+        (Some(header), _) => {
+            let basic = identity::decode_basic(&header);
+            let presented = match &basic {
+                Some(pair) => Some(Presented::from_pair(pair)),
+                None => Presented::parse(&header),
+            };
+            let Some(presented) = presented else {
+                audit::denied(&state, denial(None, 401));
+                return Err(unauthorized("Invalid authentication credentials"));
+            };
+            let Some(principal) = identity::verify(&state, presented)
+                .await
+                .map_err(ApiError::from)?
+            else {
+                audit::denied(&state, denial(None, 401));
+                return Err(unauthorized("Invalid authentication credentials"));
+            };
+            principal
         }
-        audit::denied(&state, denial(anonymous(), 401));
-        return Err(unauthorized("Not authenticated"));
-    };
-    let basic = identity::decode_basic(&header);
-    let presented = match &basic {
-        Some(pair) => Some(Presented::from_pair(pair)),
-        None => Presented::parse(&header),
-    };
-    let Some(presented) = presented else {
-        audit::denied(&state, denial(anonymous(), 401));
-        return Err(unauthorized("Invalid authentication credentials"));
-    };
-    let Some(principal) = identity::verify(&state, presented)
-        .await
-        .map_err(ApiError::from)?
-    else {
-        audit::denied(&state, denial(anonymous(), 401));
-        return Err(unauthorized("Invalid authentication credentials"));
-    };
-    let who = || {
-        let kind = if principal.kind == "user" {
-            "user"
-        } else {
-            "service-account"
-        };
-        format!("orrery.{kind}.{}", principal.id)
+        // A browser's session cookie, when there is no Authorization header.
+        (None, Some(token)) => {
+            let Some(session) = sessions::verify(&state, &token)
+                .await
+                .map_err(ApiError::from)?
+            else {
+                audit::denied(&state, denial(None, 401));
+                return Err(unauthorized("Session expired or ended; sign in again"));
+            };
+            // Unsafe requests made with the cookie echo the session's CSRF token.
+            let safe = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
+            let echoed = ["x-csrf-token", "prefect-csrf-token"]
+                .iter()
+                .find_map(|h| req.headers().get(*h))
+                .and_then(|v| v.to_str().ok());
+            if !safe && echoed != Some(session.csrf_token.as_str()) {
+                audit::denied(&state, denial(Some(&session.principal), 403));
+                return Err(forbidden("Missing or wrong CSRF token"));
+            }
+            let principal = session.principal.clone();
+            req.extensions_mut().insert(session);
+            principal
+        }
+        (None, None) => {
+            if socket {
+                // The socket's handler takes the credential from its first message.
+                return next.call(req).await;
+            }
+            audit::denied(&state, denial(None, 401));
+            return Err(unauthorized("Not authenticated"));
+        }
     };
     if let Some((account, _, permission)) = &account_route {
         if principal.account_id != *account {
-            audit::denied(&state, denial(who(), 404));
+            audit::denied(&state, denial(Some(&principal), 404));
             return Err(ApiError::not_found("Account not found").into());
         }
         if !principal.may_in_account(account, permission) {
-            audit::denied(&state, denial(who(), 403));
+            audit::denied(&state, denial(Some(&principal), 403));
             return Err(forbidden(&format!(
                 "Forbidden: your account role does not allow {permission}"
             )));
         }
     } else if scope != Scope::Me {
         if !principal.sees(&ws) {
-            audit::denied(&state, denial(who(), 404));
+            audit::denied(&state, denial(Some(&principal), 404));
             return Err(ApiError::not_found("Workspace not found").into());
         }
         let allowed = need
             .and_then(|n| n.scope)
             .is_none_or(|fine| principal.may(&ws, fine));
         if !allowed {
-            audit::denied(&state, denial(who(), 403));
+            audit::denied(&state, denial(Some(&principal), 403));
             return Err(forbidden(
                 "Forbidden: your role in this workspace does not allow this request",
             ));
@@ -170,13 +202,6 @@ fn account_route(method: &str, path: &str) -> Option<(String, &'static str, &'st
     }
     table::account_route(method, tail)
         .map(|(pattern, p)| (account.to_ascii_lowercase(), pattern, p))
-}
-
-/// The account id of a workspace URL, when it is a UUID (what a denial is recorded under).
-fn path_account(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/api/accounts/")?;
-    let account = rest.split('/').next()?.to_ascii_lowercase();
-    uuid::Uuid::parse_str(&account).ok().map(|_| account)
 }
 
 fn forbidden(detail: &str) -> Error {

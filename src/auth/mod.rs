@@ -9,4 +9,5 @@ pub mod accounts;
 pub mod admin;
 pub mod me;
 pub mod middleware;
+pub mod session;
 pub mod table;

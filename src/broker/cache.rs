@@ -82,6 +82,40 @@ impl Cache {
         }
     }
 
+    /// Adds one to the counter `key` and returns its new value; a new counter lives for
+    /// `window` (a fixed window: rate limits).
+    pub async fn incr(&self, key: &str, window: Duration) -> Result<u64, BrokerError> {
+        match self {
+            Cache::Redis(r) => {
+                let k = r.key(key);
+                let ms = window.as_millis().clamp(1, u64::MAX as u128) as u64;
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("SET")
+                    .arg(&k)
+                    .arg(0)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .ignore()
+                    .cmd("INCR")
+                    .arg(&k);
+                let (n,): (u64,) = r.conn.query_pipe("INCR", &pipe).await?;
+                Ok(n)
+            }
+            Cache::Memory(m) => Ok(m.incr(key, window)),
+        }
+    }
+
+    /// The counter `key` ([`incr`](Self::incr)), 0 when there is none.
+    pub async fn count(&self, key: &str) -> Result<u64, BrokerError> {
+        let raw = self.get(key).await?;
+        Ok(raw
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
     /// Removes `key`; true if a live value was there.
     pub async fn delete(&self, key: &str) -> Result<bool, BrokerError> {
         match self {
@@ -162,6 +196,25 @@ impl MemoryCache {
             st.writes = 0;
             st.map.retain(|_, (_, expires)| live(*expires, now));
         }
+    }
+
+    fn incr(&self, key: &str, window: Duration) -> u64 {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let entry = st
+            .map
+            .entry(key.to_string())
+            .or_insert_with(|| (b"0".to_vec(), Some(now + window)));
+        if !live(entry.1, now) {
+            *entry = (b"0".to_vec(), Some(now + window));
+        }
+        let n = std::str::from_utf8(&entry.0)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        entry.0 = n.to_string().into_bytes();
+        n
     }
 
     fn delete(&self, key: &str) -> bool {

@@ -37,9 +37,16 @@ pub fn generate(prefix: &str) -> Result<String, String> {
 
 /// Whether `text` has the shape of a key Orrery makes (so other text never reaches the database).
 pub fn looks_like_key(text: &str) -> bool {
-    (text.starts_with("pnu_") || text.starts_with("pnb_"))
-        && text.len() == 4 + KEY_CHARS
-        && text.bytes().skip(4).all(|b| b.is_ascii_alphanumeric())
+    (text.starts_with("pnu_") || text.starts_with("pnb_")) && made_with(text, 4)
+}
+
+/// Whether `text` is a `prefix_len`-character prefix and the random part [`generate`] makes.
+pub fn made_with(text: &str, prefix_len: usize) -> bool {
+    text.len() == prefix_len + KEY_CHARS
+        && text
+            .bytes()
+            .skip(prefix_len)
+            .all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Hex HMAC-SHA-256 of `text` under `secret`.

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod keys;
 mod roles;
+pub mod sessions;
 
 use std::collections::BTreeMap;
 

@@ -19,6 +19,12 @@ pub struct AuthSettings {
     /// Seconds a verified credential is kept in the cache role; a revoked key or a changed role
     /// takes effect on every replica within this time.
     pub cache_seconds: u64,
+    /// Hours a browser session lasts after its login.
+    pub session_hours: u64,
+    /// Failed logins allowed per email, and per client address, in `login_window_seconds`.
+    pub login_attempts_per_email: u64,
+    pub login_attempts_per_client: u64,
+    pub login_window_seconds: u64,
 }
 
 impl AuthSettings {

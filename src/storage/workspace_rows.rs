@@ -34,6 +34,8 @@ pub const ORION_TABLES: &[&str] = &[
     "variables",
     "saved_searches",
     "configuration",
+    // Events of the workspace still on their way to the events database.
+    "event_outbox",
 ];
 
 /// Events tables with a `workspace_id`.

@@ -125,8 +125,8 @@ async fn every_route_answers_by_credential_and_role() {
         let body = (*method != "GET" && *method != "DELETE").then(|| json!({}));
         let socket = SOCKETS.contains(pattern);
         if *scope == Scope::Public {
-            let (s, _) = with_auth(&app, None, method, &path, None).await;
-            assert_eq!(s, 200, "{method} {path} is public");
+            let (s, b) = with_auth(&app, None, method, &path, None).await;
+            assert!(s != 401 && s != 403, "{method} {path} is public: {s} {b}");
             continue;
         }
         if !socket {

@@ -446,6 +446,85 @@ async fn an_account_is_run_through_the_admin_api() {
     assert_eq!(listed[0]["api_key"]["masked_key"], "pnb_********");
     assert!(listed[0]["api_key"].get("key").is_none(), "{listed}");
 
+    // Managing access reaches no further than one's own role: a gatekeeper (a viewer who may
+    // manage users) grants viewer, not developer, and cannot take an owner's grant away.
+    let (s, gate_role) = req(&boss, "POST", &format!("{a}/workspace_roles/"), Some(json!({"name": "Gatekeeper", "scopes": ["manage_workspace_users"], "inherited_role_id": Role::Viewer.id()}))).await;
+    assert_eq!(s, 201, "{gate_role}");
+    let (gate_id, gate) = account_user(&app, "gate@example.com", AccountRole::Member).await;
+    let (other_id, _) = account_user(&app, "other@example.com", AccountRole::Member).await;
+    let (s, _) = req(
+        &boss,
+        "POST",
+        &format!("{prefix}/user_access/"),
+        Some(json!([{"user_id": gate_id, "workspace_role_id": gate_role["id"]}])),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let grant = |role: &str| Some(json!([{"user_id": other_id, "workspace_role_id": role}]));
+    assert_eq!(
+        req(
+            &gate,
+            "POST",
+            &format!("{prefix}/user_access/"),
+            grant(Role::Viewer.id())
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        req(
+            &gate,
+            "POST",
+            &format!("{prefix}/user_access/"),
+            grant(Role::Developer.id())
+        )
+        .await
+        .0,
+        403
+    );
+    let (s, _) = req(
+        &gate,
+        "POST",
+        &format!("{prefix}/user_access/"),
+        Some(json!([{"user_id": gate_id, "workspace_role_id": Role::Owner.id()}])),
+    )
+    .await;
+    assert_eq!(s, 403, "no promoting oneself");
+    assert_eq!(
+        req(
+            &boss,
+            "POST",
+            &format!("{prefix}/user_access/"),
+            grant(Role::Owner.id())
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        req(
+            &gate,
+            "DELETE",
+            &format!("{prefix}/user_access/{other_id}"),
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        req(
+            &gate,
+            "POST",
+            &format!("{prefix}/user_access/filter"),
+            Some(json!({}))
+        )
+        .await
+        .0,
+        200
+    );
+
     // A team makes its members developers of the workspace.
     let (s, team) = req(
         &boss,
@@ -651,6 +730,245 @@ async fn an_account_is_run_through_the_admin_api() {
             .any(|(name, _, payload)| {
                 name == "orrery.audit.request.denied" && payload["status"] == 403
             })
+    })
+    .await;
+    app.stop().await;
+}
+
+/// A request with a session cookie (and the CSRF token when given).
+async fn with_cookie(
+    app: &TestApp,
+    cookie: &str,
+    csrf: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = app
+        .client
+        .request(method.parse().expect("method"), app.url(path))
+        .header("cookie", format!("orrery_session={cookie}"))
+        .header("content-type", "application/json");
+    if let Some(t) = csrf {
+        r = r.header("x-csrf-token", t);
+    }
+    if let Some(b) = body {
+        r = r.body(b.to_string());
+    }
+    let resp = r.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Signs in: (status, the session cookie's value, the Set-Cookie header, the body).
+async fn login(app: &TestApp, email: &str, password: &str) -> (u16, String, String, Value) {
+    let resp = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login");
+    let status = resp.status().as_u16();
+    let set = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let value = set
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default();
+    (status, value, set, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sessions_sign_in_need_csrf_end_and_are_throttled() {
+    let app = TestApp::builder()
+        .setting("ORRERY__AUTH__MODE", "required")
+        .setting("ORRERY__AUTH__CACHE_SECONDS", "0")
+        .setting("ORRERY__AUTH__LOGIN_ATTEMPTS_PER_EMAIL", "3")
+        .start()
+        .await;
+    let stores = &app.app_state().stores;
+    let user = admin::add_user(
+        stores,
+        "ada@example.com",
+        None,
+        "member",
+        Some("correct horse"),
+    )
+    .await
+    .expect("user");
+    admin::grant(
+        stores,
+        "default",
+        &Target::User("ada@example.com".into()),
+        "developer",
+    )
+    .await
+    .expect("grant");
+
+    let (s, _, _, b) = login(&app, "ada@example.com", "wrong horse").await;
+    assert_eq!(
+        (s, &b),
+        (401, &json!({"detail": "Invalid email or password"}))
+    );
+    let (s, cookie, set, body) = login(&app, "Ada@Example.com", "correct horse").await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    let csrf = body["csrf_token"].as_str().expect("csrf").to_string();
+    assert_eq!(body["user"]["id"], json!(user.id));
+
+    let (s, me) = with_cookie(&app, &cookie, None, "GET", "/api/auth/session", None).await;
+    assert_eq!((s, &me["user"]["email"]), (200, &json!("ada@example.com")));
+    assert_eq!(
+        with_cookie(&app, &cookie, None, "GET", "/api/flows/nope", None)
+            .await
+            .0,
+        404
+    );
+    let (s, b) = with_cookie(
+        &app,
+        &cookie,
+        None,
+        "POST",
+        "/api/flows/filter",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (s, &b),
+        (403, &json!({"detail": "Missing or wrong CSRF token"}))
+    );
+    assert_eq!(
+        with_cookie(
+            &app,
+            &cookie,
+            Some("forged"),
+            "POST",
+            "/api/flows/filter",
+            Some(json!({}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        with_cookie(
+            &app,
+            &cookie,
+            Some(&csrf),
+            "POST",
+            "/api/flows/filter",
+            Some(json!({}))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        with_cookie(&app, "ors_nonsense", None, "GET", "/api/auth/session", None)
+            .await
+            .0,
+        401
+    );
+
+    // Changing the password ends every session; the new one signs in.
+    let (s, _) = with_cookie(
+        &app,
+        &cookie,
+        Some(&csrf),
+        "POST",
+        "/api/me/password",
+        Some(json!({"current_password": "nope nope", "new_password": "battery staple"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (second, _, _, _) = login(&app, "ada@example.com", "correct horse").await;
+    assert_eq!(second, 200);
+    let (s, _) = with_cookie(
+        &app,
+        &cookie,
+        Some(&csrf),
+        "POST",
+        "/api/me/password",
+        Some(json!({"current_password": "correct horse", "new_password": "battery staple"})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(
+        with_cookie(&app, &cookie, None, "GET", "/api/auth/session", None)
+            .await
+            .0,
+        401
+    );
+    let (s, cookie, _, body) = login(&app, "ada@example.com", "battery staple").await;
+    assert_eq!(s, 200);
+    let csrf = body["csrf_token"].as_str().expect("csrf").to_string();
+    // Logging out ends the session.
+    assert_eq!(
+        with_cookie(&app, &cookie, Some(&csrf), "POST", "/api/auth/logout", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        with_cookie(&app, &cookie, None, "GET", "/api/auth/session", None)
+            .await
+            .0,
+        401
+    );
+
+    // Three failures for the email (one before, two now), then even the right password waits.
+    for _ in 0..2 {
+        assert_eq!(login(&app, "ada@example.com", "wrong horse").await.0, 401);
+    }
+    let (s, _, _, b) = login(&app, "ada@example.com", "battery staple").await;
+    assert_eq!(
+        (s, &b),
+        (
+            429,
+            &json!({"detail": "Too many failed logins; try again later"})
+        )
+    );
+    // Another user from the same address is not locked out by it.
+    admin::add_user(
+        stores,
+        "bob@example.com",
+        None,
+        "member",
+        Some("another secret"),
+    )
+    .await
+    .expect("user");
+    assert_eq!(
+        login(&app, "bob@example.com", "another secret").await.0,
+        200
+    );
+
+    eventually("the logins' audit events", async || {
+        let names: Vec<String> = audit_events(&app, DEFAULT_ACCOUNT_ID)
+            .await
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        [
+            "orrery.audit.user.login-failed",
+            "orrery.audit.user.logged-in",
+            "orrery.audit.user.logged-out",
+            "orrery.audit.user.password-changed",
+            "orrery.audit.user.login-throttled",
+        ]
+        .iter()
+        .all(|want| names.iter().any(|n| n == want))
     })
     .await;
     app.stop().await;

@@ -268,3 +268,146 @@ fn every_request_gets_one_access_log_line_with_its_request_id() {
         assert_eq!(lines[1]["request_id"].as_str(), generated.as_deref());
     }
 }
+
+/// Runs `orrery ARGS` in `dir` with `stdin` as its input; (success, stdout, stderr).
+fn run_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = orrery(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin.as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn keys_and_passwords_appear_in_no_log_line_or_error_body() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = "correct-horse-battery-77";
+    let (ok, out, err) = run_cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "ada@example.com",
+            "--account-role",
+            "owner",
+            "--password-stdin",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, key, err) = run_cli(
+        dir.path(),
+        &[
+            "api-key",
+            "create",
+            "--user",
+            "ada@example.com",
+            "--name",
+            "k",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let key = key.trim().to_string();
+    assert!(key.starts_with("pnu_") && !err.contains(&key), "{err}");
+    let (_, listed, _) = run_cli(dir.path(), &["api-key", "list"], "");
+    assert!(!listed.contains(&key), "{listed}");
+
+    let port = free_port();
+    let mut server = Server(
+        orrery(dir.path())
+            .env("ORRERY__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("ORRERY__AUTH__MODE", "required")
+            .env("ORRERY__LOG__FORMAT", "json")
+            .env("ORRERY__LOG__ACCESS", "true")
+            .env("ORRERY__LOG__LEVEL", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(port, "/api/ready").is_none() {
+        assert!(Instant::now() < deadline, "server did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let wrong_key = format!("pnu_{}", "Q".repeat(36));
+    let mut answers = String::new();
+    for auth in [
+        format!("Bearer {key}"),
+        format!("Basic {}", b64(&format!("anything:{key}"))),
+        format!("Basic {}", b64(&format!("ada@example.com:{password}"))),
+        format!(
+            "Basic {}",
+            b64(&format!("ada@example.com:{password}-wrong"))
+        ),
+        format!("Bearer {wrong_key}"),
+    ] {
+        answers.push_str(&http_raw(
+            port,
+            &format!(
+                "GET /api/me?token={key} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"
+            ),
+        ));
+    }
+    for body in [
+        format!(r#"{{"email": "ada@example.com", "password": "{password}"}}"#),
+        format!(r#"{{"email": 5, "password": "{password}"}}"#),
+        format!(r#"{{"email": "ada@example.com", "password": "{password}""#),
+    ] {
+        answers.push_str(&http_raw(
+            port,
+            &format!(
+                "POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        ));
+    }
+    assert!(answers.contains("HTTP/1.1 200"), "{answers}");
+    assert!(answers.contains("HTTP/1.1 401"), "{answers}");
+    assert!(answers.contains("HTTP/1.1 422"), "{answers}");
+    Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("kill");
+    server.0.wait().expect("wait");
+    let mut log = String::new();
+    use std::io::Read;
+    if let Some(mut e) = server.0.stderr.take() {
+        e.read_to_string(&mut log).expect("stderr");
+    }
+    if let Some(mut o) = server.0.stdout.take() {
+        o.read_to_string(&mut log).expect("stdout");
+    }
+    assert!(log.contains("orrery::access"), "the access log ran: {log}");
+    let key_random = &key[4..];
+    for secret in [key_random, password, &wrong_key[4..]] {
+        assert!(!log.contains(secret), "{secret} in the log: {log}");
+        // The 422 names the field; the answer never echoes the body, and no answer holds a key.
+        let bodies: String = answers
+            .split("\r\n\r\n")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!bodies.contains(secret), "{secret} in an answer: {answers}");
+    }
+    let (_, shown, _) = run_cli(dir.path(), &["config", "show"], "");
+    assert!(
+        !shown.contains(key_random) && !shown.contains(password),
+        "{shown}"
+    );
+}

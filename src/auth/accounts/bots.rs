@@ -240,6 +240,20 @@ pub(super) async fn filter_bots(
     Ok(HttpResponse::Ok().json(out))
 }
 
+/// A service account with the owner role is changed (or its key rotated) only by an owner:
+/// its key would make an admin an owner.
+fn owner_only_for_owners(req: &HttpRequest, s: &ServiceAccountRow) -> ApiResult<()> {
+    if s.account_role == "owner"
+        && caller(req).is_some_and(|p| p.account_role != AccountRole::Owner)
+    {
+        return Err(ApiError::Detail(
+            StatusCode::FORBIDDEN,
+            "Only an account owner may change a service account with the owner role".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn bot(
     state: &AppState,
     account_id: &str,
@@ -275,6 +289,7 @@ pub(super) async fn update_bot(
 ) -> ApiResult<HttpResponse> {
     let a = account_of(&state, &req).await?;
     let s = bot(&state, &a.id, &path_id(&req, "id")).await?;
+    owner_only_for_owners(&req, &s)?;
     let b = body.into_inner();
     let name = b
         .name
@@ -361,6 +376,7 @@ pub(super) async fn rotate_bot_key(
 ) -> ApiResult<HttpResponse> {
     let a = account_of(&state, &req).await?;
     let s = bot(&state, &a.id, &path_id(&req, "id")).await?;
+    owner_only_for_owners(&req, &s)?;
     let b = body.into_inner();
     let expires = expiration(&b.api_key_expiration, "api_key_expiration")?;
     let grace = match b.old_key_expires_in_seconds {

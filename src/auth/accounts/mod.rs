@@ -261,13 +261,27 @@ fn keep(filter: &Option<AnyOf>, value: &str) -> bool {
 }
 
 fn valid_handle(handle: &str, field: &str) -> ApiResult<()> {
-    super::admin::is_handle(handle).then_some(()).ok_or_else(|| {
-        ApiError::invalid(
-            vec!["body".into(), field.into()],
-            "Handles are 1 to 64 lowercase letters, digits and dashes",
-            "value_error",
-        )
-    })
+    super::admin::is_handle(handle)
+        .then_some(())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                vec!["body".into(), field.into()],
+                "Handles are 1 to 64 lowercase letters, digits and dashes",
+                "value_error",
+            )
+        })
+}
+
+/// A description of at most 2,000 characters (the field's own value when absent).
+fn valid_description(d: Option<String>) -> ApiResult<Option<String>> {
+    if d.as_ref().is_some_and(|d| d.chars().count() > 2_000) {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "description".into()],
+            "Descriptions are at most 2000 characters",
+            "string_too_long",
+        ));
+    }
+    Ok(d)
 }
 
 fn valid_name(name: &str, field: &str) -> ApiResult<String> {

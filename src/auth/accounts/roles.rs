@@ -128,7 +128,7 @@ pub(super) async fn create_role(
         updated: t,
         account_id: a.id.clone(),
         name,
-        description: b.description.unwrap_or_default(),
+        description: valid_description(b.description)?.unwrap_or_default(),
         scopes,
         inherited_role: inherited,
     };
@@ -257,7 +257,7 @@ pub(super) async fn update_role(
     if let Some(n) = &b.name {
         r.name = valid_name(n, "name")?;
     }
-    if let Some(d) = b.description {
+    if let Some(d) = valid_description(b.description)? {
         r.description = d;
     }
     let current: Vec<String> = serde_json::from_str(&r.scopes).unwrap_or_default();

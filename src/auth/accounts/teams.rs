@@ -107,7 +107,7 @@ pub(super) async fn create_team(
         updated: t,
         account_id: a.id.clone(),
         name: valid_name(&b.name, "name")?,
-        description: b.description.unwrap_or_default(),
+        description: valid_description(b.description)?.unwrap_or_default(),
     };
     let saved = row.clone();
     write(
@@ -175,7 +175,7 @@ pub(super) async fn update_team(
     let mut t = team(&state, &a.id, &path_id(&req, "id")).await?;
     let b = body.into_inner();
     t.name = valid_name(&b.name, "name")?;
-    t.description = b.description.unwrap_or_default();
+    t.description = valid_description(b.description)?.unwrap_or_default();
     t.updated = now();
     let row = t.clone();
     write(

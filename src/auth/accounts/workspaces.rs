@@ -49,7 +49,7 @@ pub(super) async fn create_workspace(
     valid_handle(&b.handle, "handle")?;
     let id = Uuid::new_v4().to_string();
     let (ws_id, account_id, handle) = (id.clone(), a.id.clone(), b.handle.clone());
-    let description = b.description.unwrap_or_default();
+    let description = valid_description(b.description)?.unwrap_or_default();
     let t = now();
     write(
         &state,
@@ -105,7 +105,13 @@ pub(super) fn visible(req: &HttpRequest) -> Option<Vec<String>> {
     let p = caller(req)?;
     match p.account_role {
         AccountRole::Owner | AccountRole::Admin => None,
-        AccountRole::Member => Some(p.roles.keys().cloned().collect()),
+        AccountRole::Member => Some(
+            p.roles
+                .iter()
+                .filter(|(_, held)| !held.is_empty())
+                .map(|(ws, _)| ws.clone())
+                .collect(),
+        ),
     }
 }
 
@@ -201,7 +207,11 @@ pub(super) async fn update_workspace(
     if let Some(h) = &b.handle {
         valid_handle(h, "handle")?;
     }
-    let (id, handle, description) = (w.id.clone(), b.handle.clone(), b.description.clone());
+    let (id, handle, description) = (
+        w.id.clone(),
+        b.handle.clone(),
+        valid_description(b.description.clone())?,
+    );
     write(
         &state,
         "A workspace with this handle already exists",

@@ -241,9 +241,6 @@ pub async fn delete_workspace(
     now: NaiveDateTime,
 ) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
-        diesel::delete(workspace_access::table.filter(workspace_access::workspace_id.eq(id)))
-            .execute(c)
-            .await?;
         let n = diesel::delete(
             workspaces::table
                 .filter(workspaces::id.eq(id))
@@ -252,6 +249,9 @@ pub async fn delete_workspace(
         .execute(c)
         .await?;
         if n > 0 {
+            diesel::delete(workspace_access::table.filter(workspace_access::workspace_id.eq(id)))
+                .execute(c)
+                .await?;
             diesel::insert_into(workspace_deletions::table)
                 .values((
                     workspace_deletions::workspace_id.eq(id),
@@ -639,23 +639,26 @@ pub async fn update_team(c: &mut Conn, row: &TeamRow) -> StorageResult<()> {
 /// Removes a team, its members and its grants. Run it in a transaction.
 pub async fn delete_team(c: &mut Conn, account_id: &str, id: &str) -> StorageResult<bool> {
     let n = db_run!(c, |c| {
-        diesel::delete(
-            workspace_access::table
-                .filter(workspace_access::actor_kind.eq(TEAM))
-                .filter(workspace_access::actor_id.eq(id)),
-        )
-        .execute(c)
-        .await?;
-        diesel::delete(team_members::table.filter(team_members::team_id.eq(id)))
-            .execute(c)
-            .await?;
-        diesel::delete(
+        let n = diesel::delete(
             teams::table
                 .filter(teams::account_id.eq(account_id))
                 .filter(teams::id.eq(id)),
         )
         .execute(c)
-        .await
+        .await?;
+        if n > 0 {
+            diesel::delete(
+                workspace_access::table
+                    .filter(workspace_access::actor_kind.eq(TEAM))
+                    .filter(workspace_access::actor_id.eq(id)),
+            )
+            .execute(c)
+            .await?;
+            diesel::delete(team_members::table.filter(team_members::team_id.eq(id)))
+                .execute(c)
+                .await?;
+        }
+        Ok::<_, diesel::result::Error>(n)
     })?;
     Ok(n > 0)
 }
@@ -792,4 +795,99 @@ pub fn kind_named(name: &str) -> Option<&'static str> {
         "team" => Some(TEAM),
         _ => None,
     }
+}
+
+// ---- browser sessions ----
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub token_hash: String,
+    pub user_id: String,
+    pub created: NaiveDateTime,
+    pub expires: NaiveDateTime,
+    pub csrf_token: String,
+    pub revoked: Option<NaiveDateTime>,
+}
+
+pub async fn insert_session(c: &mut Conn, row: &SessionRow) -> StorageResult<()> {
+    db_run!(c, |c| {
+        diesel::insert_into(sessions::table)
+            .values(row)
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// The live session whose token hash is `hash` (not revoked, not expired at `now`).
+pub async fn live_session(
+    c: &mut Conn,
+    hash: &str,
+    now: NaiveDateTime,
+) -> StorageResult<Option<SessionRow>> {
+    let row = db_run!(c, |c| {
+        sessions::table
+            .filter(sessions::token_hash.eq(hash))
+            .filter(sessions::revoked.is_null())
+            .filter(sessions::expires.gt(now))
+            .select(SessionRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })?;
+    Ok(row)
+}
+
+/// Revokes the session whose token hash is `hash`.
+pub async fn revoke_session(c: &mut Conn, hash: &str, now: NaiveDateTime) -> StorageResult<()> {
+    db_run!(c, |c| {
+        diesel::update(sessions::table.filter(sessions::token_hash.eq(hash)))
+            .set(sessions::revoked.eq(now))
+            .execute(c)
+            .await
+    })?;
+    Ok(())
+}
+
+/// Revokes every live session of `user_id`; the token hashes revoked (to drop from the cache).
+pub async fn revoke_sessions_of(
+    c: &mut Conn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> StorageResult<Vec<String>> {
+    let hashes = db_run!(c, |c| {
+        let hashes = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked.is_null())
+            .select(sessions::token_hash)
+            .load::<String>(c)
+            .await?;
+        diesel::update(
+            sessions::table
+                .filter(sessions::user_id.eq(user_id))
+                .filter(sessions::revoked.is_null()),
+        )
+        .set(sessions::revoked.eq(now))
+        .execute(c)
+        .await?;
+        Ok::<_, diesel::result::Error>(hashes)
+    })?;
+    Ok(hashes)
+}
+
+/// Sets a user's password hash.
+pub async fn set_password(
+    c: &mut Conn,
+    user_id: &str,
+    hash: &str,
+    now: NaiveDateTime,
+) -> StorageResult<bool> {
+    let n = db_run!(c, |c| {
+        diesel::update(users::table.filter(users::id.eq(user_id)))
+            .set((users::password_hash.eq(hash), users::updated.eq(now)))
+            .execute(c)
+            .await
+    })?;
+    Ok(n > 0)
 }
