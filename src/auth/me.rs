@@ -6,7 +6,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiResult;
-use crate::identity::Principal;
+use crate::identity::{AccountRole, Principal};
 use crate::state::AppState;
 use crate::storage::identities::{self, WorkspaceListing};
 
@@ -72,7 +72,16 @@ async fn listings(state: &AppState, req: &HttpRequest) -> ApiResult<Vec<Workspac
                 .filter(|(_, r)| !r.is_empty())
                 .map(|(ws, _)| ws.clone())
                 .collect();
-            identities::workspace_listings(&mut c, Some(&ids)).await?
+            if matches!(p.account_role, AccountRole::Owner | AccountRole::Admin) {
+                // Every workspace of the account, those made since the key was verified too.
+                identities::workspace_listings(&mut c, None)
+                    .await?
+                    .into_iter()
+                    .filter(|w| w.account_id == p.account_id || ids.contains(&w.workspace_id))
+                    .collect()
+            } else {
+                identities::workspace_listings(&mut c, Some(&ids)).await?
+            }
         }
         None => identities::workspace_listings(&mut c, None).await?,
     };

@@ -20,7 +20,7 @@ use crate::storage::accounts::{DEFAULT_ACCOUNT_ID, DEFAULT_WORKSPACE_ID};
 
 /// `/api/accounts/{a}/workspaces/{w}/rest` → (`Some(w)`, `/rest`); any other path under `/api`
 /// → (`None`, the path after `/api`).
-fn split_path(path: &str) -> (Option<&str>, &str) {
+fn split_path(path: &str) -> (Option<(&str, &str)>, &str) {
     let rest = path.strip_prefix("/api").unwrap_or(path);
     let prefixed = rest.strip_prefix("/accounts/").and_then(|r| {
         let (account, r) = r.split_once('/')?;
@@ -29,10 +29,10 @@ fn split_path(path: &str) -> (Option<&str>, &str) {
             Some(i) => (&r[..i], &r[i..]),
             None => (r, ""),
         };
-        (!account.is_empty() && !workspace.is_empty()).then_some((workspace, tail))
+        (!account.is_empty() && !workspace.is_empty()).then_some((account, workspace, tail))
     });
     match prefixed {
-        Some((ws, tail)) => (Some(ws), tail),
+        Some((account, ws, tail)) => (Some((account, ws)), tail),
         None => (None, rest),
     }
 }
@@ -67,7 +67,7 @@ pub async fn authenticate(
         return next.call(req).await;
     }
     let ws = workspace
-        .map(str::to_ascii_lowercase)
+        .map(|(_, w)| w.to_ascii_lowercase())
         .unwrap_or_else(|| DEFAULT_WORKSPACE_ID.to_string());
     // What a denial is recorded under (identity::audit): where, which route, from where.
     // Without a credential a denial is recorded in the default account's log (the URL's
@@ -107,7 +107,7 @@ pub async fn authenticate(
         .get(AUTHORIZATION)
         .map(|h| h.to_str().unwrap_or("\u{0}").to_string());
     let cookie = super::session::read_cookie(req.headers(), sessions::COOKIE);
-    let principal = match (header, cookie) {
+    let mut principal = match (header, cookie) {
         (Some(header), _) => {
             let basic = identity::decode_basic(&header);
             let presented = match &basic {
@@ -171,6 +171,12 @@ pub async fn authenticate(
             )));
         }
     } else if scope != Scope::Me {
+        // An account's owners and admins own each of its workspaces, those made after their
+        // credential was verified too (the workspace's resolution checks it is the account's).
+        let url_account = workspace
+            .map(|(a, _)| a.to_ascii_lowercase())
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_string());
+        principal.own_if_account_wide(&url_account, &ws);
         if !principal.sees(&ws) {
             audit::denied(&state, denial(Some(&principal), 404));
             return Err(ApiError::not_found("Workspace not found").into());
@@ -238,11 +244,11 @@ mod tests {
     fn workspace_prefixes_split_off() {
         assert_eq!(
             split_path("/api/accounts/a1/workspaces/w1/flows/filter"),
-            (Some("w1"), "/flows/filter")
+            (Some(("a1", "w1")), "/flows/filter")
         );
         assert_eq!(
             split_path("/api/accounts/a1/workspaces/w1"),
-            (Some("w1"), "")
+            (Some(("a1", "w1")), "")
         );
         assert_eq!(split_path("/api/flows/"), (None, "/flows/"));
         assert_eq!(

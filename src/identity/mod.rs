@@ -84,6 +84,17 @@ impl Principal {
         self.roles.get(ws).is_some_and(|held| held.contains(scope))
     }
 
+    /// As an owner or admin of account `account_id`, holds every scope of its workspace `ws`
+    /// (the caller checks `ws` is the account's).
+    pub fn own_if_account_wide(&mut self, account_id: &str, ws: &str) {
+        if self.account_id == account_id
+            && matches!(self.account_role, AccountRole::Owner | AccountRole::Admin)
+        {
+            let held = self.roles.entry(ws.to_string()).or_default();
+            *held = held.union(Role::Owner.scopes());
+        }
+    }
+
     /// Whether the caller holds every scope of workspace `ws` (as its owners do).
     pub fn owns(&self, ws: &str) -> bool {
         let all = Role::Owner.scopes();

@@ -41,6 +41,14 @@ def orrery(backend: Backend, *args: str, stdin: str = "") -> str:
     return done.stdout
 
 
+SERVER_BACKENDS: dict = {}
+
+
+def server_backend(server) -> Backend:
+    """The backend (databases) of the `server` fixture, for the command line."""
+    return SERVER_BACKENDS[id(server[0])]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     backend = Backend(tmp_path_factory.mktemp("orrery-auth"))
@@ -53,6 +61,7 @@ def server(tmp_path_factory):
         out = orrery(backend, "api-key", "create", "--user", "dev@example.com", "--name", "compat")
         key = out.strip()
         assert out.count("\n") == 1 and re.fullmatch(r"pnu_[0-9A-Za-z]{36}", key), out
+        SERVER_BACKENDS[id(proc)] = backend
         yield proc, key
     except BaseException:
         for p in backend.processes:
@@ -73,8 +82,8 @@ def run(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=180)
 
 
-def recorded(api: str, key: str, name: str) -> tuple[dict, int]:
-    """The newest run of flow `name` and how many task runs it has, once all three are in."""
+def recorded(api: str, key: str, name: str, want: int = 3) -> tuple[dict, int]:
+    """The newest run of flow `name` and how many task runs it has, once `want` are in."""
     headers = {"Authorization": f"Bearer {key}"}
     deadline = time.monotonic() + 30
     while True:
@@ -84,7 +93,7 @@ def recorded(api: str, key: str, name: str) -> tuple[dict, int]:
         if runs:
             tasks = httpx.post(f"{api}/task_runs/count", headers=headers, timeout=30,
                                json={"flow_runs": {"id": {"any_": [runs[0]["id"]]}}}).json()
-        if tasks >= 3 or time.monotonic() > deadline:
+        if tasks >= want or time.monotonic() > deadline:
             return (runs[0] if runs else {}), tasks
         time.sleep(0.3)
 
@@ -128,3 +137,97 @@ def test_server_mode_with_an_auth_string(server, tmp_path):
     wrong = client_env(tmp_path, PREFECT_API_URL=proc.api, PREFECT_API_AUTH_STRING="anything:wrong")
     refused = run(wrong, sys.executable, "-c", FLOW)
     assert refused.returncode != 0
+
+
+DEPLOYED_FLOW = """
+from prefect import flow, task
+
+@task
+def square(x):
+    return x * x
+
+@flow(name="cloud-deployed")
+def deployed(n: int = 3):
+    return sum(square.map(range(n)).result())
+"""
+
+DEPLOY = """
+import sys
+from prefect import flow
+d = flow.from_source(source=sys.argv[1], entrypoint="flows.py:deployed").deploy(
+    name="nightly", work_pool_name=sys.argv[2], parameters={"n": 4}, print_next_steps=False
+)
+print("DEPLOYMENT_ID", d)
+"""
+
+
+def test_cloud_workspace_made_through_the_admin_api_runs_a_deployment_with_a_bot_worker(server, tmp_path):
+    """An account owner makes a workspace and a worker service account through the admin API,
+    logs in with `prefect cloud login`, deploys there; a process worker authenticated with the
+    service account's key (worker role only) runs the deployment."""
+    owner, _ = server
+    # An account owner, made with the command line like the first user of an installation.
+    backend = server_backend(server)
+    orrery(backend, "user", "add", "owner@example.com", "--account-role", "owner")
+    owner_key = orrery(backend, "api-key", "create", "--user", "owner@example.com", "--name", "admin").strip()
+    h = {"Authorization": f"Bearer {owner_key}"}
+    me = httpx.get(f"{owner.api}/me", headers=h, timeout=30).json()
+    account = f"{owner.api}/accounts/{me['account_id']}"
+    ws = httpx.post(f"{account}/workspaces/", headers=h, timeout=30,
+                    json={"name": "Operations", "handle": "ops"})
+    assert ws.status_code == 201, ws.text
+    ws = ws.json()
+    roles = httpx.post(f"{account}/workspace_roles/filter", headers=h, timeout=30,
+                       json={"workspace_roles": {"name": {"any_": ["Worker"]}}}).json()
+    bot = httpx.post(f"{account}/bots/", headers=h, timeout=30, json={"name": "ops-worker"})
+    assert bot.status_code == 201, bot.text
+    bot = bot.json()
+    workspace_url = f"{account}/workspaces/{ws['id']}"
+    granted = httpx.post(f"{workspace_url}/bot_access/", headers=h, timeout=30,
+                         json=[{"bot_id": bot["id"], "workspace_role_id": roles[0]["id"]}])
+    assert granted.status_code == 200, granted.text
+
+    env = client_env(tmp_path / "owner", PREFECT_CLOUD_API_URL=owner.api)
+    prefect = str(Path(sys.executable).parent / "prefect")
+    login = run(env, prefect, "cloud", "login", "--key", owner_key, "--workspace", "default/ops")
+    assert login.returncode == 0, login.stdout + login.stderr
+    pool = run(env, prefect, "work-pool", "create", "ops-pool", "--type", "process")
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "flows.py").write_text(DEPLOYED_FLOW)
+    deployed = run(env, sys.executable, "-c", DEPLOY, str(project), "ops-pool")
+    assert "DEPLOYMENT_ID" in deployed.stdout, deployed.stdout + deployed.stderr
+    started = run(env, prefect, "deployment", "run", "cloud-deployed/nightly")
+    assert started.returncode == 0, started.stdout + started.stderr
+
+    # The worker: the service account's key, Cloud mode, the new workspace.
+    worker_env = client_env(tmp_path / "worker", PREFECT_CLOUD_API_URL=owner.api,
+                            PREFECT_API_URL=workspace_url, PREFECT_API_KEY=bot["api_key"]["key"])
+    log = open(tmp_path / "worker.log", "wb")
+    worker = subprocess.Popen([prefect, "worker", "start", "--pool", "ops-pool", "--type", "process"],
+                              env=worker_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    bot_h = {"Authorization": f"Bearer {bot['api_key']['key']}"}
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            runs = httpx.post(f"{workspace_url}/flow_runs/filter", headers=bot_h, timeout=30,
+                              json={"flows": {"name": {"any_": ["cloud-deployed"]}}}).json()
+            state = runs[0]["state_type"] if runs else None
+            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") or time.monotonic() > deadline:
+                break
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            time.sleep(1)
+        assert state == "COMPLETED", (state, (tmp_path / "worker.log").read_text()[-6000:])
+        _, tasks = recorded(workspace_url, bot["api_key"]["key"], "cloud-deployed", want=4)
+        assert tasks == 4, "task runs are recorded from the events the run sent with the bot's key"
+        # The worker's key may not change the workspace's deployments.
+        denied = httpx.delete(f"{workspace_url}/deployments/{runs[0]['deployment_id']}", headers=bot_h, timeout=30)
+        assert denied.status_code == 403, denied.text
+        # Nor see the default workspace.
+        other = httpx.post(f"{owner.api}/flows/filter", headers=bot_h, json={}, timeout=30)
+        assert other.status_code == 404, other.text
+    finally:
+        os.killpg(worker.pid, 9)
+        worker.wait()
+        log.close()
