@@ -973,3 +973,164 @@ async fn browser_sessions_sign_in_need_csrf_end_and_are_throttled() {
     .await;
     app.stop().await;
 }
+
+/// A socket's `auth` message is checked against the socket route's scope: a viewer's key may
+/// read `/events/out` but not send on `/events/in`; a worker's may send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_auth_messages_need_the_routes_scope() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = required().await;
+    let stores = &app.app_state().stores;
+    let mut keys = Vec::new();
+    for role in [Role::Viewer, Role::Worker] {
+        let email = format!("{}@example.com", role.as_str());
+        admin::add_user(stores, &email, None, "member", None)
+            .await
+            .expect("user");
+        let who = Target::User(email);
+        admin::grant(stores, "default", &who, role.as_str())
+            .await
+            .expect("grant");
+        keys.push(
+            admin::create_key(stores, &who, "k", None)
+                .await
+                .expect("key")
+                .1,
+        );
+    }
+    // The first answer to `{"type": "auth", "token": key}` on `path`: the reply text, or the
+    // close code and reason.
+    let first_answer = async |path: &str, key: &str| -> String {
+        let url = app.url(path).replace("http://", "ws://");
+        let mut req = url.into_client_request().expect("request");
+        req.headers_mut()
+            .insert("sec-websocket-protocol", "prefect".parse().expect("header"));
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("connect");
+        ws.send(Message::text(
+            json!({"type": "auth", "token": key}).to_string(),
+        ))
+        .await
+        .expect("auth");
+        let answer = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(msg) = ws.next().await {
+                match msg {
+                    Ok(Message::Text(t)) => return t.to_string(),
+                    Ok(Message::Close(f)) => {
+                        return f.map_or("closed".into(), |f| {
+                            format!("{} {}", u16::from(f.code), f.reason)
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            "ended".to_string()
+        })
+        .await
+        .expect("an answer");
+        answer
+    };
+    let (viewer, worker) = (&keys[0], &keys[1]);
+    assert_eq!(
+        first_answer("/api/events/in", viewer).await,
+        "1008 Invalid token"
+    );
+    assert!(first_answer("/api/events/in", worker)
+        .await
+        .contains("auth_success"));
+    assert!(first_answer("/api/events/out", viewer)
+        .await
+        .contains("auth_success"));
+    assert_eq!(
+        first_answer("/api/events/out", &format!("pnu_{}", "x".repeat(36))).await,
+        "1008 Invalid token"
+    );
+    app.stop().await;
+}
+
+/// With the cache role emptied, then stopped, keys, passwords and sessions are checked against
+/// the database, and the rest of a request does not notice. (PostgreSQL + Redis pass: the Redis
+/// is the test's own.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_checked_against_the_database_without_the_cache_role() {
+    use crate::durability::{free_port, redis_cli, redis_server, wait_for_port};
+    if crate::support::redis_url().is_none() {
+        eprintln!("skipped: ORRERY_TEST_REDIS_URL is not set (the SQLite + memory pass)");
+        return;
+    }
+    let port = free_port();
+    let mut redis = redis_server(port);
+    wait_for_port(port).await;
+    let app = TestApp::builder()
+        .setting("ORRERY__AUTH__MODE", "required")
+        .setting(
+            "ORRERY__REDIS__CACHE_URL",
+            &format!("redis://127.0.0.1:{port}/0"),
+        )
+        .start()
+        .await;
+    let stores = &app.app_state().stores;
+    admin::add_user(
+        stores,
+        "ops@example.com",
+        None,
+        "member",
+        Some("a long password"),
+    )
+    .await
+    .expect("user");
+    let who = Target::User("ops@example.com".into());
+    admin::grant(stores, "default", &who, "developer")
+        .await
+        .expect("grant");
+    let key = bearer(
+        &admin::create_key(stores, &who, "k", None)
+            .await
+            .expect("key")
+            .1,
+    );
+    let (s, cookie, _, body) = login(&app, "ops@example.com", "a long password").await;
+    assert_eq!(s, 200, "{body}");
+    let csrf = body["csrf_token"].as_str().expect("csrf").to_string();
+    let works = async || {
+        let (s, b) = with_auth(
+            &app,
+            Some(&key),
+            "POST",
+            "/api/flows/",
+            Some(json!({"name": "f"})),
+        )
+        .await;
+        assert!(s == 200 || s == 201, "{s} {b}");
+        let (s, _) = with_auth(
+            &app,
+            Some(&bearer(&format!("pnu_{}", "y".repeat(36)))),
+            "GET",
+            "/api/me",
+            None,
+        )
+        .await;
+        assert_eq!(s, 401);
+        let (s, _) = with_cookie(
+            &app,
+            &cookie,
+            Some(&csrf),
+            "POST",
+            "/api/flows/filter",
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(s, 200);
+    };
+    works().await; // warm
+    redis_cli(port, &["FLUSHALL"]);
+    works().await;
+    redis_cli(port, &["SHUTDOWN", "NOSAVE"]);
+    let _ = redis.wait();
+    works().await;
+    app.stop().await;
+}

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::support::{call, redis_url, wait_for, FlowRunBuilder, TestApp};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -24,7 +24,7 @@ fn free_port() -> u16 {
 }
 
 /// A Redis server of this test's own, without persistence, on `port`.
-fn redis_server(port: u16) -> Child {
+pub(crate) fn redis_server(port: u16) -> Child {
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
@@ -34,7 +34,7 @@ fn redis_server(port: u16) -> Child {
         .expect("redis-server is installed (the PostgreSQL + Redis test pass needs it)")
 }
 
-fn redis_cli(port: u16, args: &[&str]) {
+pub(crate) fn redis_cli(port: u16, args: &[&str]) {
     let _ = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
         .args(args)
@@ -43,7 +43,7 @@ fn redis_cli(port: u16, args: &[&str]) {
         .status();
 }
 
-async fn wait_for_port(port: u16) {
+pub(crate) async fn wait_for_port(port: u16) {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
