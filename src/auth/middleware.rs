@@ -118,7 +118,8 @@ pub async fn authenticate(
                 audit::denied(&state, denial(None, 401));
                 return Err(unauthorized("Invalid authentication credentials"));
             };
-            let Some(principal) = identity::verify(&state, presented)
+            let client = req.peer_addr().map(|a| a.ip().to_string());
+            let Some(principal) = identity::verify_from(&state, presented, client.as_deref())
                 .await
                 .map_err(ApiError::from)?
             else {
@@ -136,13 +137,16 @@ pub async fn authenticate(
                 audit::denied(&state, denial(None, 401));
                 return Err(unauthorized("Session expired or ended; sign in again"));
             };
-            // Unsafe requests made with the cookie echo the session's CSRF token.
+            // Unsafe requests made with the cookie echo the session's CSRF token; any request
+            // made with it from a page (an Origin header: fetches, websocket upgrades) comes from
+            // a page of this installation.
             let safe = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
             let echoed = ["x-csrf-token", "prefect-csrf-token"]
                 .iter()
                 .find_map(|h| req.headers().get(*h))
                 .and_then(|v| v.to_str().ok());
-            if !safe && echoed != Some(session.csrf_token.as_str()) {
+            let csrf_ok = echoed.is_some_and(|e| same_bytes(e, &session.csrf_token));
+            if (!safe && !csrf_ok) || !origin_allowed(&req, &state) {
                 audit::denied(&state, denial(Some(&session.principal), 403));
                 return Err(forbidden("Missing or wrong CSRF token"));
             }
@@ -208,6 +212,45 @@ fn account_route(method: &str, path: &str) -> Option<(String, &'static str, &'st
     }
     table::account_route(method, tail)
         .map(|(pattern, p)| (account.to_ascii_lowercase(), pattern, p))
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
+fn same_bytes(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A cookie-authenticated request's `Origin`, when it has one, is this host, the app host or
+/// an origin `server.cors_origins` lets in.
+fn origin_allowed(req: &ServiceRequest, state: &AppState) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    let host_of = |o: &str| {
+        o.split_once("://")
+            .map_or(o, |(_, h)| h)
+            .trim_end_matches('/')
+            .to_ascii_lowercase()
+    };
+    let origin_host = host_of(origin);
+    let bare = |h: &str| h.split(':').next().unwrap_or(h).to_string();
+    let server = &state.settings.server;
+    let own = req.connection_info().host().to_ascii_lowercase();
+    origin_host == own
+        || (!server.app_host.trim().is_empty()
+            && bare(&origin_host) == server.app_host.trim().to_ascii_lowercase())
+        || server
+            .cors_origins
+            .split(',')
+            .map(str::trim)
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
 }
 
 fn forbidden(detail: &str) -> Error {

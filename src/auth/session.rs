@@ -19,8 +19,9 @@ use super::accounts::{caller, now, write};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::audit::{self, By, Change};
 use crate::identity::sessions::{self, Session, COOKIE};
-use crate::identity::{self, keys, Presented, Principal};
+use crate::identity::{self, keys, throttle, Presented, Principal};
 use crate::state::AppState;
+use crate::state::Denial;
 use crate::storage::accounts::DEFAULT_ACCOUNT_ID;
 use crate::storage::identities;
 
@@ -120,24 +121,75 @@ fn secret_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     })
 }
 
+/// A login must come as JSON from a page of this installation: a cross-site form (which can
+/// post `text/plain` that happens to parse as JSON) would sign the victim in as someone else.
+fn same_site_json(req: &HttpRequest) -> ApiResult<()> {
+    let json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(ApiError::Detail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "A login is sent as application/json".into(),
+        ));
+    }
+    let cross = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"));
+    if cross {
+        return Err(ApiError::Detail(
+            StatusCode::FORBIDDEN,
+            "A login comes from a page of this installation".into(),
+        ));
+    }
+    Ok(())
+}
+
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
+    same_site_json(&req)?;
     let b: Login = secret_body(&body)?;
     let email = b.email.trim().to_ascii_lowercase();
+    if email.len() > 320 {
+        return Err(ApiError::invalid(
+            vec!["body".into(), "email".into()],
+            "An email address has at most 320 characters",
+            "string_too_long",
+        ));
+    }
     let from = client(&req);
     let secret = keys::installation_secret(&state).await?;
-    let per_email = format!("login:email:{}", keys::hash(&secret, &email));
-    let per_client = format!("login:client:{from}");
-    let auth = &state.settings.auth;
-    let window = std::time::Duration::from_secs(auth.login_window_seconds.max(1));
-    // With the cache role unreachable the counts read as none: logins are not refused for
-    // Redis being down (argon2id still makes each guess slow).
-    let cache = &state.brokers.cache;
-    let tries_email = cache.count(&per_email).await.unwrap_or(0);
-    let tries_client = cache.count(&per_client).await.unwrap_or(0);
+    if throttle::refused(&state, &keys::hash(&secret, &email), Some(&from)).await {
+        // Counted with the other denials (one audit event per client and window, not one per
+        // refused guess).
+        audit::denied(
+            &state,
+            Denial {
+                scope: DEFAULT_ACCOUNT_ID.to_string(),
+                workspace: None,
+                who: "orrery.anonymous".into(),
+                status: 429,
+                method: "POST".into(),
+                route: "/auth/login".into(),
+                client: from.clone(),
+            },
+        );
+        let window = state.settings.auth.login_window_seconds.max(1);
+        return Ok(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
+            .insert_header(("Retry-After", window.to_string()))
+            .json(json!({"detail": "Too many failed logins; try again later"})));
+    }
     let known = {
         let mut c = state.stores.nebula.read().await?;
         identities::user_by_email(&mut c, &email).await?
@@ -145,36 +197,18 @@ async fn login(
     let user = known
         .as_ref()
         .map(|u| (u.id.as_str(), u.account_id.as_str()));
-    if tries_email >= auth.login_attempts_per_email
-        || tries_client >= auth.login_attempts_per_client
-    {
-        audit_login(
-            &state,
-            &By::Anonymous,
-            &email,
-            user,
-            "login-throttled",
-            &from,
-        )
-        .await;
-        return Ok(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
-            .insert_header(("Retry-After", window.as_secs().to_string()))
-            .json(json!({"detail": "Too many failed logins; try again later"})));
-    }
-    let verified = identity::verify(
+    // Each failure here cost an argon2id check (and counts towards the throttle), so one audit
+    // event per failure is bounded by what the throttle lets through.
+    let verified = identity::verify_from(
         &state,
         Presented::Password {
             email: &email,
             password: &b.password,
         },
+        Some(&from),
     )
     .await?;
     let Some(principal) = verified.filter(|p| p.kind == identities::USER) else {
-        for key in [&per_email, &per_client] {
-            if let Err(e) = cache.incr(key, window).await {
-                tracing::debug!(error = %e, "cannot count a failed login");
-            }
-        }
         audit_login(&state, &By::Anonymous, &email, user, "login-failed", &from).await;
         return Err(ApiError::Detail(
             StatusCode::UNAUTHORIZED,
@@ -191,10 +225,12 @@ async fn login(
         &from,
     )
     .await;
-    let age =
-        i64::try_from(state.settings.auth.session_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
     Ok(HttpResponse::Ok()
-        .insert_header(cookie(&req, &token, age))
+        .insert_header(cookie(
+            &req,
+            &token,
+            sessions::lifetime(&state).num_seconds(),
+        ))
         .json(session_json(&s)))
 }
 
@@ -283,6 +319,14 @@ async fn change_password(
             StatusCode::FORBIDDEN,
             "The current password does not match".into(),
         ));
+    }
+    // The old password's cached verification goes too, here and in the cache role.
+    let secret = keys::installation_secret(&state).await?;
+    let old = identity::password_cache_key(&secret, &p.name, &b.current_password);
+    for cache in [&state.brokers.cache, &state.local_cache] {
+        if let Err(e) = cache.delete(&old).await {
+            tracing::warn!(error = %e, "cannot drop an old password's verification");
+        }
     }
     let new = b.new_password;
     let hash = tokio::task::spawn_blocking(move || keys::hash_password(&new))

@@ -14,6 +14,12 @@ use deadpool_redis::redis;
 
 use super::{BrokerError, RedisConn};
 
+/// INCRBY, and a lifetime for a counter that has none (so a counter never outlives its window,
+/// even when it expired between two commands).
+const INCR_SCRIPT: &str = "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+    if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+    return n";
+
 /// Sweep expired memory entries every this many writes.
 const SWEEP_EVERY: u32 = 1024;
 
@@ -82,33 +88,27 @@ impl Cache {
         }
     }
 
-    /// Adds one to the counter `key` and returns its new value; a new counter lives for
-    /// `window` (a fixed window: rate limits).
-    pub async fn incr(&self, key: &str, window: Duration) -> Result<u64, BrokerError> {
+    /// Adds `delta` to the counter `key` and returns its new value; a counter without a
+    /// lifetime gets `window` (a fixed window: rate limits). One atomic step on Redis.
+    pub async fn incr(&self, key: &str, delta: i64, window: Duration) -> Result<i64, BrokerError> {
         match self {
             Cache::Redis(r) => {
-                let k = r.key(key);
-                let ms = window.as_millis().clamp(1, u64::MAX as u128) as u64;
-                let mut pipe = redis::pipe();
-                pipe.atomic()
-                    .cmd("SET")
-                    .arg(&k)
-                    .arg(0)
-                    .arg("NX")
-                    .arg("PX")
+                let ms = window.as_millis().clamp(1, i64::MAX as u128) as i64;
+                let cmd = redis::cmd("EVAL")
+                    .arg(INCR_SCRIPT)
+                    .arg(1)
+                    .arg(r.key(key))
+                    .arg(delta)
                     .arg(ms)
-                    .ignore()
-                    .cmd("INCR")
-                    .arg(&k);
-                let (n,): (u64,) = r.conn.query_pipe("INCR", &pipe).await?;
-                Ok(n)
+                    .clone();
+                r.conn.query("EVAL", &cmd, Duration::ZERO).await
             }
-            Cache::Memory(m) => Ok(m.incr(key, window)),
+            Cache::Memory(m) => Ok(m.incr(key, delta, window)),
         }
     }
 
     /// The counter `key` ([`incr`](Self::incr)), 0 when there is none.
-    pub async fn count(&self, key: &str) -> Result<u64, BrokerError> {
+    pub async fn count(&self, key: &str) -> Result<i64, BrokerError> {
         let raw = self.get(key).await?;
         Ok(raw
             .and_then(|b| String::from_utf8(b).ok())
@@ -198,9 +198,14 @@ impl MemoryCache {
         }
     }
 
-    fn incr(&self, key: &str, window: Duration) -> u64 {
+    fn incr(&self, key: &str, delta: i64, window: Duration) -> i64 {
         let now = Instant::now();
         let mut st = self.lock();
+        st.writes += 1;
+        if st.writes >= SWEEP_EVERY {
+            st.writes = 0;
+            st.map.retain(|_, (_, expires)| live(*expires, now));
+        }
         let entry = st
             .map
             .entry(key.to_string())
@@ -210,9 +215,9 @@ impl MemoryCache {
         }
         let n = std::str::from_utf8(&entry.0)
             .ok()
-            .and_then(|t| t.parse::<u64>().ok())
+            .and_then(|t| t.parse::<i64>().ok())
             .unwrap_or(0)
-            + 1;
+            + delta;
         entry.0 = n.to_string().into_bytes();
         n
     }

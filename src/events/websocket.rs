@@ -52,8 +52,13 @@ pub async fn close(session: Session, code: CloseCode, reason: &str) {
 /// workspace scope the route table names for the socket's route).
 pub struct TokenCheck {
     pub state: web::Data<AppState>,
+    /// The workspace's account, as the URL names it (the default account for plain URLs; the
+    /// workspace's resolution checked they belong together).
+    pub account: String,
     pub workspace: String,
     pub scope: &'static str,
+    /// The peer's address (password guesses are throttled per address).
+    pub client: Option<String>,
 }
 
 impl TokenCheck {
@@ -67,8 +72,14 @@ impl TokenCheck {
         let authenticated = req.extensions().get::<Principal>().is_some();
         (state.settings.auth.required() && !authenticated).then(|| TokenCheck {
             state: state.clone(),
+            account: req
+                .match_info()
+                .get("account_id")
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_else(|| crate::storage::accounts::DEFAULT_ACCOUNT_ID.to_string()),
             workspace: ws.id().as_str().to_string(),
             scope,
+            client: req.peer_addr().map(|a| a.ip().to_string()),
         })
     }
 }
@@ -145,8 +156,16 @@ async fn check_token(check: &TokenCheck, token: Option<&Value>) -> Result<(), &'
     let Some(presented) = Presented::parse(token) else {
         return Err("Invalid token");
     };
-    match identity::verify(&check.state, presented).await {
-        Ok(Some(p)) if p.may(&check.workspace, check.scope) => Ok(()),
+    match identity::verify_from(&check.state, presented, check.client.as_deref()).await {
+        Ok(Some(mut p)) => {
+            // An account's owners and admins own its workspaces, as on HTTP.
+            p.own_if_account_wide(&check.account, &check.workspace);
+            if p.may(&check.workspace, check.scope) {
+                Ok(())
+            } else {
+                Err("Invalid token")
+            }
+        }
         Ok(_) => Err("Invalid token"),
         Err(e) => {
             tracing::warn!(error = %e, "cannot verify a websocket credential");

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod keys;
 mod roles;
 pub mod sessions;
+pub mod throttle;
 
 use std::collections::BTreeMap;
 
@@ -199,6 +200,30 @@ pub async fn verify(
     state: &AppState,
     presented: Presented<'_>,
 ) -> StorageResult<Option<Principal>> {
+    verify_from(state, presented, None).await
+}
+
+/// The cache key of a verified password (to forget it when the password changes).
+pub fn password_cache_key(secret: &[u8], email: &str, password: &str) -> String {
+    format!(
+        "auth:pw:{}",
+        keys::hash(
+            secret,
+            &format!("{}\u{0}{password}", email.trim().to_ascii_lowercase())
+        )
+    )
+}
+
+/// Longest email address (RFC 5321's path limit); longer ones are no one's.
+const MAX_EMAIL: usize = 320;
+
+/// [`verify`] for a request from `client` (its address): password checks are throttled per
+/// email and per client address ([`throttle`]).
+pub async fn verify_from(
+    state: &AppState,
+    presented: Presented<'_>,
+    client: Option<&str>,
+) -> StorageResult<Option<Principal>> {
     let secret = keys::installation_secret(state).await?;
     let presented = match presented {
         Presented::Password { email, password } => {
@@ -206,12 +231,14 @@ pub async fn verify(
         }
         Presented::Key(k) => Owned::Key(k.to_string()),
     };
+    if let Owned::Password(email, _) = &presented {
+        if email.len() > MAX_EMAIL {
+            return Ok(None);
+        }
+    }
     let cache_key = match &presented {
         Owned::Key(k) => format!("auth:key:{}", keys::hash(&secret, k)),
-        Owned::Password(email, password) => format!(
-            "auth:pw:{}",
-            keys::hash(&secret, &format!("{email}\u{0}{password}"))
-        ),
+        Owned::Password(email, password) => password_cache_key(&secret, email, password),
     };
     let now = Utc::now();
     // With Redis as the cache role, this process keeps its own copy for a second in front of
@@ -265,6 +292,11 @@ pub async fn verify(
             }
         }
         Owned::Password(email, password) => {
+            // Counted before the check, given back when the password is right.
+            let attempt = throttle::attempt(state, &keys::hash(&secret, &email), client).await;
+            if attempt.refused {
+                return Ok(None);
+            }
             let mut c = state.stores.nebula.read().await?;
             let user = identities::user_credential(&mut c, &email).await?;
             drop(c);
@@ -282,6 +314,7 @@ pub async fn verify(
             .unwrap_or(false);
             match user {
                 Some((actor, roles, custom, _)) if matched => {
+                    throttle::succeeded(state, attempt).await;
                     Some(Principal::new(actor, roles, &custom, None, None))
                 }
                 _ => None,

@@ -33,14 +33,19 @@ fn cache_key(hash: &str) -> String {
     format!("auth:session:{hash}")
 }
 
+/// How long a session lasts: `auth.session_hours`, between 1 hour and a year.
+pub fn lifetime(state: &AppState) -> Duration {
+    let hours = i64::try_from(state.settings.auth.session_hours).unwrap_or(i64::MAX);
+    Duration::hours(hours.clamp(1, 24 * 366))
+}
+
 /// Starts a session for `principal` (a user): the token for the cookie and the session.
 pub async fn start(state: &AppState, principal: Principal) -> StorageResult<(String, Session)> {
     let token = keys::generate(PREFIX).map_err(crate::storage::StorageError::Rejected)?;
     let csrf = keys::generate("").map_err(crate::storage::StorageError::Rejected)?;
     let secret = keys::installation_secret(state).await?;
     let now = Utc::now();
-    let hours = i64::try_from(state.settings.auth.session_hours).unwrap_or(i64::MAX / 7200);
-    let expires = now + Duration::hours(hours.clamp(1, 24 * 366));
+    let expires = now + lifetime(state);
     let row = SessionRow {
         token_hash: keys::hash(&secret, &token),
         user_id: principal.id.clone(),

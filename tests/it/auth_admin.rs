@@ -787,10 +787,10 @@ async fn login(app: &TestApp, email: &str, password: &str) -> (u16, String, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sessions_sign_in_need_csrf_end_and_are_throttled() {
+    // The default cache time: what the cache keeps must not outlive a logout or a password.
     let app = TestApp::builder()
         .setting("ORRERY__AUTH__MODE", "required")
-        .setting("ORRERY__AUTH__CACHE_SECONDS", "0")
-        .setting("ORRERY__AUTH__LOGIN_ATTEMPTS_PER_EMAIL", "3")
+        .setting("ORRERY__AUTH__LOGIN_ATTEMPTS_PER_EMAIL", "5")
         .start()
         .await;
     let stores = &app.app_state().stores;
@@ -811,12 +811,39 @@ async fn browser_sessions_sign_in_need_csrf_end_and_are_throttled() {
     )
     .await
     .expect("grant");
+    let basic = |pw: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("ada@example.com:{pw}"))
+        )
+    };
 
+    // Failure 1.
     let (s, _, _, b) = login(&app, "ada@example.com", "wrong horse").await;
     assert_eq!(
         (s, &b),
         (401, &json!({"detail": "Invalid email or password"}))
     );
+    // Only JSON, and not from another site's page (neither is checked, nor counted).
+    let form = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "text/plain")
+        .body(r#"{"email": "ada@example.com", "password": "correct horse"}"#)
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(form.status().as_u16(), 415);
+    let cross = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({"email": "ada@example.com", "password": "correct horse"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(cross.status().as_u16(), 403);
     let (s, cookie, set, body) = login(&app, "Ada@Example.com", "correct horse").await;
     assert_eq!(s, 200, "{body}");
     assert!(
@@ -848,64 +875,82 @@ async fn browser_sessions_sign_in_need_csrf_end_and_are_throttled() {
         (s, &b),
         (403, &json!({"detail": "Missing or wrong CSRF token"}))
     );
-    assert_eq!(
-        with_cookie(
-            &app,
-            &cookie,
-            Some("forged"),
-            "POST",
-            "/api/flows/filter",
-            Some(json!({}))
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        with_cookie(
-            &app,
-            &cookie,
-            Some(&csrf),
-            "POST",
-            "/api/flows/filter",
-            Some(json!({}))
-        )
-        .await
-        .0,
-        200
-    );
+    let forged = with_cookie(
+        &app,
+        &cookie,
+        Some("forged"),
+        "POST",
+        "/api/flows/filter",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(forged.0, 403);
+    let good = with_cookie(
+        &app,
+        &cookie,
+        Some(&csrf),
+        "POST",
+        "/api/flows/filter",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(good.0, 200);
     assert_eq!(
         with_cookie(&app, "ors_nonsense", None, "GET", "/api/auth/session", None)
             .await
             .0,
         401
     );
+    // A page of another origin gets nothing with the cookie, even a read.
+    let foreign = app
+        .client
+        .get(app.url("/api/auth/session"))
+        .header("cookie", format!("orrery_session={cookie}"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(foreign.status().as_u16(), 403);
 
-    // Changing the password ends every session; the new one signs in.
+    // Changing the password (failure 2: a wrong current one) ends every session; the old
+    // password, verified and cached a moment ago, stops working at once (failure 3).
+    assert_eq!(
+        with_auth(&app, Some(&basic("correct horse")), "GET", "/api/me", None)
+            .await
+            .0,
+        200
+    );
+    let change = |current: &str| {
+        Some(json!({"current_password": current, "new_password": "battery staple"}))
+    };
     let (s, _) = with_cookie(
         &app,
         &cookie,
         Some(&csrf),
         "POST",
         "/api/me/password",
-        Some(json!({"current_password": "nope nope", "new_password": "battery staple"})),
+        change("nope nope"),
     )
     .await;
     assert_eq!(s, 403);
-    let (second, _, _, _) = login(&app, "ada@example.com", "correct horse").await;
-    assert_eq!(second, 200);
     let (s, _) = with_cookie(
         &app,
         &cookie,
         Some(&csrf),
         "POST",
         "/api/me/password",
-        Some(json!({"current_password": "correct horse", "new_password": "battery staple"})),
+        change("correct horse"),
     )
     .await;
     assert_eq!(s, 204);
     assert_eq!(
         with_cookie(&app, &cookie, None, "GET", "/api/auth/session", None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        with_auth(&app, Some(&basic("correct horse")), "GET", "/api/me", None)
             .await
             .0,
         401
@@ -927,9 +972,9 @@ async fn browser_sessions_sign_in_need_csrf_end_and_are_throttled() {
         401
     );
 
-    // Three failures for the email (one before, two now), then even the right password waits.
-    for _ in 0..2 {
-        assert_eq!(login(&app, "ada@example.com", "wrong horse").await.0, 401);
+    // Failures 4 and 5, then even the right password waits.
+    for guess in ["guess one", "guess two"] {
+        assert_eq!(login(&app, "ada@example.com", guess).await.0, 401);
     }
     let (s, _, _, b) = login(&app, "ada@example.com", "battery staple").await;
     assert_eq!(
@@ -965,12 +1010,62 @@ async fn browser_sessions_sign_in_need_csrf_end_and_are_throttled() {
             "orrery.audit.user.logged-in",
             "orrery.audit.user.logged-out",
             "orrery.audit.user.password-changed",
-            "orrery.audit.user.login-throttled",
+            "orrery.audit.request.denied",
         ]
         .iter()
         .all(|want| names.iter().any(|n| n == want))
     })
     .await;
+    app.stop().await;
+}
+
+/// Password guesses in Basic credentials count like logins: past the limit even the right
+/// password is refused there, and the login route answers 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guesses_in_basic_credentials_are_throttled() {
+    use base64::Engine;
+    let app = TestApp::builder()
+        .setting("ORRERY__AUTH__MODE", "required")
+        .setting("ORRERY__AUTH__CACHE_SECONDS", "0")
+        .setting("ORRERY__AUTH__LOGIN_ATTEMPTS_PER_EMAIL", "2")
+        .start()
+        .await;
+    admin::add_user(
+        &app.app_state().stores,
+        "eve@example.com",
+        None,
+        "member",
+        Some("the right one"),
+    )
+    .await
+    .expect("user");
+    let basic = |pw: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("eve@example.com:{pw}"))
+        )
+    };
+    assert_eq!(
+        with_auth(&app, Some(&basic("the right one")), "GET", "/api/me", None)
+            .await
+            .0,
+        200
+    );
+    for guess in ["first guess", "second guess"] {
+        assert_eq!(
+            with_auth(&app, Some(&basic(guess)), "GET", "/api/me", None)
+                .await
+                .0,
+            401
+        );
+    }
+    assert_eq!(
+        with_auth(&app, Some(&basic("the right one")), "GET", "/api/me", None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(login(&app, "eve@example.com", "the right one").await.0, 429);
     app.stop().await;
 }
 

@@ -286,6 +286,10 @@ pub(super) async fn remove_member(
         }
         keeps_an_owner(state, account_id, &m.id).await?;
     }
+    if m.kind == USER {
+        // Its browser sessions end now, on every replica (their cached copies too).
+        crate::identity::sessions::end_all(state, &m.id).await?;
+    }
     let (kind, id) = (m.kind, m.id.clone());
     let hashes = write(state, "", async move |c| {
         c.transaction(async move |c| identities::delete_member(c, kind, &id).await)
