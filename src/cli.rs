@@ -65,6 +65,29 @@ enum Command {
         #[command(subcommand)]
         action: ApiKeyAction,
     },
+    /// Teams of the default account (grant one a role with `access grant --team`).
+    Team {
+        #[command(subcommand)]
+        action: TeamAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TeamAction {
+    /// Add a team to the default account.
+    Add {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Add a user or a service account to a team.
+    AddMember {
+        team: String,
+        #[arg(long, group = "who")]
+        user: Option<String>,
+        #[arg(long, group = "who")]
+        service_account: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -283,6 +306,24 @@ async fn administer(settings: Arc<Settings>, command: Command) -> Result<(), Str
             let who = target(user, service_account, team)?;
             let w = admin::grant(&stores, &workspace, &who, &role).await?;
             println!("granted {role} in workspace {}", w.handle);
+        }
+        Command::Team {
+            action: TeamAction::Add { name, description },
+        } => {
+            let t = admin::add_team(&stores, &name, description.as_deref()).await?;
+            println!("team {} added ({})", t.name, t.id);
+        }
+        Command::Team {
+            action:
+                TeamAction::AddMember {
+                    team,
+                    user,
+                    service_account,
+                },
+        } => {
+            let who = target(user, service_account, None)?;
+            admin::add_team_member(&stores, &team, &who).await?;
+            println!("added to team {team}");
         }
         Command::ServiceAccount {
             action: ServiceAccountAction::Add { name, account_role },

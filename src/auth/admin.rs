@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::identity::audit::{self, By, Change};
 use crate::identity::{keys, AccountRole, Role};
 use crate::storage::accounts::{Workspace, DEFAULT_ACCOUNT_ID};
-use crate::storage::identities::{self, KeyRow, ServiceAccountRow, UserRow};
+use crate::storage::identities::{self, KeyRow, ServiceAccountRow, TeamRow, UserRow};
 use crate::storage::{Conn, StorageError, StorageResult, Stores, WriteFn};
 
 /// Who a key or a grant is for.
@@ -224,6 +224,77 @@ pub async fn add_service_account(
     )
     .await;
     Ok(saved)
+}
+
+pub async fn add_team(
+    stores: &Stores,
+    name: &str,
+    description: Option<&str>,
+) -> Result<TeamRow, String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err("a team needs a name of 1 to 200 characters".into());
+    }
+    let t = now();
+    let row = TeamRow {
+        id: Uuid::new_v4().to_string(),
+        created: t,
+        updated: t,
+        account_id: DEFAULT_ACCOUNT_ID.to_string(),
+        name: name.to_string(),
+        description: description.unwrap_or_default().to_string(),
+    };
+    let saved = row.clone();
+    on_nebula(stores, format!("a team `{name}` exists"), async move |c| {
+        identities::insert_team(c, &row).await
+    })
+    .await?;
+    audited(
+        stores,
+        Change {
+            kind: "team",
+            id: &saved.id,
+            name: &saved.name,
+            action: "created",
+            account_id: &saved.account_id,
+            workspace_id: None,
+            payload: serde_json::Value::Null,
+        },
+    )
+    .await;
+    Ok(saved)
+}
+
+/// Adds a user or service account of the default account to team `team` (by name).
+pub async fn add_team_member(stores: &Stores, team: &str, who: &Target) -> Result<(), String> {
+    if matches!(who, Target::Team(_)) {
+        return Err("a team's members are users and service accounts".into());
+    }
+    let (team_name, who) = (team.to_string(), who.clone());
+    let (team_id, kind, id) = on_nebula(stores, String::new(), async move |c| {
+        let Some(team_id) = identities::team_by_name(c, DEFAULT_ACCOUNT_ID, &team_name).await?
+        else {
+            return refuse(format!("no team is named `{team_name}`"));
+        };
+        let (kind, id) = resolve(c, &who).await?;
+        identities::add_team_member(c, &team_id, kind, &id).await?;
+        Ok((team_id, kind, id))
+    })
+    .await?;
+    audited(
+        stores,
+        Change {
+            kind: "team",
+            id: &team_id,
+            name: team,
+            action: "members-added",
+            account_id: DEFAULT_ACCOUNT_ID,
+            workspace_id: None,
+            payload: serde_json::json!({"members": [id], "kind": kind}),
+        },
+    )
+    .await;
+    Ok(())
 }
 
 /// (kind, id) of a target in the default account.

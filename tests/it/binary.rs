@@ -411,3 +411,74 @@ fn keys_and_passwords_appear_in_no_log_line_or_error_body() {
         "{shown}"
     );
 }
+
+#[test]
+fn teams_are_made_and_granted_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let steps: &[&[&str]] = &[
+        &["user", "add", "ann@example.com"],
+        &["team", "add", "data", "--description", "the data team"],
+        &["team", "add-member", "data", "--user", "ann@example.com"],
+        &[
+            "access",
+            "grant",
+            "--workspace",
+            "default",
+            "--team",
+            "data",
+            "--role",
+            "developer",
+        ],
+    ];
+    for args in steps {
+        let (ok, out, err) = run_cli(dir.path(), args, "");
+        assert!(ok, "{args:?}: {out}{err}");
+    }
+    let (ok, _, err) = run_cli(dir.path(), &["team", "add", "data"], "");
+    assert!(!ok && err.contains("a team `data` exists"), "{err}");
+    let (ok, _, err) = run_cli(
+        dir.path(),
+        &["team", "add-member", "nope", "--user", "ann@example.com"],
+        "",
+    );
+    assert!(!ok && err.contains("no team is named `nope`"), "{err}");
+    let (ok, key, err) = run_cli(
+        dir.path(),
+        &[
+            "api-key",
+            "create",
+            "--user",
+            "ann@example.com",
+            "--name",
+            "k",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    // The team's role is the member's: a developer may create flows.
+    let port = free_port();
+    let _server = Server(
+        orrery(dir.path())
+            .env("ORRERY__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("ORRERY__AUTH__MODE", "required")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(port, "/api/ready").is_none() {
+        assert!(Instant::now() < deadline, "server did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let body = r#"{"name": "from-a-team"}"#;
+    let answer = http_raw(
+        port,
+        &format!(
+            "POST /api/flows/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            key.trim(),
+            body.len()
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
