@@ -119,6 +119,24 @@ async fn every_route_answers_by_credential_and_role() {
         .expect("key")
         .1;
     let unknown = format!("pnu_{}", "Z".repeat(36));
+    // An owner's keys that expired, and that were revoked.
+    let owner = Target::User("owner@example.com".into());
+    let (expired_row, expired) = admin::create_key(stores, &owner, "old", None)
+        .await
+        .expect("key");
+    let past = orrery::time::now_naive() - chrono::Duration::minutes(1);
+    let id = expired_row.id.clone();
+    stores
+        .nebula
+        .write(async move |c| orrery::storage::identities::set_key_expiry(c, &id, Some(past)).await)
+        .await
+        .expect("expire");
+    let (revoked_row, revoked) = admin::create_key(stores, &owner, "gone", None)
+        .await
+        .expect("key");
+    admin::revoke_key(stores, &revoked_row.id)
+        .await
+        .expect("revoke");
 
     for (method, pattern, scope) in ROUTES {
         let path = format!("/api{}", concrete(pattern));
@@ -137,7 +155,14 @@ async fn every_route_answers_by_credential_and_role() {
                 "{method} {path}"
             );
         }
-        for bad in ["Bearer nonsense", "Basic !!!", "Token x", &bearer(&unknown)] {
+        for bad in [
+            "Bearer nonsense",
+            "Basic !!!",
+            "Token x",
+            &bearer(&unknown),
+            &bearer(&expired),
+            &bearer(&revoked),
+        ] {
             let (s, _) = with_auth(&app, Some(bad), method, &path, body.clone()).await;
             assert_eq!(s, 401, "{method} {path} with {bad}");
         }
