@@ -132,7 +132,7 @@ fn mount_api(cfg: &mut web::ServiceConfig, full: bool) {
             .configure(|c| {
                 if full {
                     crate::auth::me::configure(c);
-                    crate::auth::access::configure_keys(c);
+                    crate::auth::user_keys::configure(c);
                     crate::auth::session::configure(c);
                     // Account routes before the workspace scope, whose prefix would take
                     // `/accounts/{a}/workspaces/filter` and `/accounts/{a}/workspaces/{w}`.

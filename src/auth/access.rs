@@ -2,22 +2,18 @@
 //! (`/api/accounts/{a}/workspaces/{w}/user_access/`, `bot_access/`, `team_access/`): who holds
 //! which workspace role. The route table asks the `manage_workspace_*` scopes to change and the
 //! `see_workspace_*` scopes to read. An access's id is its grantee's id.
-//!
-//! And the caller's (or, for an account owner or admin, a member's) user API keys:
-//! `/api/users/{id}/api_keys`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::accounts::{caller, key_change, key_json, mint, now, role_label, ts, write};
+use super::accounts::{caller, now, role_label, ts, write};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{Json, JsonOrDefault};
 use crate::extract::Workspace;
 use crate::identity::audit::{self, Change};
-use crate::identity::{self, AccountRole, Principal, Role};
+use crate::identity::{self, Principal, Role};
 use crate::state::AppState;
 use crate::storage::identities::{self, AccessRow, WorkspaceRow, SERVICE_ACCOUNT, TEAM, USER};
 
@@ -36,21 +32,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/team_access", web::put().to(upsert_access))
         .route("/team_access/filter", web::post().to(filter_access))
         .route("/team_access/{team_id}", web::delete().to(delete_access));
-}
-
-/// Registers the caller's API key routes (`/users/{id}/api_keys`).
-pub fn configure_keys(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users/{id}/api_keys", web::get().to(list_user_keys))
-        .route("/users/{id}/api_keys", web::post().to(create_user_key))
-        .route("/users/{id}/api_keys/", web::post().to(create_user_key))
-        .route(
-            "/users/{id}/api_keys/{key_id}",
-            web::get().to(read_user_key),
-        )
-        .route(
-            "/users/{id}/api_keys/{key_id}",
-            web::delete().to(delete_user_key),
-        );
 }
 
 /// `user`, `service_account` or `team`, from the route's first segment.
@@ -75,12 +56,7 @@ fn id_field(kind: &str) -> &'static str {
 
 async fn workspace_row(state: &AppState, ws: &Workspace) -> ApiResult<WorkspaceRow> {
     let mut c = state.stores.nebula.read().await?;
-    let listing = identities::workspace_listings(&mut c, Some(&[ws.id().as_str().to_string()]))
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::not_found("Workspace not found"))?;
-    identities::workspace(&mut c, &listing.account_id, &listing.workspace_id)
+    identities::workspace_by_id(&mut c, ws.id().as_str())
         .await?
         .ok_or_else(|| ApiError::not_found("Workspace not found"))
 }
@@ -414,140 +390,6 @@ async fn delete_access(
             workspace_id: Some(&w.id),
             payload: json!({"grantee_kind": kind}),
         }],
-    )
-    .await;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-// ---- user API keys ----
-
-/// The user of the path, if the caller may manage its keys: itself, or an owner or admin of
-/// its account (anyone in `auth.mode = "open"`). Others get 404.
-async fn key_owner(state: &AppState, req: &HttpRequest) -> ApiResult<identities::UserRow> {
-    let id = path_id(req, "id");
-    let mut c = state.stores.nebula.read().await?;
-    let user = identities::user_by_id(&mut c, &id).await?;
-    // An admin reaches members only: a key of an owner or another admin would be more than
-    // the admin holds.
-    let allowed = match (caller(req), &user) {
-        (_, None) => false,
-        (None, Some(_)) => !state.settings.auth.required(),
-        (Some(p), Some(u)) => {
-            (p.kind == USER && p.id == u.id)
-                || (p.account_id == u.account_id
-                    && match p.account_role {
-                        AccountRole::Owner => true,
-                        AccountRole::Admin => u.account_role == "member",
-                        AccountRole::Member => false,
-                    })
-        }
-    };
-    match user {
-        Some(u) if allowed => Ok(u),
-        _ => Err(ApiError::not_found("User not found")),
-    }
-}
-
-async fn list_user_keys(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
-    let u = key_owner(&state, &req).await?;
-    let name =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.get("name").cloned());
-    let mut c = state.stores.nebula.read().await?;
-    let keys = identities::keys_of(&mut c, USER, &u.id).await?;
-    let out: Vec<Value> = keys
-        .iter()
-        .filter(|k| name.as_ref().is_none_or(|n| *n == k.name))
-        .map(|k| key_json(k, None))
-        .collect();
-    Ok(HttpResponse::Ok().json(out))
-}
-
-#[derive(Deserialize)]
-struct KeyCreate {
-    name: String,
-    #[serde(default)]
-    expiration: Option<DateTime<Utc>>,
-}
-
-/// Most live API keys a user keeps.
-const MAX_KEYS: usize = 100;
-
-async fn create_user_key(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: Json<KeyCreate>,
-) -> ApiResult<HttpResponse> {
-    let u = key_owner(&state, &req).await?;
-    let b = body.into_inner();
-    let name = b.name.trim().to_string();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::invalid(
-            vec!["body".into(), "name".into()],
-            "Names are 1 to 200 characters",
-            "value_error",
-        ));
-    }
-    let expires = b.expiration.map(|e| e.naive_utc());
-    if expires.is_some_and(|e| e <= now()) {
-        return Err(ApiError::invalid(
-            vec!["body".into(), "expiration".into()],
-            "The expiration is in the past",
-            "value_error",
-        ));
-    }
-    let uid = u.id.clone();
-    let (row, key) = write(&state, "", async move |c| {
-        if identities::keys_of(c, USER, &uid).await?.len() >= MAX_KEYS {
-            return Err(crate::storage::StorageError::Rejected(format!(
-                "A user keeps at most {MAX_KEYS} live API keys; delete one first"
-            )));
-        }
-        mint(c, USER, &uid, &name, expires).await
-    })
-    .await?;
-    audit::record(
-        &state,
-        caller(&req).as_ref(),
-        &[key_change(&row, &u.email, &u.account_id, "created")],
-    )
-    .await;
-    Ok(HttpResponse::Created().json(key_json(&row, Some(&key))))
-}
-
-async fn user_key(
-    state: &AppState,
-    req: &HttpRequest,
-) -> ApiResult<(identities::UserRow, identities::KeyRow)> {
-    let u = key_owner(state, req).await?;
-    let key_id = path_id(req, "key_id");
-    let mut c = state.stores.nebula.read().await?;
-    let k = identities::keys_of(&mut c, USER, &u.id)
-        .await?
-        .into_iter()
-        .find(|k| k.id == key_id)
-        .ok_or_else(|| ApiError::not_found("API key not found"))?;
-    Ok((u, k))
-}
-
-async fn read_user_key(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
-    let (_, k) = user_key(&state, &req).await?;
-    Ok(HttpResponse::Ok().json(key_json(&k, None)))
-}
-
-async fn delete_user_key(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
-    let (u, k) = user_key(&state, &req).await?;
-    let id = k.id.clone();
-    write(&state, "", async move |c| {
-        identities::revoke_key(c, &id, now()).await
-    })
-    .await?;
-    identity::forget_key_here(&state, &k.key_hash).await;
-    audit::record(
-        &state,
-        caller(&req).as_ref(),
-        &[key_change(&k, &u.email, &u.account_id, "revoked")],
     )
     .await;
     Ok(HttpResponse::NoContent().finish())

@@ -11,3 +11,4 @@ pub mod me;
 pub mod middleware;
 pub mod session;
 pub mod table;
+pub mod user_keys;

@@ -7,8 +7,10 @@
 
 mod auth;
 mod hosts;
+mod services;
 pub use auth::{AuthMode, AuthSettings};
 pub use hosts::host_name;
+pub use services::ServiceSettings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,28 +89,6 @@ pub struct RedisSettings {
     pub stream_maxlen: usize,
     pub stream_max_age_seconds: u64,
     pub consumer_reap_after_seconds: u64,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceSettings {
-    pub outbox_relay_interval_ms: u64,
-    pub outbox_redeliver_after_seconds: u64,
-    pub event_persister_interval_ms: u64,
-    pub task_run_recorder_interval_ms: u64,
-    pub repossessor_interval_ms: u64,
-    pub pause_expirations_interval_ms: u64,
-    pub scheduler_interval_ms: u64,
-    pub recent_scheduler_interval_ms: u64,
-    pub late_runs_interval_ms: u64,
-    pub late_runs_after_seconds: u64,
-    pub foreman_interval_ms: u64,
-    pub cancellation_cleanup_interval_ms: u64,
-    pub heap_trim_interval_ms: u64,
-    pub workspace_deletion_delay_ms: u64,
-    pub consumer_batch_size: usize,
-    pub consumer_block_ms: u64,
-    pub visibility_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -8,10 +8,20 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+mod access;
 mod admin;
 mod keys;
+mod members;
+mod roles;
+mod session;
+mod team;
+pub use access::*;
 pub use admin::*;
 pub use keys::*;
+pub use members::*;
+pub use roles::*;
+pub use session::*;
+pub use team::*;
 
 use super::accounts::Workspace;
 use super::schema::{

@@ -7,6 +7,11 @@
 
 use crate::identity::Scope::{self, *};
 
+mod accounts;
+mod scopes;
+pub use accounts::{account_permission, account_route, ACCOUNT_ROUTES};
+pub use scopes::fine_scope;
+
 /// (method, route pattern, scope).
 pub const ROUTES: &[(&str, &str, Scope)] = &[
     // auth's own routes
@@ -267,140 +272,6 @@ pub const ROUTES: &[(&str, &str, Scope)] = &[
     ("POST", "/team_access/filter", Manage),
     ("DELETE", "/team_access/{team_id}", Manage),
 ];
-
-/// Account routes, under `/accounts/{account_id}`: the account permission each needs (see
-/// `AccountRole::may`). A caller outside the account gets 404.
-pub const ACCOUNT_ROUTES: &[(&str, &str, &str)] = &[
-    ("GET", "", "read:account"),
-    ("GET", "/", "read:account"),
-    ("PATCH", "", "update:account"),
-    ("GET", "/settings", "read:account"),
-    ("POST", "/workspaces/", "create:workspace"),
-    ("POST", "/workspaces", "create:workspace"),
-    ("POST", "/workspaces/filter", "read:workspace"),
-    ("GET", "/workspaces/{id}", "read:workspace"),
-    ("PATCH", "/workspaces/{id}", "administrate:workspace"),
-    ("DELETE", "/workspaces/{id}", "delete:workspace"),
-    ("POST", "/workspace_roles/", "create:workspace_role"),
-    ("POST", "/workspace_roles", "create:workspace_role"),
-    ("POST", "/workspace_roles/filter", "read:workspace_role"),
-    ("GET", "/workspace_roles/{id}", "read:workspace_role"),
-    ("PATCH", "/workspace_roles/{id}", "update:workspace_role"),
-    ("DELETE", "/workspace_roles/{id}", "delete:workspace_role"),
-    ("POST", "/account_roles/filter", "read:account_role"),
-    ("GET", "/account_roles/{id}", "read:account_role"),
-    (
-        "POST",
-        "/account_memberships/filter",
-        "read:account_membership",
-    ),
-    (
-        "GET",
-        "/account_memberships/{id}",
-        "read:account_membership",
-    ),
-    (
-        "PATCH",
-        "/account_memberships/{id}",
-        "update:account_membership",
-    ),
-    (
-        "DELETE",
-        "/account_memberships/{id}",
-        "delete:account_membership",
-    ),
-    ("POST", "/bots/", "create:bot"),
-    ("POST", "/bots", "create:bot"),
-    ("POST", "/bots/filter", "read:bot"),
-    ("GET", "/bots/{id}", "read:bot"),
-    ("PATCH", "/bots/{id}", "update:bot"),
-    ("DELETE", "/bots/{id}", "delete:bot"),
-    ("POST", "/bots/{id}/rotate_api_key", "update:bot"),
-    ("POST", "/teams/", "create:team"),
-    ("POST", "/teams", "create:team"),
-    ("POST", "/teams/filter", "read:team"),
-    ("GET", "/teams/{id}", "read:team"),
-    ("PUT", "/teams/{id}", "update:team"),
-    ("DELETE", "/teams/{id}", "delete:team"),
-    ("PUT", "/teams/{id}/members", "update:team"),
-    ("DELETE", "/teams/{id}/members/{actor_id}", "update:team"),
-];
-
-/// The permission an account route of `method` for `path` (after `/accounts/{id}`) needs.
-pub fn account_permission(method: &str, path: &str) -> Option<&'static str> {
-    account_route(method, path).map(|(_, perm)| perm)
-}
-
-/// The account route (its pattern and permission) of `method` for `path`.
-pub fn account_route(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
-    ACCOUNT_ROUTES
-        .iter()
-        .find(|(m, p, _)| *m == method && matches(p, path))
-        .map(|(_, p, perm)| (*p, *perm))
-}
-
-/// The workspace scope (Prefect Cloud's names) a workspace route of class `class` and
-/// `pattern` needs, by the resource its first path segment names; `None` for routes any role
-/// of the workspace may use (the connectivity check, the CSRF token, the UI's schema check).
-pub fn fine_scope(class: Scope, pattern: &str) -> Option<&'static str> {
-    let mut segments = pattern.trim_start_matches('/').split('/');
-    let mut first = segments.next().unwrap_or("");
-    if first == "v2" || first == "ui" {
-        first = segments.next().unwrap_or("");
-    }
-    if pattern == "/admin/version" {
-        return None;
-    }
-    let workers = pattern.contains("/workers/");
-    let resource = match first {
-        "artifacts" => "artifacts",
-        "automations" => "automations",
-        "block_documents" | "block_schemas" | "block_types" | "block_capabilities" => "blocks",
-        "collections" => "work_pools",
-        "concurrency_limits" => "concurrency_limits",
-        "deployments" => "deployments",
-        "events" => "events",
-        "flows" | "flow_runs" | "flow_run_states" | "logs" => "flows",
-        "task_runs" | "task_run_states" | "task_workers" => "tasks",
-        "saved_searches" => "saved_search",
-        "variables" => "variables",
-        "work_pools" if workers => "workers",
-        "work_pools" => "work_pools",
-        "work_queues" => "work_queues",
-        "admin" => "workspace_settings",
-        "user_access" => "workspace_users",
-        "bot_access" => "workspace_service_accounts",
-        "team_access" => "workspace_teams",
-        _ => return None,
-    };
-    let name = match class {
-        Public | Me => return None,
-        Read => match resource {
-            "saved_search" | "schemas" => return None,
-            "tasks" => "see_flows",
-            r => return static_name("see_", r),
-        },
-        Run => "run_deployments",
-        Work => match resource {
-            "flows" | "events" | "concurrency_limits" => "run_flows",
-            "tasks" => "run_tasks",
-            r => return static_name("write_", r),
-        },
-        Write | Manage => match resource {
-            "tasks" => "manage_flows",
-            r => return static_name("manage_", r),
-        },
-    };
-    Some(name)
-}
-
-/// The catalogue's `{prefix}{resource}` scope.
-fn static_name(prefix: &str, resource: &str) -> Option<&'static str> {
-    crate::identity::WORKSPACE_SCOPES
-        .iter()
-        .copied()
-        .find(|s| s.strip_prefix(prefix) == Some(resource))
-}
 
 /// Websocket routes: a request without credentials is let through to authenticate with the
 /// socket's first `{"type": "auth", "token": ...}` message, as the client in server mode does.
