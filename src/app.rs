@@ -239,6 +239,9 @@ fn start_services(
                 state: state.clone(),
             },
         ));
+        list.push(Arc::new(crate::services::event_retention::EventRetention {
+            state: state.clone(),
+        }));
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     list.push(Arc::new(crate::services::heap_trim::HeapTrim {

@@ -137,6 +137,7 @@ fn mount_api(cfg: &mut web::ServiceConfig, full: bool) {
                     // Account routes before the workspace scope, whose prefix would take
                     // `/accounts/{a}/workspaces/filter` and `/accounts/{a}/workspaces/{w}`.
                     crate::auth::accounts::configure(c);
+                    crate::api::event_queries::configure_account(c);
                     api::configure(c, crate::auth::access::configure)
                 } else {
                     api::root::configure(c)

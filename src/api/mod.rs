@@ -11,6 +11,7 @@ pub mod common;
 pub mod concurrency_limits_v1;
 pub mod concurrency_limits_v2;
 pub mod deployments;
+pub mod event_queries;
 pub mod events;
 pub mod flow_run_input;
 pub mod flow_runs;
@@ -74,6 +75,7 @@ fn resources(cfg: &mut web::ServiceConfig) {
     automations::configure(cfg);
     logs::configure(cfg);
     events::configure(cfg);
+    event_queries::configure(cfg);
     artifacts::configure(cfg);
     concurrency_limits_v1::configure(cfg);
     flow_run_input::configure(cfg);

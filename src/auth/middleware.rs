@@ -214,14 +214,7 @@ fn account_route(method: &str, path: &str) -> Option<(String, &'static str, &'st
         .map(|(pattern, p)| (account.to_ascii_lowercase(), pattern, p))
 }
 
-/// Whether `a` and `b` are equal, in time that depends only on their lengths.
-fn same_bytes(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+use crate::identity::keys::same_bytes;
 
 /// A cookie-authenticated request's `Origin`, when it has one, is this host, the app host or
 /// an origin `server.cors_origins` lets in.

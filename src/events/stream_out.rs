@@ -265,7 +265,7 @@ pub async fn events_out(
     Ok(resp)
 }
 
-fn received_from_row(r: &crate::storage::events::EventRow) -> Option<ReceivedEvent> {
+pub(crate) fn received_from_row(r: &crate::storage::events::EventRow) -> Option<ReceivedEvent> {
     Some(ReceivedEvent {
         event: super::Event {
             occurred: r.occurred.and_utc(),

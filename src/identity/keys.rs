@@ -56,6 +56,20 @@ pub fn hash(secret: &[u8], text: &str) -> String {
     tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether `mac` is [`hash`] of `text` under `secret`, compared in constant time.
+pub fn verify(secret: &[u8], text: &str, mac: &str) -> bool {
+    same_bytes(&hash(secret, text), mac)
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
+pub fn same_bytes(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// Random bytes as hex.
 fn random_hex(n: usize) -> Result<String, String> {
     let mut buf = vec![0u8; n];

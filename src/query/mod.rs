@@ -5,6 +5,7 @@
 
 pub mod artifacts;
 pub mod blocks;
+pub mod events;
 pub mod pools;
 pub mod variables;
 

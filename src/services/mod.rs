@@ -4,6 +4,7 @@
 //! `crate::service::Service`.
 
 pub mod cancellation;
+pub mod event_retention;
 pub mod foreman;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub mod heap_trim;

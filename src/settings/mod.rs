@@ -6,9 +6,11 @@
 //! This module reads files and the environment only; it knows nothing of HTTP or storage.
 
 mod auth;
+mod events;
 mod hosts;
 mod services;
 pub use auth::{AuthMode, AuthSettings};
+pub use events::EventSettings;
 pub use hosts::host_name;
 pub use services::ServiceSettings;
 
@@ -31,6 +33,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub services: ServiceSettings,
+    pub events: EventSettings,
     pub ui: UiSettings,
     pub collections: CollectionsSettings,
     pub auth: AuthSettings,

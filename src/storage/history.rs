@@ -48,12 +48,12 @@ pub type HistoryGroupSql = (
 );
 
 /// Microseconds since the epoch of `t`.
-fn micros_of(t: &NaiveDateTime) -> i64 {
+pub(crate) fn micros_of(t: &NaiveDateTime) -> i64 {
     t.and_utc().timestamp_micros()
 }
 
 /// Microseconds since the epoch of timestamp column `col`, in the backend's SQL.
-fn micros_sql(pg: bool, col: &str) -> String {
+pub(crate) fn micros_sql(pg: bool, col: &str) -> String {
     if pg {
         format!("CAST(extract(epoch FROM {col}) * 1000000 AS BIGINT)")
     } else {

@@ -39,7 +39,7 @@ pub const ORION_TABLES: &[&str] = &[
 ];
 
 /// Events tables with a `workspace_id`.
-pub const EVENTS_TABLES: &[&str] = &["event_resources", "events"];
+pub const EVENTS_TABLES: &[&str] = &["event_resources", "events", "event_counts"];
 
 /// Deletes up to `batch` rows of workspace `ws` from `table` (one of the lists above); how many.
 pub async fn delete_batch(c: &mut Conn, table: &str, ws: &str, batch: i64) -> StorageResult<usize> {

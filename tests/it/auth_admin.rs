@@ -722,6 +722,36 @@ async fn an_account_is_run_through_the_admin_api() {
         json!(format!("orrery.user.{boss_id}"))
     );
     assert_eq!(related[0]["prefect.resource.role"], "actor");
+    // Read through the API: the account's events routes, for those who may read the audit log.
+    let audit = json!({"filter": {"event": {"prefix": ["orrery.audit.team."]}}, "limit": 5});
+    let (s, page) = req(
+        &boss,
+        "POST",
+        &format!("{a}/events/filter"),
+        Some(audit.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    assert!(
+        page["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["event"] == "orrery.audit.team.created"),
+        "{page}"
+    );
+    let (s, counts) = req(
+        &boss,
+        "POST",
+        &format!("{a}/events/count-by/event"),
+        Some(json!({"filter": {"event": {"prefix": ["orrery.audit."]}}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{counts}");
+    assert!(counts.as_array().expect("counts").len() >= 7, "{counts}");
+    let (_, member) = account_user(&app, "member@example.com", AccountRole::Member).await;
+    let (s, _) = req(&member, "POST", &format!("{a}/events/filter"), Some(audit)).await;
+    assert_eq!(s, 403, "members don't read the audit log");
     // Denied requests are counted and written a few seconds later.
     eventually("the denied requests", async || {
         audit_events(&app, DEFAULT_ACCOUNT_ID)

@@ -59,6 +59,10 @@ pub const ACCOUNT_ROUTES: &[(&str, &str, &str)] = &[
     ("DELETE", "/teams/{id}", "delete:team"),
     ("PUT", "/teams/{id}/members", "update:team"),
     ("DELETE", "/teams/{id}/members/{actor_id}", "update:team"),
+    // The account's own events: its audit log.
+    ("POST", "/events/filter", "read:audit_event"),
+    ("GET", "/events/filter/next", "read:audit_event"),
+    ("POST", "/events/count-by/{countable}", "read:audit_event"),
 ];
 
 /// The permission an account route of `method` for `path` (after `/accounts/{id}`) needs.

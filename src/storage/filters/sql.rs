@@ -135,6 +135,28 @@ pub enum Where {
         select: Col,
         cond: Box<Where>,
     },
+    /// The text value of label `key` of the JSON object in `col`, `LIKE pattern ESCAPE '\'`.
+    /// `path` is the key as SQLite's JSON path (made by [`Where::json_like`]).
+    JsonLike {
+        col: Col,
+        key: String,
+        path: String,
+        pattern: String,
+    },
+    /// `lower(a || ' ' || b …) LIKE pattern ESCAPE '\'`: a search over several text columns.
+    TextLike {
+        cols: Vec<Col>,
+        pattern: String,
+    },
+    /// The rows that come first in their `partition` group by `order` (descending when `desc`)
+    /// among those where `cond` holds: `id IN (SELECT … row_number() OVER (…) … = 1)`.
+    FirstPer {
+        id: Col,
+        partition: Col,
+        order: Col,
+        desc: bool,
+        cond: Box<Where>,
+    },
 }
 
 impl Where {
@@ -231,6 +253,20 @@ impl Where {
         }
     }
 
+    /// Label `key` of the JSON object in `col` `LIKE pattern ESCAPE '\'`.
+    /// A label name with a `"` in it matches nothing (no resource has one).
+    pub fn json_like(col: Col, key: &str, pattern: String) -> Where {
+        if key.contains('"') {
+            return Where::False;
+        }
+        Where::JsonLike {
+            col,
+            key: key.to_string(),
+            path: json_member_path(key),
+            pattern,
+        }
+    }
+
     /// `col IN (SELECT select FROM … WHERE cond)`.
     pub fn in_select(col: Col, select: Col, cond: Where) -> Where {
         Where::InSelect {
@@ -249,6 +285,21 @@ pub trait Dialect: Backend + Sized {
         values: &'b [String],
         negated: bool,
     ) -> QueryResult<()>;
+
+    /// The text of label `key` of the JSON object stored as text in `col` (null when absent);
+    /// `path` is the same key as a JSON path.
+    fn push_json_text<'b>(
+        out: &mut AstPass<'_, 'b, Self>,
+        col: &Col,
+        key: &'b str,
+        path: &'b str,
+    ) -> QueryResult<()>;
+}
+
+/// SQLite's JSON path of an object's member, quoted so dots in label names stay in the name.
+/// (SQLite's quoted labels can't hold a `"`: [`Where::json_like`] matches nothing for one.)
+fn json_member_path(key: &str) -> String {
+    format!("$.\"{key}\"")
 }
 
 impl Dialect for diesel::pg::Pg {
@@ -259,6 +310,20 @@ impl Dialect for diesel::pg::Pg {
     ) -> QueryResult<()> {
         out.push_sql(if negated { " != ALL(" } else { " = ANY(" });
         out.push_bind_param::<Array<Text>, [String]>(values)?;
+        out.push_sql(")");
+        Ok(())
+    }
+
+    fn push_json_text<'b>(
+        out: &mut AstPass<'_, 'b, Self>,
+        col: &Col,
+        key: &'b str,
+        _path: &'b str,
+    ) -> QueryResult<()> {
+        out.push_sql("(CAST(");
+        push_col(out, col)?;
+        out.push_sql(" AS jsonb) ->> ");
+        out.push_bind_param::<Text, str>(key)?;
         out.push_sql(")");
         Ok(())
     }
@@ -279,6 +344,20 @@ impl Dialect for diesel::sqlite::Sqlite {
             }
             out.push_bind_param::<Text, String>(v)?;
         }
+        out.push_sql(")");
+        Ok(())
+    }
+
+    fn push_json_text<'b>(
+        out: &mut AstPass<'_, 'b, Self>,
+        col: &Col,
+        _key: &'b str,
+        path: &'b str,
+    ) -> QueryResult<()> {
+        out.push_sql("json_extract(");
+        push_col(out, col)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, str>(path)?;
         out.push_sql(")");
         Ok(())
     }
@@ -404,6 +483,50 @@ where
                 out.push_sql(" WHERE ");
                 cond.walk_ast(out.reborrow())?;
                 out.push_sql(")");
+            }
+            Where::JsonLike {
+                col,
+                key,
+                path,
+                pattern,
+            } => {
+                DB::push_json_text(&mut out, col, key, path)?;
+                out.push_sql(" LIKE ");
+                out.push_bind_param::<Text, String>(pattern)?;
+                out.push_sql(" ESCAPE '\\'");
+            }
+            Where::TextLike { cols, pattern } => {
+                out.push_sql("lower(");
+                for (i, c) in cols.iter().enumerate() {
+                    if i > 0 {
+                        out.push_sql(" || ' ' || ");
+                    }
+                    push_col(&mut out, c)?;
+                }
+                out.push_sql(") LIKE ");
+                out.push_bind_param::<Text, String>(pattern)?;
+                out.push_sql(" ESCAPE '\\'");
+            }
+            Where::FirstPer {
+                id,
+                partition,
+                order,
+                desc,
+                cond,
+            } => {
+                push_col(&mut out, id)?;
+                out.push_sql(" IN (SELECT first_per.i FROM (SELECT ");
+                push_col(&mut out, id)?;
+                out.push_sql(" AS i, row_number() OVER (PARTITION BY ");
+                push_col(&mut out, partition)?;
+                out.push_sql(" ORDER BY ");
+                push_col(&mut out, order)?;
+                out.push_sql(if *desc { " DESC" } else { " ASC" });
+                out.push_sql(") AS rn FROM ");
+                out.push_identifier(id.table)?;
+                out.push_sql(" WHERE ");
+                cond.walk_ast(out.reborrow())?;
+                out.push_sql(") AS first_per WHERE first_per.rn = 1)");
             }
         }
         Ok(())

@@ -165,6 +165,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Events per workspace, hour and event name (maintained with `events` by the persister and
+    /// retention): what counts and totals read instead of the events of whole hours.
+    event_counts (workspace_id, hour, event) {
+        workspace_id -> Text,
+        hour -> Timestamp,
+        event -> Text,
+        count -> BigInt,
+        first_occurred -> Timestamp,
+        last_occurred -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(events, event_resources);
+
+diesel::table! {
     logs (id) {
         id -> Text,
         workspace_id -> Text,

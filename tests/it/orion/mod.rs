@@ -2,6 +2,7 @@
 //! logs, events and the task-run recorder, concurrency leases — status codes and bodies,
 //! including bad input. Nothing answers 500.
 
+mod event_queries;
 mod events;
 mod flow_runs;
 mod flows;

@@ -1,5 +1,10 @@
 //! The events database: events as received, one row per event id, with their related
-//! resources. Writes are batched and idempotent (a replayed event changes nothing).
+//! resources and the per-hour counts ([`counts`]). Writes are batched and idempotent (a replayed
+//! event changes nothing); queries are in [`query`], retention in [`retention`].
+
+pub mod counts;
+pub mod query;
+pub mod retention;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -63,6 +68,7 @@ async fn sqlite_insert(
     let n = {
         async {
             let mut n = 0;
+            let mut new = Vec::new();
             for (event, resources) in batch {
                 let inserted = diesel::insert_into(events::table)
                     .values(event)
@@ -71,6 +77,7 @@ async fn sqlite_insert(
                     .await?;
                 if inserted == 1 {
                     n += 1;
+                    new.push(event);
                     for r in resources {
                         diesel::insert_into(event_resources::table)
                             .values(r)
@@ -79,6 +86,15 @@ async fn sqlite_insert(
                             .await?;
                     }
                 }
+            }
+            for row in counts::tally(new) {
+                diesel::insert_into(counts::table())
+                    .values(&row)
+                    .on_conflict(counts::key())
+                    .do_update()
+                    .set(counts::merge(false))
+                    .execute(c)
+                    .await?;
             }
             Ok::<_, diesel::result::Error>(n)
         }
@@ -118,6 +134,22 @@ async fn insert_batched(
                 diesel::insert_into(event_resources::table)
                     .values(chunk.to_vec())
                     .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+            }
+            // In key order, so two persisters adding to the same hours wait rather than deadlock.
+            let tallies = counts::tally(
+                batch
+                    .iter()
+                    .map(|(e, _)| e)
+                    .filter(|e| new_ids.contains(&e.id)),
+            );
+            for chunk in tallies.chunks(CHUNK) {
+                diesel::insert_into(counts::table())
+                    .values(chunk)
+                    .on_conflict(counts::key())
+                    .do_update()
+                    .set(counts::merge(true))
                     .execute(c)
                     .await?;
             }
