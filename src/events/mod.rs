@@ -3,6 +3,7 @@
 //! `events` stream, and the stream's consumers — the persister and the task-run recorder — which
 //! settle each outbox row once they have its event durably.
 
+pub mod automations;
 pub mod counting;
 pub mod filter;
 pub mod persister;

@@ -4,6 +4,7 @@
 //! (`storage::filters`). Nothing here knows SQL or HTTP.
 
 pub mod artifacts;
+pub mod automations;
 pub mod blocks;
 pub mod events;
 pub mod pools;

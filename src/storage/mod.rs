@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod artifacts;
+pub mod automations;
 pub mod blocks;
 pub mod concurrency;
 pub mod deployments;

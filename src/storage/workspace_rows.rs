@@ -9,6 +9,8 @@ use super::{Backend, Conn, StorageResult};
 /// Orion tables with a `workspace_id`, children before their parents (the foreign keys cascade,
 /// but a batch of parents would otherwise take an unbounded number of children with it).
 pub const ORION_TABLES: &[&str] = &[
+    "automation_related_resources",
+    "automations",
     "logs",
     "task_run_state_cache",
     "task_run_states",

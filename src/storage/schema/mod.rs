@@ -180,6 +180,34 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(events, event_resources);
 
 diesel::table! {
+    automations (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        description -> Text,
+        enabled -> Bool,
+        tags -> Text,
+        trigger -> Text,
+        actions -> Text,
+        actions_on_trigger -> Text,
+        actions_on_resolve -> Text,
+    }
+}
+
+diesel::table! {
+    automation_related_resources (automation_id, resource_id) {
+        workspace_id -> Text,
+        automation_id -> Text,
+        resource_id -> Text,
+        owned_by_resource -> Bool,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(automations, automation_related_resources);
+
+diesel::table! {
     logs (id) {
         id -> Text,
         workspace_id -> Text,

@@ -1,0 +1,2 @@
+DROP TABLE automation_related_resources;
+DROP TABLE automations;

@@ -1,0 +1,5 @@
+//! Automations: the model (triggers and actions, as Prefect defines and checks them) and their
+//! templates.
+
+pub mod model;
+pub mod templates;

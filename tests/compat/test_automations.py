@@ -1,0 +1,148 @@
+"""Automations through the real client: the SDK (`Automation(...).create()`, `.read()`,
+`.disable()`, `.enable()`, `.update()`, `.delete()`), the CLI (`prefect automation ls|inspect|pause|resume|
+delete|create`), and deployment triggers (`triggers:` in prefect.yaml through `prefect deploy`,
+which replaces the deployment's own automations on every deploy)."""
+
+import json
+import uuid
+
+import conftest
+from test_deployments import api, http, project, run_cli, run_python, server  # noqa: F401 (fixtures)
+
+SDK = """
+import json, sys
+from prefect.automations import Automation, EventTrigger, Posture, DoNothing, CompoundTrigger
+name = sys.argv[1]
+a = Automation(
+    name=name,
+    description="compat",
+    trigger=EventTrigger(expect={"compat.thing.happened"}, match={"prefect.resource.id": "compat.*"},
+                         posture=Posture.Reactive, threshold=2, within=60),
+    actions=[DoNothing()],
+).create()
+out = {"id": str(a.id), "trigger_within": a.trigger.within.total_seconds()}
+r = Automation.read(id=a.id)
+out["read_name"] = r.name
+out["by_name"] = str(Automation.read(name=name).id)
+a.disable(); out["paused"] = Automation.read(id=a.id).enabled
+a.enable(); out["resumed"] = Automation.read(id=a.id).enabled
+a.description = "changed"; a.update(); out["updated"] = Automation.read(id=a.id).description
+c = Automation(
+    name=name + "-compound",
+    trigger=CompoundTrigger(require="all", within=120, triggers=[
+        EventTrigger(expect={"a.b"}, posture=Posture.Reactive),
+        EventTrigger(expect={"c.d"}, posture=Posture.Proactive, within=30),
+    ]),
+    actions=[DoNothing()],
+).create()
+out["compound_kinds"] = [t.type for t in Automation.read(id=c.id).trigger.triggers]
+out["deleted"] = a.delete()
+try:
+    Automation.read(id=a.id)
+    out["gone"] = False
+except ValueError:
+    out["gone"] = True
+print("OUT", json.dumps(out))
+"""
+
+
+def _out(text: str) -> dict:
+    line = [ln for ln in text.splitlines() if ln.startswith("OUT ")][-1]
+    return json.loads(line[4:])
+
+
+def test_the_automation_sdk(server):  # noqa: F811
+    name = f"sdk-{uuid.uuid4().hex[:8]}"
+    out = _out(run_python(server, SDK, name))
+    assert out["read_name"] == name
+    assert out["by_name"] == out["id"]
+    assert out["trigger_within"] == 60
+    assert (out["paused"], out["resumed"]) == (False, True)
+    assert out["updated"] == "changed"
+    assert out["compound_kinds"] == ["event", "event"]
+    assert out["deleted"] is True
+    assert out["gone"] is True
+
+
+def test_the_automation_cli(server, http, tmp_path):  # noqa: F811
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    spec = {
+        "name": name,
+        "trigger": {"type": "event", "expect": ["compat.cli"], "posture": "Reactive", "threshold": 1, "within": 0},
+        "actions": [{"type": "do-nothing"}],
+    }
+    (tmp_path / "a.json").write_text(json.dumps(spec))
+    run_cli(server, "automation", "create", "--from-file", str(tmp_path / "a.json"))
+    assert name in run_cli(server, "automation", "ls").stdout
+    shown = run_cli(server, "automation", "inspect", name, "--json").stdout
+    inspected = json.loads(shown[min(i for i in (shown.find("["), shown.find("{")) if i >= 0) :])
+    inspected = inspected[0] if isinstance(inspected, list) else inspected
+    assert inspected["name"] == name
+    run_cli(server, "automation", "pause", name)
+    found = http.post("/automations/filter", json={"automations": {"name": {"any_": [name]}}}).json()
+    assert [a["enabled"] for a in found] == [False]
+    run_cli(server, "automation", "resume", name)
+    found = http.post("/automations/filter", json={"automations": {"name": {"any_": [name]}}}).json()
+    assert [a["enabled"] for a in found] == [True]
+    run_cli(server, "automation", "delete", name)
+    assert http.post("/automations/filter", json={"automations": {"name": {"any_": [name]}}}).json() == []
+
+
+def test_deployment_triggers_from_prefect_yaml_replace_the_deployments_automations(server, api, http, project):  # noqa: F811
+    tok = uuid.uuid4().hex[:8]
+    pool = f"wp-auto-{tok}"
+    run_cli(server, "work-pool", "create", pool, "--type", "process")
+
+    def deploy(expect: str):
+        (project / "prefect.yaml").write_text(
+            json.dumps(
+                {
+                    "name": "compat-automations",
+                    "prefect-version": "3.9.1",
+                    "build": None,
+                    "push": None,
+                    "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": str(project)}}],
+                    "deployments": [
+                        {
+                            "name": f"trig-{tok}",
+                            "entrypoint": "flow.py:my_flow",
+                            "parameters": {"n": 1},
+                            "work_pool": {"name": pool, "work_queue_name": None, "job_variables": {}},
+                            "triggers": [
+                                {
+                                    "enabled": True,
+                                    "match": {"prefect.resource.id": "compat.upstream.*"},
+                                    "expect": [expect],
+                                    "parameters": {"n": 7},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            )
+        )
+        run_cli(server, "--no-prompt", "deploy", "--name", f"trig-{tok}", cwd=project)
+
+    deploy("compat.upstream.done")
+    d = api.read_deployment_by_name(f"my-flow/trig-{tok}")
+    owner = f"prefect.deployment.{d.id}"
+
+    def owned():
+        r = http.get(f"/automations/related-to/{owner}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = owned()
+    assert len(first) == 1, first
+    a = first[0]
+    assert a["trigger"]["expect"] == ["compat.upstream.done"]
+    assert a["trigger"]["match"] == {"prefect.resource.id": "compat.upstream.*"}
+    (action,) = a["actions"]
+    assert action["type"] == "run-deployment"
+    assert action["source"] == "selected" and action["deployment_id"] == str(d.id)
+    assert action["parameters"] == {"n": 7}
+
+    # Deploying again replaces the deployment's automation rather than adding one.
+    deploy("compat.upstream.finished")
+    again = conftest.wait_for(owned, lambda v: len(v) == 1 and v[0]["id"] != a["id"], "the replaced trigger")
+    assert again[0]["trigger"]["expect"] == ["compat.upstream.finished"]
