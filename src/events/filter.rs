@@ -82,23 +82,8 @@ impl EventFilter {
                 return false;
             }
         }
-        if let Some(n) = &self.event {
-            if nonempty(&n.name).is_some_and(|names| !names.contains(&e.event)) {
-                return false;
-            }
-            if nonempty(&n.prefix)
-                .is_some_and(|ps| !ps.iter().any(|p| e.event.starts_with(p.as_str())))
-            {
-                return false;
-            }
-            if nonempty(&n.exclude_name).is_some_and(|names| names.contains(&e.event)) {
-                return false;
-            }
-            if nonempty(&n.exclude_prefix)
-                .is_some_and(|ps| ps.iter().any(|p| e.event.starts_with(p.as_str())))
-            {
-                return false;
-            }
+        if self.event.as_ref().is_some_and(|n| !n.allows(&e.event)) {
+            return false;
         }
         if let Some(r) = &self.resource {
             if !resource_match(r, &e.resource) {

@@ -99,17 +99,25 @@ pub async fn dead_letter_exhausted(
 pub fn to_rows(env: &Envelope) -> (EventRow, Vec<EventResourceRow>) {
     let e = &env.event.event;
     let occurred = e.occurred.naive_utc();
-    let resources = e
-        .related
-        .iter()
-        .map(|r| EventResourceRow {
+    // The primary resource too (role ""), as Prefect stores it: a query for any resource
+    // involved in an event is then one indexed lookup.
+    let primary = EventResourceRow {
+        event_id: e.id.to_string(),
+        workspace_id: env.workspace_id.clone(),
+        occurred,
+        resource_id: e.resource_id().to_string(),
+        resource_role: String::new(),
+        resource: serde_json::to_string(&e.resource).unwrap_or_default(),
+    };
+    let resources = std::iter::once(primary)
+        .chain(e.related.iter().map(|r| EventResourceRow {
             event_id: e.id.to_string(),
             workspace_id: env.workspace_id.clone(),
             occurred,
             resource_id: r.get("prefect.resource.id").cloned().unwrap_or_default(),
             resource_role: r.get("prefect.resource.role").cloned().unwrap_or_default(),
             resource: serde_json::to_string(r).unwrap_or_default(),
-        })
+        }))
         .collect();
     let row = EventRow {
         id: e.id.to_string(),

@@ -65,6 +65,18 @@ pub struct NameFilter {
     pub exclude_name: Option<Vec<String>>,
 }
 
+impl NameFilter {
+    /// Whether an event of this name passes the filter.
+    pub fn allows(&self, name: &str) -> bool {
+        nonempty(&self.name).is_none_or(|names| names.iter().any(|n| n == name))
+            && nonempty(&self.prefix)
+                .is_none_or(|ps| ps.iter().any(|p| name.starts_with(p.as_str())))
+            && !nonempty(&self.exclude_name).is_some_and(|names| names.iter().any(|n| n == name))
+            && !nonempty(&self.exclude_prefix)
+                .is_some_and(|ps| ps.iter().any(|p| name.starts_with(p.as_str())))
+    }
+}
+
 /// Label name → one glob or a list of them (`*`, `?`; a leading `!` negates one).
 pub type Labels = BTreeMap<String, LabelValues>;
 

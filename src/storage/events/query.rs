@@ -241,6 +241,12 @@ async fn hourly(c: &mut Conn, scope: &Scope, f: &EventFilter) -> StorageResult<V
         (scope.since, from - TimeDelta::microseconds(1)),
         (to, scope.until),
     ];
+    // The partial hours: every name counted over the time index alone (each backend then reads
+    // one hour of the index, whatever the names), the filter's names kept in Rust.
+    let all_names = EventFilter {
+        event: None,
+        ..f.clone()
+    };
     for (since, until) in edges {
         if since <= until {
             let edge = Scope {
@@ -248,7 +254,12 @@ async fn hourly(c: &mut Conn, scope: &Scope, f: &EventFilter) -> StorageResult<V
                 since,
                 until,
             };
-            out.extend(grouped(c, &edge, f, By::Event).await?);
+            let groups = grouped(c, &edge, &all_names, By::Event).await?;
+            out.extend(
+                groups
+                    .into_iter()
+                    .filter(|g| f.event.as_ref().is_none_or(|n| n.allows(&g.value))),
+            );
         }
     }
     let cond = build::hours(&scope.ws, from, to, f);

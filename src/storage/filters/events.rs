@@ -191,38 +191,19 @@ fn related_cond(scope: &Scope, f: &RelatedFilter) -> Option<Where> {
     Some(with_resources(scope, conds))
 }
 
-/// The primary resource or one of the related ones matches.
+/// The primary resource or one of the related ones matches: `event_resources` holds both (the
+/// primary with role ""), so this is one indexed lookup.
 fn any_resource_cond(scope: &Scope, f: &ResourceFilter) -> Option<Where> {
-    let related = resource_conds(
+    let conds = resource_conds(
         f,
         col!(event_resources::resource_id),
         Some(col!(event_resources::resource_role)),
         col!(event_resources::resource),
     );
-    if related.is_empty() {
+    if conds.is_empty() {
         return None;
     }
-    // The primary resource has no role: a role label matches it only when it allows "".
-    let primary_role_ok = f
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("prefect.resource.role"))
-        .is_none_or(|v| v.values().contains(&""));
-    let primary = if primary_role_ok {
-        let mut without_role = f.clone();
-        if let Some(l) = &mut without_role.labels {
-            l.remove("prefect.resource.role");
-        }
-        Where::all(resource_conds(
-            &without_role,
-            col!(events::resource_id),
-            None,
-            col!(events::resource),
-        ))
-    } else {
-        Where::False
-    };
-    Some(Where::any(vec![primary, with_resources(scope, related)]))
+    Some(with_resources(scope, conds))
 }
 
 fn text_conds(out: &mut Vec<Where>, f: &TextFilter) {

@@ -21,3 +21,14 @@ FROM events
 GROUP BY workspace_id, date_trunc('hour', occurred), event;
 
 CREATE INDEX event_counts_hour ON event_counts (hour);
+
+-- The feed's index also carries the name, so counting the events of a window's partial hours
+-- by name reads only the index.
+CREATE INDEX events_workspace_occurred_event ON events (workspace_id, occurred, event);
+DROP INDEX events_workspace_occurred;
+
+-- Each event's primary resource in event_resources too (role ''), as Prefect stores it, so a
+-- query for any resource involved in an event is one indexed lookup.
+INSERT INTO event_resources (event_id, workspace_id, occurred, resource_id, resource_role, resource)
+SELECT id, workspace_id, occurred, resource_id, '', resource FROM events
+ON CONFLICT DO NOTHING;
