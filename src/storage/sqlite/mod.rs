@@ -187,7 +187,7 @@ fn start_checkpointer(name: DbName, path: String, alive: Weak<()>) -> std::io::R
                         .ok();
                 }
                 if let Some(c) = conn.as_mut() {
-                    if let Err(e) = checkpoint(c) {
+                    if let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
                         tracing::warn!(db = name.as_str(), error = %e, "WAL checkpoint failed");
                         conn = None;
                     }
@@ -195,36 +195,6 @@ fn start_checkpointer(name: DbName, path: String, alive: Weak<()>) -> std::io::R
             }
         })
         .map(|_| ())
-}
-
-/// WAL frames (pages) past which a checkpoint that could not copy them all waits for the writer
-/// instead: under a sustained write load passive checkpoints fall behind (they write pages all over
-/// the database file while the writer appends), and the WAL would grow without bound.
-const WAL_FRAMES_BEHIND: i64 = 65_536;
-
-#[derive(diesel::QueryableByName)]
-struct CheckpointResult {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    busy: i32,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    log: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    checkpointed: i64,
-}
-
-/// A passive checkpoint; when it left more than [`WAL_FRAMES_BEHIND`] frames uncopied, a
-/// RESTART checkpoint, which waits for the writer's current transaction, copies the rest and
-/// lets the next write start the WAL from its beginning.
-fn checkpoint(c: &mut SqliteConnection) -> diesel::QueryResult<()> {
-    let r: Vec<CheckpointResult> =
-        diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)"), c)?;
-    let behind = r
-        .first()
-        .is_some_and(|r| r.busy != 0 || r.log - r.checkpointed > WAL_FRAMES_BEHIND);
-    if behind && r.first().is_some_and(|r| r.log > WAL_FRAMES_BEHIND) {
-        c.batch_execute("PRAGMA wal_checkpoint(RESTART)")?;
-    }
-    Ok(())
 }
 
 /// Whether diesel sees a transaction open on the connection (or its state is broken).
