@@ -118,10 +118,14 @@ pub fn spans(
     let from_pivot = (since - pivot()).num_microseconds().unwrap_or(0);
     let first = from_pivot.div_euclid(step);
     let mut out = Vec::new();
-    let mut start = pivot() + TimeDelta::microseconds(first.saturating_mul(step));
-    while start < end && (out.len() as i64) <= MAX_BUCKETS {
-        let next = start + TimeDelta::microseconds(step);
-        out.push((start, next - TimeDelta::microseconds(1)));
+    // Checked: an interval of centuries would step past the last representable time.
+    let mut start = pivot().checked_add_signed(TimeDelta::microseconds(first.saturating_mul(step)));
+    while let Some(s) = start.filter(|s| *s < end && (out.len() as i64) <= MAX_BUCKETS) {
+        let next = s.checked_add_signed(TimeDelta::microseconds(step));
+        out.push((
+            s,
+            next.map_or(DateTime::<Utc>::MAX_UTC, |n| n - TimeDelta::microseconds(1)),
+        ));
         start = next;
     }
     (first, out)
@@ -164,5 +168,8 @@ mod tests {
         );
         assert_eq!(Countable::parse("resource"), Some(Countable::Resource));
         assert_eq!(Countable::parse("nope"), None);
+        // An interval of millennia is one bucket, not an overflow.
+        let (_, s) = spans(a, b, TimeUnit::Week, 1e300, t("2026-12-04T00:00:00Z"));
+        assert_eq!(s.len(), 1);
     }
 }

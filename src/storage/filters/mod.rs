@@ -3,6 +3,7 @@
 //! (runs, flows, deployments, logs) and [`pools`] (work pools, queues, workers).
 
 pub mod build;
+pub mod dialect;
 pub mod events;
 pub mod pools;
 pub mod sql;

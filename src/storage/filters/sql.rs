@@ -14,8 +14,11 @@ use diesel::backend::Backend;
 use diesel::expression::ValidGrouping;
 use diesel::expression::{is_aggregate, AppearsOnTable, Expression, SelectableExpression};
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Bool, Integer, Text, Timestamp};
+use diesel::sql_types::{Bool, Integer, Text, Timestamp};
 use diesel::QueryResult;
+
+use super::dialect::json_member_path;
+pub use super::dialect::Dialect;
 
 /// A column, as `table.column` in SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,93 +280,7 @@ impl Where {
     }
 }
 
-/// What differs between the backends when rendering a [`Where`].
-pub trait Dialect: Backend + Sized {
-    /// `col IN (values)` / `NOT IN`, `values` not empty.
-    fn push_in<'b>(
-        out: &mut AstPass<'_, 'b, Self>,
-        values: &'b [String],
-        negated: bool,
-    ) -> QueryResult<()>;
-
-    /// The text of label `key` of the JSON object stored as text in `col` (null when absent);
-    /// `path` is the same key as a JSON path.
-    fn push_json_text<'b>(
-        out: &mut AstPass<'_, 'b, Self>,
-        col: &Col,
-        key: &'b str,
-        path: &'b str,
-    ) -> QueryResult<()>;
-}
-
-/// SQLite's JSON path of an object's member, quoted so dots in label names stay in the name.
-/// (SQLite's quoted labels can't hold a `"`: [`Where::json_like`] matches nothing for one.)
-fn json_member_path(key: &str) -> String {
-    format!("$.\"{key}\"")
-}
-
-impl Dialect for diesel::pg::Pg {
-    fn push_in<'b>(
-        out: &mut AstPass<'_, 'b, Self>,
-        values: &'b [String],
-        negated: bool,
-    ) -> QueryResult<()> {
-        out.push_sql(if negated { " != ALL(" } else { " = ANY(" });
-        out.push_bind_param::<Array<Text>, [String]>(values)?;
-        out.push_sql(")");
-        Ok(())
-    }
-
-    fn push_json_text<'b>(
-        out: &mut AstPass<'_, 'b, Self>,
-        col: &Col,
-        key: &'b str,
-        _path: &'b str,
-    ) -> QueryResult<()> {
-        out.push_sql("(CAST(");
-        push_col(out, col)?;
-        out.push_sql(" AS jsonb) ->> ");
-        out.push_bind_param::<Text, str>(key)?;
-        out.push_sql(")");
-        Ok(())
-    }
-}
-
-impl Dialect for diesel::sqlite::Sqlite {
-    fn push_in<'b>(
-        out: &mut AstPass<'_, 'b, Self>,
-        values: &'b [String],
-        negated: bool,
-    ) -> QueryResult<()> {
-        // One parameter per element: the statement text depends on the list's length.
-        out.unsafe_to_cache_prepared();
-        out.push_sql(if negated { " NOT IN (" } else { " IN (" });
-        for (i, v) in values.iter().enumerate() {
-            if i > 0 {
-                out.push_sql(", ");
-            }
-            out.push_bind_param::<Text, String>(v)?;
-        }
-        out.push_sql(")");
-        Ok(())
-    }
-
-    fn push_json_text<'b>(
-        out: &mut AstPass<'_, 'b, Self>,
-        col: &Col,
-        _key: &'b str,
-        path: &'b str,
-    ) -> QueryResult<()> {
-        out.push_sql("json_extract(");
-        push_col(out, col)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, str>(path)?;
-        out.push_sql(")");
-        Ok(())
-    }
-}
-
-fn push_col<DB: Backend>(out: &mut AstPass<'_, '_, DB>, col: &Col) -> QueryResult<()> {
+pub(super) fn push_col<DB: Backend>(out: &mut AstPass<'_, '_, DB>, col: &Col) -> QueryResult<()> {
     out.push_identifier(col.table)?;
     out.push_sql(".");
     out.push_identifier(col.name)
@@ -551,65 +468,5 @@ impl QueryId for Where {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use diesel::prelude::*;
-
-    use crate::storage::schema::flow_runs;
-
-    fn pg(w: &Where) -> String {
-        diesel::debug_query::<diesel::pg::Pg, _>(
-            &flow_runs::table.select(flow_runs::id).filter(w.clone()),
-        )
-        .to_string()
-    }
-
-    fn sqlite(w: &Where) -> String {
-        diesel::debug_query::<diesel::sqlite::Sqlite, _>(
-            &flow_runs::table.select(flow_runs::id).filter(w.clone()),
-        )
-        .to_string()
-    }
-
-    #[test]
-    fn renders_lists_per_backend_and_values_as_binds() {
-        let w = Where::all(vec![
-            Where::is_in(col!(flow_runs::id), vec!["a".into(), "b".into()]),
-            Where::any(vec![
-                Where::ilike(col!(flow_runs::name), "%x%".into(), true),
-                Where::is_null(col!(flow_runs::end_time)),
-            ]),
-        ]);
-        let p = pg(&w);
-        assert!(
-            p.contains(r#"("flow_runs"."id" = ANY($1) AND (lower("flow_runs"."name") LIKE $2 ESCAPE '\' OR "flow_runs"."end_time" IS NULL))"#),
-            "{p}"
-        );
-        let s = sqlite(&w);
-        assert!(s.contains("`flow_runs`.`id` IN (?, ?)"), "{s}");
-        assert!(!s.contains("'a'"), "values are binds: {s}");
-    }
-
-    #[test]
-    fn empty_lists_and_empty_combinations() {
-        assert!(pg(&Where::is_in(col!(flow_runs::id), vec![])).contains("WHERE 1=0"));
-        assert!(pg(&Where::not_in(col!(flow_runs::id), vec![])).contains("WHERE 1=1"));
-        assert_eq!(Where::all(vec![]), Where::True);
-        assert_eq!(Where::any(vec![]), Where::True);
-    }
-
-    #[test]
-    fn subselects_name_their_table_and_renamed_columns_use_their_sql_name() {
-        let w = Where::in_select(
-            col!(flow_runs::parent_task_run_id),
-            col!(task_runs::id),
-            Where::not_null(col!(task_runs::flow_run_id)),
-        );
-        let s = sqlite(&w);
-        assert!(
-            s.contains("`flow_runs`.`parent_task_run_id` IN (SELECT `task_runs`.`id` FROM `task_runs` WHERE `task_runs`.`flow_run_id` IS NOT NULL)"),
-            "{s}"
-        );
-        assert_eq!(col!(work_pools::pool_type).name, "type");
-    }
-}
+#[path = "sql_tests.rs"]
+mod tests;
