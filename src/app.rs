@@ -193,6 +193,11 @@ fn start_services(
         }));
         list.push(Arc::new(crate::events::recorder::Recorder {
             state: state.clone(),
+            consumer: consumer.clone(),
+            size: Default::default(),
+        }));
+        list.push(Arc::new(crate::events::automations::triggers::Triggers {
+            state: state.clone(),
             consumer,
             size: Default::default(),
         }));
@@ -242,6 +247,13 @@ fn start_services(
         list.push(Arc::new(crate::services::event_retention::EventRetention {
             state: state.clone(),
         }));
+        list.push(Arc::new(crate::events::automations::proactive::Proactive {
+            state: state.clone(),
+        }));
+        list.push(Arc::new(crate::api::automation_actions::Executor::new(
+            state.clone(),
+            format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+        )));
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     list.push(Arc::new(crate::services::heap_trim::HeapTrim {

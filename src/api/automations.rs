@@ -243,8 +243,18 @@ async fn patch(
     id: PathId,
     body: Json<PartialUpdate>,
 ) -> ApiResult<HttpResponse> {
-    let enabled = body.into_inner().enabled;
-    let (w, key) = (ws.id().clone(), id.to_string());
+    set_enabled(&state, ws.id(), &id, body.into_inner().enabled).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Turns automation `id` on or off (`prefect.automation.updated`); 404 when there is none.
+pub(crate) async fn set_enabled(
+    state: &AppState,
+    ws: &WorkspaceId,
+    id: &str,
+    enabled: bool,
+) -> ApiResult<()> {
+    let (w, key) = (ws.clone(), id.to_string());
     let now = crate::time::now_naive();
     let found = state
         .stores
@@ -255,11 +265,11 @@ async fn patch(
         return Err(not_found());
     }
     let mut c = state.stores.orion.read().await?;
-    if let Some(row) = store::find(&mut c, ws.id(), &id).await? {
+    if let Some(row) = store::find(&mut c, ws, id).await? {
         drop(c);
-        emit(&state, ws.id(), &[row], "updated").await;
+        emit(state, ws, &[row], "updated").await;
     }
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 async fn delete(state: web::Data<AppState>, ws: Workspace, id: PathId) -> ApiResult<HttpResponse> {

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod artifacts;
+pub mod automation_actions;
 pub mod automations;
 pub mod blocks;
 pub mod collections;

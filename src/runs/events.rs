@@ -162,7 +162,7 @@ pub fn outbox_row(ws: &WorkspaceId, event: Event, now: DateTime<Utc>) -> NewOutb
         event_id: received.event.id.to_string(),
         event: serde_json::to_string(&received).unwrap_or_default(),
         // The server's own events are never the client's task-run reports.
-        pending: crate::storage::outbox::TO_PERSISTER,
+        pending: crate::storage::outbox::TO_EVERY,
     }
 }
 

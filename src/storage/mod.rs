@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod artifacts;
+pub mod automation_state;
 pub mod automations;
 pub mod blocks;
 pub mod concurrency;

@@ -10,6 +10,7 @@
 mod artifacts;
 mod auth;
 mod auth_admin;
+mod automation_firing;
 mod automations;
 mod binary;
 mod blocks;

@@ -7,6 +7,9 @@ mod pause;
 mod runs;
 mod schedules;
 
+pub(crate) use pause::set_paused;
+pub(crate) use runs::{new_run, DeploymentFlowRunCreate};
+
 use actix_web::web;
 use std::collections::HashMap;
 
@@ -234,7 +237,7 @@ pub(super) async fn lookup(
     Ok(deps::find(&mut c, ws.id(), id).await?)
 }
 
-pub(super) async fn find(
+pub(crate) async fn find(
     state: &AppState,
     ws: &Workspace,
     id: &DeploymentId,

@@ -11,7 +11,7 @@ use crate::ids::DeploymentId;
 use crate::state::AppState;
 use crate::storage::deployments::{self as deps};
 
-pub(super) async fn set_paused(
+pub(crate) async fn set_paused(
     state: &AppState,
     ws: &Workspace,
     id: &DeploymentId,

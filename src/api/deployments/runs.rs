@@ -28,7 +28,7 @@ use super::find;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub(super) struct DeploymentFlowRunCreate {
+pub(crate) struct DeploymentFlowRunCreate {
     state: Option<StateCreate>,
     name: Option<String>,
     parameters: Option<Map<String, Value>>,
@@ -42,6 +42,24 @@ pub(super) struct DeploymentFlowRunCreate {
     parent_task_run_id: Option<Uuid>,
     work_queue_name: Option<String>,
     job_variables: Option<Map<String, Value>>,
+}
+
+impl DeploymentFlowRunCreate {
+    /// What a run-deployment action asks for (Prefect's `RunDeployment.command`).
+    pub(crate) fn for_automation(
+        state: StateCreate,
+        parameters: Map<String, Value>,
+        job_variables: Option<Map<String, Value>>,
+        idempotency_key: String,
+    ) -> Self {
+        DeploymentFlowRunCreate {
+            state: Some(state),
+            parameters: Some(parameters),
+            job_variables,
+            idempotency_key: Some(idempotency_key),
+            ..Default::default()
+        }
+    }
 }
 
 /// `created_by` from the automation headers (API.md §1.3), if present.
@@ -73,7 +91,7 @@ pub(super) fn decode_b64(s: &str) -> Option<String> {
 }
 
 /// Builds and creates one run of deployment `d`; `Ok(Err(existing))` on an idempotency hit.
-pub(super) async fn new_run(
+pub(crate) async fn new_run(
     state: &AppState,
     ws: &Workspace,
     d: &DeploymentRow,

@@ -301,6 +301,23 @@ async fn checked_input(
     Ok(Ok(key_of("response").map(|k| (k, run_input))))
 }
 
+/// The state that resumes a paused run: Scheduled "Resuming" when the pause gave up its
+/// infrastructure (a suspension), Running otherwise.
+pub(crate) fn resume_proposal(current: &crate::orchestration::State) -> StateCreate {
+    if current.state_details.pause_reschedule {
+        StateCreate {
+            name: Some("Resuming".into()),
+            state_details: Some(StateDetails {
+                scheduled_time: Some(crate::time::now()),
+                ..StateDetails::default()
+            }),
+            ..StateCreate::of(StateType::Scheduled)
+        }
+    } else {
+        StateCreate::of(StateType::Running)
+    }
+}
+
 async fn resume(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -338,18 +355,7 @@ async fn resume(
             Inserted::NoRun => return Err(ApiError::not_found("Flow run not found")),
         }
     }
-    let proposed = if current.state_details.pause_reschedule {
-        StateCreate {
-            name: Some("Resuming".into()),
-            state_details: Some(StateDetails {
-                scheduled_time: Some(crate::time::now()),
-                ..StateDetails::default()
-            }),
-            ..StateCreate::of(StateType::Scheduled)
-        }
-    } else {
-        StateCreate::of(StateType::Running)
-    };
+    let proposed = resume_proposal(&current);
     let request = Request {
         state: proposed,
         force: false,

@@ -220,6 +220,17 @@ pub(super) async fn update_pool(
     if let Some(v) = b.storage_configuration {
         row.storage_configuration = to_text(&v);
     }
+    save_pool(&state, ws.id(), row, was_paused).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Saves a changed pool; a pause or resume emits the pool's status event.
+pub(crate) async fn save_pool(
+    state: &AppState,
+    ws: &crate::ids::WorkspaceId,
+    mut row: PoolRow,
+    was_paused: bool,
+) -> ApiResult<()> {
     row.updated = crate::time::now().naive_utc();
     let written = row.clone();
     state
@@ -233,9 +244,9 @@ pub(super) async fn update_pool(
         } else {
             "prefect.work-pool.not-ready"
         };
-        crate::runs::events::emit_work_pool(&state, ws.id(), &row, name).await;
+        crate::runs::events::emit_work_pool(state, ws, &row, name).await;
     }
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 pub(super) async fn delete_pool(

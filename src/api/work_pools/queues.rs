@@ -48,7 +48,7 @@ pub struct QueueCreate {
     pub filter: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct QueueUpdate {
     #[serde(default)]

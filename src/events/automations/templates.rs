@@ -32,6 +32,20 @@ pub fn validate(text: &str) -> Result<(), TemplateError> {
         })
 }
 
+/// Renders `text` with `context` (undefined names render empty, as Prefect's do).
+pub fn render(text: &str, context: &serde_json::Value) -> Result<String, TemplateError> {
+    let env = environment();
+    env.render_str(text, context).map_err(|e| TemplateError {
+        line: e.line().unwrap_or(1),
+        message: e.detail().map_or_else(|| e.to_string(), str::to_string),
+    })
+}
+
+/// Whether a plain string is a (version 1) template: it has Jinja markup.
+pub fn maybe_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +57,11 @@ mod tests {
         let e = validate("a\n{{ x }").expect_err("bad");
         assert_eq!(e.line, 2);
         assert!(validate("{% if x %}").is_err());
+        let ctx = serde_json::json!({"event": {"event": "a.b"}});
+        assert_eq!(
+            render("got {{ event.event }}{{ nope }}", &ctx).expect("render"),
+            "got a.b"
+        );
+        assert!(maybe_template("x {{ y }}") && !maybe_template("x { y }"));
     }
 }

@@ -208,6 +208,47 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(automations, automation_related_resources);
 
 diesel::table! {
+    automation_buckets (automation_id, trigger_id, bucketing_key) {
+        workspace_id -> Text,
+        automation_id -> Text,
+        trigger_id -> Text,
+        bucketing_key -> Text,
+        window_start -> Timestamp,
+        window_end -> Timestamp,
+        count -> BigInt,
+        last_event -> Nullable<Text>,
+        updated -> Timestamp,
+    }
+}
+
+diesel::table! {
+    automation_child_firings (automation_id, parent_trigger_id, child_trigger_id) {
+        automation_id -> Text,
+        parent_trigger_id -> Text,
+        child_trigger_id -> Text,
+        child_firing_id -> Text,
+        child_fired_at -> Timestamp,
+        child_firing -> Text,
+    }
+}
+
+diesel::table! {
+    automation_actions (id) {
+        id -> Text,
+        workspace_id -> Text,
+        automation_id -> Text,
+        created -> Timestamp,
+        action_index -> Integer,
+        triggered_action -> Text,
+        state -> Text,
+        attempts -> Integer,
+        not_before -> Timestamp,
+        finished -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     logs (id) {
         id -> Text,
         workspace_id -> Text,

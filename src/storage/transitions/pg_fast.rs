@@ -38,11 +38,11 @@ macro_rules! then_state_and_outbox {
             ", unnest(?::text[], ?::text[], ?::timestamp[], ?::text[], ?::text[], ?::text[], \
              ?::timestamp[], ?::text[], ?::text[], ?::text[]) \
              AS s(id, ws, created, run, type, name, ts, message, data, details)), \
-             ob AS (INSERT INTO event_outbox (workspace_id, created, event_id, event) \
+             ob AS (INSERT INTO event_outbox (workspace_id, created, event_id, event, pending) \
              SELECT o.* FROM ",
             $src,
-            ", unnest(?::text[], ?::timestamp[], ?::text[], ?::text[]) \
-             AS o(ws, created, event_id, event)) SELECT count(*) AS n FROM ",
+            ", unnest(?::text[], ?::timestamp[], ?::text[], ?::text[], ?::int4[]) \
+             AS o(ws, created, event_id, event, pending)) SELECT count(*) AS n FROM ",
             $src
         )
     };
@@ -91,6 +91,7 @@ async fn run_with_state_and_outbox<'a>(
             .bind::<Array<Timestamp>, _>(field_of!(o, created))
             .bind::<Array<Text>, _>(field_of!(o, event_id))
             .bind::<Array<Text>, _>(field_of!(o, event))
+            .bind::<Array<diesel::sql_types::Integer>, _>(field_of!(o, pending))
             .load(c)
             .await?;
     Ok(matches!(counted.as_slice(), [Count { n: 1 }]))

@@ -121,6 +121,14 @@ fn payload_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 impl Action {
+    /// The action's `type` (`run-deployment`, `pause-work-pool`...).
+    pub fn kind(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("type")?.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// The `deployment_id` of a run-deployment action for a selected deployment.
     pub fn selected_deployment(&self) -> Option<Uuid> {
         match self {

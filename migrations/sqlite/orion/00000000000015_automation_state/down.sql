@@ -1,0 +1,3 @@
+DROP TABLE automation_actions;
+DROP TABLE automation_child_firings;
+DROP TABLE automation_buckets;

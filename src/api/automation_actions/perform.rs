@@ -1,0 +1,564 @@
+//! What each action type does (Prefect's `prefect/server/events/actions.py`): the target it
+//! acts on (selected, or inferred from the triggering event and labels), the route function it
+//! calls, and the reason it reports when it can't (Prefect's wording).
+
+use std::collections::BTreeMap;
+
+use actix_web::ResponseError;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::events::automations::firing::TriggeredAction;
+use crate::events::automations::model::{Action, Source};
+use crate::events::automations::templates;
+use crate::extract::Workspace;
+use crate::ids::{FlowRunId, Id, WorkspaceId};
+use crate::orchestration::{SetStateStatus, StateCreate, StateDetails, StateType};
+use crate::runs::Request;
+use crate::state::AppState;
+use crate::storage::{flow_runs, work_pools as wp};
+
+/// What an action touched and reported, however it ended.
+#[derive(Default)]
+pub struct Acted {
+    pub resulting: Vec<BTreeMap<String, String>>,
+    pub details: Map<String, Value>,
+}
+
+pub enum Outcome {
+    Done(Acted),
+    /// The action can't be done (Prefect's `ActionFailed`): reported, not retried.
+    Failed(String, Acted),
+    /// The database was unavailable: tried again later.
+    Retry(String),
+}
+
+enum Fail {
+    Action(String),
+    Retry(String),
+}
+
+type Acting = Result<(), Fail>;
+
+pub async fn perform(state: &AppState, ws: &WorkspaceId, ta: &TriggeredAction) -> Outcome {
+    let mut acted = Acted::default();
+    match act(state, ws, ta, &mut acted).await {
+        Ok(()) => Outcome::Done(acted),
+        Err(Fail::Action(reason)) => Outcome::Failed(reason, acted),
+        Err(Fail::Retry(reason)) => Outcome::Retry(reason),
+    }
+}
+
+fn target(id: String, name: Option<&str>, role: &str) -> BTreeMap<String, String> {
+    let mut r = BTreeMap::from([
+        ("prefect.resource.id".to_string(), id),
+        ("prefect.resource.role".to_string(), role.to_string()),
+    ]);
+    if let Some(n) = name {
+        r.insert("prefect.resource.name".into(), n.to_string());
+    }
+    r
+}
+
+/// Prefect's `reason_from_response` for an error answer of the route the action called.
+fn failed(kind: &str, e: ApiError, acted: &mut Acted) -> Fail {
+    let detail = match &e {
+        ApiError::Unavailable(m) | ApiError::Internal(m) => return Fail::Retry(m.clone()),
+        ApiError::Detail(_, m) | ApiError::ObjectNotFound(m) => Some(m.clone()),
+        ApiError::Validation { msg, .. } => Some(msg.clone()),
+    };
+    let status = e.status_code().as_u16();
+    acted.details.insert("status_code".into(), json!(status));
+    if status == 409 {
+        acted
+            .details
+            .insert("validation_error".into(), json!(detail));
+    }
+    Fail::Action(match (status, detail) {
+        (409 | 422, Some(d)) => format!("Validation error occurred for {kind:?} - {d}"),
+        (422, None) => format!("Validation error occurred for {kind:?}"),
+        _ => format!("Unexpected status from {kind:?} action: {status}"),
+    })
+}
+
+fn storage(e: crate::storage::StorageError) -> Fail {
+    Fail::Retry(e.to_string())
+}
+
+/// The id of the first resource of `kind` the triggering event involves.
+fn inferred(ta: &TriggeredAction, kind: &str) -> Option<Uuid> {
+    let e = &ta.triggering_event.as_ref()?.event;
+    std::iter::once(&e.resource)
+        .chain(e.related.iter())
+        .filter_map(|r| r.get("prefect.resource.id"))
+        .find_map(|id| id_of(id, kind))
+}
+
+fn id_of(resource_id: &str, kind: &str) -> Option<Uuid> {
+    let (k, id) = resource_id.rsplit_once('.')?;
+    (k == kind).then(|| Uuid::parse_str(id).ok()).flatten()
+}
+
+/// A selected id, or one inferred from the event (`what` names it in the failure).
+fn pick(
+    ta: &TriggeredAction,
+    source: Source,
+    selected: Option<Uuid>,
+    kind: &str,
+    what: &str,
+) -> Result<Uuid, Fail> {
+    match source {
+        Source::Selected => selected.ok_or_else(|| Fail::Action(format!("No {what} selected"))),
+        Source::Inferred => {
+            if ta.triggering_event.is_none() {
+                return Err(Fail::Action(format!("No event to infer the {what}")));
+            }
+            inferred(ta, kind).ok_or_else(|| Fail::Action(format!("No {what} could be inferred")))
+        }
+    }
+}
+
+/// The flow run an action acts on: the bucket's resource, or the event's first flow run.
+fn flow_run(ta: &TriggeredAction) -> Result<Uuid, Fail> {
+    ta.triggering_labels
+        .get("prefect.resource.id")
+        .and_then(|id| id_of(id, "prefect.flow-run"))
+        .or_else(|| inferred(ta, "prefect.flow-run"))
+        .ok_or_else(|| Fail::Action("No flow run could be inferred".into()))
+}
+
+async fn act(
+    state: &AppState,
+    ws: &WorkspaceId,
+    ta: &TriggeredAction,
+    acted: &mut Acted,
+) -> Acting {
+    let kind = ta.action.kind();
+    let automation = ta.automation_id;
+    match &ta.action {
+        Action::DoNothing {} => Ok(()),
+        Action::RunDeployment {
+            source,
+            deployment_id,
+            ..
+        } => {
+            let id = pick(
+                ta,
+                *source,
+                *deployment_id,
+                "prefect.deployment",
+                "deployment",
+            )?;
+            run_deployment(state, ws, ta, id, acted).await
+        }
+        Action::PauseDeployment {
+            source,
+            deployment_id,
+        }
+        | Action::ResumeDeployment {
+            source,
+            deployment_id,
+        } => {
+            let id = pick(
+                ta,
+                *source,
+                *deployment_id,
+                "prefect.deployment",
+                "deployment",
+            )?;
+            acted
+                .resulting
+                .push(target(format!("prefect.deployment.{id}"), None, "target"));
+            let pause = matches!(ta.action, Action::PauseDeployment { .. });
+            let wsx = Workspace(ws.clone());
+            super::super::deployments::set_paused(state, &wsx, &Id::new(id.to_string()), pause)
+                .await
+                .map_err(|e| failed(&kind, e, acted))?;
+            acted.details.insert("status_code".into(), json!(200));
+            Ok(())
+        }
+        Action::ChangeFlowRunState {
+            name,
+            state: to,
+            message,
+            force,
+        } => {
+            let message = message
+                .clone()
+                .unwrap_or_else(|| format!("State changed by Automation {automation}"));
+            let proposed = StateCreate {
+                name: name.clone(),
+                message: Some(message),
+                ..StateCreate::of(*to)
+            };
+            set_state(state, ws, ta, proposed, *force, acted).await
+        }
+        Action::CancelFlowRun {} => {
+            let proposed = StateCreate {
+                message: Some(format!("Cancelled by Automation {automation}")),
+                ..StateCreate::of(StateType::Cancelling)
+            };
+            set_state(state, ws, ta, proposed, false, acted).await
+        }
+        Action::SuspendFlowRun {} => {
+            let proposed = StateCreate {
+                name: Some("Suspended".into()),
+                message: Some(format!("Suspended by Automation {automation}")),
+                state_details: Some(StateDetails {
+                    pause_timeout: Some(crate::time::now() + chrono::Duration::seconds(3600)),
+                    pause_reschedule: true,
+                    ..StateDetails::default()
+                }),
+                ..StateCreate::of(StateType::Paused)
+            };
+            set_state(state, ws, ta, proposed, false, acted).await
+        }
+        Action::ResumeFlowRun {} => {
+            let id = flow_run(ta)?;
+            acted
+                .resulting
+                .push(target(format!("prefect.flow-run.{id}"), None, "target"));
+            let run_id = FlowRunId::new(id.to_string());
+            let mut c = state.stores.orion.read().await.map_err(storage)?;
+            let found = flow_runs::find(&mut c, ws, &run_id)
+                .await
+                .map_err(storage)?;
+            drop(c);
+            let current = found
+                .and_then(|(_, s)| s)
+                .as_ref()
+                .and_then(crate::runs::convert::flow_state);
+            let Some(current) = current.filter(|s| s.state_type == StateType::Paused) else {
+                return Err(Fail::Action(
+                    "Failed to resume flow run: Cannot resume a flow run that is not paused."
+                        .into(),
+                ));
+            };
+            let proposed = super::super::flow_run_input::resume_proposal(&current);
+            set_state(state, ws, ta, proposed, false, acted).await
+        }
+        Action::DeleteFlowRun {} => {
+            let id = flow_run(ta)?;
+            acted
+                .resulting
+                .push(target(format!("prefect.flow-run.{id}"), None, "target"));
+            let (w, run_id) = (ws.clone(), FlowRunId::new(id.to_string()));
+            let deleted = state
+                .stores
+                .orion
+                .write(async move |c| flow_runs::delete(c, &w, &run_id).await)
+                .await
+                .map_err(storage)?;
+            if !deleted {
+                return Err(failed(
+                    &kind,
+                    ApiError::not_found("Flow run not found"),
+                    acted,
+                ));
+            }
+            acted.details.insert("status_code".into(), json!(204));
+            Ok(())
+        }
+        Action::PauseWorkPool {
+            source,
+            work_pool_id,
+        }
+        | Action::ResumeWorkPool {
+            source,
+            work_pool_id,
+        } => {
+            let id = pick(ta, *source, *work_pool_id, "prefect.work-pool", "work pool")?;
+            let mut c = state.stores.orion.read().await.map_err(storage)?;
+            let pool = wp::find_pool_by_id(&mut c, ws, &id.to_string())
+                .await
+                .map_err(storage)?;
+            drop(c);
+            let Some(mut pool) = pool else {
+                return Err(Fail::Action(format!("Work pool {id} not found")));
+            };
+            acted.resulting.push(target(
+                format!("prefect.work-pool.{id}"),
+                Some(&pool.name),
+                "target",
+            ));
+            let was = pool.is_paused;
+            pool.is_paused = matches!(ta.action, Action::PauseWorkPool { .. });
+            super::super::work_pools::save_pool(state, ws, pool, was)
+                .await
+                .map_err(|e| failed(&kind, e, acted))?;
+            acted.details.insert("status_code".into(), json!(204));
+            Ok(())
+        }
+        Action::PauseWorkQueue {
+            source,
+            work_queue_id,
+        }
+        | Action::ResumeWorkQueue {
+            source,
+            work_queue_id,
+        } => {
+            let id = pick(
+                ta,
+                *source,
+                *work_queue_id,
+                "prefect.work-queue",
+                "work queue",
+            )?;
+            let mut c = state.stores.orion.read().await.map_err(storage)?;
+            let queue = wp::find_queue_by_id(&mut c, ws, &id.to_string())
+                .await
+                .map_err(storage)?;
+            drop(c);
+            let Some(queue) = queue else {
+                return Err(Fail::Action(format!("Work queue {id} not found")));
+            };
+            acted.resulting.push(target(
+                format!("prefect.work-queue.{id}"),
+                Some(&queue.name),
+                "target",
+            ));
+            let update = super::super::work_pools::QueueUpdate {
+                is_paused: Some(matches!(ta.action, Action::PauseWorkQueue { .. })),
+                ..Default::default()
+            };
+            super::super::work_pools::apply_queue_update(state, queue, update)
+                .await
+                .map_err(|e| failed(&kind, e, acted))?;
+            acted.details.insert("status_code".into(), json!(204));
+            Ok(())
+        }
+        Action::PauseAutomation {
+            source,
+            automation_id,
+        }
+        | Action::ResumeAutomation {
+            source,
+            automation_id,
+        } => {
+            let id = pick(
+                ta,
+                *source,
+                *automation_id,
+                "prefect.automation",
+                "automation",
+            )?;
+            acted
+                .resulting
+                .push(target(format!("prefect.automation.{id}"), None, "target"));
+            let enable = matches!(ta.action, Action::ResumeAutomation { .. });
+            super::super::automations::set_enabled(state, ws, &id.to_string(), enable)
+                .await
+                .map_err(|e| failed(&kind, e, acted))?;
+            acted.details.insert("status_code".into(), json!(204));
+            Ok(())
+        }
+        Action::CallWebhook { .. } | Action::SendNotification { .. } => Err(Fail::Action(
+            "This server does not send webhooks or notifications yet; the action was not run"
+                .into(),
+        )),
+    }
+}
+
+/// Proposes a state for the action's flow run (`force` as the action says).
+async fn set_state(
+    state: &AppState,
+    ws: &WorkspaceId,
+    ta: &TriggeredAction,
+    proposed: StateCreate,
+    force: bool,
+    acted: &mut Acted,
+) -> Acting {
+    let id = flow_run(ta)?;
+    acted
+        .resulting
+        .push(target(format!("prefect.flow-run.{id}"), None, "target"));
+    let req = Request {
+        state: proposed,
+        force,
+        client_version: None,
+    };
+    let applied = crate::runs::set_flow_run_state(state, ws, &FlowRunId::new(id.to_string()), req)
+        .await
+        .map_err(storage)?;
+    let Some(applied) = applied else {
+        return Err(failed(
+            &ta.action.kind(),
+            ApiError::not_found("Flow run not found"),
+            acted,
+        ));
+    };
+    acted.details.insert(
+        "status_code".into(),
+        json!(if applied.written { 201 } else { 200 }),
+    );
+    if applied.result.status != SetStateStatus::Accept {
+        let reason = applied
+            .result
+            .details
+            .reason()
+            .unwrap_or_default()
+            .to_string();
+        return Err(Fail::Action(format!("Failed to set state: {reason}")));
+    }
+    Ok(())
+}
+
+async fn run_deployment(
+    state: &AppState,
+    ws: &WorkspaceId,
+    ta: &TriggeredAction,
+    id: Uuid,
+    acted: &mut Acted,
+) -> Acting {
+    let Action::RunDeployment {
+        parameters,
+        job_variables,
+        schedule_after,
+        ..
+    } = &ta.action
+    else {
+        return Ok(());
+    };
+    let kind = ta.action.kind();
+    acted
+        .resulting
+        .push(target(format!("prefect.deployment.{id}"), None, "target"));
+    let wsx = Workspace(ws.clone());
+    let d = super::super::deployments::find(state, &wsx, &Id::new(id.to_string()))
+        .await
+        .map_err(|e| failed(&kind, e, acted))?;
+    let context = template_context(state, ws, ta).await;
+    let mut params = Value::Object(parameters.clone().unwrap_or_default());
+    hydrate(state, ws, &mut params, &context)
+        .await
+        .map_err(|e| Fail::Action(format!("Unable to create flow run from deployment: {e}")))?;
+    let Value::Object(params) = params else {
+        return Err(Fail::Action(
+            "Unable to create flow run from deployment: parameters are not an object".into(),
+        ));
+    };
+    let scheduled =
+        crate::time::now() + chrono::Duration::milliseconds((schedule_after * 1000.0) as i64);
+    let initial = StateCreate {
+        state_details: Some(StateDetails {
+            scheduled_time: Some(scheduled),
+            ..StateDetails::default()
+        }),
+        ..StateCreate::of(StateType::Scheduled)
+    };
+    let key = format!(
+        "automation {}, action {}, invocation {}",
+        ta.automation_id, ta.action_index, ta.id
+    );
+    let body = super::super::deployments::DeploymentFlowRunCreate::for_automation(
+        initial,
+        params,
+        job_variables.clone(),
+        key,
+    );
+    let creator =
+        json!({"id": ta.automation_id, "type": "AUTOMATION", "display_value": ta.automation_name})
+            .to_string();
+    let (run, _, created) =
+        super::super::deployments::new_run(state, &wsx, &d, body, Some(creator))
+            .await
+            .map_err(|e| failed(&kind, e, acted))?;
+    acted
+        .details
+        .insert("status_code".into(), json!(if created { 201 } else { 200 }));
+    acted.resulting.push(target(
+        format!("prefect.flow-run.{}", run.id),
+        Some(&run.name),
+        "flow-run",
+    ));
+    Ok(())
+}
+
+/// What a template sees: the automation, the triggering event, the firing's labels, and the
+/// flow run the event is about, when it is about one.
+async fn template_context(state: &AppState, ws: &WorkspaceId, ta: &TriggeredAction) -> Value {
+    let mut ctx = json!({
+        "automation": {"id": ta.automation_id, "name": ta.automation_name},
+        "event": ta.triggering_event,
+        "labels": ta.triggering_labels,
+    });
+    if let Ok(id) = flow_run(ta) {
+        if let Ok(mut c) = state.stores.orion.read().await {
+            if let Ok(Some((run, s))) =
+                flow_runs::find(&mut c, ws, &FlowRunId::new(id.to_string())).await
+            {
+                let st = s.as_ref().and_then(crate::runs::convert::flow_state);
+                let out =
+                    crate::runs::answers::FlowRunOut::new(&run, st.as_ref(), crate::time::now());
+                ctx["flow_run"] = serde_json::to_value(out).unwrap_or(Value::Null);
+            }
+        }
+    }
+    ctx
+}
+
+/// Prefect's parameter hydration: `{"__prefect_kind": "jinja" | "json" | "workspace_variable"
+/// | "none" | "raw", ...}` values, and plain strings with Jinja markup (version 1 templates).
+fn hydrate<'a>(
+    state: &'a AppState,
+    ws: &'a WorkspaceId,
+    v: &'a mut Value,
+    ctx: &'a Value,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+    Box::pin(async move {
+        match v {
+            Value::String(s) if templates::maybe_template(s) => {
+                *v = Value::String(templates::render(s, ctx).map_err(|e| e.to_string())?);
+            }
+            Value::Array(items) => {
+                for item in items.iter_mut() {
+                    hydrate(state, ws, item, ctx).await?;
+                }
+            }
+            Value::Object(m) if m.contains_key("__prefect_kind") => {
+                let kind = m
+                    .get("__prefect_kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                *v = match kind.as_str() {
+                    "none" => Value::Null,
+                    "raw" => m.get("value").cloned().unwrap_or(Value::Null),
+                    "json" => {
+                        let text = m.get("value").and_then(Value::as_str).unwrap_or("null");
+                        serde_json::from_str(text).map_err(|e| format!("Invalid JSON: {e}"))?
+                    }
+                    "jinja" => {
+                        let t = m
+                            .get("template")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        Value::String(templates::render(t, ctx).map_err(|e| e.to_string())?)
+                    }
+                    "workspace_variable" => {
+                        let name = m
+                            .get("variable_name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        let mut c = state.stores.orion.read().await.map_err(|e| e.to_string())?;
+                        let row = crate::storage::variables::find_by_name(&mut c, ws, &name)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .ok_or_else(|| format!("Variable {name:?} not found"))?;
+                        serde_json::from_str(&row.value).unwrap_or(Value::Null)
+                    }
+                    other => return Err(format!("unknown __prefect_kind {other:?}")),
+                };
+            }
+            Value::Object(m) => {
+                for item in m.values_mut() {
+                    hydrate(state, ws, item, ctx).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+}
