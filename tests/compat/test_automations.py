@@ -146,3 +146,135 @@ def test_deployment_triggers_from_prefect_yaml_replace_the_deployments_automatio
     deploy("compat.upstream.finished")
     again = conftest.wait_for(owned, lambda v: len(v) == 1 and v[0]["id"] != a["id"], "the replaced trigger")
     assert again[0]["trigger"]["expect"] == ["compat.upstream.finished"]
+
+
+FIRING = """
+import json, sys, time
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.automations import Automation, EventTrigger, Posture, PauseDeployment, RunDeployment
+
+name = sys.argv[1]
+
+@flow(name=name)
+def boom():
+    raise ValueError("boom")
+
+with get_client(sync_client=True) as c:
+    flow_id = c.create_flow_from_name(name)
+    dep_id = c.create_deployment(flow_id=flow_id, name="target", parameters={"n": 1})
+Automation(
+    name=name,
+    trigger=EventTrigger(
+        expect={"prefect.flow-run.Failed"},
+        match_related={"prefect.resource.role": "flow", "prefect.resource.name": name},
+        posture=Posture.Reactive, threshold=1, within=0,
+    ),
+    actions=[
+        RunDeployment(source="selected", deployment_id=dep_id, parameters={"failed": "{{ flow_run.name }}"}),
+        PauseDeployment(source="selected", deployment_id=dep_id),
+    ],
+).create()
+try:
+    boom(return_state=False)
+except ValueError:
+    pass
+out = {}
+with get_client(sync_client=True) as c:
+    deadline = time.time() + 30
+    while True:
+        d = c.read_deployment(dep_id)
+        runs = c.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep_id])))
+        if (d.paused and runs) or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    failed = [r for r in c.read_flow_runs() if r.flow_id == flow_id and r.deployment_id is None]
+    out["paused"] = d.paused
+    out["runs"] = len(runs)
+    out["created_by"] = runs[0].created_by.type if runs and runs[0].created_by else None
+    out["parameters"] = runs[0].parameters if runs else None
+    out["failed_name"] = failed[0].name if failed else None
+print("OUT", json.dumps(out))
+"""
+
+
+def test_an_automation_fires_when_a_flow_fails(server):  # noqa: F811
+    name = f"fires-{uuid.uuid4().hex[:8]}"
+    out = _out(run_python(server, FIRING, name))
+    assert out["paused"] is True, out
+    assert out["runs"] == 1, out
+    assert out["created_by"] == "AUTOMATION", out
+    assert out["parameters"] == {"n": 1, "failed": out["failed_name"]}, out
+
+
+NOTIFYING = """
+import json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from prefect import flow
+from prefect.automations import Automation, EventTrigger, Posture, CallWebhook, SendNotification
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.blocks.webhook import Webhook
+
+name = sys.argv[1]
+received = []
+
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length") or 0)).decode()
+        received.append({"path": self.path, "body": body, "x": self.headers.get("x-compat")})
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"thanks")
+    def log_message(self, *a):
+        pass
+
+srv = HTTPServer(("127.0.0.1", 0), Hook)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+base = f"http://127.0.0.1:{srv.server_port}"
+
+hook = Webhook(method="POST", url=f"{base}/webhook", headers={"x-compat": "yes"})
+hook_id = hook.save(name + "-hook")
+note = CustomWebhookNotificationBlock(
+    name=name, url=f"{base}/notify", json_data={"text": "{{subject}}|{{body}}", "who": "{{name}}"}
+)
+note_id = note.save(name + "-note")
+
+@flow(name=name)
+def boom():
+    raise ValueError("boom")
+
+Automation(
+    name=name,
+    trigger=EventTrigger(
+        expect={"prefect.flow-run.Failed"},
+        match_related={"prefect.resource.role": "flow", "prefect.resource.name": name},
+        posture=Posture.Reactive, threshold=1, within=0,
+    ),
+    actions=[
+        CallWebhook(block_document_id=hook_id, payload='{"failed": "{{ event.resource.id }}"}'),
+        SendNotification(block_document_id=note_id, subject="Run failed", body="{{ flow_run.name }} failed"),
+    ],
+).create()
+state = boom(return_state=True)
+run_id = str(state.state_details.flow_run_id)
+deadline = time.time() + 30
+while len(received) < 2 and time.time() < deadline:
+    time.sleep(0.3)
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as c:
+    run_name = c.read_flow_run(run_id).name
+print("OUT", json.dumps({"received": sorted(received, key=lambda r: r["path"]), "run_id": run_id, "run_name": run_name}))
+"""
+
+
+def test_an_automation_calls_a_webhook_and_sends_a_notification(server):  # noqa: F811
+    name = f"notify-{uuid.uuid4().hex[:8]}"
+    out = _out(run_python(server, NOTIFYING, name))
+    notify, webhook = out["received"]
+    assert webhook["path"] == "/webhook", out
+    assert webhook["x"] == "yes", out
+    assert json.loads(webhook["body"]) == {"failed": f"prefect.flow-run.{out['run_id']}"}, out
+    assert notify["path"] == "/notify", out
+    assert json.loads(notify["body"]) == {"text": f"Run failed|{out['run_name']} failed", "who": name}, out

@@ -34,7 +34,7 @@ pub enum Outcome {
     Retry(String),
 }
 
-enum Fail {
+pub(super) enum Fail {
     Action(String),
     Retry(String),
 }
@@ -82,7 +82,7 @@ fn failed(kind: &str, e: ApiError, acted: &mut Acted) -> Fail {
     })
 }
 
-fn storage(e: crate::storage::StorageError) -> Fail {
+pub(super) fn storage(e: crate::storage::StorageError) -> Fail {
     Fail::Retry(e.to_string())
 }
 
@@ -353,10 +353,30 @@ async fn act(
             acted.details.insert("status_code".into(), json!(204));
             Ok(())
         }
-        Action::CallWebhook { .. } | Action::SendNotification { .. } => Err(Fail::Action(
-            "This server does not send webhooks or notifications yet; the action was not run"
-                .into(),
-        )),
+        Action::CallWebhook {
+            block_document_id,
+            payload,
+        } => {
+            let ctx = template_context(state, ws, ta).await;
+            super::notify::call_webhook(state, ws, *block_document_id, payload, &ctx, acted).await
+        }
+        Action::SendNotification {
+            block_document_id,
+            subject,
+            body,
+        } => {
+            let ctx = template_context(state, ws, ta).await;
+            super::notify::send_notification(
+                state,
+                ws,
+                *block_document_id,
+                subject,
+                body,
+                &ctx,
+                acted,
+            )
+            .await
+        }
     }
 }
 
@@ -478,9 +498,17 @@ async fn run_deployment(
 /// What a template sees: the automation, the triggering event, the firing's labels, and the
 /// flow run the event is about, when it is about one.
 async fn template_context(state: &AppState, ws: &WorkspaceId, ta: &TriggeredAction) -> Value {
+    let mut event = serde_json::to_value(&ta.triggering_event).unwrap_or(Value::Null);
+    // Prefect's resources answer `.id`, `.name` and `.role` as well as their labels.
+    if let Some(r) = event.get_mut("resource") {
+        resource_attributes(r);
+    }
+    if let Some(Value::Array(related)) = event.get_mut("related") {
+        related.iter_mut().for_each(resource_attributes);
+    }
     let mut ctx = json!({
         "automation": {"id": ta.automation_id, "name": ta.automation_name},
-        "event": ta.triggering_event,
+        "event": event,
         "labels": ta.triggering_labels,
     });
     if let Ok(id) = flow_run(ta) {
@@ -496,6 +524,21 @@ async fn template_context(state: &AppState, ws: &WorkspaceId, ta: &TriggeredActi
         }
     }
     ctx
+}
+
+fn resource_attributes(r: &mut Value) {
+    let Value::Object(m) = r else {
+        return;
+    };
+    for (attr, label) in [
+        ("id", "prefect.resource.id"),
+        ("name", "prefect.resource.name"),
+        ("role", "prefect.resource.role"),
+    ] {
+        if let Some(v) = m.get(label).cloned() {
+            m.entry(attr).or_insert(v);
+        }
+    }
 }
 
 /// Prefect's parameter hydration: `{"__prefect_kind": "jinja" | "json" | "workspace_variable"

@@ -1,0 +1,407 @@
+//! Webhooks and notifications, sent natively: the `call-webhook` action through a `webhook`
+//! block, and `send-notification` through the notification blocks whose services take a plain
+//! HTTP request — Slack, Microsoft Teams, Discord, Mattermost and custom webhooks. Other
+//! notification blocks (e-mail, SMS, paging services) are reported as failed, naming the block
+//! type. A block that forbids private URLs is refused one that resolves to a private address.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::perform::{Acted, Fail};
+use crate::events::automations::templates;
+use crate::ids::WorkspaceId;
+use crate::state::AppState;
+use crate::storage::blocks::documents;
+
+/// How long a webhook or notification may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Most characters of a webhook's answer kept in the action's event.
+const RESPONSE_CHARS: usize = 1000;
+
+fn client() -> Option<&'static reqwest::Client> {
+    static CLIENT: OnceLock<Option<reqwest::Client>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .user_agent("Prefect Notifications")
+                .build()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// A block document with its secrets, as the API answers it: (its JSON, its type's slug).
+async fn block(
+    state: &AppState,
+    ws: &WorkspaceId,
+    id: Uuid,
+    what: &str,
+    acted: &mut Acted,
+) -> Result<(Value, String), Fail> {
+    let mut c = state
+        .stores
+        .orion
+        .read()
+        .await
+        .map_err(super::perform::storage)?;
+    let view = documents::find(&mut c, ws, &id.to_string(), true)
+        .await
+        .map_err(super::perform::storage)?;
+    drop(c);
+    let Some(view) = view else {
+        acted.details.insert("status_code".into(), json!(404));
+        return Err(Fail::Action(format!(
+            "Unexpected status from {what:?} action: 404"
+        )));
+    };
+    let doc =
+        serde_json::to_value(crate::api::blocks::block_document_out(&view)).unwrap_or(Value::Null);
+    let slug = doc["block_type"]["slug"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut r = BTreeMap::from([
+        (
+            "prefect.resource.id".to_string(),
+            format!("prefect.block-document.{id}"),
+        ),
+        ("prefect.resource.role".to_string(), "block".to_string()),
+    ]);
+    if let Some(name) = doc["name"].as_str() {
+        r.insert("prefect.resource.name".into(), name.to_string());
+    }
+    acted.resulting.push(r);
+    acted.resulting.push(BTreeMap::from([
+        (
+            "prefect.resource.id".to_string(),
+            format!("prefect.block-type.{slug}"),
+        ),
+        (
+            "prefect.resource.role".to_string(),
+            "block-type".to_string(),
+        ),
+    ]));
+    Ok((doc, slug))
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => {
+            v.is_private()
+                || v.is_loopback()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_broadcast()
+                || v.octets()[0] == 100 && (v.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v) => {
+            v.is_loopback()
+                || v.is_unspecified()
+                || (v.segments()[0] & 0xfe00) == 0xfc00
+                || (v.segments()[0] & 0xffc0) == 0xfe80
+                || v.to_ipv4_mapped()
+                    .is_some_and(|m| is_private(IpAddr::V4(m)))
+        }
+    }
+}
+
+/// Refuses a URL whose host is, or resolves to, a private address (`allow_private_urls: false`).
+async fn check_public(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("Invalid URL: {e}"))?;
+    let host = parsed.host_str().ok_or("URL has no host")?.to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("Cannot resolve {host}: {e}"))?;
+    for a in addrs {
+        if is_private(a.ip()) {
+            return Err(format!("{url} resolves to a private address"));
+        }
+    }
+    Ok(())
+}
+
+/// Sends one request; answers (status, body, headers) or why it could not be sent.
+async fn send(
+    method: &str,
+    url: &str,
+    headers: &Map<String, Value>,
+    body: Body,
+) -> Result<(u16, String, Map<String, Value>), String> {
+    let client = client().ok_or("no HTTP client could be built")?;
+    let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
+        .map_err(|_| format!("Invalid method {method:?}"))?;
+    let mut req = client.request(method, url);
+    for (k, v) in headers {
+        req = req.header(k.as_str(), text(v));
+    }
+    req = match body {
+        Body::None => req,
+        Body::Text(t) => req.body(t),
+        Body::Json(v) => req
+            .header("content-type", "application/json")
+            .body(v.to_string()),
+        Body::Form(pairs) => req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs)
+                    .finish(),
+            ),
+    };
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let headers: Map<String, Value> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.as_str();
+            !(k.contains("auth")
+                || k.contains("cookie")
+                || k.contains("token")
+                || k.contains("key"))
+        })
+        .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
+        .collect();
+    let body = resp.text().await.unwrap_or_default();
+    Ok((status, body.chars().take(RESPONSE_CHARS).collect(), headers))
+}
+
+enum Body {
+    None,
+    Text(String),
+    Json(Value),
+    Form(Vec<(String, String)>),
+}
+
+/// `call-webhook`: the block's method, URL and headers, the rendered payload as the body.
+pub(super) async fn call_webhook(
+    state: &AppState,
+    ws: &WorkspaceId,
+    block_id: Uuid,
+    payload: &str,
+    ctx: &Value,
+    acted: &mut Acted,
+) -> Result<(), Fail> {
+    let (doc, slug) = block(state, ws, block_id, "call-webhook", acted).await?;
+    if slug != "webhook" {
+        return Err(Fail::Action(
+            "The referenced block was not a webhook block".into(),
+        ));
+    }
+    let data = &doc["data"];
+    let payload = templates::render(payload, ctx)
+        .map_err(|e| Fail::Action(format!("Webhook call failed: {e}")))?;
+    let url = text(&data["url"]);
+    let failed = |e: String| Fail::Action(format!("Webhook call failed: {e}"));
+    if data["allow_private_urls"] == json!(false) {
+        check_public(&url).await.map_err(failed)?;
+    }
+    let headers = data["headers"].as_object().cloned().unwrap_or_default();
+    let method = data["method"].as_str().unwrap_or("POST");
+    let body = if payload.is_empty() {
+        Body::None
+    } else {
+        Body::Text(payload)
+    };
+    let (status, body, headers) = send(method, &url, &headers, body).await.map_err(failed)?;
+    acted.details.insert("status_code".into(), json!(status));
+    acted.details.insert("response_body".into(), json!(body));
+    acted
+        .details
+        .insert("response_headers".into(), Value::Object(headers));
+    Ok(())
+}
+
+/// `{{key}}` placeholders of a custom webhook replaced by the subject, body, name and secrets.
+fn apply_values(v: &Value, values: &Map<String, Value>) -> Value {
+    match v {
+        Value::String(s) => {
+            // A string that is one placeholder takes the value itself (not its text).
+            if let Some(key) = s.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+                if let Some(val) = values.get(key.trim()) {
+                    return val.clone();
+                }
+            }
+            let mut out = s.clone();
+            for (k, val) in values {
+                out = out.replace(&format!("{{{{{k}}}}}"), &text(val));
+            }
+            Value::String(out)
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| apply_values(i, values)).collect())
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, i)| (k.clone(), apply_values(i, values)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `send-notification`: the rendered subject and body through the block's service.
+pub(super) async fn send_notification(
+    state: &AppState,
+    ws: &WorkspaceId,
+    block_id: Uuid,
+    subject: &str,
+    body: &str,
+    ctx: &Value,
+    acted: &mut Acted,
+) -> Result<(), Fail> {
+    let (doc, slug) = block(state, ws, block_id, "send-notification", acted).await?;
+    let render = |t: &str| {
+        templates::render(t, ctx).map_err(|e| Fail::Action(format!("Notification failed: {e}")))
+    };
+    let (subject, body) = (render(subject)?, render(body)?);
+    let data = doc["data"].clone();
+    let url = text(&data["url"]);
+    let none = Map::new();
+    let (method, url, headers, payload) = match slug.as_str() {
+        "slack-webhook" => (
+            "POST".to_string(),
+            url,
+            none,
+            Body::Json(json!({"text": format!("*{subject}*\n{body}"), "mrkdwn": true})),
+        ),
+        "ms-teams-webhook" => (
+            "POST".to_string(),
+            url,
+            none,
+            Body::Json(json!({
+                "@type": "MessageCard", "@context": "https://schema.org/extensions",
+                "summary": subject, "title": subject, "text": body,
+            })),
+        ),
+        "discord-webhook" => {
+            let mut msg = json!({"content": format!("**{subject}**\r\n{body}")});
+            if let Some(u) = data["username"].as_str().filter(|u| !u.is_empty()) {
+                msg["username"] = json!(u);
+            }
+            (
+                "POST".to_string(),
+                format!(
+                    "https://discord.com/api/webhooks/{}/{}",
+                    text(&data["webhook_id"]),
+                    text(&data["webhook_token"])
+                ),
+                none,
+                Body::Json(msg),
+            )
+        }
+        "mattermost-webhook" => {
+            let host = text(&data["hostname"]);
+            let port = data["port"].as_i64().unwrap_or(8065);
+            let scheme = if data["secure"] == json!(true) {
+                "https"
+            } else {
+                "http"
+            };
+            let mut msg = json!({"text": format!("**{subject}**\n{body}")});
+            if let Some(c) = data["channels"].as_array().filter(|c| !c.is_empty()) {
+                msg["channel"] = c[0].clone();
+            }
+            (
+                "POST".to_string(),
+                format!("{scheme}://{host}:{port}/hooks/{}", text(&data["token"])),
+                none,
+                Body::Json(msg),
+            )
+        }
+        "custom-webhook" => {
+            let mut values = data["secrets"].as_object().cloned().unwrap_or_default();
+            values.insert("subject".into(), json!(subject));
+            values.insert("body".into(), json!(body));
+            values.insert("name".into(), data["name"].clone());
+            let url = text(&apply_values(&data["url"], &values));
+            let mut url = url::Url::parse(&url)
+                .map_err(|e| Fail::Action(format!("Notification failed: invalid URL: {e}")))?;
+            if let Some(params) = apply_values(&data["params"], &values).as_object() {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, &text(v));
+                }
+            }
+            let headers = apply_values(&data["headers"], &values)
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let payload = if !data["json_data"].is_null() {
+                Body::Json(apply_values(&data["json_data"], &values))
+            } else {
+                match apply_values(&data["form_data"], &values) {
+                    Value::String(s) => Body::Text(s),
+                    Value::Object(m) => {
+                        Body::Form(m.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+                    }
+                    _ => Body::None,
+                }
+            };
+            let method = data["method"].as_str().unwrap_or("POST").to_string();
+            (method, url.to_string(), headers, payload)
+        }
+        other => {
+            return Err(Fail::Action(format!(
+                "Notifications through {other:?} blocks are not sent by this server"
+            )))
+        }
+    };
+    if data["allow_private_urls"] == json!(false) {
+        check_public(&url)
+            .await
+            .map_err(|e| Fail::Action(format!("Notification failed: {e}")))?;
+    }
+    match send(&method, &url, &headers, payload).await {
+        Ok((status, _, _)) if status < 300 => Ok(()),
+        Ok((status, body, _)) => {
+            acted.details.insert(
+                "notification_log".into(),
+                json!(format!("{status}: {body}")),
+            );
+            Err(Fail::Action("Notification failed".into()))
+        }
+        Err(e) => {
+            acted.details.insert("notification_log".into(), json!(e));
+            Err(Fail::Action("Notification failed".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_private_addresses() {
+        let values = json!({"subject": "s", "body": "b", "token": 7});
+        let values = values.as_object().expect("object");
+        assert_eq!(
+            apply_values(
+                &json!({"text": "{{subject}}: {{body}}", "t": "{{token}}", "n": [1]}),
+                values
+            ),
+            json!({"text": "s: b", "t": 7, "n": [1]})
+        );
+        assert!(is_private("10.1.2.3".parse().expect("ip")));
+        assert!(is_private("127.0.0.1".parse().expect("ip")));
+        assert!(is_private("::1".parse().expect("ip")));
+        assert!(is_private("fd00::1".parse().expect("ip")));
+        assert!(!is_private("93.184.216.34".parse().expect("ip")));
+    }
+}
