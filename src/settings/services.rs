@@ -12,6 +12,7 @@ pub struct ServiceSettings {
     pub automation_triggers_interval_ms: u64,
     pub proactive_triggers_interval_ms: u64,
     pub automation_actions_interval_ms: u64,
+    pub automation_action_claim_seconds: u64,
     pub repossessor_interval_ms: u64,
     pub pause_expirations_interval_ms: u64,
     pub scheduler_interval_ms: u64,

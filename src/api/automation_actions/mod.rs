@@ -1,7 +1,8 @@
 //! The action executor: runs the actions automations' firings started. A firing writes each
 //! action as a row (its durable record) and wakes the executor through the work role; the
-//! executor claims due rows (SKIP LOCKED across replicas; a claim lasts a minute, so the actions
-//! of a process that died are taken over), runs them, and records how each ended together with
+//! executor claims due rows (SKIP LOCKED across replicas; a claim lasts
+//! `services.automation_action_claim_seconds`, so the actions of a process that died are taken
+//! over), runs them, and records how each ended together with
 //! Prefect's `prefect.automation.action.triggered` and `.executed`/`.failed` events. A lost
 //! wake-up (Redis flushed or down) delays an action to the next poll; it never loses it.
 //!
@@ -24,8 +25,6 @@ use crate::state::AppState;
 use crate::storage::automation_state::{self as st, ActionRow};
 
 const GROUP: &str = "automation-actions";
-/// How long a claim lasts before another process may take the action over.
-const LEASE_SECONDS: i64 = 60;
 /// Most actions claimed at once.
 const BATCH: i64 = 20;
 /// Attempts before an action that keeps meeting an unavailable database is given up.
@@ -214,7 +213,8 @@ impl Service for Executor {
         Box::pin(async move {
             let s = &self.state;
             let now = crate::time::now();
-            let until = now + chrono::Duration::seconds(LEASE_SECONDS);
+            let lease = s.settings.services.automation_action_claim_seconds;
+            let until = now + chrono::Duration::seconds(i64::try_from(lease).unwrap_or(60));
             let claimed = s
                 .stores
                 .orion
