@@ -8,10 +8,12 @@
 mod auth;
 mod events;
 mod hosts;
+mod notifications;
 mod services;
 pub use auth::{AuthMode, AuthSettings};
 pub use events::EventSettings;
 pub use hosts::host_name;
+pub use notifications::NotificationSettings;
 pub use services::ServiceSettings;
 
 use std::net::SocketAddr;
@@ -34,6 +36,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub services: ServiceSettings,
     pub events: EventSettings,
+    pub notifications: NotificationSettings,
     pub ui: UiSettings,
     pub collections: CollectionsSettings,
     pub auth: AuthSettings,

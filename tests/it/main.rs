@@ -11,6 +11,7 @@ mod artifacts;
 mod auth;
 mod auth_admin;
 mod automation_firing;
+mod automation_notifications;
 mod automation_replicas;
 mod automations;
 mod binary;

@@ -12,6 +12,7 @@
 
 mod notify;
 mod perform;
+mod services;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -27,7 +28,8 @@ use crate::storage::automation_state::{self as st, ActionRow};
 const GROUP: &str = "automation-actions";
 /// Most actions claimed at once.
 const BATCH: i64 = 20;
-/// Attempts before an action that keeps meeting an unavailable database is given up.
+/// Attempts before an action whose target keeps being unavailable (the database, a webhook's
+/// service answering 5xx or not at all) is given up and reported as failed.
 const MAX_ATTEMPTS: i32 = 5;
 /// Days the record of a finished action is kept.
 const KEEP_DAYS: i64 = 7;
@@ -143,7 +145,7 @@ async fn run(state: &AppState, row: ActionRow) -> Result<(), crate::storage::Sto
             tracing::warn!(automation = %ta.automation_id, action = ta.action.kind(), %reason, "action failed");
             (st::FAILED, Some(reason), acted.resulting, acted.details)
         }
-        perform::Outcome::Retry(reason) if row.attempts < MAX_ATTEMPTS => {
+        perform::Outcome::Retry(reason, _) if row.attempts < MAX_ATTEMPTS => {
             tracing::warn!(automation = %ta.automation_id, %reason, attempt = row.attempts, "action will be retried");
             let again = now + chrono::Duration::seconds(5 * i64::from(row.attempts));
             let (id, attempts) = (row.id.clone(), row.attempts);
@@ -165,8 +167,8 @@ async fn run(state: &AppState, row: ActionRow) -> Result<(), crate::storage::Sto
                 .await?;
             return Ok(());
         }
-        perform::Outcome::Retry(reason) => {
-            (st::FAILED, Some(reason), Vec::new(), serde_json::Map::new())
+        perform::Outcome::Retry(reason, acted) => {
+            (st::FAILED, Some(reason), acted.resulting, acted.details)
         }
     };
     let events = ta.outcome_events(resulting, details, reason.as_deref(), now);

@@ -3,6 +3,8 @@
 //! HTTP request — Slack, Microsoft Teams, Discord, Mattermost and custom webhooks. Other
 //! notification blocks (e-mail, SMS, paging services) are reported as failed, naming the block
 //! type. A block that forbids private URLs is refused one that resolves to a private address.
+//! A service that answers 5xx or can't be reached is tried again with backoff (the executor's
+//! retries), and the failure is reported after the last try.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -13,6 +15,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::perform::{Acted, Fail};
+use super::services::{self, text, Body, Outgoing};
 use crate::events::automations::templates;
 use crate::ids::WorkspaceId;
 use crate::state::AppState;
@@ -90,14 +93,6 @@ async fn block(
     Ok((doc, slug))
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
 fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v) => {
@@ -136,20 +131,15 @@ async fn check_public(url: &str) -> Result<(), String> {
 }
 
 /// Sends one request; answers (status, body, headers) or why it could not be sent.
-async fn send(
-    method: &str,
-    url: &str,
-    headers: &Map<String, Value>,
-    body: Body,
-) -> Result<(u16, String, Map<String, Value>), String> {
+async fn send(out: Outgoing) -> Result<(u16, String, Map<String, Value>), String> {
     let client = client().ok_or("no HTTP client could be built")?;
-    let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
-        .map_err(|_| format!("Invalid method {method:?}"))?;
-    let mut req = client.request(method, url);
-    for (k, v) in headers {
+    let method = reqwest::Method::from_bytes(out.method.to_uppercase().as_bytes())
+        .map_err(|_| format!("Invalid method {:?}", out.method))?;
+    let mut req = client.request(method, &out.url);
+    for (k, v) in &out.headers {
         req = req.header(k.as_str(), text(v));
     }
-    req = match body {
+    req = match out.body {
         Body::None => req,
         Body::Text(t) => req.body(t),
         Body::Json(v) => req
@@ -181,13 +171,6 @@ async fn send(
     Ok((status, body.chars().take(RESPONSE_CHARS).collect(), headers))
 }
 
-enum Body {
-    None,
-    Text(String),
-    Json(Value),
-    Form(Vec<(String, String)>),
-}
-
 /// `call-webhook`: the block's method, URL and headers, the rendered payload as the body.
 pub(super) async fn call_webhook(
     state: &AppState,
@@ -211,48 +194,28 @@ pub(super) async fn call_webhook(
     if data["allow_private_urls"] == json!(false) {
         check_public(&url).await.map_err(failed)?;
     }
-    let headers = data["headers"].as_object().cloned().unwrap_or_default();
-    let method = data["method"].as_str().unwrap_or("POST");
-    let body = if payload.is_empty() {
-        Body::None
-    } else {
-        Body::Text(payload)
+    let out = Outgoing {
+        method: data["method"].as_str().unwrap_or("POST").to_string(),
+        url,
+        headers: data["headers"].as_object().cloned().unwrap_or_default(),
+        body: if payload.is_empty() {
+            Body::None
+        } else {
+            Body::Text(payload)
+        },
     };
-    let (status, body, headers) = send(method, &url, &headers, body).await.map_err(failed)?;
+    let (status, body, headers) = send(out)
+        .await
+        .map_err(|e| Fail::Retry(format!("Webhook call failed: {e}")))?;
+    if status >= 500 {
+        return Err(Fail::Retry(format!("Webhook call failed: {status} {body}")));
+    }
     acted.details.insert("status_code".into(), json!(status));
     acted.details.insert("response_body".into(), json!(body));
     acted
         .details
         .insert("response_headers".into(), Value::Object(headers));
     Ok(())
-}
-
-/// `{{key}}` placeholders of a custom webhook replaced by the subject, body, name and secrets.
-fn apply_values(v: &Value, values: &Map<String, Value>) -> Value {
-    match v {
-        Value::String(s) => {
-            // A string that is one placeholder takes the value itself (not its text).
-            if let Some(key) = s.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
-                if let Some(val) = values.get(key.trim()) {
-                    return val.clone();
-                }
-            }
-            let mut out = s.clone();
-            for (k, val) in values {
-                out = out.replace(&format!("{{{{{k}}}}}"), &text(val));
-            }
-            Value::String(out)
-        }
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|i| apply_values(i, values)).collect())
-        }
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, i)| (k.clone(), apply_values(i, values)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
 }
 
 /// `send-notification`: the rendered subject and body through the block's service.
@@ -270,117 +233,40 @@ pub(super) async fn send_notification(
         templates::render(t, ctx).map_err(|e| Fail::Action(format!("Notification failed: {e}")))
     };
     let (subject, body) = (render(subject)?, render(body)?);
-    let data = doc["data"].clone();
-    let url = text(&data["url"]);
-    let none = Map::new();
-    let (method, url, headers, payload) = match slug.as_str() {
-        "slack-webhook" => (
-            "POST".to_string(),
-            url,
-            none,
-            Body::Json(json!({"text": format!("*{subject}*\n{body}"), "mrkdwn": true})),
-        ),
-        "ms-teams-webhook" => (
-            "POST".to_string(),
-            url,
-            none,
-            Body::Json(json!({
-                "@type": "MessageCard", "@context": "https://schema.org/extensions",
-                "summary": subject, "title": subject, "text": body,
-            })),
-        ),
-        "discord-webhook" => {
-            let mut msg = json!({"content": format!("**{subject}**\r\n{body}")});
-            if let Some(u) = data["username"].as_str().filter(|u| !u.is_empty()) {
-                msg["username"] = json!(u);
-            }
-            (
-                "POST".to_string(),
-                format!(
-                    "https://discord.com/api/webhooks/{}/{}",
-                    text(&data["webhook_id"]),
-                    text(&data["webhook_token"])
-                ),
-                none,
-                Body::Json(msg),
-            )
-        }
-        "mattermost-webhook" => {
-            let host = text(&data["hostname"]);
-            let port = data["port"].as_i64().unwrap_or(8065);
-            let scheme = if data["secure"] == json!(true) {
-                "https"
-            } else {
-                "http"
-            };
-            let mut msg = json!({"text": format!("**{subject}**\n{body}")});
-            if let Some(c) = data["channels"].as_array().filter(|c| !c.is_empty()) {
-                msg["channel"] = c[0].clone();
-            }
-            (
-                "POST".to_string(),
-                format!("{scheme}://{host}:{port}/hooks/{}", text(&data["token"])),
-                none,
-                Body::Json(msg),
-            )
-        }
-        "custom-webhook" => {
-            let mut values = data["secrets"].as_object().cloned().unwrap_or_default();
-            values.insert("subject".into(), json!(subject));
-            values.insert("body".into(), json!(body));
-            values.insert("name".into(), data["name"].clone());
-            let url = text(&apply_values(&data["url"], &values));
-            let mut url = url::Url::parse(&url)
-                .map_err(|e| Fail::Action(format!("Notification failed: invalid URL: {e}")))?;
-            if let Some(params) = apply_values(&data["params"], &values).as_object() {
-                let mut q = url.query_pairs_mut();
-                for (k, v) in params {
-                    q.append_pair(k, &text(v));
-                }
-            }
-            let headers = apply_values(&data["headers"], &values)
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            let payload = if !data["json_data"].is_null() {
-                Body::Json(apply_values(&data["json_data"], &values))
-            } else {
-                match apply_values(&data["form_data"], &values) {
-                    Value::String(s) => Body::Text(s),
-                    Value::Object(m) => {
-                        Body::Form(m.iter().map(|(k, v)| (k.clone(), text(v))).collect())
-                    }
-                    _ => Body::None,
-                }
-            };
-            let method = data["method"].as_str().unwrap_or("POST").to_string();
-            (method, url.to_string(), headers, payload)
-        }
-        other => {
-            return Err(Fail::Action(format!(
-                "Notifications through {other:?} blocks are not sent by this server"
-            )))
-        }
-    };
-    if data["allow_private_urls"] == json!(false) {
-        check_public(&url)
-            .await
-            .map_err(|e| Fail::Action(format!("Notification failed: {e}")))?;
+    let notifies = doc["block_schema"]["capabilities"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|x| x == "notify"));
+    if !notifies {
+        return Err(Fail::Action(
+            "The referenced block was not a notification block".into(),
+        ));
     }
-    match send(&method, &url, &headers, payload).await {
-        Ok((status, _, _)) if status < 300 => Ok(()),
-        Ok((status, body, _)) => {
-            acted.details.insert(
-                "notification_log".into(),
-                json!(format!("{status}: {body}")),
-            );
-            Err(Fail::Action("Notification failed".into()))
+    let data = &doc["data"];
+    let outgoing = services::requests(&slug, data, &subject, &body, &state.settings.notifications)
+        .map_err(Fail::Action)?;
+    for out in outgoing {
+        if data["allow_private_urls"] == json!(false) {
+            check_public(&out.url)
+                .await
+                .map_err(|e| Fail::Action(format!("Notification failed: {e}")))?;
         }
-        Err(e) => {
-            acted.details.insert("notification_log".into(), json!(e));
-            Err(Fail::Action("Notification failed".into()))
+        match send(out).await {
+            Ok((status, _, _)) if status < 300 => {}
+            // The service may take it on another try: again later, failed after the last.
+            Ok((status, body, _)) if status >= 500 => {
+                return Err(Fail::Retry(format!("Notification failed: {status} {body}")))
+            }
+            Err(e) => return Err(Fail::Retry(format!("Notification failed: {e}"))),
+            Ok((status, body, _)) => {
+                acted.details.insert(
+                    "notification_log".into(),
+                    json!(format!("{status}: {body}")),
+                );
+                return Err(Fail::Action("Notification failed".into()));
+            }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -388,20 +274,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_and_private_addresses() {
-        let values = json!({"subject": "s", "body": "b", "token": 7});
-        let values = values.as_object().expect("object");
-        assert_eq!(
-            apply_values(
-                &json!({"text": "{{subject}}: {{body}}", "t": "{{token}}", "n": [1]}),
-                values
-            ),
-            json!({"text": "s: b", "t": 7, "n": [1]})
-        );
+    fn private_addresses() {
         assert!(is_private("10.1.2.3".parse().expect("ip")));
         assert!(is_private("127.0.0.1".parse().expect("ip")));
+        assert!(is_private("100.64.0.1".parse().expect("ip")));
         assert!(is_private("::1".parse().expect("ip")));
         assert!(is_private("fd00::1".parse().expect("ip")));
+        assert!(is_private("::ffff:192.168.1.1".parse().expect("ip")));
         assert!(!is_private("93.184.216.34".parse().expect("ip")));
     }
 }

@@ -30,8 +30,9 @@ pub enum Outcome {
     Done(Acted),
     /// The action can't be done (Prefect's `ActionFailed`): reported, not retried.
     Failed(String, Acted),
-    /// The database was unavailable: tried again later.
-    Retry(String),
+    /// The target was unavailable (the database; a service answering 5xx or not at all):
+    /// tried again later, reported as failed after the last try.
+    Retry(String, Acted),
 }
 
 pub(super) enum Fail {
@@ -46,7 +47,7 @@ pub async fn perform(state: &AppState, ws: &WorkspaceId, ta: &TriggeredAction) -
     match act(state, ws, ta, &mut acted).await {
         Ok(()) => Outcome::Done(acted),
         Err(Fail::Action(reason)) => Outcome::Failed(reason, acted),
-        Err(Fail::Retry(reason)) => Outcome::Retry(reason),
+        Err(Fail::Retry(reason)) => Outcome::Retry(reason, acted),
     }
 }
 
