@@ -134,6 +134,7 @@ fn mount_api(cfg: &mut web::ServiceConfig, full: bool) {
                     crate::auth::me::configure(c);
                     crate::auth::user_keys::configure(c);
                     crate::auth::session::configure(c);
+                    api::webhooks::configure_receiver(c);
                     // Account routes before the workspace scope, whose prefix would take
                     // `/accounts/{a}/workspaces/filter` and `/accounts/{a}/workspaces/{w}`.
                     crate::auth::accounts::configure(c);
@@ -145,6 +146,11 @@ fn mount_api(cfg: &mut web::ServiceConfig, full: bool) {
             })
             .default_service(web::to(not_found)),
     );
+    if full {
+        // Incoming webhooks' public URLs, at the API host's root as Prefect Cloud's are (and
+        // under `/api`, through the scope above).
+        cfg.configure(api::webhooks::configure_receiver);
+    }
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -26,6 +26,7 @@ pub mod saved_searches;
 pub mod task_runs;
 pub mod ui;
 pub mod variables;
+pub mod webhooks;
 pub mod work_pools;
 pub mod work_queues;
 
@@ -82,6 +83,7 @@ fn resources(cfg: &mut web::ServiceConfig) {
     flow_run_input::configure(cfg);
     saved_searches::configure(cfg);
     variables::configure(cfg);
+    webhooks::configure(cfg);
     blocks::configure(cfg);
     ui::configure(cfg);
 }

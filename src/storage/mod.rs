@@ -34,6 +34,7 @@ mod sqlite;
 pub mod task_runs;
 pub mod transitions;
 pub mod variables;
+pub mod webhooks;
 pub mod work_pools;
 pub mod workspace_rows;
 

@@ -28,3 +28,4 @@ mod replicas;
 mod support;
 mod ui_api;
 mod variables;
+mod webhooks;

@@ -18,7 +18,7 @@ pub fn fine_scope(class: Scope, pattern: &str) -> Option<&'static str> {
     let workers = pattern.contains("/workers/");
     let resource = match first {
         "artifacts" => "artifacts",
-        "automations" | "templates" => "automations",
+        "automations" | "templates" | "webhooks" => "automations",
         "block_documents" | "block_schemas" | "block_types" | "block_capabilities" => "blocks",
         "collections" => "work_pools",
         "concurrency_limits" => "concurrency_limits",

@@ -208,6 +208,21 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(automations, automation_related_resources);
 
 diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        workspace_id -> Text,
+        created -> Timestamp,
+        updated -> Timestamp,
+        name -> Text,
+        description -> Text,
+        enabled -> Bool,
+        template -> Text,
+        slug -> Text,
+        service_account_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     automation_buckets (automation_id, trigger_id, bucketing_key) {
         workspace_id -> Text,
         automation_id -> Text,
