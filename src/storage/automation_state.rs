@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::automation_child_firings as children;
+use super::schema::automation_evaluated_events as evaluated;
 use super::schema::{automation_actions as actions, automation_buckets as buckets};
 use super::{Backend, Conn, StorageResult};
 use crate::db_run;
@@ -78,6 +79,66 @@ pub async fn lock(c: &mut Conn, keys: &[String]) -> StorageResult<()> {
         }
     }
     Ok(())
+}
+
+/// Records these events as evaluated and answers those no earlier evaluation recorded, in the
+/// caller's transaction: an event delivered again, or read by two replicas at once, is
+/// evaluated once (the second waits on the first's row, then finds it). Two arms: PostgreSQL
+/// inserts the batch in one statement; SQLite's inserts are calls into the library.
+pub async fn first_evaluation(
+    c: &mut Conn,
+    ids: &[String],
+    now: NaiveDateTime,
+) -> StorageResult<Vec<String>> {
+    let mut ids: Vec<&String> = ids.iter().collect();
+    // One order for every transaction, so two never wait on each other's rows.
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    match c.backend() {
+        Backend::Pg(pg) => {
+            #[derive(QueryableByName)]
+            struct New {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                event_id: String,
+            }
+            let owned: Vec<String> = ids.into_iter().cloned().collect();
+            let rows: Vec<New> = super::postgres::Statement::new(
+                "INSERT INTO automation_evaluated_events (event_id, evaluated) \
+                 SELECT unnest(?::text[]), ? ON CONFLICT DO NOTHING RETURNING event_id",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(owned)
+            .bind::<diesel::sql_types::Timestamp, _>(now)
+            .load(pg)
+            .await?;
+            Ok(rows.into_iter().map(|r| r.event_id).collect())
+        }
+        Backend::Sqlite(sq) => {
+            let mut new = Vec::new();
+            for id in ids {
+                let n = diesel::insert_into(evaluated::table)
+                    .values((evaluated::event_id.eq(id), evaluated::evaluated.eq(now)))
+                    .on_conflict_do_nothing()
+                    .execute(sq)
+                    .await?;
+                if n == 1 {
+                    new.push(id.clone());
+                }
+            }
+            Ok(new)
+        }
+    }
+}
+
+/// Forgets the evaluations recorded before `before` (no delivery comes that late).
+pub async fn prune_evaluated(c: &mut Conn, before: NaiveDateTime) -> StorageResult<usize> {
+    Ok(db_run!(c, |c| diesel::delete(
+        evaluated::table.filter(evaluated::evaluated.lt(before))
+    )
+    .execute(c)
+    .await)?)
 }
 
 /// A trigger's buckets: every key, or the one given.

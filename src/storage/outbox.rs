@@ -199,28 +199,6 @@ pub async fn mark_published(c: &mut Conn, seqs: &[i64], now: NaiveDateTime) -> S
     Ok(())
 }
 
-/// Which of these rows still wait for `consumer`, locked (PostgreSQL) until the caller's
-/// transaction ends: a consumer that settles in the same transaction as its own writes sees
-/// each event once, however often the stream delivers it and however many replicas read it.
-pub async fn still_pending(c: &mut Conn, consumer: i32, seqs: &[i64]) -> StorageResult<Vec<i64>> {
-    if seqs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let has_bit = format!("(pending & {consumer}) <> 0");
-    let pending = || {
-        event_outbox::table
-            .filter(event_outbox::seq.eq_any(seqs))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&has_bit))
-            .select(event_outbox::seq)
-            .order(event_outbox::seq.asc())
-    };
-    // Two arms: only PostgreSQL locks rows.
-    Ok(match c.backend() {
-        Backend::Pg(c) => pending().for_update().load(c).await?,
-        Backend::Sqlite(c) => pending().load(c).await?,
-    })
-}
-
 /// `consumer` (one of the `TO_*` bits) has done its work for the rows with these `seq`s: rows
 /// it was the last to wait for are deleted, and its bit is cleared on the others. Returns how
 /// many were deleted. Idempotent: settling a row twice, or one already gone, changes nothing.

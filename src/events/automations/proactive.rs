@@ -1,6 +1,7 @@
 //! The proactive pass: every few seconds, each enabled automation's proactive event triggers are
 //! evaluated against the clock — a window that closed with too few of the expected events fires
-//! — and windows closed for over a minute are swept. Each trigger is one transaction under the
+//! — windows closed for over a minute are swept, and evaluations recorded over a day ago
+//! forgotten. Each trigger is one transaction under the
 //! trigger's lock, so replicas running the pass together fire a window once.
 
 use std::collections::BTreeMap;
@@ -92,6 +93,11 @@ impl Service for Proactive {
             s.stores
                 .orion
                 .write(async move |c| st::sweep_buckets(c, cutoff).await)
+                .await?;
+            let day_ago = (crate::time::now() - chrono::Duration::days(1)).naive_utc();
+            s.stores
+                .orion
+                .write(async move |c| st::prune_evaluated(c, day_ago).await)
                 .await?;
             Ok(Tick::Idle)
         })

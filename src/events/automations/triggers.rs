@@ -2,9 +2,9 @@
 //! the enabled automations' event triggers (reactively), and the storage half of evaluation
 //! shared with the proactive pass: buckets loaded and written under per-trigger locks, composite
 //! triggers' child firings, and a firing's event and actions. Each batch is one transaction that
-//! also settles the batch's outbox rows for this consumer, so an event redelivered (a crash
-//! before the acknowledgement, a flushed Redis) or read by two replicas is evaluated once, and
-//! a firing's actions are started once.
+//! also records its events as evaluated, so an event redelivered (a crash before the
+//! acknowledgement, a flushed Redis) or read by two replicas is evaluated once, and a firing's
+//! actions are started once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -235,22 +235,24 @@ async fn evaluate_batch(
     state: &AppState,
     envs: Arc<Vec<Envelope>>,
     items: Arc<Vec<Item>>,
-    seqs: Arc<Vec<i64>>,
 ) -> StorageResult<(usize, usize)> {
     state
         .stores
         .orion
         .transaction(async move |c| {
             let now = crate::time::now();
-            // Only the events no earlier delivery evaluated (their rows still wait for us).
-            let with_seq: Vec<i64> = items.iter().filter_map(|i| envs[i.event].seq).collect();
-            let open: BTreeSet<i64> = outbox::still_pending(c, outbox::TO_TRIGGERS, &with_seq)
+            // Only the events no earlier delivery evaluated.
+            let ids: Vec<String> = items
+                .iter()
+                .map(|i| envs[i.event].event.event.id.to_string())
+                .collect();
+            let new: BTreeSet<String> = st::first_evaluation(c, &ids, now.naive_utc())
                 .await?
                 .into_iter()
                 .collect();
             let todo: Vec<&Item> = items
                 .iter()
-                .filter(|i| envs[i.event].seq.is_none_or(|s| open.contains(&s)))
+                .filter(|i| new.contains(&envs[i.event].event.event.id.to_string()))
                 .collect();
             let keys: Vec<String> = todo
                 .iter()
@@ -296,7 +298,6 @@ async fn evaluate_batch(
                 fire(c, &a, f, now, &mut out).await?;
             }
             record(c, &out).await?;
-            outbox::settle(c, outbox::TO_TRIGGERS, &seqs).await?;
             Ok((out.events.len(), out.actions.len()))
         })
         .await
@@ -331,13 +332,12 @@ impl Service for Triggers {
             let seqs: Vec<i64> = envs.iter().filter_map(|e| e.seq).collect();
             let automations = enabled(s).await?;
             let items = covered(&envs, &automations);
-            if items.is_empty() {
-                crate::events::settle(s, outbox::TO_TRIGGERS, seqs).await?;
-            } else {
-                let written =
-                    evaluate_batch(s, Arc::new(envs), Arc::new(items), Arc::new(seqs)).await?;
+            if !items.is_empty() {
+                let written = evaluate_batch(s, Arc::new(envs), Arc::new(items)).await?;
                 wake(s, written).await;
             }
+            // Evaluated (and recorded as such): the outbox rows can go, then the messages.
+            crate::events::settle(s, outbox::TO_TRIGGERS, seqs).await?;
             let ids: Vec<String> = msgs.iter().map(|m| m.id.clone()).collect();
             s.brokers
                 .streams

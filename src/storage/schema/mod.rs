@@ -223,6 +223,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    automation_evaluated_events (event_id) {
+        event_id -> Text,
+        evaluated -> Timestamp,
+    }
+}
+
+diesel::table! {
     automation_buckets (automation_id, trigger_id, bucketing_key) {
         workspace_id -> Text,
         automation_id -> Text,

@@ -14,3 +14,12 @@ CREATE TABLE webhooks (
     service_account_id TEXT
 );
 CREATE INDEX webhooks_workspace_name ON webhooks (workspace_id, name);
+
+-- The events the trigger evaluator has evaluated (inserted in the evaluating transaction), so an
+-- event delivered again — a crash before the acknowledgement, a flushed Redis, two replicas —
+-- is evaluated once. Kept a day.
+CREATE TABLE automation_evaluated_events (
+    event_id TEXT PRIMARY KEY NOT NULL,
+    evaluated TIMESTAMP NOT NULL
+);
+CREATE INDEX automation_evaluated_events_age ON automation_evaluated_events (evaluated);

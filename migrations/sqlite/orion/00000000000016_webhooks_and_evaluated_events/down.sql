@@ -1,0 +1,2 @@
+DROP TABLE automation_evaluated_events;
+DROP TABLE webhooks;
