@@ -64,10 +64,19 @@ async fn a_failed_run_fires_its_automation_once_and_the_actions_run() {
                     "match": {"prefect.resource.id": "prefect.flow-run.*"}, "match_related": {"prefect.resource.role": "flow", "prefect.resource.name": "etl"}},
         "actions": [
             {"type": "run-deployment", "source": "selected", "deployment_id": deployment,
-             "parameters": {"who": "{{ flow_run.name }}", "event": {"__prefect_kind": "jinja", "template": "{{ event.event }}"}}},
+             "parameters": {"who": "{{ flow_run.name }}", "event": {"__prefect_kind": "jinja", "template": "{{ event.event }}"},
+                            "flow": "{{ flow.name }}", "greeting": "{{ variables.greeting }}"}},
             {"type": "pause-work-pool", "source": "selected", "work_pool_id": pool["id"]},
         ],
     });
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/api/variables/",
+        Some(json!({"name": "greeting", "value": "hi"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
     let (s, a) = call(&app, "POST", "/api/automations/", Some(body)).await;
     assert_eq!(s, 201, "{a}");
     let automation = a["id"].as_str().expect("id").to_string();
@@ -122,7 +131,7 @@ async fn a_failed_run_fires_its_automation_once_and_the_actions_run() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(
         runs[0]["parameters"],
-        json!({"who": "broken-run", "event": "prefect.flow-run.Failed", "n": 1})
+        json!({"who": "broken-run", "event": "prefect.flow-run.Failed", "flow": "etl", "greeting": "hi", "n": 1})
     );
     assert_eq!(runs[0]["created_by"]["type"], "AUTOMATION");
     assert_eq!(runs[0]["created_by"]["id"], automation.as_str());

@@ -10,6 +10,7 @@
 //! so a deployment run, a pause or a state change made by an automation is the one a client's
 //! request would have made, events and orchestration rules included.
 
+mod context;
 mod notify;
 mod perform;
 mod services;

@@ -358,7 +358,7 @@ async fn act(
             block_document_id,
             payload,
         } => {
-            let ctx = template_context(state, ws, ta).await;
+            let ctx = super::context::template_context(state, ws, ta).await;
             super::notify::call_webhook(state, ws, *block_document_id, payload, &ctx, acted).await
         }
         Action::SendNotification {
@@ -366,7 +366,7 @@ async fn act(
             subject,
             body,
         } => {
-            let ctx = template_context(state, ws, ta).await;
+            let ctx = super::context::template_context(state, ws, ta).await;
             super::notify::send_notification(
                 state,
                 ws,
@@ -449,7 +449,7 @@ async fn run_deployment(
     let d = super::super::deployments::find(state, &wsx, &Id::new(id.to_string()))
         .await
         .map_err(|e| failed(&kind, e, acted))?;
-    let context = template_context(state, ws, ta).await;
+    let context = super::context::template_context(state, ws, ta).await;
     let mut params = Value::Object(parameters.clone().unwrap_or_default());
     hydrate(state, ws, &mut params, &context)
         .await
@@ -494,52 +494,6 @@ async fn run_deployment(
         "flow-run",
     ));
     Ok(())
-}
-
-/// What a template sees: the automation, the triggering event, the firing's labels, and the
-/// flow run the event is about, when it is about one.
-async fn template_context(state: &AppState, ws: &WorkspaceId, ta: &TriggeredAction) -> Value {
-    let mut event = serde_json::to_value(&ta.triggering_event).unwrap_or(Value::Null);
-    // Prefect's resources answer `.id`, `.name` and `.role` as well as their labels.
-    if let Some(r) = event.get_mut("resource") {
-        resource_attributes(r);
-    }
-    if let Some(Value::Array(related)) = event.get_mut("related") {
-        related.iter_mut().for_each(resource_attributes);
-    }
-    let mut ctx = json!({
-        "automation": {"id": ta.automation_id, "name": ta.automation_name},
-        "event": event,
-        "labels": ta.triggering_labels,
-    });
-    if let Ok(id) = flow_run(ta) {
-        if let Ok(mut c) = state.stores.orion.read().await {
-            if let Ok(Some((run, s))) =
-                flow_runs::find(&mut c, ws, &FlowRunId::new(id.to_string())).await
-            {
-                let st = s.as_ref().and_then(crate::runs::convert::flow_state);
-                let out =
-                    crate::runs::answers::FlowRunOut::new(&run, st.as_ref(), crate::time::now());
-                ctx["flow_run"] = serde_json::to_value(out).unwrap_or(Value::Null);
-            }
-        }
-    }
-    ctx
-}
-
-fn resource_attributes(r: &mut Value) {
-    let Value::Object(m) = r else {
-        return;
-    };
-    for (attr, label) in [
-        ("id", "prefect.resource.id"),
-        ("name", "prefect.resource.name"),
-        ("role", "prefect.resource.role"),
-    ] {
-        if let Some(v) = m.get(label).cloned() {
-            m.entry(attr).or_insert(v);
-        }
-    }
 }
 
 /// Prefect's parameter hydration: `{"__prefect_kind": "jinja" | "json" | "workspace_variable"

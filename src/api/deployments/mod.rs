@@ -237,6 +237,19 @@ pub(super) async fn lookup(
     Ok(deps::find(&mut c, ws.id(), id).await?)
 }
 
+/// One deployment as `GET /deployments/{id}` answers it; `None` when there is none.
+pub(crate) async fn body_of(
+    state: &AppState,
+    ws: &crate::ids::WorkspaceId,
+    id: &DeploymentId,
+) -> ApiResult<Option<serde_json::Value>> {
+    let Some(d) = lookup(state, &Workspace(ws.clone()), id).await? else {
+        return Ok(None);
+    };
+    let loaded = Loaded::load(state, vec![d]).await?;
+    Ok(serde_json::to_value(loaded.first()).ok())
+}
+
 pub(crate) async fn find(
     state: &AppState,
     ws: &Workspace,
