@@ -4,6 +4,7 @@ delete|create`), and deployment triggers (`triggers:` in prefect.yaml through `p
 which replaces the deployment's own automations on every deploy)."""
 
 import json
+import sys
 import uuid
 
 import conftest
@@ -278,3 +279,93 @@ def test_an_automation_calls_a_webhook_and_sends_a_notification(server):  # noqa
     assert json.loads(webhook["body"]) == {"failed": f"prefect.flow-run.{out['run_id']}"}, out
     assert notify["path"] == "/notify", out
     assert json.loads(notify["body"]) == {"text": f"Run failed|{out['run_name']} failed", "who": name}, out
+
+
+SERVE_TRIGGERED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from flow import my_flow
+from prefect.events import DeploymentEventTrigger
+name, expect = sys.argv[2], sys.argv[3]
+my_flow.serve(
+    name=name,
+    parameters={"n": 1},
+    triggers=[DeploymentEventTrigger(expect={expect}, parameters={"n": 7, "label": "{{ event.resource.id }}"})],
+)
+"""
+
+EMIT = """
+import sys
+from prefect.events import emit_event
+emit_event(event=sys.argv[1], resource={"prefect.resource.id": sys.argv[2]})
+"""
+
+SEQUENCE = """
+import json, sys, time
+from prefect.automations import Automation, SequenceTrigger, EventTrigger, Posture, DoNothing
+from prefect.events import emit_event
+from prefect.client.orchestration import get_client
+tag = sys.argv[1]
+a = Automation(
+    name=f"seq-{tag}",
+    trigger=SequenceTrigger(within=120, triggers=[
+        EventTrigger(expect={f"{tag}.first"}, posture=Posture.Reactive),
+        EventTrigger(expect={f"{tag}.second"}, posture=Posture.Reactive),
+    ]),
+    actions=[DoNothing()],
+).create()
+time.sleep(2)
+def fired():
+    with get_client(sync_client=True) as c:
+        r = c.request("POST", "/events/filter", json={"filter": {"event": {"name": ["prefect.automation.triggered"]}, "resource": {"id": [f"prefect.automation.{a.id}"]}}})
+        return len(r.json()["events"])
+emit_event(event=f"{tag}.second", resource={"prefect.resource.id": "x"})
+time.sleep(1)
+emit_event(event=f"{tag}.first", resource={"prefect.resource.id": "x"})
+time.sleep(4)
+out = {"out_of_order": fired()}
+emit_event(event=f"{tag}.second", resource={"prefect.resource.id": "x"})
+deadline = time.time() + 30
+while fired() < 1 and time.time() < deadline:
+    time.sleep(0.5)
+out["in_order"] = fired()
+print("OUT", json.dumps(out))
+"""
+
+
+def test_a_sequence_trigger_fires_only_in_order(server):  # noqa: F811
+    out = _out(run_python(server, SEQUENCE, uuid.uuid4().hex[:8]))
+    assert out == {"out_of_order": 0, "in_order": 1}, out
+
+
+def test_a_served_deployments_trigger_runs_it_on_the_served_process(server, api, project):  # noqa: F811
+    from test_deployments import Background, _deployment_named, runs_of
+
+    name = f"triggered-{uuid.uuid4().hex[:8]}"
+    expect = f"compat.{name}.go"
+    proc = Background(server, [sys.executable, "-c", SERVE_TRIGGERED, str(project), name, expect], cwd=project)
+    try:
+        d = _deployment_named(api, name, proc)
+        conftest.wait_for(
+            lambda: http_related(server, d.id), lambda n: n >= 1, "the deployment's automation", 60
+        )
+        run_python(server, EMIT, expect, f"compat.thing.{name}")
+        done = conftest.wait_for(
+            lambda: [r for r in runs_of(api, d.id) if r.state_type.value == "COMPLETED"],
+            lambda rs: len(rs) >= 1,
+            "the triggered run to complete on the served process",
+            90,
+        )
+        assert done[0].parameters == {"n": 7, "label": f"compat.thing.{name}"}, done[0].parameters
+        assert done[0].created_by and done[0].created_by.type == "AUTOMATION"
+        record = json.loads((project / "out" / f"{done[0].id}.json").read_text())
+        assert record["label"] == f"compat.thing.{name}" and record["n"] == 7
+    finally:
+        proc.interrupt()
+
+
+def http_related(server, deployment_id) -> int:
+    import httpx
+
+    r = httpx.get(f"{server}/automations/related-to/prefect.deployment.{deployment_id}", timeout=10)
+    return len(r.json()) if r.status_code == 200 else 0
