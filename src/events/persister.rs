@@ -35,7 +35,7 @@ impl Service for Persister {
             let s = &self.state;
             let (msgs, full) = super::recorder::read(s, GROUP, &self.consumer, &self.size).await?;
             if msgs.is_empty() {
-                return Ok(Tick::Idle);
+                return Ok(super::recorder::again(s));
             }
             let mut rows = Vec::with_capacity(msgs.len());
             let mut seqs = Vec::with_capacity(msgs.len());
@@ -67,7 +67,11 @@ impl Service for Persister {
                     return Err(e.into());
                 }
             }
-            Ok(if full { Tick::Busy } else { Tick::Idle })
+            Ok(if full {
+                Tick::Busy
+            } else {
+                super::recorder::again(s)
+            })
         })
     }
 }

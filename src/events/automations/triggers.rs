@@ -317,14 +317,7 @@ impl Service for Triggers {
             let s = &self.state;
             let (msgs, full) =
                 crate::events::recorder::read(s, GROUP, &self.consumer, &self.size).await?;
-            // Each read waits up to `consumer_block_ms` for messages, so the next one starts at
-            // once: sleeping the interval between reads is what a firing waited out (a uniform
-            // 0-100 ms, measured). Without blocking (a block time of 0) it sleeps, not spins.
-            let again = if s.settings.services.consumer_block_ms > 0 {
-                Tick::Busy
-            } else {
-                Tick::Idle
-            };
+            let again = crate::events::recorder::again(s);
             if msgs.is_empty() {
                 return Ok(again);
             }
