@@ -11,6 +11,7 @@
 //! request would have made, events and orchestration rules included.
 
 mod context;
+mod deployment;
 mod notify;
 mod perform;
 mod services;
