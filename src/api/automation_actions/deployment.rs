@@ -50,8 +50,10 @@ pub(super) async fn run_deployment(
             "Unable to create flow run from deployment: parameters are not an object".into(),
         ));
     };
-    let scheduled =
-        crate::time::now() + chrono::Duration::milliseconds((schedule_after * 1000.0) as i64);
+    let scheduled = crate::events::automations::evaluate::shift(
+        crate::time::now(),
+        crate::events::automations::evaluate::seconds(*schedule_after),
+    );
     let initial = StateCreate {
         state_details: Some(StateDetails {
             scheduled_time: Some(scheduled),

@@ -61,8 +61,29 @@ impl Firing {
     }
 }
 
+/// `seconds` (a user's `within` or `schedule_after`) as a duration, saturating instead of
+/// failing on a value no date can be shifted by.
+pub fn seconds(seconds: f64) -> Duration {
+    let bound = if seconds < 0.0 {
+        Duration::MIN
+    } else {
+        Duration::MAX
+    };
+    Duration::try_milliseconds((seconds * 1000.0).round() as i64).unwrap_or(bound)
+}
+
+/// `t` shifted by `d`, held at the ends of time instead of overflowing (a `within` of a
+/// billion years must not stop evaluation).
+pub fn shift(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(if d < Duration::zero() {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
 fn window(t: &EventTrigger) -> Duration {
-    Duration::milliseconds((t.within * 1000.0).round() as i64)
+    seconds(t.within)
 }
 
 fn labels(t: &EventTrigger, key: &[String]) -> BTreeMap<String, String> {
@@ -134,7 +155,7 @@ pub fn evaluate(
                 }
                 *slot = Some(Bucket {
                     start: e.event.occurred,
-                    end: e.event.occurred + window(t),
+                    end: shift(e.event.occurred, window(t)),
                     count: 0,
                     last_event: Some(last),
                 });
@@ -152,7 +173,7 @@ pub fn evaluate(
         return;
     }
     let start = b.end.max(now);
-    let end = start + window(t);
+    let end = shift(start, window(t));
     if t.posture == Posture::Reactive && count > 0 {
         // An event past the old window: it may fire the new one at once.
         *slot = Some(Bucket {
@@ -190,7 +211,7 @@ pub fn react(
         if slot.is_none() {
             *slot = Some(Bucket {
                 start: occurred,
-                end: occurred + window(t),
+                end: shift(occurred, window(t)),
                 count: if t.expects(name) { -1 } else { 0 },
                 last_event: Some(e.clone()),
             });
@@ -198,8 +219,8 @@ pub fn react(
     } else if t.after.is_empty() && t.expects(name) && slot.is_none() {
         // A first window reaches back, to count events arriving slightly out of order.
         *slot = Some(Bucket {
-            start: occurred - lookback(),
-            end: occurred + window(t),
+            start: shift(occurred, -lookback()),
+            end: shift(occurred, window(t)),
             count: 0,
             last_event: Some(e.clone()),
         });
@@ -224,7 +245,7 @@ pub fn proactive(
         if slot.is_none() {
             *slot = Some(Bucket {
                 start: as_of,
-                end: as_of + window(t),
+                end: shift(as_of, window(t)),
                 count: 0,
                 last_event: None,
             });

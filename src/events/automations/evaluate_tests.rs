@@ -194,3 +194,14 @@ fn composites() {
     assert!(!composite_ready(&seq, &[first, early]));
     assert_eq!(expected_firings(&seq), 2);
 }
+
+#[test]
+fn a_window_no_date_can_hold_saturates_instead_of_panicking() {
+    let t = trigger(
+        json!({"type": "event", "posture": "Reactive", "expect": ["a"], "threshold": 2, "within": 1e300}),
+    );
+    let (mut slot, mut fired) = (None, Vec::new());
+    react(&t, &[], &mut slot, &event("a", 0), at(0), &mut fired);
+    assert_eq!(slot.map(|b| b.end), Some(DateTime::<Utc>::MAX_UTC));
+    assert_eq!(shift(at(0), seconds(-1e300)), DateTime::<Utc>::MIN_UTC);
+}

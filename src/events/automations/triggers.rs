@@ -156,9 +156,9 @@ pub async fn fire(
             },
         )
         .await?;
-        let since = parent.composite_within().map(|w| {
-            (f.triggered - chrono::Duration::milliseconds((w * 1000.0) as i64)).naive_utc()
-        });
+        let since = parent
+            .composite_within()
+            .map(|w| super::evaluate::shift(f.triggered, -super::evaluate::seconds(w)).naive_utc());
         let firings: Vec<Firing> = st::child_firings(c, &aid, &pid, since)
             .await?
             .iter()
