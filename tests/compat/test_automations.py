@@ -9,6 +9,7 @@ import uuid
 
 import conftest
 from test_deployments import api, http, project, run_cli, run_python, server  # noqa: F401 (fixtures)
+from test_deployments import output_of, runs_of, start_worker, wait_final
 
 SDK = """
 import json, sys
@@ -147,6 +148,21 @@ def test_deployment_triggers_from_prefect_yaml_replace_the_deployments_automatio
     deploy("compat.upstream.finished")
     again = conftest.wait_for(owned, lambda v: len(v) == 1 and v[0]["id"] != a["id"], "the replaced trigger")
     assert again[0]["trigger"]["expect"] == ["compat.upstream.finished"]
+
+    # The trigger runs the deployment on a process worker: the old event no longer does, the new one does.
+    worker = start_worker(server, pool)
+    try:
+        run_python(server, EMIT, "compat.upstream.done", f"compat.upstream.{tok}")
+        run_python(server, EMIT, "compat.upstream.finished", f"compat.upstream.{tok}")
+        (run,) = conftest.wait_for(lambda: runs_of(api, d.id), lambda rs: len(rs) >= 1, "the triggered run", 60)
+        done = wait_final(api, run.id, worker=worker)
+        assert done.state_type.value == "COMPLETED", done.state
+        assert done.parameters == {"n": 7}, done.parameters
+        assert done.created_by and done.created_by.type == "AUTOMATION", done.created_by
+        assert output_of(project, run.id)["n"] == 7
+        assert len(runs_of(api, d.id)) == 1
+    finally:
+        worker.interrupt()
 
 
 FIRING = """
@@ -369,3 +385,87 @@ def http_related(server, deployment_id) -> int:
 
     r = httpx.get(f"{server}/automations/related-to/prefect.deployment.{deployment_id}", timeout=10)
     return len(r.json()) if r.status_code == 200 else 0
+
+
+FIRINGS = """
+def fired(a):
+    with get_client(sync_client=True) as c:
+        r = c.request("POST", "/events/filter", json={"filter": {
+            "event": {"name": ["prefect.automation.triggered"]},
+            "resource": {"id": [f"prefect.automation.{a.id}"]},
+        }})
+        return len(r.json()["events"])
+"""
+
+PROACTIVE = """
+import json, sys, time
+from prefect.automations import Automation, EventTrigger, Posture, DoNothing
+from prefect.events import emit_event
+from prefect.client.orchestration import get_client
+""" + FIRINGS + """
+tag = sys.argv[1]
+a = Automation(
+    name=f"proactive-{tag}",
+    trigger=EventTrigger(
+        after={f"{tag}.started"}, expect={f"{tag}.finished"}, for_each={"prefect.resource.id"},
+        posture=Posture.Proactive, threshold=1, within=10,
+    ),
+    actions=[DoNothing()],
+).create()
+time.sleep(2)
+# One job finishes in time, the other never does: only the silent one fires.
+emit_event(event=f"{tag}.started", resource={"prefect.resource.id": f"job.{tag}.quiet"})
+emit_event(event=f"{tag}.started", resource={"prefect.resource.id": f"job.{tag}.ok"})
+time.sleep(1)
+emit_event(event=f"{tag}.finished", resource={"prefect.resource.id": f"job.{tag}.ok"})
+time.sleep(5)
+out = {"before_within": fired(a)}
+deadline = time.time() + 40
+while fired(a) < 1 and time.time() < deadline:
+    time.sleep(0.5)
+time.sleep(6)
+out["after_within"] = fired(a)
+print("OUT", json.dumps(out))
+"""
+
+
+def test_a_proactive_trigger_fires_when_the_expected_event_does_not_come(server):  # noqa: F811
+    tag = uuid.uuid4().hex[:8]
+    out = _out(run_python(server, PROACTIVE, tag))
+    assert out["before_within"] == 0, out
+    assert out["after_within"] == 1, out
+
+
+COMPOUND = """
+import json, sys, time
+from prefect.automations import Automation, CompoundTrigger, EventTrigger, Posture, DoNothing
+from prefect.events import emit_event
+from prefect.client.orchestration import get_client
+""" + FIRINGS + """
+tag = sys.argv[1]
+a = Automation(
+    name=f"compound-{tag}",
+    trigger=CompoundTrigger(require="all", within=120, triggers=[
+        EventTrigger(expect={f"{tag}.extract"}, posture=Posture.Reactive),
+        EventTrigger(expect={f"{tag}.load"}, posture=Posture.Reactive),
+    ]),
+    actions=[DoNothing()],
+).create()
+time.sleep(2)
+emit_event(event=f"{tag}.extract", resource={"prefect.resource.id": "x"})
+emit_event(event=f"{tag}.extract", resource={"prefect.resource.id": "x"})
+time.sleep(4)
+out = {"one_of_two": fired(a)}
+emit_event(event=f"{tag}.load", resource={"prefect.resource.id": "x"})
+deadline = time.time() + 30
+while fired(a) < 1 and time.time() < deadline:
+    time.sleep(0.5)
+time.sleep(3)
+out["both"] = fired(a)
+print("OUT", json.dumps(out))
+"""
+
+
+def test_a_compound_trigger_fires_when_all_of_its_triggers_have(server):  # noqa: F811
+    out = _out(run_python(server, COMPOUND, uuid.uuid4().hex[:8]))
+    assert out == {"one_of_two": 0, "both": 1}, out

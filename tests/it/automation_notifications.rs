@@ -110,7 +110,7 @@ async fn receiver() -> (String, Inbox) {
 }
 
 /// Saves a block document of a system block type.
-async fn block(app: &TestApp, slug: &str, name: &str, data: Value) -> String {
+pub(crate) async fn block(app: &TestApp, slug: &str, name: &str, data: Value) -> String {
     let (s, t) = call(app, "GET", &format!("/api/block_types/slug/{slug}"), None).await;
     assert_eq!(s, 200, "{slug}: {t}");
     let (s, schemas) = call(

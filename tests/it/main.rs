@@ -10,6 +10,7 @@
 mod artifacts;
 mod auth;
 mod auth_admin;
+mod automation_email;
 mod automation_firing;
 mod automation_notifications;
 mod automation_replicas;

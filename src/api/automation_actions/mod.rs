@@ -12,6 +12,7 @@
 
 mod context;
 mod deployment;
+mod email;
 mod notify;
 mod perform;
 mod services;

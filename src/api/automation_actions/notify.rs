@@ -1,8 +1,8 @@
 //! Webhooks and notifications, sent natively: the `call-webhook` action through a `webhook`
-//! block, and `send-notification` through the notification blocks whose services take a plain
-//! HTTP request — Slack, Microsoft Teams, Discord, Mattermost and custom webhooks. Other
-//! notification blocks (e-mail, SMS, paging services) are reported as failed, naming the block
-//! type. A block that forbids private URLs is refused one that resolves to a private address.
+//! block, and `send-notification` through every notification block the client has (the HTTP
+//! request each service takes is built in `services.rs`) and Orrery's own `smtp-email` block
+//! (`email.rs`). A block that forbids private URLs is refused one that resolves to a private
+//! address.
 //! A service that answers 5xx or can't be reached is tried again with backoff (the executor's
 //! retries), and the failure is reported after the last try.
 
@@ -19,7 +19,7 @@ use super::services::{self, text, Body, Outgoing};
 use crate::events::automations::templates;
 use crate::ids::WorkspaceId;
 use crate::state::AppState;
-use crate::storage::blocks::documents;
+use crate::storage::blocks::{documents, own};
 
 /// How long a webhook or notification may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -242,6 +242,9 @@ pub(super) async fn send_notification(
         ));
     }
     let data = &doc["data"];
+    if slug == own::SMTP_EMAIL {
+        return super::email::send(data, &subject, &body).await;
+    }
     let outgoing = services::requests(&slug, data, &subject, &body, &state.settings.notifications)
         .map_err(Fail::Action)?;
     for out in outgoing {

@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod definitions;
 pub mod documents;
 pub mod filters;
+pub mod own;
 pub mod queries;
 pub mod schemas;
 pub mod secrets;

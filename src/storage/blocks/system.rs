@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::definitions::declared_refs;
+use super::own;
 use super::queries::{link_schema, newest_schema, type_by_slug};
 use super::schema::{block_schemas, block_types};
 use super::{new_id, now, to_text, BlockResult, BlockSchemaRow, BlockTypeRow};
@@ -61,11 +62,15 @@ pub struct SystemData {
     pub block_schemas: Vec<SystemSchema>,
 }
 
+/// The captured data, followed by Orrery's own block types (`own.rs`).
 pub fn data() -> Result<SystemData, StorageError> {
-    serde_json::from_str(DATA).map_err(|e| StorageError::Migrate {
+    let mut d: SystemData = serde_json::from_str(DATA).map_err(|e| StorageError::Migrate {
         db: "orion",
         reason: format!("embedded system blocks are not valid: {e}"),
-    })
+    })?;
+    d.block_types.extend(own::types());
+    d.block_schemas.extend(own::schemas());
+    Ok(d)
 }
 
 /// At start (after migrations): registers, or refreshes, the system blocks of the default
@@ -83,9 +88,12 @@ pub async fn register_default(c: &mut Conn) -> StorageResult<()> {
 }
 
 /// Whether `ws` has the system blocks (one query); a read, so that a request can skip
-/// [`ensure`] and its write.
+/// [`ensure`] and its write. Orrery's own e-mail schema is registered last, in the same
+/// transaction as the others: a workspace registered before it existed (or with only the
+/// protected types) is registered again, which only adds what is missing.
 pub async fn registered(c: &mut Conn, ws: &WorkspaceId) -> StorageResult<bool> {
-    Ok(newest_schema(c, ws, MARKER_CHECKSUM, Some(MARKER_VERSION))
+    let (checksum, version) = own::marker();
+    Ok(newest_schema(c, ws, checksum, Some(version))
         .await?
         .is_some())
 }

@@ -16,12 +16,15 @@ async fn system_block_types_and_schemas_are_registered() {
     let system: Value = serde_json::from_str(SYSTEM).expect("system data");
     let (s, types) = call(&app, "POST", "/api/block_types/filter", None).await;
     assert_eq!(s, 200);
+    // Orrery's own e-mail type besides the reference's, which keep their order.
     let slugs: Vec<&str> = types
         .as_array()
         .expect("list")
         .iter()
         .map(|t| t["slug"].as_str().unwrap_or_default())
+        .filter(|s| *s != "smtp-email")
         .collect();
+    assert_eq!(types.as_array().map(Vec::len), Some(slugs.len() + 1));
     let expected: Vec<&str> = system["block_types"]
         .as_array()
         .expect("types")
@@ -41,10 +44,14 @@ async fn system_block_types_and_schemas_are_registered() {
     .await;
     assert_eq!(s, 200);
     let captured = system["block_schemas"].as_array().expect("schemas");
-    assert_eq!(schemas.as_array().map(Vec::len), Some(captured.len()));
-    // Newest first, and every captured schema reads back with exactly its captured fields.
+    assert_eq!(schemas.as_array().map(Vec::len), Some(captured.len() + 1));
+    // Newest first (Orrery's own, registered after the captured ones), and every captured
+    // schema reads back with exactly its captured fields.
+    assert_eq!(schemas[0]["block_type"]["slug"], "smtp-email");
+    assert_eq!(schemas[0]["capabilities"], json!(["notify"]));
+    assert_eq!(schemas[0]["version"], "orrery-1");
     assert_eq!(
-        schemas[0]["checksum"],
+        schemas[1]["checksum"],
         captured[captured.len() - 1]["checksum"]
     );
     for c in captured {
@@ -179,10 +186,12 @@ async fn every_workspace_gets_the_system_blocks_once() {
     let rows = types::list(&mut c, &ws, None, None, page)
         .await
         .expect("list");
-    assert_eq!(rows.len(), 54);
+    // The 54 the 3.9.1 server registers and Orrery's own smtp-email.
+    assert_eq!(rows.len(), 55);
+    assert!(rows.iter().any(|t| t.slug == "smtp-email"));
     assert_eq!(rows.iter().filter(|t| t.is_protected).count(), 3);
     let (_, default_types) = call(&app, "POST", "/api/block_types/filter", None).await;
-    assert_eq!(default_types.as_array().map(Vec::len), Some(54));
+    assert_eq!(default_types.as_array().map(Vec::len), Some(55));
     app.stop().await;
 }
 
