@@ -4,6 +4,7 @@ events over the websocket with the key as a Bearer header) and server mode
 (`PREFECT_API_AUTH_STRING=anything:<key>`, Basic on HTTP and the socket's auth message).
 Users, access and keys are made with Orrery's command line, on the same databases."""
 
+import json
 import os
 import re
 import subprocess
@@ -105,25 +106,77 @@ def test_nothing_without_a_key(server):
     assert httpx.get(f"{proc.api}/health", timeout=30).status_code == 200
 
 
-def test_cloud_login_then_a_flow_in_the_workspace(server, tmp_path):
-    proc, key = server
-    env = client_env(tmp_path, PREFECT_CLOUD_API_URL=proc.api)
-    prefect = str(Path(sys.executable).parent / "prefect")
-    bad = run(env, prefect, "cloud", "login", "--key", "pnu_" + "x" * 36, "--workspace", "default/default")
-    assert bad.returncode != 0
-    login = run(env, prefect, "cloud", "login", "--key", key, "--workspace", "default/default")
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def cloud_login(proc, key: str, env: dict) -> str:
+    """`prefect cloud login` into the default workspace; answers the workspace's API URL."""
+    login = run(env, PREFECT, "cloud", "login", "--key", key, "--workspace", "default/default")
     assert login.returncode == 0, login.stdout + login.stderr
-    view = run(env, prefect, "config", "view", "--show-secrets")
+    view = run(env, PREFECT, "config", "view", "--show-secrets")
     match = re.search(r"PREFECT_API_URL='([^']+)'", view.stdout)
     assert match, view.stdout
     workspace_api = match.group(1)
     assert re.fullmatch(re.escape(proc.api) + r"/accounts/[0-9a-f-]{36}/workspaces/[0-9a-f-]{36}",
                         workspace_api), workspace_api
+    return workspace_api
+
+
+def test_cloud_login_then_a_flow_in_the_workspace(server, tmp_path):
+    proc, key = server
+    env = client_env(tmp_path, PREFECT_CLOUD_API_URL=proc.api)
+    bad = run(env, PREFECT, "cloud", "login", "--key", "pnu_" + "x" * 36, "--workspace", "default/default")
+    assert bad.returncode != 0
+    workspace_api = cloud_login(proc, key, env)
     flow = run(env, sys.executable, "-c", FLOW)
     assert "RESULT 12" in flow.stdout, flow.stdout + flow.stderr
     run_, tasks = recorded(workspace_api, key, "auth-modes")
     assert run_["state_type"] == "COMPLETED"
     assert tasks == 3, "task runs are recorded from the events sent over the websocket"
+
+
+def test_cloud_webhook_cli_manages_a_webhook_that_turns_requests_into_events(server, tmp_path):
+    proc, key = server
+    env = client_env(tmp_path, PREFECT_CLOUD_API_URL=proc.api)
+    workspace_api = cloud_login(proc, key, env)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def cli(*args: str) -> str:
+        done = run(env, PREFECT, "cloud", "webhook", *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def listed() -> list:
+        return json.loads(cli("ls", "--output", "json"))
+
+    template = ('{"event": "compat.hook.{{ body.action }}", '
+                '"resource": {"prefect.resource.id": "compat.repo.{{ body.repo }}"}}')
+    assert "Successfully created webhook gh" in cli("create", "gh", "--template", template,
+                                                     "--description", "from GitHub")
+    (hook,) = [w for w in listed() if w["name"] == "gh"]
+    assert (hook["enabled"], hook["description"], hook["template"]) == (True, "from GitHub", template)
+
+    # Anyone with the URL sends to it, without a key; the event lands in the workspace.
+    sent = httpx.post(f"{proc.api}/hooks/{hook['slug']}", json={"action": "push", "repo": "orrery"},
+                      timeout=30)
+    assert sent.status_code == 204, sent.text
+    deadline = time.monotonic() + 30
+    while True:
+        found = httpx.post(f"{workspace_api}/events/filter", headers=headers, timeout=30,
+                           json={"filter": {"event": {"name": ["compat.hook.push"]}}}).json()
+        if found["events"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert [e["resource"]["prefect.resource.id"] for e in found["events"]] == ["compat.repo.orrery"]
+
+    assert "Webhook is now disabled" in cli("toggle", hook["id"])
+    got = json.loads(cli("get", hook["id"], "--output", "json"))
+    assert got["enabled"] is False
+    cli("update", hook["id"], "--name", "github")
+    got = json.loads(cli("get", hook["id"], "--output", "json"))
+    assert (got["name"], got["template"], got["description"]) == ("github", template, "from GitHub")
+    assert f"Successfully deleted webhook {hook['id']}" in cli("delete", hook["id"])
+    assert [w for w in listed() if w["id"] == hook["id"]] == []
 
 
 def test_server_mode_with_an_auth_string(server, tmp_path):

@@ -1,5 +1,5 @@
 //! What differs between the backends when rendering a [`Where`](super::sql::Where): lists of
-//! values and reading a label out of a JSON column.
+//! values, reading a label out of a JSON column, and keeping a column from choosing an index.
 
 use diesel::backend::Backend;
 use diesel::query_builder::AstPass;
@@ -9,6 +9,9 @@ use diesel::QueryResult;
 use super::sql::{push_col, Col};
 /// What differs between the backends when rendering a [`Where`].
 pub trait Dialect: Backend + Sized {
+    /// Put before a column to keep it from choosing the index of a plan ([`Where::CmpNoIndex`]).
+    const NO_INDEX: &'static str;
+
     /// `col IN (values)` / `NOT IN`, `values` not empty.
     fn push_in<'b>(
         out: &mut AstPass<'_, 'b, Self>,
@@ -33,6 +36,8 @@ pub(super) fn json_member_path(key: &str) -> String {
 }
 
 impl Dialect for diesel::pg::Pg {
+    const NO_INDEX: &'static str = "";
+
     fn push_in<'b>(
         out: &mut AstPass<'_, 'b, Self>,
         values: &'b [String],
@@ -60,6 +65,10 @@ impl Dialect for diesel::pg::Pg {
 }
 
 impl Dialect for diesel::sqlite::Sqlite {
+    /// `+col` has no index and no affinity; the columns it is used on hold text compared with
+    /// text, so no affinity applies either way.
+    const NO_INDEX: &'static str = "+";
+
     fn push_in<'b>(
         out: &mut AstPass<'_, 'b, Self>,
         values: &'b [String],

@@ -118,6 +118,10 @@ pub enum Where {
     Cmp(Col, CmpOp, Value),
     /// `coalesce(first, then) op value`.
     CmpCoalesce(Col, Col, CmpOp, Value),
+    /// `col op value`, with `col` kept from choosing the plan's index where the backend lets a
+    /// query say so (SQLite's unary `+`; PostgreSQL plans by its statistics and needs no hint):
+    /// for a query that a more selective condition should drive.
+    CmpNoIndex(Col, CmpOp, Value),
     /// `col IN (values)`, or `NOT IN` when `negated`; text values only (ids, names).
     In {
         col: Col,
@@ -343,6 +347,12 @@ where
                 out.push_sql(")");
             }
             Where::Cmp(col, op, v) => {
+                push_col(&mut out, col)?;
+                out.push_sql(op.sql());
+                push_value(&mut out, v)?;
+            }
+            Where::CmpNoIndex(col, op, v) => {
+                out.push_sql(DB::NO_INDEX);
                 push_col(&mut out, col)?;
                 out.push_sql(op.sql());
                 push_value(&mut out, v)?;
