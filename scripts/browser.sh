@@ -1,30 +1,33 @@
 #!/usr/bin/env bash
-# Browser test: Prefect's own web UIs (the Vue one in prefect/server/ui and the React one in
-# prefect/server/ui-v2, from the installed prefect==3.9.1 wheel) served by Orrery through
-# `ui.dir`, data seeded with the real client (tests/browser/seed.py), and their main pages
-# walked in headless Chromium (tests/browser/walk.mjs) recording every API answer. Then the
-# React UI once more in the two-host layout (the page on app.orrery.test calling
-# api.orrery.test). Fails on any API answer >= 400 other than the events and automations routes
-# below (they belong to the events issue), on a page error, or on a page showing the UI's error.
-# Screenshots and each walk's report.json stay in target/browser/{sqlite,postgres}/.
+# Browser test: Orrery's own UI (static/, embedded) and Prefect's own web UIs (the Vue one in
+# prefect/server/ui and the React one in prefect/server/ui-v2, from the installed prefect==3.9.1
+# wheel) served by Orrery through `ui.dir`, data seeded with the real client
+# (tests/browser/seed.py). Orrery's pages are checked one by one (tests/browser/orrery.mjs: the
+# seeded data shown, actions, injected markup inert, axe-core, phone width); Prefect's main pages
+# are walked (tests/browser/walk.mjs) recording every API answer, then the React UI once more in
+# the two-host layout (the page on app.orrery.test calling api.orrery.test). Fails on any API
+# answer >= 400 other than the routes allowed below, on a page error, or on a page showing the
+# UI's error. Screenshots and each walk's report.json stay in target/browser/{sqlite,postgres}/.
 #
 #   ORRERY_BIN                   the binary (default target/debug/orrery)
 #   ORRERY_CACHE                 virtualenv and playwright-core cache (default ~/.cache/orrery)
 #   ORRERY_BROWSER_DATABASE_URL  optional PostgreSQL admin URL (a fresh database per server)
 #   ORRERY_BROWSER_REDIS_URL     optional Redis URL (a random namespace per server)
-#   ORRERY_BROWSER_UIS           the UI folders to walk (default "ui ui-v2")
+#   ORRERY_BROWSER_UIS           the UIs: "orrery" (the embedded one) and Prefect's UI folders
+#                                (default "orrery ui ui-v2")
 #   ORRERY_BROWSER_TWO_HOSTS     1 (default) to walk the React UI in the two-host layout too
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 PLAYWRIGHT_VERSION=1.49.1
+AXE_VERSION=4.10.2
 cache="${ORRERY_CACHE:-$HOME/.cache/orrery}"
 node_dir="$cache/node-playwright-core-$PLAYWRIGHT_VERSION"
 bin="${ORRERY_BIN:-target/debug/orrery}"
 case "$bin" in /*) ;; *) bin="$root/$bin" ;; esac
 out="$root/target/browser/$([ -n "${ORRERY_BROWSER_DATABASE_URL:-}" ] && echo postgres || echo sqlite)"
-uis="${ORRERY_BROWSER_UIS:-ui ui-v2}"
+uis="${ORRERY_BROWSER_UIS:-orrery ui ui-v2}"
 
 # Answers allowed to fail (the pages that call them may show the UI's error for that part):
 # none today; add a route here only with the issue that will make it answer.
@@ -39,11 +42,13 @@ if ! command -v chromium >/dev/null; then
   log "installing Chromium (Debian's chromium package)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-if [ ! -f "$node_dir/node_modules/playwright-core/package.json" ]; then
-  log "installing playwright-core $PLAYWRIGHT_VERSION into $node_dir"
+if [ ! -f "$node_dir/node_modules/playwright-core/package.json" ] ||
+  ! grep -q "\"version\": \"$AXE_VERSION\"" "$node_dir/node_modules/axe-core/package.json" 2>/dev/null; then
+  log "installing playwright-core $PLAYWRIGHT_VERSION and axe-core $AXE_VERSION into $node_dir"
   mkdir -p "$node_dir"
   (cd "$node_dir" && echo '{"private": true}' >package.json &&
-    npm install --silent --no-audit --no-fund "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
+    npm install --silent --no-audit --no-fund "playwright-core@$PLAYWRIGHT_VERSION" \
+      "axe-core@$AXE_VERSION" >/dev/null)
 fi
 [ -x "$bin" ] || { echo "browser: no orrery binary at $bin" >&2; exit 2; }
 ui_root=$("$py" -c 'import os, prefect; print(os.path.join(os.path.dirname(prefect.__file__), "server"))')
@@ -144,11 +149,24 @@ for ui in $uis; do
   [ -f "$tmp/dbs" ] && mapfile -t dbs <"$tmp/dbs"
   [ -f "$tmp/namespaces" ] && mapfile -t namespaces <"$tmp/namespaces"
   port=$(free_port)
-  start_server "$port" "${store[@]}" "ORRERY__UI__DIR=$ui_root/$ui"
+  ui_dir=()
+  [ "$ui" = orrery ] || ui_dir=("ORRERY__UI__DIR=$ui_root/$ui")
+  start_server "$port" "${store[@]}" "${ui_dir[@]}"
   log "seeding $ui with the prefect client"
   (cd "$tmp" && PREFECT_API_URL="http://127.0.0.1:$port/api" PREFECT_HOME="$tmp/home-$ui" \
     PREFECT_LOGGING_LEVEL=WARNING PREFECT_SERVER_ANALYTICS_ENABLED=false \
     "$py" "$root/tests/browser/seed.py" | tail -1 >"$tmp/ids.json")
+  if [ "$ui" = orrery ]; then
+    log "checking Orrery's pages"
+    ORRERY_NODE_MODULES="$node_dir/node_modules" node "$root/tests/browser/orrery.mjs" \
+      --base "http://127.0.0.1:$port" --ids "$tmp/ids.json" --out "$out/orrery" || {
+      echo "browser: Orrery's UI failed (report: $out/orrery/report.json)" >&2
+      tail -50 "$tmp/server.log" >&2
+      failed=1
+    }
+    stop_server
+    continue
+  fi
   walk "$ui" "http://127.0.0.1:$port" || failed=1
   if [ "$ui" = ui-v2 ] && [ "${ORRERY_BROWSER_TWO_HOSTS:-1}" = 1 ]; then
     stop_server

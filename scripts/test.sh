@@ -53,7 +53,7 @@ step "compat (prefect==3.9.1 client): SQLite + memory brokers"
 cargo build --quiet --bin orrery
 ORRERY_BIN=target/debug/orrery ./scripts/compat.sh -q
 
-step "browser (Prefect's two web UIs, and the two-host layout): SQLite + memory brokers"
+step "browser (Orrery's UI, Prefect's two web UIs, and the two-host layout): SQLite + memory brokers"
 ORRERY_BIN=target/debug/orrery ./scripts/browser.sh
 
 ensure_postgres
@@ -70,8 +70,8 @@ step "compat (prefect==3.9.1 client): PostgreSQL + Redis"
 ORRERY_BIN=target/debug/orrery ORRERY_COMPAT_DATABASE_URL="$PG_URL" ORRERY_COMPAT_REDIS_URL="$REDIS_URL" \
   ./scripts/compat.sh -q
 
-step "browser (Prefect's React UI): PostgreSQL + Redis"
+step "browser (Orrery's UI and Prefect's React UI): PostgreSQL + Redis"
 ORRERY_BIN=target/debug/orrery ORRERY_BROWSER_DATABASE_URL="$PG_URL" ORRERY_BROWSER_REDIS_URL="$REDIS_URL" \
-  ORRERY_BROWSER_UIS=ui-v2 ORRERY_BROWSER_TWO_HOSTS=0 ./scripts/browser.sh
+  ORRERY_BROWSER_UIS="orrery ui-v2" ORRERY_BROWSER_TWO_HOSTS=0 ./scripts/browser.sh
 
 step "all tests passed"

@@ -1,10 +1,13 @@
-//! The UI: the pages in `static/`, embedded in the binary, or a built UI served from `ui.dir` on
-//! disk — such as either of Prefect's (`prefect/server/ui`, the Vue one, or `ui-v2`, the React
-//! one, from the `prefect` wheel), served as the reference server serves them: `/ui-settings`
-//! tells the page where the API is, and the base-URL placeholder in their files is replaced as
-//! they are sent. The embedded root page is rendered with the server's version and health. Paths
-//! that name no file get the index page, as a single-page application expects; a missing file
-//! (a name with an extension) is a 404.
+//! The UI: Orrery's own, the files of `static/` embedded in the binary (a single-page
+//! application of ES modules over the JSON API, no build step: ARCHITECTURE.md, "The UI"), or a
+//! built UI served from `ui.dir` on disk — such as either of Prefect's (`prefect/server/ui`, the
+//! Vue one, or `ui-v2`, the React one, from the `prefect` wheel), served as the reference server
+//! serves them: `/ui-settings` tells the page where the API is, and the base-URL placeholder in
+//! their files is replaced as they are sent. The embedded page is rendered with the server's
+//! version, health and API URL, and sent with a Content-Security-Policy that allows scripts,
+//! styles and connections only from this server (and the API host). Paths that name no file get
+//! the index page, as a single-page application expects; a missing file (a name with an
+//! extension) is a 404.
 
 use std::path::{Component, Path};
 
@@ -15,7 +18,45 @@ use crate::state::AppState;
 use crate::version::{API_VERSION, PREFECT_VERSION};
 
 const INDEX: &str = include_str!("../static/index.html");
-const EMBEDDED: &[(&str, &str)] = &[("style.css", include_str!("../static/style.css"))];
+/// Every file of `static/` but the index (a test checks none is missing).
+const EMBEDDED: &[(&str, &str)] = &[
+    ("style.css", include_str!("../static/style.css")),
+    ("js/main.js", include_str!("../static/js/main.js")),
+    ("js/dom.js", include_str!("../static/js/dom.js")),
+    ("js/api.js", include_str!("../static/js/api.js")),
+    ("js/format.js", include_str!("../static/js/format.js")),
+    (
+        "js/pages/runs.js",
+        include_str!("../static/js/pages/runs.js"),
+    ),
+    (
+        "js/pages/flow_run.js",
+        include_str!("../static/js/pages/flow_run.js"),
+    ),
+    (
+        "js/pages/settings.js",
+        include_str!("../static/js/pages/settings.js"),
+    ),
+];
+
+/// The embedded UI's Content-Security-Policy: nothing inline, nothing from elsewhere but the API.
+fn csp(api_origin: Option<&str>) -> String {
+    let connect = match api_origin {
+        Some(o) => format!("'self' {o}"),
+        None => "'self'".to_string(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(u.origin().ascii_serialization()).filter(|o| o != "null")
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
@@ -88,11 +129,13 @@ async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Err(reason) => (format!("not ready: {reason}"), "bad"),
     };
     let api_url = crate::extract::api_url(&req, &state);
-    let api_path = if state.settings.api_host().is_some() {
+    let two_hosts = state.settings.api_host().is_some();
+    let api_path = if two_hosts {
         api_url.clone()
     } else {
         "/api".to_string()
     };
+    let api_origin = two_hosts.then(|| origin_of(&api_url)).flatten();
     let page = template
         .replace(
             "{{version}}",
@@ -108,6 +151,9 @@ async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         .replace("{{api_path}}", &html_escape(&api_path));
     HttpResponse::Ok()
         .content_type(ContentType::html())
+        .insert_header(("Content-Security-Policy", csp(api_origin.as_deref())))
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(page)
 }
 
@@ -133,8 +179,12 @@ async fn asset(
             }
         }
     } else if let Some((_, body)) = EMBEDDED.iter().find(|(name, _)| *name == path) {
+        // Not content-hashed: the browser asks again each time and gets a 304-free copy (they
+        // are small and compressed).
         return HttpResponse::Ok()
             .content_type(content_type(&path))
+            .insert_header(("Cache-Control", "no-cache"))
+            .insert_header(("X-Content-Type-Options", "nosniff"))
             .body(*body);
     }
     // A page of the application gets the index; a file that is not there is missing.
@@ -186,8 +236,46 @@ fn html_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_join;
+    use super::{csp, origin_of, safe_join, EMBEDDED};
     use std::path::Path;
+
+    #[test]
+    fn every_static_file_is_embedded() {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).expect("static dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else if let Ok(rel) = p.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        for f in files.iter().filter(|f| *f != "index.html") {
+            assert!(
+                EMBEDDED.iter().any(|(name, _)| name == f),
+                "static/{f} is not in ui.rs's EMBEDDED"
+            );
+        }
+    }
+
+    #[test]
+    fn the_policy_allows_nothing_inline_and_only_the_api_host_besides() {
+        let p = csp(Some("https://api.example.com"));
+        assert!(p.contains("script-src 'self';"), "{p}");
+        assert!(!p.contains("unsafe-inline"), "{p}");
+        assert!(
+            p.contains("connect-src 'self' https://api.example.com;"),
+            "{p}"
+        );
+        assert_eq!(
+            origin_of("http://api.example.com:4200/api").as_deref(),
+            Some("http://api.example.com:4200")
+        );
+    }
 
     #[test]
     fn paths_cannot_escape_the_ui_dir() {

@@ -139,6 +139,14 @@ async fn hosts_route_to_api_or_ui() {
     // The app host serves the UI for every path but /api, whatever the case and port.
     let r = req("App.Example.COM:4200", "/").await.expect("ok");
     assert_eq!(r.status().as_u16(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("policy")
+        .to_string();
+    assert!(
+        csp.contains("connect-src 'self' http://api.example.com:4200;"),
+        "the page may call the API host: {csp}"
+    );
     let page = r.text().await.expect("text");
     assert!(
         page.contains("Orrery") && page.contains("healthy"),
@@ -197,6 +205,53 @@ async fn ui_root_shows_version_and_health_and_serves_assets() {
         .to_str()
         .unwrap_or("")
         .starts_with("text/css"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_ui_is_one_page_with_a_strict_policy_and_its_modules() {
+    let app = TestApp::start().await;
+    // Prefect's URLs get the application's page, with a policy that runs nothing inline.
+    for path in [
+        "/",
+        "/runs",
+        "/runs/flow-run/0f0f0000-0000-4000-8000-000000000007",
+        "/settings",
+    ] {
+        let r = app.client.get(app.url(path)).send().await.expect("ok");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .expect("policy")
+            .to_string();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        let page = r.text().await.expect("text");
+        assert!(
+            page.contains(r#"<script type="module" src="/js/main.js"></script>"#),
+            "{page}"
+        );
+        assert!(page.contains(r#"data-api="/api""#), "{page}");
+        assert!(!page.contains("{{"), "every placeholder is filled: {page}");
+    }
+    for module in ["/js/main.js", "/js/dom.js", "/js/pages/flow_run.js"] {
+        let r = app.client.get(app.url(module)).send().await.expect("ok");
+        assert_eq!(r.status().as_u16(), 200, "{module}");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/javascript"));
+        assert!(r.text().await.expect("text").contains("export"), "{module}");
+    }
+    let missing = app
+        .client
+        .get(app.url("/js/nope.js"))
+        .send()
+        .await
+        .expect("ok");
+    assert_eq!(missing.status().as_u16(), 404);
     app.stop().await;
 }
 
