@@ -33,6 +33,12 @@ const EMBEDDED: &[(&str, &str)] = &[
         "js/pages/flow_run.js",
         include_str!("../static/js/pages/flow_run.js"),
     ),
+    ("js/logs.js", include_str!("../static/js/logs.js")),
+    ("js/widgets.js", include_str!("../static/js/widgets.js")),
+    (
+        "js/pages/task_run.js",
+        include_str!("../static/js/pages/task_run.js"),
+    ),
     (
         "js/pages/settings.js",
         include_str!("../static/js/pages/settings.js"),

@@ -5,12 +5,14 @@ import { h, replace, link } from "./dom.js";
 import { ApiError } from "./api.js";
 import { runsPage } from "./pages/runs.js";
 import { flowRunPage } from "./pages/flow_run.js";
+import { taskRunPage } from "./pages/task_run.js";
 import { settingsPage } from "./pages/settings.js";
 
 const ROUTES = [
   [/^\/$/, "runs", runsPage],
   [/^\/runs\/?$/, "runs", runsPage],
   [/^\/runs\/flow-run\/([^/]+)\/?$/, "runs", flowRunPage],
+  [/^\/runs\/task-run\/([^/]+)\/?$/, "runs", taskRunPage],
   [/^\/settings\/?$/, "settings", settingsPage],
 ];
 

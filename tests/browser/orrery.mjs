@@ -120,7 +120,21 @@ for (const [tab, text] of [["Task runs", "double"], ["Subflow runs", "child"], [
     await page.screenshot({ path: path.join(out, `flow-run-${tab.replace(/\W+/g, "-").toLowerCase()}.png`), fullPage: true });
   });
 }
+await step("task-run", async () => {
+  await visit("task-run", `/runs/task-run/${ids.task_run}`, ["flaky", "Retries are exhausted"]);
+  await page.getByRole("tab", { name: "Artifacts" }).click();
+  await page.getByText("This task run made no artifacts.").waitFor({ timeout: 15000 });
+  await page.getByRole("tab", { name: "State history" }).click();
+  await page.getByRole("tabpanel").getByText("Failed").first().waitFor({ timeout: 15000 });
+  // Up to its flow run, then down to a task run from the task runs tab.
+  await page.locator(".crumbs a").last().click();
+  await page.getByRole("tab", { name: "Task runs" }).click();
+  await page.getByRole("tabpanel").getByRole("link", { name: /^double/ }).first().click();
+  await page.getByRole("heading", { level: 1, name: /^double/ }).waitFor({ timeout: 15000 });
+  check(page.url().includes("/runs/task-run/"), `task-run: the task link went to ${page.url()}`);
+});
 await step("flow-run keyboard", async () => {
+  await page.goto(`${base}/runs/flow-run/${ids.flow_run}`);
   // The tabs move with the arrow keys.
   await page.getByRole("tab", { name: "Logs" }).click();
   await page.keyboard.press("ArrowRight");
