@@ -7,6 +7,30 @@ import { LEVELS, levelName } from "./format.js";
 // The API's largest page; a long log is read page after page.
 const LOG_PAGE = 200;
 const LOG_PAGES_PER_READ = 25;
+const POLL_MS = 2000;
+
+/**
+ * While `active()` holds, every two seconds: `refresh()` (the page reads its run again and
+ * redraws) and the new log lines; stops when the run ends or the page is left (`signal`).
+ */
+export function followWhileActive(signal, logs, refresh, active) {
+  const tick = async () => {
+    if (signal.aborted) return;
+    try {
+      await refresh();
+      await logs.poll();
+    } catch {
+      if (signal.aborted) return;
+    }
+    const on = active();
+    logs.live(on);
+    if (on) setTimeout(tick, POLL_MS);
+  };
+  if (active()) {
+    logs.live(true);
+    setTimeout(tick, POLL_MS);
+  }
+}
 
 export async function logsPanel(match, signal) {
   const level = h("select", { id: "log-level" },

@@ -145,6 +145,12 @@ await step("evil-run", async () => {
   await visit("evil-run", `/runs/flow-run/${evil.id}`, ["evil", "log \"><img"]);
   check(await page.locator("img[src='x']").count() === 0, "evil-run: an injected <img> is in the page");
   check(await page.locator("main script").count() === 0, "evil-run: an injected <script> is in the page");
+  // The run is active: a line it writes now appears without a reload.
+  await apiCall("POST", "/logs/", [{
+    name: "evil", level: 20, message: "a line written while the page is open",
+    timestamp: new Date().toISOString(), flow_run_id: evil.id,
+  }]);
+  await page.getByText("a line written while the page is open").waitFor({ timeout: 15000 });
   await page.locator("summary", { hasText: "Parameters" }).click();
   check((await page.locator("pre").first().innerText()).includes("javascript:alert(4)"),
     "evil-run: parameters not shown as text");

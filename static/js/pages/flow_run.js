@@ -4,11 +4,10 @@
 import { h, replace, link } from "../dom.js";
 import { api, post, flowNames } from "../api.js";
 import { FINAL, when, runDuration, stateBadge, tags } from "../format.js";
-import { logsPanel } from "../logs.js";
+import { logsPanel, followWhileActive } from "../logs.js";
 import { facts, json, table, tabs, stateHistory } from "../widgets.js";
 import { navigate } from "../main.js";
 
-const POLL_MS = 2000;
 
 async function taskRunsPanel(run, signal) {
   const tasks = await post("/task_runs/filter",
@@ -102,21 +101,8 @@ export async function flowRunPage(main, { params, signal }) {
   ]));
 
   // Live while the run is active: its state and new log lines, until it ends or the page goes.
-  const tick = async () => {
-    if (signal.aborted) return;
-    try {
-      run = await api(`/flow_runs/${encodeURIComponent(id)}`, { signal });
-      await logs.poll();
-      drawHead();
-    } catch (e) {
-      if (signal.aborted) return;
-    }
-    const active = !FINAL.has(run.state_type);
-    logs.live(active);
-    if (active) setTimeout(tick, POLL_MS);
-  };
-  if (!FINAL.has(run.state_type)) {
-    logs.live(true);
-    setTimeout(tick, POLL_MS);
-  }
+  followWhileActive(signal, logs, async () => {
+    run = await api(`/flow_runs/${encodeURIComponent(id)}`, { signal });
+    drawHead();
+  }, () => !FINAL.has(run.state_type));
 }

@@ -3,10 +3,8 @@
 import { h, replace, link } from "../dom.js";
 import { api, post } from "../api.js";
 import { FINAL, when, runDuration, stateBadge, tags } from "../format.js";
-import { logsPanel } from "../logs.js";
+import { logsPanel, followWhileActive } from "../logs.js";
 import { facts, json, table, tabs, stateHistory } from "../widgets.js";
-
-const POLL_MS = 2000;
 
 async function artifactsPanel(taskRun, signal) {
   const artifacts = await post("/artifacts/filter",
@@ -62,21 +60,8 @@ export async function taskRunPage(main, { params, signal }) {
     ["State history", () => historyPanel(taskRun, signal)],
   ]));
 
-  const tick = async () => {
-    if (signal.aborted) return;
-    try {
-      taskRun = await api(`/task_runs/${encodeURIComponent(id)}`, { signal });
-      await logs.poll();
-      draw();
-    } catch {
-      if (signal.aborted) return;
-    }
-    const active = !FINAL.has(taskRun.state_type);
-    logs.live(active);
-    if (active) setTimeout(tick, POLL_MS);
-  };
-  if (!FINAL.has(taskRun.state_type)) {
-    logs.live(true);
-    setTimeout(tick, POLL_MS);
-  }
+  followWhileActive(signal, logs, async () => {
+    taskRun = await api(`/task_runs/${encodeURIComponent(id)}`, { signal });
+    draw();
+  }, () => !FINAL.has(taskRun.state_type));
 }
