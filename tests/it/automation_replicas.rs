@@ -50,7 +50,9 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
     .await;
 }
 
-/// Every event named `name`, following the next-page links.
+/// Every event named `name`, following the next-page links. Pages are offsets (as Prefect's
+/// are), so an event persisted while the pages are read can shift one onto the next page as
+/// well: the events are answered once each, by id.
 async fn all_events(app: &TestApp, name: &str) -> Vec<Value> {
     let (_, mut page) = call(
         app,
@@ -59,9 +61,14 @@ async fn all_events(app: &TestApp, name: &str) -> Vec<Value> {
         Some(json!({"filter": {"event": {"name": [name]}}, "limit": 50})),
     )
     .await;
-    let mut out = Vec::new();
+    let mut out: Vec<Value> = Vec::new();
+    let mut seen = BTreeSet::new();
     loop {
-        out.extend(page["events"].as_array().cloned().unwrap_or_default());
+        for e in page["events"].as_array().cloned().unwrap_or_default() {
+            if seen.insert(e["id"].as_str().unwrap_or_default().to_string()) {
+                out.push(e);
+            }
+        }
         let Some(next) = page["next_page"].as_str() else {
             return out;
         };
