@@ -198,6 +198,25 @@ async fn each_firing_acts_once_across_a_killed_process_and_a_flushed_redis() {
         assert_eq!(again.len(), executed.len());
         again
     };
+    // Firings first, saying which event fired more than once and whether the second firing had
+    // the same event (a repeated evaluation) or another event for the same thing (a repeated
+    // ingest): one batch in three full PostgreSQL runs fired twice (session 19).
+    let fired = all_events(&b, "prefect.automation.triggered").await;
+    let mut per_cause: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for e in &fired {
+        let t = &e["payload"]["triggering_event"];
+        per_cause
+            .entry(t["resource"]["prefect.resource.id"].as_str().unwrap_or("?"))
+            .or_default()
+            .push(t["id"].as_str().unwrap_or("?"));
+    }
+    let twice: Vec<_> = per_cause.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(
+        twice.is_empty() && fired.len() == 100,
+        "{} firings and {} executed actions; fired more than once (thing: triggering event ids): {twice:?}",
+        fired.len(),
+        executed.len()
+    );
     assert_eq!(executed.len(), 200);
     let invocations: BTreeSet<&str> = executed
         .iter()
