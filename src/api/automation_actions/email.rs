@@ -13,7 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 
 use super::perform::Fail;
-use super::services::text;
+use super::services::{list, text};
 
 /// How long one SMTP exchange may take.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -70,11 +70,7 @@ pub fn parse(data: &Value) -> Result<Mail, String> {
     if from.is_empty() {
         return Err("the block has no from_email".into());
     }
-    let to: Vec<String> = match &data["to_emails"] {
-        Value::Array(items) => items.iter().map(text).filter(|s| !s.is_empty()).collect(),
-        Value::String(s) if !s.is_empty() => vec![s.clone()],
-        _ => Vec::new(),
-    };
+    let to = list(&data["to_emails"]);
     if to.is_empty() {
         return Err("the block has no to_emails".into());
     }

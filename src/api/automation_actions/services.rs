@@ -75,7 +75,8 @@ pub fn apply_values(v: &Value, values: &Map<String, Value>) -> Value {
     }
 }
 
-fn list(v: &Value) -> Vec<String> {
+/// A block's list field (an array, or one string) as its non-empty texts.
+pub fn list(v: &Value) -> Vec<String> {
     match v {
         Value::Array(items) => items.iter().map(text).filter(|s| !s.is_empty()).collect(),
         Value::String(s) if !s.is_empty() => vec![s.clone()],
